@@ -1,0 +1,3 @@
+from wavetool.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""`wavetool import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..ingest import import_wave
+from . import app, ctx_obj
+from .output import make_console, print_json, progress_steps
+
+
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(..., help="The wave's export file(s): .sav, .zsav, .por or .csv."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    id_column: str = typer.Option(None, "--id", help="Respondent id column (overrides the config)."),
+    jurisdiction_column: str = typer.Option(None, "--jurisdiction", help="Jurisdiction column (overrides the config)."),
+    weight_column: str = typer.Option(None, "--weight", help="Final weight column (overrides the config)."),
+    encoding: str = typer.Option(None, "--encoding", help="Text encoding of the file, e.g. latin-1 or cp1252."),
+    codebook: Path = typer.Option(None, "--codebook", help="Companion codebook for a CSV (overrides the config)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace the wave if it is already imported (atomic swap)."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Import one wave's exports into the study database (all or nothing).
+
+    Example: wavetool --study demo import --wave 1 inbox/wave-1/wave1.sav
+    """
+    console = make_console()
+    config = ctx_obj(ctx).config
+    with progress_steps(console, f"Importing wave {wave}") as step:
+        result = import_wave(
+            config, wave, files, id_column=id_column, jurisdiction_column=jurisdiction_column,
+            weight_column=weight_column, encoding=encoding, codebook_path=codebook, replace=replace, progress=step,
+        )
+    if json_out:
+        print_json(result.to_dict())
+        return
+    err = make_console(stderr=True)
+    for warning in result.warnings:
+        err.print(f"Warning: {warning}", markup=False)
+    names = ", ".join(f["file_name"] for f in result.files)
+    if result.status == "unchanged":
+        console.print(f"wave {wave}: {names} already imported, nothing changed", markup=False)
+    else:
+        console.print(f"wave {wave}: {result.status} {result.rows} rows x {result.columns} columns from {names}", markup=False)
+    if result.review_status == "unreviewed":
+        err.print(
+            f"Warning: wave {wave}'s codebook drifted from the previous wave; review it with "
+            f"`wavetool codebook diff {wave - 1} {wave}`, then add a crosswalk entry or run `wavetool codebook approve --wave {wave}`",
+            markup=False,
+        )

@@ -1,0 +1,66 @@
+"""`wavetool init` and `wavetool status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..status import init_study, study_status
+from . import app, ctx_obj
+from .output import make_console, print_json, table
+
+
+@app.command()
+def init(
+    folder: Path = typer.Argument(..., help="Folder for the new study (created if missing)."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Create a study folder with a commented wavetool.toml and an empty database.
+
+    An existing wavetool.toml is never overwritten.
+
+    Example: wavetool init ~/studies/citizens-2020
+    """
+    result = init_study(folder)
+    if json_out:
+        print_json(result)
+        return
+    console = make_console()
+    verb = "created" if result["config_created"] else "kept existing"
+    console.print(f"{verb} {result['config']}", markup=False)
+    console.print(f"database {result['database']}", markup=False)
+    console.print(f"next: edit the config, then `wavetool --study {folder} import --wave 1 FILE`", markup=False)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Show the waves imported, respondents per jurisdiction per wave, and the subscribers.
+
+    Example: wavetool --study demo status --json
+    """
+    data = study_status(ctx_obj(ctx).config)
+    if json_out:
+        print_json(data)
+        return
+    console = make_console()
+    console.print(f"Study: {data['study']} ({data['folder']})", markup=False)
+    rows = []
+    for w in data["waves"]:
+        for f in w["files"] or [{}]:
+            rows.append((w["wave"], f.get("file_name"), f.get("rows"), f.get("sha256", "")[:12], w["imported_at"], w["review_status"]))
+    console.print(table("Waves imported", ["wave", "file", "rows", "sha256", "imported (UTC)", "review"], rows))
+    wave_numbers = [str(w["wave"]) for w in data["waves"]]
+    console.print(table(
+        "Respondents per jurisdiction",
+        ["jurisdiction", *[f"wave {n}" for n in wave_numbers]],
+        [(r["jurisdiction"], *[r["waves"].get(n, 0) for n in wave_numbers]) for r in data["respondents"]],
+    ))
+    console.print(table(
+        "Subscribers",
+        ["id", "name", "jurisdictions", "language", "contacts"],
+        [(s["id"], s["name"], " ".join(s["jurisdictions"]), s["language"], len(s["contacts"])) for s in data["subscribers"]],
+    ))

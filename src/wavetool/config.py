@@ -1,0 +1,574 @@
+"""The study configuration (``wavetool.toml``), loaded once into frozen, validated objects.
+
+Every unknown key is an error naming the file and the key's dotted path, so a typo in a config
+never silently changes what is imported, tabulated or sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_NAME = "wavetool.toml"
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+LANGUAGES = ("en", "fr")
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """Which file columns hold the respondent id, the jurisdiction and the final weight."""
+
+    id: str = "RESPID"
+    jurisdiction: str = "PROV"
+    weight: str = "WEIGHT"
+
+    def merged(self, **overrides: str | None) -> ColumnRoles:
+        """These roles with the non-empty ``overrides`` applied."""
+        values = {k: v for k, v in overrides.items() if v}
+        return ColumnRoles(**{**self.__dict__, **values})
+
+
+@dataclass(frozen=True)
+class Wave:
+    number: int
+    label: str
+    label_fr: str
+    fieldwork_start: dt.date | None
+    fieldwork_end: dt.date | None
+    inbox: str | None = None
+    codebook: str | None = None
+    column_overrides: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    code: str
+    en: str
+    fr: str
+
+    def name(self, language: str) -> str:
+        return self.fr if language == "fr" else self.en
+
+
+@dataclass(frozen=True)
+class CustomFile:
+    """A custom-question file that ``wavetool run`` merges for a subscriber."""
+
+    wave: int
+    file: str
+    codebook: str | None = None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: str
+    name: str
+    name_fr: str
+    jurisdictions: tuple[str, ...]
+    language: str
+    contacts: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    reply_to: str | None = None
+    custom_prefix: str | None = None
+    custom: tuple[CustomFile, ...] = ()
+
+    def display_name(self, language: str | None = None) -> str:
+        return self.name_fr if (language or self.language) == "fr" else self.name
+
+
+@dataclass(frozen=True)
+class CrosswalkEntry:
+    """An explained difference between waves: a rename, a recode or a reworded label."""
+
+    question: str
+    waves: tuple[int, ...]
+    variable: str | None = None
+    recode: dict[float, float] = field(default_factory=dict)
+    labels_reworded: bool = False
+    note: str = ""
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class ScaleBoxes:
+    top: tuple[float, ...]
+    bottom: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class TablesConfig:
+    min_base: int = 30
+    confidence: float = 0.95
+    scales: dict[str, ScaleBoxes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    margins: dict[str, dict[str, float]] = field(default_factory=dict)
+    max_iterations: int = 100
+    tolerance: float = 1e-6
+    trim: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    output_dir: str = "reports"
+    jobs: int | None = None
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 587
+    security: str = "starttls"
+    user: str | None = None
+    password_env: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    transport: str = "outbox"
+    outbox_dir: str = "outbox"
+    sender: str = "wavetool <wavetool@localhost>"
+    reply_to: str | None = None
+    rate_limit: float | None = None
+    max_retries: int = 3
+    smtp: SmtpConfig | None = None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    lock_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything ``wavetool.toml`` says about a study; ``root`` is the study folder."""
+
+    root: Path
+    path: Path
+    name: str
+    name_fr: str
+    columns: ColumnRoles
+    waves: dict[int, Wave]
+    jurisdictions: dict[str, Jurisdiction]
+    subscribers: dict[str, Subscriber]
+    crosswalk: tuple[CrosswalkEntry, ...] = ()
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    tables: TablesConfig = TablesConfig()
+    weighting: WeightingConfig = WeightingConfig()
+    report: ReportConfig = ReportConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+    def roles_for_wave(self, wave: int) -> ColumnRoles:
+        """Column roles for ``wave``: the study's roles with that wave's overrides applied."""
+        overrides = self.waves[wave].column_overrides if wave in self.waves else {}
+        return self.columns.merged(**overrides)
+
+    def wave(self, number: int) -> Wave:
+        """The configured wave ``number``, or a ConfigError listing the configured ones."""
+        if number not in self.waves:
+            known = ", ".join(str(n) for n in sorted(self.waves)) or "none"
+            raise ConfigError(
+                f"{self.path}: wave {number} is not configured (configured waves: {known})",
+                hint=f"add a [[waves]] entry with number = {number}",
+            )
+        return self.waves[number]
+
+    def subscriber(self, subscriber_id: str) -> Subscriber:
+        """The subscriber ``subscriber_id``, or a ConfigError listing the known ids."""
+        if subscriber_id not in self.subscribers:
+            known = ", ".join(sorted(self.subscribers)) or "none"
+            raise ConfigError(
+                f"{self.path}: unknown subscriber {subscriber_id!r} (known: {known})",
+                hint="check the id against the [[subscribers]] entries",
+            )
+        return self.subscribers[subscriber_id]
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path from the config, taken relative to the study folder."""
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+
+class _Section:
+    """A TOML table being read: tracks the dotted path for errors and rejects unknown keys."""
+
+    def __init__(self, file: Path, path: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: [{path}] must be a table, not {type(data).__name__}")
+        self.file, self.path, self.data = file, path, data
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.key(name)}: {problem}", hint=hint)
+
+    def check_keys(self, allowed: set[str]) -> None:
+        unknown = sorted(set(self.data) - allowed)
+        if unknown:
+            raise self.error(
+                unknown[0], "unknown key", hint=f"allowed keys here: {', '.join(sorted(allowed))}"
+            )
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if name not in self.data:
+            if required:
+                raise self.error(name, "is required")
+            return default
+        value = self.data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.error(name, f"must be {_kind_name(kind)}, not a boolean")
+        if not isinstance(value, kind):
+            raise self.error(name, f"must be {_kind_name(kind)}, not {type(value).__name__} {value!r}")
+        return value
+
+    def strings(self, name: str, required: bool = False) -> tuple[str, ...]:
+        value = self.get(name, list, default=[], required=required)
+        if not all(isinstance(v, str) for v in value):
+            raise self.error(name, "must be a list of strings")
+        return tuple(value)
+
+    def section(self, name: str) -> _Section:
+        return _Section(self.file, self.key(name), self.data.get(name, {}))
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def load_config(study: Path) -> StudyConfig:
+    """Read and validate ``study/wavetool.toml`` (or the file ``study`` itself)."""
+    study = Path(study)
+    path = study if study.is_file() else study / CONFIG_NAME
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: no study configuration here",
+            hint=f"run `wavetool init {study}` or pass --study DIR (or set WAVETOOL_STUDY)",
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", hint="fix the syntax at that line") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text", hint="save the file as UTF-8") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
+    """Validate an already-parsed TOML document into a :class:`StudyConfig`."""
+    top = _Section(path, "", data)
+    top.check_keys(
+        {"study", "columns", "waves", "jurisdictions", "subscribers", "crosswalk", "translations",
+         "tables", "weighting", "report", "delivery", "pipeline"}
+    )
+    study = top.section("study")
+    study.check_keys({"name", "name_fr"})
+    name = study.get("name", str, required=True)
+    columns = _parse_columns(top.section("columns"), ColumnRoles())
+    jurisdictions = _parse_jurisdictions(top.section("jurisdictions"))
+    config = StudyConfig(
+        root=path.parent.resolve(),
+        path=path,
+        name=name,
+        name_fr=study.get("name_fr", str, default=name),
+        columns=columns,
+        waves=_parse_waves(top, path),
+        jurisdictions=jurisdictions,
+        subscribers=_parse_subscribers(top, path, jurisdictions),
+        crosswalk=_parse_crosswalk(top, path),
+        translations=_parse_translations(top.section("translations")),
+        tables=_parse_tables(top.section("tables")),
+        weighting=_parse_weighting(top.section("weighting")),
+        report=_parse_report(top.section("report")),
+        delivery=_parse_delivery(top.section("delivery")),
+        pipeline=_parse_pipeline(top.section("pipeline")),
+    )
+    return config
+
+
+def _parse_columns(sec: _Section, base: ColumnRoles) -> ColumnRoles:
+    sec.check_keys({"id", "jurisdiction", "weight"})
+    return base.merged(**{k: sec.get(k, str) for k in ("id", "jurisdiction", "weight")})
+
+
+def _items(top: _Section, name: str, path: Path) -> list[_Section]:
+    value = top.data.get(name, [])
+    if not isinstance(value, list):
+        raise top.error(name, "must be an array of tables ([[" + name + "]])")
+    return [_Section(path, f"{name}[{i}]", item) for i, item in enumerate(value)]
+
+
+def _date(sec: _Section, name: str) -> dt.date | None:
+    value = sec.get(name, (dt.date, str))
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            raise sec.error(name, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    return value
+
+
+def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
+    waves: dict[int, Wave] = {}
+    for sec in _items(top, "waves", path):
+        sec.check_keys({"number", "label", "label_fr", "fieldwork_start", "fieldwork_end", "inbox", "codebook", "columns"})
+        number = sec.get("number", int, required=True)
+        if not 1 <= number <= 4:
+            raise sec.error("number", f"{number} is not a wave number 1-4")
+        if number in waves:
+            raise sec.error("number", f"wave {number} is listed twice")
+        overrides = sec.section("columns")
+        overrides.check_keys({"id", "jurisdiction", "weight"})
+        label = sec.get("label", str, default=f"Wave {number}")
+        start, end = _date(sec, "fieldwork_start"), _date(sec, "fieldwork_end")
+        if start and end and end < start:
+            raise sec.error("fieldwork_end", f"{end} is before fieldwork_start {start}")
+        waves[number] = Wave(
+            number=number,
+            label=label,
+            label_fr=sec.get("label_fr", str, default=label),
+            fieldwork_start=start,
+            fieldwork_end=end,
+            inbox=sec.get("inbox", str),
+            codebook=sec.get("codebook", str),
+            column_overrides={k: overrides.get(k, str) for k in overrides.data},
+        )
+    return dict(sorted(waves.items()))
+
+
+def _parse_jurisdictions(sec: _Section) -> dict[str, Jurisdiction]:
+    result = {}
+    for code, names in sec.data.items():
+        item = _Section(sec.file, sec.key(code), names)
+        item.check_keys({"en", "fr"})
+        en = item.get("en", str, required=True)
+        result[code] = Jurisdiction(code=code, en=en, fr=item.get("fr", str, default=en))
+    return result
+
+
+def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Jurisdiction]) -> dict[str, Subscriber]:
+    subscribers: dict[str, Subscriber] = {}
+    for sec in _items(top, "subscribers", path):
+        sec.check_keys(
+            {"id", "name", "name_fr", "jurisdictions", "language", "contacts", "cc", "bcc", "reply_to",
+             "custom_prefix", "custom"}
+        )
+        sub_id = sec.get("id", str, required=True)
+        if not SLUG_RE.match(sub_id):
+            raise sec.error(
+                "id", f"{sub_id!r} is not a safe id",
+                hint="use lowercase letters, digits and hyphens only (it becomes a file name)",
+            )
+        if sub_id in subscribers:
+            raise sec.error("id", f"duplicate subscriber id {sub_id!r}", hint="each subscriber needs its own id")
+        codes = sec.strings("jurisdictions", required=True)
+        if not codes:
+            raise sec.error("jurisdictions", "must list at least one jurisdiction code")
+        for code in codes:
+            if jurisdictions and code not in jurisdictions:
+                raise sec.error("jurisdictions", f"unknown jurisdiction code {code!r}",
+                                hint=f"known codes: {', '.join(jurisdictions)}")
+        language = sec.get("language", str, default="en")
+        if language not in LANGUAGES:
+            raise sec.error("language", f"{language!r} is not one of en, fr")
+        addresses = {}
+        for key in ("contacts", "cc", "bcc"):
+            addresses[key] = sec.strings(key, required=key == "contacts")
+            for address in addresses[key]:
+                if not EMAIL_RE.match(address):
+                    raise sec.error(key, f"{address!r} is not a valid e-mail address")
+        reply_to = sec.get("reply_to", str)
+        if reply_to and not EMAIL_RE.match(reply_to):
+            raise sec.error("reply_to", f"{reply_to!r} is not a valid e-mail address")
+        custom = []
+        for i, item in enumerate(sec.data.get("custom", [])):
+            c = _Section(path, f"{sec.path}.custom[{i}]", item)
+            c.check_keys({"wave", "file", "codebook"})
+            custom.append(CustomFile(wave=c.get("wave", int, required=True), file=c.get("file", str, required=True),
+                                     codebook=c.get("codebook", str)))
+        name = sec.get("name", str, required=True)
+        subscribers[sub_id] = Subscriber(
+            id=sub_id,
+            name=name,
+            name_fr=sec.get("name_fr", str, default=name),
+            jurisdictions=codes,
+            language=language,
+            contacts=addresses["contacts"],
+            cc=addresses["cc"],
+            bcc=addresses["bcc"],
+            reply_to=reply_to,
+            custom_prefix=sec.get("custom_prefix", str),
+            custom=tuple(custom),
+        )
+    return subscribers
+
+
+def _number_key(sec: _Section, key: str) -> float:
+    try:
+        return float(key)
+    except ValueError:
+        raise sec.error(key, "must be a numeric code") from None
+
+
+def _parse_crosswalk(top: _Section, path: Path) -> tuple[CrosswalkEntry, ...]:
+    entries = []
+    for sec in _items(top, "crosswalk", path):
+        sec.check_keys({"question", "variable", "waves", "recode", "labels_reworded", "note", "version"})
+        waves = sec.get("waves", list, required=True)
+        if not waves or not all(isinstance(w, int) and 1 <= w <= 4 for w in waves):
+            raise sec.error("waves", "must be a non-empty list of wave numbers 1-4")
+        recode_sec = sec.section("recode")
+        recode = {}
+        for key, value in recode_sec.data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise recode_sec.error(key, "must map a code to a numeric code")
+            recode[_number_key(recode_sec, key)] = float(value)
+        entries.append(
+            CrosswalkEntry(
+                question=sec.get("question", str, required=True),
+                waves=tuple(waves),
+                variable=sec.get("variable", str),
+                recode=recode,
+                labels_reworded=sec.get("labels_reworded", bool, default=False),
+                note=sec.get("note", str, default=""),
+                version=sec.get("version", int, default=1),
+            )
+        )
+    return tuple(entries)
+
+
+def _parse_translations(sec: _Section) -> dict[str, dict[str, str]]:
+    sec.check_keys(set(LANGUAGES))
+    result = {}
+    for language in LANGUAGES:
+        table = sec.section(language)
+        for key in table.data:
+            table.get(key, str)
+        result[language] = dict(table.data)
+    return result
+
+
+def _parse_tables(sec: _Section) -> TablesConfig:
+    sec.check_keys({"min_base", "confidence", "scales"})
+    min_base = sec.get("min_base", int, default=30)
+    if min_base < 1:
+        raise sec.error("min_base", "must be at least 1")
+    confidence = sec.get("confidence", float, default=0.95)
+    if not 0.5 < confidence < 1:
+        raise sec.error("confidence", "must be between 0.5 and 1, e.g. 0.95")
+    scales = {}
+    scales_sec = sec.section("scales")
+    for question in scales_sec.data:
+        s = scales_sec.section(question)
+        s.check_keys({"top", "bottom"})
+        boxes = {}
+        for key in ("top", "bottom"):
+            codes = s.get(key, list, default=[])
+            if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in codes):
+                raise s.error(key, "must be a list of numeric codes")
+            boxes[key] = tuple(float(c) for c in codes)
+        scales[question] = ScaleBoxes(**boxes)
+    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales)
+
+
+def _parse_weighting(sec: _Section) -> WeightingConfig:
+    sec.check_keys({"margins", "max_iterations", "tolerance", "trim"})
+    margins = {}
+    margins_sec = sec.section("margins")
+    for variable in margins_sec.data:
+        m = margins_sec.section(variable)
+        shares = {code: m.get(code, float) for code in m.data}
+        if shares and abs(sum(shares.values()) - 1.0) > 1e-6:
+            raise margins_sec.error(variable, f"shares sum to {sum(shares.values()):.6f}, not 1")
+        margins[variable] = shares
+    trim = sec.get("trim", list)
+    if trim is not None and (len(trim) != 2 or not all(isinstance(t, (int, float)) for t in trim) or not 0 < trim[0] < trim[1]):
+        raise sec.error("trim", "must be [low, high] with 0 < low < high, e.g. [0.2, 5.0]")
+    return WeightingConfig(
+        margins=margins,
+        max_iterations=sec.get("max_iterations", int, default=100),
+        tolerance=sec.get("tolerance", float, default=1e-6),
+        trim=(float(trim[0]), float(trim[1])) if trim else None,
+    )
+
+
+def _parse_report(sec: _Section) -> ReportConfig:
+    sec.check_keys({"output_dir", "jobs", "timeout"})
+    jobs = sec.get("jobs", int)
+    if jobs is not None and jobs < 1:
+        raise sec.error("jobs", "must be at least 1")
+    return ReportConfig(output_dir=sec.get("output_dir", str, default="reports"), jobs=jobs,
+                        timeout=sec.get("timeout", float, default=300.0))
+
+
+def _parse_delivery(sec: _Section) -> DeliveryConfig:
+    sec.check_keys({"transport", "outbox_dir", "from", "reply_to", "rate_limit", "max_retries", "smtp"})
+    transport = sec.get("transport", str, default="outbox")
+    if transport not in ("outbox", "smtp"):
+        raise sec.error("transport", f"{transport!r} is not one of outbox, smtp")
+    smtp = None
+    if "smtp" in sec.data:
+        s = sec.section("smtp")
+        s.check_keys({"host", "port", "security", "user", "password_env", "timeout"})
+        security = s.get("security", str, default="starttls")
+        if security not in ("starttls", "tls", "none"):
+            raise s.error("security", f"{security!r} is not one of starttls, tls, none")
+        smtp = SmtpConfig(
+            host=s.get("host", str, required=True),
+            port=s.get("port", int, default=587),
+            security=security,
+            user=s.get("user", str),
+            password_env=s.get("password_env", str),
+            timeout=s.get("timeout", float, default=30.0),
+        )
+    if transport == "smtp" and smtp is None:
+        raise sec.error("smtp", "is required when transport = \"smtp\"", hint="add a [delivery.smtp] table with host and port")
+    reply_to = sec.get("reply_to", str)
+    if reply_to and not EMAIL_RE.match(reply_to):
+        raise sec.error("reply_to", f"{reply_to!r} is not a valid e-mail address")
+    rate = sec.get("rate_limit", float)
+    if rate is not None and rate <= 0:
+        raise sec.error("rate_limit", "must be a positive number of messages per second")
+    return DeliveryConfig(
+        transport=transport,
+        outbox_dir=sec.get("outbox_dir", str, default="outbox"),
+        sender=sec.get("from", str, default=DeliveryConfig.sender),
+        reply_to=reply_to,
+        rate_limit=rate,
+        max_retries=sec.get("max_retries", int, default=3),
+        smtp=smtp,
+    )
+
+
+def _parse_pipeline(sec: _Section) -> PipelineConfig:
+    sec.check_keys({"lock_timeout"})
+    timeout = sec.get("lock_timeout", float, default=60.0)
+    if timeout < 0:
+        raise sec.error("lock_timeout", "must be zero or more seconds")
+    return PipelineConfig(lock_timeout=timeout)
+
+
+def example_config() -> str:
+    """The commented example configuration that ``wavetool init`` writes."""
+    from importlib.resources import files
+
+    return files("wavetool").joinpath("example_config.toml").read_text(encoding="utf-8")
