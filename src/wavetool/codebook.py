@@ -382,3 +382,53 @@ def review_drift(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> tupl
     """The drift gate's verdict for ``wave`` against the previous imported wave: ('approved' or
     'unreviewed', the unexplained differences). Filled in by the harmonisation work (issue 3)."""
     return "approved", []
+
+
+# --- harmonised questions (one identity across waves) --------------------------------------------
+
+
+def _recode_for(config: Any, question: str, wave: int) -> dict[float, float]:
+    for entry in config.crosswalk:
+        if entry.question == question and wave in entry.waves and entry.recode:
+            return entry.recode
+    return {}
+
+
+def core_variables(con: duckdb.DuckDBPyConnection, wave: int) -> list[tuple[str, str]]:
+    """(variable, question) of a wave's core questions: not a role column, not a subscriber's own."""
+    return con.execute(
+        "SELECT name, question FROM variables WHERE wave = ? AND role IS NULL AND owner IS NULL ORDER BY position",
+        [wave],
+    ).fetchall()
+
+
+def harmonised_select(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> str:
+    """SQL selecting a wave's respondents with one column per study-level question (crosswalk renames
+    and recodes applied) beside ``_id``, ``_jurisdiction`` and ``_weight``. Subscriber-owned columns are
+    never part of it."""
+    from .store import quote, wave_table
+
+    columns = ["_id", "_jurisdiction", "_weight"]
+    for variable, question in core_variables(con, wave):
+        recode = _recode_for(config, question, wave)
+        expr = quote(variable)
+        if recode:
+            cases = " ".join(f"WHEN {old!r} THEN {new!r}" for old, new in recode.items())
+            expr = f"CASE {expr} {cases} ELSE {expr} END"
+        columns.append(f"{expr} AS {quote(question)}")
+    return f"SELECT {', '.join(columns)} FROM {wave_table(wave)}"
+
+
+def harmonised_codebook(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> dict[str, Variable]:
+    """A wave's core questions keyed by study-level question, with codes in the study's coding."""
+    book = load_codebook(con, wave)
+    result = {}
+    for variable, question in core_variables(con, wave):
+        var = book.variables[variable]
+        recode = _recode_for(config, question, wave)
+        if recode:
+            labels = {code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
+                      for c, lbl in var.value_labels.items()}
+            var = replace(var, value_labels=labels)
+        result[question] = replace(var, name=question)
+    return result

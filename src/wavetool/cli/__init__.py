@@ -76,6 +76,13 @@ def ctx_obj(ctx: typer.Context) -> AppContext:
 from . import study as _study  # noqa: E402,F401  (registers commands)
 from . import ingest as _ingest  # noqa: E402,F401
 from . import codebook as _codebook  # noqa: E402,F401
+from . import custom as _custom  # noqa: E402,F401
+from . import export as _export  # noqa: E402,F401
+from . import tables as _tables  # noqa: E402,F401
+from . import weight as _weight  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
+from . import deliver as _deliver  # noqa: E402,F401
+from . import pipeline as _pipeline  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:
