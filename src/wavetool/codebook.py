@@ -432,3 +432,30 @@ def harmonised_codebook(con: duckdb.DuckDBPyConnection, config: Any, wave: int) 
             var = replace(var, value_labels=labels)
         result[question] = replace(var, name=question)
     return result
+
+
+def ensure_reviewed(con: duckdb.DuckDBPyConnection, waves: list[int] | tuple[int, ...]) -> None:
+    """Refuse (DriftGateError) to use a wave whose codebook drift has not been reviewed."""
+    from .errors import DriftGateError
+
+    rows = con.execute(
+        "SELECT wave, drift FROM waves WHERE review_status = 'unreviewed' AND list_contains(?, wave) ORDER BY wave",
+        [list(waves)],
+    ).fetchall()
+    if rows:
+        wave, drift = rows[0]
+        raise DriftGateError(
+            f"wave {wave}'s codebook drifted from the previous wave and has not been reviewed: {drift_summary(drift)}",
+            hint=f"see `wavetool codebook diff {wave - 1} {wave}`; add a [[crosswalk]] entry that explains it, "
+            f"or run `wavetool codebook approve --wave {wave}`",
+        )
+
+
+def drift_summary(drift: Any) -> str:
+    """A one-line description of stored drift records."""
+    import json
+
+    items = json.loads(drift) if isinstance(drift, str) else (drift or [])
+    parts = [f"{d.get('question', '?')} {d.get('change', 'changed')}" for d in items[:5]]
+    more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+    return (", ".join(parts) + more) or "unexplained changes"
