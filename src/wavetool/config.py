@@ -214,7 +214,10 @@ class _Section:
         return f"{self.path}.{name}" if self.path else name
 
     def error(self, name: str, problem: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(f"{self.file}: {self.key(name)}: {problem}", hint=hint)
+        return ConfigError(
+            f"{self.file}: {self.key(name)}: {problem}",
+            hint=hint or f"fix `{self.key(name)}` in {self.file.name} (see the commented example from `wavetool init`)",
+        )
 
     def check_keys(self, allowed: set[str]) -> None:
         unknown = sorted(set(self.data) - allowed)
@@ -395,7 +398,7 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
             addresses[key] = sec.strings(key, required=key == "contacts")
             for address in addresses[key]:
                 if not EMAIL_RE.match(address):
-                    raise sec.error(key, f"{address!r} is not a valid e-mail address")
+                    raise sec.error(key, f"{address!r} is not a valid e-mail address", hint="use full addresses like analyst@example.org")
         reply_to = sec.get("reply_to", str)
         if reply_to and not EMAIL_RE.match(reply_to):
             raise sec.error("reply_to", f"{reply_to!r} is not a valid e-mail address")
