@@ -125,9 +125,12 @@ def read_store(study: Path, timeout: float = 10.0) -> Iterator[duckdb.DuckDBPyCo
 
 
 @contextlib.contextmanager
-def study_lock(study: Path, timeout: float = 60.0, purpose: str = "wavetool") -> Iterator[Path]:
-    """Hold the study's exclusive lock; wait up to ``timeout`` seconds, then raise StudyLockedError."""
-    lock_path = Path(study) / LOCK_NAME
+def study_lock(study: Path, timeout: float = 60.0, purpose: str = "wavetool", name: str = LOCK_NAME) -> Iterator[Path]:
+    """Hold the study's exclusive lock; wait up to ``timeout`` seconds, then raise StudyLockedError.
+
+    ``name`` picks another lock file in the study folder (``wavetool run`` and ``wavetool send`` hold their own
+    for their whole duration, so the short store writes inside them still take this one without deadlock)."""
+    lock_path = Path(study) / name
     try:
         handle = open(lock_path, "a+", encoding="utf-8")
     except OSError as exc:
