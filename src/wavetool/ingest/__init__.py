@@ -90,9 +90,13 @@ def earlier_codebook(study: Path, wave: int) -> Codebook | None:
 
 
 def decode_file(
-    path: Path, wave: int, config: StudyConfig, encoding: str | None = None, codebook_path: Path | None = None
+    path: Path, wave: int, config: StudyConfig, encoding: str | None = None, codebook_path: Path | None = None,
+    *, wave_codebook: bool = True,
 ) -> DecodedFile:
-    """Read one export into Arrow with its codebook; raise DataError naming the file on any problem."""
+    """Read one export into Arrow with its codebook; raise DataError naming the file on any problem.
+
+    ``wave_codebook=False`` (custom-question files): a CSV's codebook is only ``codebook_path``, never the
+    wave's configured codebook or an earlier wave's."""
     path = Path(path)
     if not path.exists():
         raise InputMissingError(f"{path}: file not found", hint="check the path (relative paths are from the current folder)")
@@ -102,8 +106,9 @@ def decode_file(
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty", hint="ask the vendor to re-send the export")
     if suffix == ".csv":
-        companion = codebook_path or (config.resolve(config.waves[wave].codebook) if wave in config.waves and config.waves[wave].codebook else None)
-        codebook = read_codebook_file(companion) if companion else earlier_codebook(config.root, wave)
+        companion = codebook_path or (config.resolve(config.waves[wave].codebook)
+                                      if wave_codebook and wave in config.waves and config.waves[wave].codebook else None)
+        codebook = read_codebook_file(companion) if companion else earlier_codebook(config.root, wave) if wave_codebook else None
         table, codebook = read_csv_data(path, codebook, encoding)
         reader = "duckdb read_csv"
     else:
