@@ -44,6 +44,19 @@ def _connect_once(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=read_only, config={"threads": max(os.cpu_count() or 1, 1)})
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_STORAGE_FAILURES = ("No space left on device", "Read-only file system", "Could not write file", "Disk quota exceeded")
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    """Whether an error from a write is the disk's fault (full, read-only) rather than a bug."""
+    return isinstance(exc, (duckdb.IOException, OSError)) or any(text in str(exc) for text in _STORAGE_FAILURES)
+
+
 def _lock_holder(message: str) -> str:
     match = _PID_RE.search(message)
     return f"PID {match[1]}" if match else "another process"
@@ -168,8 +181,17 @@ def write_store(study: Path, timeout: float = 60.0, purpose: str = "wavetool") -
         con = connect(study, read_only=False, timeout=timeout)
         try:
             yield con
+        except (duckdb.Error, OSError) as exc:
+            if not _is_storage_failure(exc):
+                raise
+            # Disk full or a read-only folder mid-write: DuckDB rolls the transaction back; say so plainly.
+            raise OutputError(
+                f"{db_path(study)}: cannot write the study database: {_first_line(exc)}",
+                hint="free disk space or make the study folder writable, then run the command again (nothing was changed)",
+            ) from None
         finally:
-            con.close()
+            with contextlib.suppress(duckdb.Error):
+                con.close()
 
 
 @contextlib.contextmanager
