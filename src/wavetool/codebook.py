@@ -696,6 +696,10 @@ def approve_wave(config: Any, wave: int) -> dict[str, Any]:
         row = first_row(con, "SELECT review_status, drift FROM waves WHERE wave = ?", [wave])
         if row is None:
             raise InputMissingError(f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first")
+        if row[0] == "approved":  # nothing to accept; a hand approval would also freeze the verdict
+            reviewed = first_row(con, "SELECT reviewed_at FROM waves WHERE wave = ?", [wave])[0]
+            return {"wave": wave, "previous_status": "approved", "review_status": "approved",
+                    "reviewed_at": reviewed.isoformat() if reviewed else None, "accepted": None}
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         with transaction(con):
             con.execute("UPDATE waves SET review_status = 'approved', reviewed_at = ? WHERE wave = ?", [now, wave])

@@ -261,16 +261,16 @@ def _write(con: duckdb.DuckDBPyConnection, config: StudyConfig, p: _Prepared, re
     if existing and existing[0] == p.content and (not replace or from_config):
         result.status = "unchanged"
         return result
-    if existing and not replace:
-        raise DataError(
-            f"{sub} already has custom questions merged for wave {wave} from {existing[1]}"
-            f"{' (with questions removed since)' if not existing[0] else ' (a different file)'}",
-            hint=f"pass --replace to swap them for {decoded.path.name}, atomically",
-        )
     _check_collisions(con, p)
     con.register("incoming_custom", decoded.table)
     try:
         _check_respondents(con, config, p)
+        if existing and not replace:
+            raise DataError(
+                f"{sub} already has custom questions merged for wave {wave} from {existing[1]}"
+                f"{' (with questions removed since)' if not existing[0] else ' (a different file)'}",
+                hint=f"pass --replace to swap them for {decoded.path.name}, atomically",
+            )
         if existing:
             _drop_merge(con, sub, wave)
             result.status = "replaced"
