@@ -2,4 +2,79 @@
 
 from __future__ import annotations
 
-from . import app  # noqa: F401
+import typer
+from rich.console import Console
+
+from ..deliver import SendResult, send_reports
+from . import app, ctx_obj
+from .output import make_console, print_json, progress_steps
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave whose reports to send."),
+    subscriber: list[str] = typer.Option(None, "--subscriber", "-s", help="Only this subscriber (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent; send nothing."),
+    resend: bool = typer.Option(False, "--resend", help="Send again even if sent, changed or uncertain."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Send at most this many messages in this run."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> int:
+    """E-mail each subscriber's report of a wave, exactly once (outbox or SMTP, from the config).
+
+    Exit 0 when everything was delivered, 80 when some failed, 75 when deferred, 69 when the server is unreachable, 77 when it refused the login.
+
+    Example: wavetool --study demo send --wave 1 --dry-run
+    """
+    config = ctx_obj(ctx).config
+    console = make_console()
+    with progress_steps(console, f"Sending wave {wave}") as step:
+        result = send_reports(
+            config, wave, subscribers=subscriber or None, dry_run=dry_run, resend=resend, limit=limit, progress=step
+        )
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        print_send_result(console, result)
+    return result.exit_code
+
+
+def print_send_result(console: Console, result: SendResult) -> None:
+    """One plain line per subscriber: sent, would send, skipped (why), failed (the server's words)."""
+    w = result.wave
+    for r in result.recovered:
+        console.print(
+            f"wave {w}: {r['subscriber']}: interrupted earlier run resolved as {r['status']} ({r['message_id']})",
+            markup=False,
+        )
+    for s in result.would_send:
+        to = ", ".join(s["recipients"]["to"] + s["recipients"]["cc"] + s["recipients"]["bcc"])
+        console.print(
+            f"wave {w}: {s['subscriber']}: would send {s['attachment']} to {to}: {s['subject']}", markup=False
+        )
+    for s in result.sent:
+        to = ", ".join(s["recipients"]["to"] + s["recipients"]["cc"] + s["recipients"]["bcc"])
+        console.print(
+            f"wave {w}: {s['subscriber']}: sent to {to} via {result.transport} ({s['destination']})", markup=False
+        )
+        for address, words in (s.get("refused") or {}).items():
+            console.print(f"wave {w}: {s['subscriber']}: refused recipient {address}: {words}", markup=False)
+    for s in result.skipped:
+        console.print(f"wave {w}: {s['subscriber']}: skipped, {s['reason']}", markup=False)
+    for s in result.uncertain:
+        console.print(
+            f"wave {w}: {s['subscriber']}: UNCERTAIN, {s['error']} (Message-ID {s['message_id']});"
+            f" not re-sent without --resend",
+            markup=False,
+        )
+    for s in result.failed:
+        kind = "deferred" if s.get("temporary") else "FAILED"
+        console.print(f"wave {w}: {s['subscriber']}: {kind}, {s['error']}", markup=False)
+    if result.dry_run:
+        console.print(f"wave {w}: dry run, {len(result.would_send)} would be sent, nothing was sent", markup=False)
+    else:
+        console.print(
+            f"wave {w}: {len(result.sent)} sent, {len(result.skipped)} skipped, {len(result.failed)} failed,"
+            f" {len(result.uncertain)} uncertain",
+            markup=False,
+        )
