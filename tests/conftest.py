@@ -66,3 +66,26 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return code, out.out, out.err
 
     return run
+
+
+def database_checksum(study: Path) -> dict[str, str]:
+    """{table: md5 of all its rows (order-independent)} for every table of a study database."""
+    import duckdb
+
+    con = duckdb.connect(str(Path(study) / "wavetool.duckdb"), read_only=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {
+            name: con.execute(
+                f'SELECT count(*) || \':\' || coalesce(md5(string_agg(md5(t::VARCHAR), \',\' ORDER BY md5(t::VARCHAR))), \'\') FROM "{name}" t'
+            ).fetchall()[0][0]
+            for name in names
+        }
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def db_checksum():
+    """``db_checksum(study)`` -> {table: checksum of its rows}, to assert a failed command changed nothing."""
+    return database_checksum
