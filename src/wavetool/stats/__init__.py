@@ -1,0 +1,275 @@
+"""Weighted tables: frequencies, top/bottom boxes, means, confidence intervals, significance tests and
+small-cell suppression, for any wave and scope.
+
+``tabulate(config, wave, scopes=[...])`` is the one entry point the CLI, the PDF report and the CSV
+export share, so they never disagree. A scope is ``"all"``, a jurisdiction code or a subscriber id; a
+subscriber's scope pools its jurisdictions and adds its own custom questions (no other scope sees them).
+Each scope is compared with its benchmark (all other respondents of the wave, an independent sample) and
+with the same scope in the previous wave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from ..codebook import MissingSpec, ensure_reviewed, harmonised_select
+from ..config import StudyConfig
+from ..errors import ConfigError, InputMissingError
+from ..store import read_store, wave_table
+from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, mr_cells_sql, single_cells_sql, sql_text
+from .output import ROW_KEYS_FIRST, Tables
+from .questions import Question, custom_question_list, mr_sets, single_questions
+from .rollup import compute
+from .significance import confidence_label, test_name, z_critical
+
+__all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
+
+CUSTOM_KEY = "@"  # cell key prefix of a subscriber's custom answers ('@ontario')
+
+
+def all_scopes(config: StudyConfig) -> list[str]:
+    """``all``, every jurisdiction and every subscriber (the CLI's ``--all``)."""
+    return ["all", *config.jurisdictions, *config.subscribers]
+
+
+def resolve_scopes(config: StudyConfig, scopes: Iterable[str] | None) -> list[str]:
+    """The requested scopes, checked against the config, duplicates dropped (default: ``["all"]``)."""
+    result: list[str] = []
+    for scope in scopes or ["all"]:
+        if scope != "all" and scope not in config.jurisdictions and scope not in config.subscribers:
+            raise ConfigError(
+                f"{config.path}: {scope!r} is neither a jurisdiction code nor a subscriber id",
+                hint=f"use all, a code from [jurisdictions] ({', '.join(config.jurisdictions)}) or a subscriber id "
+                f"({', '.join(config.subscribers)})",
+            )
+        if scope not in result:
+            result.append(scope)
+    return result
+
+
+def weight_source(con: duckdb.DuckDBPyConnection, wave: int) -> str:
+    """'raked' when ``wavetool weight`` re-weighted the wave (its ``_weight`` holds the raked weight),
+    else 'vendor' (the weight delivered with the file)."""
+    found = con.execute(
+        "SELECT 1 FROM duckdb_columns() WHERE table_name = ? AND column_name = '_weight_raked'", [wave_table(wave)]
+    ).fetchall()
+    return "raked" if found else "vendor"
+
+
+def tabulate(
+    config: StudyConfig,
+    wave: int,
+    *,
+    scopes: Sequence[str] | None = None,
+    questions: Sequence[str] | None = None,
+    weighted: bool = True,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Tables:
+    """All tables of ``wave`` for ``scopes`` (default ``["all"]``), optionally only some ``questions``.
+
+    Raises DriftGateError when the wave or the one before it has unreviewed codebook drift, and
+    InputMissingError when the wave is not imported or a question is unknown."""
+    return tabulate_waves(config, [wave], scopes=scopes, questions=questions, weighted=weighted, con=con)
+
+
+def tabulate_waves(
+    config: StudyConfig,
+    waves: Sequence[int],
+    *,
+    scopes: Sequence[str] | None = None,
+    questions: Sequence[str] | None = None,
+    weighted: bool = True,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Tables:
+    """:func:`tabulate` for several waves at once; each wave's respondents are scanned once even when
+    the wave is also the previous wave of another."""
+    if con is None:
+        with read_store(config.root) as own:
+            return tabulate_waves(config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own)
+    scope_list = resolve_scopes(config, scopes)
+    imported = {r[0] for r in con.execute("SELECT wave FROM waves").fetchall()}
+    targets = sorted(set(waves))
+    for wave in targets:
+        config.wave(wave)
+        if wave not in imported:
+            raise InputMissingError(
+                f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
+            )
+    ensure_reviewed(con, sorted({w for t in targets for w in (t, t - 1) if w >= 1}))
+    needed = sorted(set(targets) | {t - 1 for t in targets if t - 1 in imported})
+    subscribers = [s for s in scope_list if s in config.subscribers and s not in config.jurisdictions]
+    wanted = set(questions) if questions else None
+
+    collected = _Collector()
+    for wave in needed:
+        _collect_wave(con, config, wave, subscribers, wanted, weighted, collected)
+    if wanted:
+        known = {q.name for (w, q) in collected.questions if w in targets}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InputMissingError(
+                f"wave {targets[0] if len(targets) == 1 else targets}: no question {', '.join(unknown)} to tabulate",
+                hint="tabulated are numeric questions with value labels, multiple-response sets ($NAME) and custom "
+                "questions; see `wavetool codebook --wave N`",
+            )
+    inputs = collected.inputs(config, scope_list, targets, subscribers)
+    rows, summaries, audit = compute(
+        con,
+        inputs,
+        z=z_critical(config.tables.confidence),
+        min_base=config.tables.min_base,
+        test=test_name(config.tables.confidence),
+    )
+    meta = {
+        "waves": targets,
+        "scopes": scope_list,
+        "weighted": weighted,
+        "weight": {str(w): (weight_source(con, w) if weighted else "none") for w in targets},
+        "min_base": config.tables.min_base,
+        "confidence": confidence_label(config.tables.confidence),
+        "test": test_name(config.tables.confidence),
+        "percent": "weighted percent of valid responses (user- and system-missing excluded), 0-100",
+    }
+    return Tables(rows, summaries, audit, meta)
+
+
+class _Collector:
+    """Cells and question metadata gathered wave by wave, turned into the Arrow inputs of the roll-up."""
+
+    def __init__(self) -> None:
+        self.cells: list[pa.Table] = []
+        self.mr: list[pa.Table] = []
+        self.questions: list[tuple[int, Question]] = []
+
+    def add(self, wave: int, question: Question) -> None:
+        self.questions.append((wave, question))
+
+    def inputs(
+        self, config: StudyConfig, scopes: list[str], targets: list[int], subscribers: list[str]
+    ) -> dict[str, pa.Table]:
+        cells = pa.concat_tables(self.cells) if self.cells else CELL_SCHEMA.empty_table()
+        keys = set(config.jurisdictions) | {
+            k for k in cells.column("key").unique().to_pylist() if not k.startswith(CUSTOM_KEY)
+        }
+        keys |= {k for t in self.mr for k in t.column("key").unique().to_pylist()}
+        scope_rows, bench_rows = [], []
+        for position, scope in enumerate(scopes):
+            members = _scope_keys(config, scope, keys)
+            scope_rows += [(scope, position, k) for k in sorted(members)]
+            if scope in config.subscribers and scope not in config.jurisdictions:
+                scope_rows.append((scope, position, CUSTOM_KEY + scope))
+            if scope != "all":
+                bench_rows += [(scope, k) for k in sorted(keys - members)]
+        return {
+            "cells": cells,
+            "mr": pa.concat_tables(self.mr) if self.mr else MR_SCHEMA.empty_table(),
+            "questions": _table(
+                ["wave", "question", "name", "kind", "label", "owner", "qpos", "is_scale"],
+                [
+                    (w, _qid(q), q.name, q.kind, q.label, q.owner, i, q.is_scale)
+                    for i, (w, q) in enumerate(self.questions)
+                ],
+                [pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.bool_()],
+            ),
+            "codes": _table(
+                ["wave", "question", "value", "label", "missing"],
+                [(w, _qid(q), c, lbl, q.is_missing(c)) for w, q in self.questions for c, lbl in q.codes.items()],
+                [pa.int32(), pa.string(), pa.float64(), pa.string(), pa.bool_()],
+            ),
+            "ranges": _table(
+                ["wave", "question", "low", "high"],
+                [
+                    (w, _qid(q), *_bounds(spec))
+                    for w, q in self.questions
+                    for spec in q.missing
+                    if _bounds(spec)[0] is not None
+                ],
+                [pa.int32(), pa.string(), pa.float64(), pa.float64()],
+            ),
+            "boxes": _table(
+                ["wave", "question", "value", "top", "bottom"],
+                [
+                    (w, _qid(q), c, c in q.top, c in q.bottom)
+                    for w, q in self.questions
+                    for c in sorted(set(q.top) | set(q.bottom))
+                ],
+                [pa.int32(), pa.string(), pa.float64(), pa.bool_(), pa.bool_()],
+            ),
+            "items": _table(
+                ["wave", "question", "item", "label", "ipos"],
+                [(w, _qid(q), item.code, item.label, i) for w, q in self.questions for i, item in enumerate(q.items)],
+                [pa.int32(), pa.string(), pa.string(), pa.string(), pa.int32()],
+            ),
+            "scopes": _table(["scope", "spos", "key"], scope_rows, [pa.string(), pa.int32(), pa.string()]),
+            "bench": _table(["scope", "key"], bench_rows, [pa.string(), pa.string()]),
+            "targets": _table(["wave", "scope"], [(w, s) for w in targets for s in scopes], [pa.int32(), pa.string()]),
+        }
+
+
+def _qid(question: Question) -> str:
+    """The internal id of a question: a custom question is ``<subscriber>:<name>`` so it can never be
+    summed with a core question or another subscriber's question of the same name."""
+    return f"{question.owner}:{question.name}" if question.owner else question.name
+
+
+def _bounds(spec: MissingSpec) -> tuple[float | None, float | None]:
+    if spec.kind == "value":
+        return (spec.low, spec.low) if spec.low is not None else (None, None)
+    low = float("-inf") if spec.low is None else spec.low
+    high = float("inf") if spec.high is None else spec.high
+    return low, high
+
+
+def _scope_keys(config: StudyConfig, scope: str, keys: set[str]) -> set[str]:
+    if scope == "all":
+        return set(keys)
+    if scope in config.jurisdictions:
+        return {scope}
+    return set(config.subscribers[scope].jurisdictions)
+
+
+def _table(names: list[str], rows: list[tuple], types: list[pa.DataType]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    return pa.table({n: pa.array(list(col), type=t) for n, col, t in zip(names, columns, types, strict=True)})
+
+
+def _collect_wave(
+    con: duckdb.DuckDBPyConnection,
+    config: StudyConfig,
+    wave: int,
+    subscribers: list[str],
+    wanted: set[str] | None,
+    weighted: bool,
+    out: _Collector,
+) -> None:
+    """Scan one wave: core single-response questions and MR sets, then each subscriber's custom ones."""
+    singles_all = single_questions(con, config, wave)
+    multiples = [m for m in mr_sets(con, wave, singles_all) if wanted is None or m.name in wanted]
+    singles = [q for q in singles_all if wanted is None or q.name in wanted]
+    select = harmonised_select(con, config, wave)
+    if singles:
+        sql = single_cells_sql(select, wave, [(q.name, q.name) for q in singles], weighted, "_jurisdiction")
+        out.cells.append(fetch_cells(con, sql, CELL_SCHEMA))
+    if multiples:
+        out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
+    for question in (*singles, *multiples):
+        out.add(wave, question)
+    for subscriber in subscribers:
+        custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
+        if not custom:
+            continue
+        from ..custom import custom_select
+
+        sql = single_cells_sql(
+            custom_select(con, config, wave, subscriber),
+            wave,
+            [(q.name, _qid(q)) for q in custom],
+            weighted,
+            sql_text(CUSTOM_KEY + subscriber),
+        )
+        out.cells.append(fetch_cells(con, sql, CELL_SCHEMA))
+        for question in custom:
+            out.add(wave, question)

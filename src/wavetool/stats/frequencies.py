@@ -1,0 +1,89 @@
+"""The one heavy step: every respondent's answers reduced to weighted counts per cell.
+
+A *cell* is (wave, question, key, value) with ``n`` (respondents), ``sw`` (sum of weights) and ``sw2``
+(sum of squared weights). ``key`` is the respondent's jurisdiction, or ``@<subscriber>`` for a
+subscriber's custom question. These three sums are additive, so every scope (all, a jurisdiction, a
+subscriber's pooled jurisdictions) and every benchmark (everyone else) is a cheap roll-up of the cells,
+and every statistic (percents, Kish n_eff, means, SDs, CIs, tests) follows from them exactly. The wave
+table is therefore scanned once per wave, in one UNPIVOT + GROUP BY over all questions.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from ..store import quote
+from .questions import Question
+
+CELL_SCHEMA = pa.schema(
+    [
+        ("wave", pa.int32()),
+        ("question", pa.string()),
+        ("key", pa.string()),
+        ("value", pa.float64()),
+        ("n", pa.int64()),
+        ("sw", pa.float64()),
+        ("sw2", pa.float64()),
+    ]
+)
+MR_SCHEMA = pa.schema(
+    [
+        ("wave", pa.int32()),
+        ("question", pa.string()),
+        ("key", pa.string()),
+        ("item", pa.string()),
+        ("role", pa.string()),
+        ("n", pa.int64()),
+        ("sw", pa.float64()),
+        ("sw2", pa.float64()),
+    ]
+)
+
+
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _weight_expr(weighted: bool) -> str:
+    return "CAST(_weight AS DOUBLE)" if weighted else "1.0::DOUBLE"
+
+
+def single_cells_sql(
+    select_sql: str, wave: int, questions: list[tuple[str, str]], weighted: bool, key_expr: str
+) -> str:
+    """SQL aggregating ``questions`` ((column in ``select_sql``, question id) pairs) of one wave into
+    cells, in one pass: UNPIVOT keeps system-missing answers (INCLUDE NULLS) as the NULL value."""
+    columns = ", ".join(f"CAST({quote(col)} AS DOUBLE) AS {quote(qid)}" for col, qid in questions)
+    names = ", ".join(quote(qid) for _, qid in questions)
+    return (
+        f"SELECT {int(wave)}::INTEGER AS wave, question, key, value, count(*)::BIGINT AS n, sum(w) AS sw, sum(w * w) AS sw2 "
+        f"FROM (SELECT {key_expr} AS key, {_weight_expr(weighted)} AS w, {columns} FROM ({select_sql})) "
+        f"UNPIVOT INCLUDE NULLS (value FOR question IN ({names})) GROUP BY ALL"
+    )
+
+
+def mr_cells_sql(select_sql: str, wave: int, sets: list[Question], weighted: bool) -> str:
+    """SQL aggregating multiple-response sets into cells: one row per item (respondents who gave that
+    response), 'base' (respondents who gave at least one) and 'none' (those who gave none)."""
+    branches = []
+    for mr in sets:
+        name = sql_text(mr.name)
+        any_response = "(" + " OR ".join(f"coalesce({item.condition}, FALSE)" for item in mr.items) + ")"
+        for item in mr.items:
+            branches.append(
+                f"SELECT {name} AS question, {sql_text(item.code)} AS item, 'item' AS role, key, w FROM h WHERE {item.condition}"
+            )
+        branches.append(f"SELECT {name}, NULL, 'base', key, w FROM h WHERE {any_response}")
+        branches.append(f"SELECT {name}, NULL, 'none', key, w FROM h WHERE NOT {any_response}")
+    return (
+        f"WITH h AS (SELECT _jurisdiction AS key, {_weight_expr(weighted)} AS w, * FROM ({select_sql})) "
+        f"SELECT {int(wave)}::INTEGER AS wave, question, key, item, role, count(*)::BIGINT AS n, sum(w) AS sw, sum(w * w) AS sw2 "
+        f"FROM ({' UNION ALL '.join(branches)}) GROUP BY ALL"
+    )
+
+
+def fetch_cells(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema) -> pa.Table:
+    """Run a cell query and return its (small) result as Arrow in the given schema."""
+    return con.sql(sql).to_arrow_table().cast(schema)

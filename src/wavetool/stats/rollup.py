@@ -1,0 +1,299 @@
+"""From cells to tables: roll the cells up to scopes, benchmarks and the previous wave, compute every
+statistic, and withhold small bases. All in SQL over small Arrow inputs (a few thousand rows per wave),
+so the whole study's tables come out of three queries.
+
+Inputs (registered as views named ``_wt_<name>`` for the duration of :func:`compute`):
+
+- ``cells`` / ``mr``: see :mod:`wavetool.stats.frequencies`.
+- ``questions`` (wave, question, name, kind, label, owner, qpos, is_scale): ``question`` is the internal id
+  (``<subscriber>:<name>`` for a custom question, so it never merges with a core question of that name).
+- ``codes`` (wave, question, value, label, missing): labelled codes; ``missing`` = declared user-missing.
+- ``ranges`` (wave, question, low, high): user-missing declarations, to classify unlabelled codes.
+- ``boxes`` (wave, question, value, top, bottom): top/bottom-box codes of scales.
+- ``items`` (wave, question, item, label, ipos): the lines of multiple-response sets.
+- ``scopes`` (scope, spos, key) and ``bench`` (scope, key): which cell keys make up a scope and its
+  benchmark (every other respondent of the wave: independent samples).
+- ``targets`` (wave, scope): the wave/scope pairs to output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from .significance import mean_ci_sql, proportion_ci_sql, verdict_sql
+
+NAMES = ("cells", "mr", "questions", "codes", "ranges", "boxes", "items", "scopes", "bench", "targets")
+
+CODE_TEXT = "CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e15 THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END"
+
+
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> Iterator[None]:
+    """Register the Arrow inputs as ``_wt_<name>`` views, and unregister them afterwards."""
+    for name in NAMES:
+        con.register(f"_wt_{name}", inputs[name])
+    try:
+        yield
+    finally:
+        for name in NAMES:
+            con.unregister(f"_wt_{name}")
+
+
+# The statistics of every (side, wave, scope, question) base: side 'scope' is the scope itself,
+# 'bench' its benchmark. Multiple-response sets get their base (respondents with at least one response)
+# and nothing else.
+_STATS_CTES = """
+rolled AS (
+    SELECT 'scope' AS side, c.wave, s.scope, c.question, c.value, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
+    FROM _wt_cells c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
+    UNION ALL
+    SELECT 'bench', c.wave, b.scope, c.question, c.value, sum(c.n)::BIGINT, sum(c.sw), sum(c.sw2)
+    FROM _wt_cells c JOIN _wt_bench b ON c.key = b.key GROUP BY ALL
+),
+mr_rolled AS (
+    SELECT 'scope' AS side, c.wave, s.scope, c.question, c.item, c.role, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
+    FROM _wt_mr c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
+    UNION ALL
+    SELECT 'bench', c.wave, b.scope, c.question, c.item, c.role, sum(c.n)::BIGINT, sum(c.sw), sum(c.sw2)
+    FROM _wt_mr c JOIN _wt_bench b ON c.key = b.key GROUP BY ALL
+),
+observed AS (SELECT DISTINCT wave, question, value FROM _wt_cells WHERE value IS NOT NULL),
+is_missing AS (
+    SELECT wave, question, value FROM _wt_codes WHERE missing
+    UNION
+    SELECT o.wave, o.question, o.value FROM observed o
+    JOIN _wt_ranges m ON o.wave = m.wave AND o.question = m.question AND o.value BETWEEN m.low AND m.high
+),
+classified AS (
+    SELECT r.*,
+        CASE WHEN r.value IS NULL THEN 'system' WHEN im.value IS NOT NULL THEN 'user' ELSE 'valid' END AS status,
+        coalesce(bx.top, FALSE) AS top, coalesce(bx.bottom, FALSE) AS bottom
+    FROM rolled r
+    LEFT JOIN is_missing im ON r.wave = im.wave AND r.question = im.question AND r.value = im.value
+    LEFT JOIN _wt_boxes bx ON r.wave = bx.wave AND r.question = bx.question AND r.value = bx.value
+),
+base AS (
+    SELECT side, wave, scope, question,
+        coalesce(sum(n) FILTER (WHERE status = 'valid'), 0)::BIGINT AS base_n,
+        coalesce(sum(sw) FILTER (WHERE status = 'valid'), 0) AS base_w,
+        sum(sw2) FILTER (WHERE status = 'valid') AS base_w2,
+        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND top), 0) AS top_w,
+        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND bottom), 0) AS bottom_w,
+        sum(sw * value) FILTER (WHERE status = 'valid') / nullif(sum(sw) FILTER (WHERE status = 'valid'), 0) AS mean
+    FROM classified GROUP BY ALL
+),
+spread AS (
+    SELECT b.side, b.wave, b.scope, b.question,
+        sum(c.sw * (c.value - b.mean) * (c.value - b.mean)) FILTER (WHERE c.status = 'valid') AS ss
+    FROM base b JOIN classified c USING (side, wave, scope, question) GROUP BY ALL
+),
+single_stats AS (
+    SELECT b.side, b.wave, b.scope, b.question, b.base_n, b.base_w,
+        b.base_w * b.base_w / nullif(b.base_w2, 0) AS n_eff,
+        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.top_w / b.base_w END AS p_top,
+        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.bottom_w / b.base_w END AS p_bottom,
+        CASE WHEN q.is_scale THEN b.mean END AS mean,
+        CASE WHEN q.is_scale AND b.base_n > 1 THEN sqrt(greatest(sp.ss, 0) / b.base_w * b.base_n / (b.base_n - 1)) END AS sd
+    FROM base b JOIN spread sp USING (side, wave, scope, question) JOIN _wt_questions q USING (wave, question)
+),
+mr_stats AS (
+    SELECT side, wave, scope, question,
+        coalesce(sum(n) FILTER (WHERE role = 'base'), 0)::BIGINT AS base_n,
+        coalesce(sum(sw) FILTER (WHERE role = 'base'), 0) AS base_w,
+        sum(sw) FILTER (WHERE role = 'base') * sum(sw) FILTER (WHERE role = 'base') / nullif(sum(sw2) FILTER (WHERE role = 'base'), 0) AS n_eff,
+        NULL::DOUBLE AS p_top, NULL::DOUBLE AS p_bottom, NULL::DOUBLE AS mean, NULL::DOUBLE AS sd
+    FROM mr_rolled GROUP BY ALL
+),
+stats AS (SELECT * FROM single_stats UNION ALL SELECT * FROM mr_stats),
+target_questions AS (
+    SELECT t.wave, t.scope, s.spos, q.question, q.name, q.kind, q.label, q.qpos, q.is_scale
+    FROM _wt_targets t
+    JOIN (SELECT DISTINCT scope, spos FROM _wt_scopes) s USING (scope)
+    JOIN _wt_questions q ON q.wave = t.wave AND (q.owner IS NULL OR q.owner = t.scope)
+),
+joined AS (
+    SELECT tq.*,
+        coalesce(s.base_n, 0) AS base_n, coalesce(s.base_w, 0) AS base_w, s.n_eff, s.p_top, s.p_bottom, s.mean, s.sd,
+        b.base_n AS b_n, b.n_eff AS b_neff, b.p_top AS b_top, b.mean AS b_mean, b.sd AS b_sd,
+        p.base_n AS p_n, p.n_eff AS p_neff, p.p_top AS p_top_prev, p.mean AS p_mean, p.sd AS p_sd,
+        coalesce(s.base_n, 0) < $min_base AS suppressed,
+        coalesce(b.base_n, 0) >= $min_base AS bench_ok,
+        coalesce(p.base_n, 0) >= $min_base AS prev_ok
+    FROM target_questions tq
+    LEFT JOIN stats s ON s.side = 'scope' AND s.wave = tq.wave AND s.scope = tq.scope AND s.question = tq.question
+    LEFT JOIN stats b ON b.side = 'bench' AND b.wave = tq.wave AND b.scope = tq.scope AND b.question = tq.question
+    LEFT JOIN stats p ON p.side = 'scope' AND p.wave = tq.wave - 1 AND p.scope = tq.scope AND p.question = tq.question
+)
+"""
+
+
+def _summary_select() -> str:
+    z = "$z"
+    keep = "NOT j.suppressed"
+    top_se_bench = (
+        "sqrt(greatest(j.p_top * (1 - j.p_top), 0) / j.n_eff + greatest(j.b_top * (1 - j.b_top), 0) / j.b_neff)"
+    )
+    top_se_prev = "sqrt(greatest(j.p_top * (1 - j.p_top), 0) / j.n_eff + greatest(j.p_top_prev * (1 - j.p_top_prev), 0) / j.p_neff)"
+    mean_se_bench = "sqrt(j.sd * j.sd / j.n_eff + j.b_sd * j.b_sd / j.b_neff)"
+    mean_se_prev = "sqrt(j.sd * j.sd / j.n_eff + j.p_sd * j.p_sd / j.p_neff)"
+    return f"""
+    SELECT j.wave, j.scope, j.name AS question, j.kind, j.label,
+        j.base_n,
+        CASE WHEN {keep} THEN j.base_w END AS base_weighted,
+        CASE WHEN {keep} THEN j.n_eff END AS n_eff,
+        CASE WHEN {keep} THEN 100.0 * j.p_top END AS topbox,
+        CASE WHEN {keep} THEN {proportion_ci_sql("j.p_top", "j.n_eff", z, True)} END AS topbox_ci_low,
+        CASE WHEN {keep} THEN {proportion_ci_sql("j.p_top", "j.n_eff", z, False)} END AS topbox_ci_high,
+        CASE WHEN {keep} THEN 100.0 * j.p_bottom END AS bottombox,
+        CASE WHEN {keep} THEN j.mean END AS mean,
+        CASE WHEN {keep} THEN j.sd END AS sd,
+        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, True)} END AS mean_ci_low,
+        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, False)} END AS mean_ci_high,
+        CASE WHEN {keep} AND j.bench_ok THEN 100.0 * j.b_top END AS benchmark_topbox,
+        CASE WHEN {keep} AND j.bench_ok THEN j.b_mean END AS benchmark_mean,
+        CASE WHEN {keep} AND j.bench_ok THEN {verdict_sql("(j.p_top - j.b_top)", top_se_bench, z)} ELSE '' END AS sig_topbox_vs_benchmark,
+        CASE WHEN {keep} AND j.bench_ok THEN {verdict_sql("(j.mean - j.b_mean)", mean_se_bench, z)} ELSE '' END AS sig_mean_vs_benchmark,
+        CASE WHEN {keep} AND j.prev_ok THEN 100.0 * j.p_top_prev END AS previous_topbox,
+        CASE WHEN {keep} AND j.prev_ok THEN j.p_mean END AS previous_mean,
+        CASE WHEN {keep} AND j.prev_ok THEN {verdict_sql("(j.p_top - j.p_top_prev)", top_se_prev, z)} ELSE '' END AS sig_topbox_vs_previous,
+        CASE WHEN {keep} AND j.prev_ok THEN {verdict_sql("(j.mean - j.p_mean)", mean_se_prev, z)} ELSE '' END AS sig_mean_vs_previous,
+        $test AS test,
+        j.suppressed,
+        CASE WHEN j.suppressed THEN
+            CASE WHEN j.base_n = 0 THEN 'no valid responses (base 0 < min_base ' || $min_base || ')'
+                 ELSE 'unweighted base ' || j.base_n || ' < min_base ' || $min_base END
+        ELSE '' END AS suppression_reason,
+        j.spos, j.qpos, j.question AS qid,
+        j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw
+    FROM joined j
+    """
+
+
+SUMMARY_COLUMNS = (
+    "wave, scope, question, kind, label, base_n, base_weighted, n_eff, topbox, topbox_ci_low, topbox_ci_high, "
+    "bottombox, mean, sd, mean_ci_low, mean_ci_high, benchmark_topbox, benchmark_mean, sig_topbox_vs_benchmark, "
+    "sig_mean_vs_benchmark, previous_topbox, previous_mean, sig_topbox_vs_previous, sig_mean_vs_previous, test, "
+    "suppressed, suppression_reason"
+)
+
+
+def _rows_select() -> str:
+    z = "$z"
+    code = CODE_TEXT.format(v="rv.value")
+    summary_cols = ", ".join(
+        f"su.{c.strip()}"
+        for c in SUMMARY_COLUMNS.split(",")[5:]
+        if c.strip() not in ("n_eff", "suppressed", "suppression_reason")
+    )
+    single = f"""
+    row_values AS (
+        SELECT tq.wave, tq.scope, tq.question, k.value FROM target_questions tq JOIN _wt_codes k USING (wave, question)
+        WHERE tq.kind <> 'multiple'
+        UNION
+        SELECT c.wave, c.scope, c.question, c.value FROM classified c
+        JOIN target_questions tq USING (wave, scope, question) WHERE c.side = 'scope'
+        UNION
+        SELECT wave, scope, question, NULL::DOUBLE FROM target_questions WHERE kind <> 'multiple'
+    ),
+    single_rows AS (
+        SELECT rv.wave, rv.scope, su.question,
+            CASE WHEN rv.value IS NULL THEN '.' ELSE {code} END AS code,
+            CASE WHEN rv.value IS NULL THEN 'System missing' ELSE k.label END AS label,
+            (rv.value IS NULL OR im.value IS NOT NULL) AS missing,
+            coalesce(c.n, 0) AS n_raw, coalesce(c.sw, 0.0) AS w_raw,
+            CASE WHEN rv.value IS NOT NULL AND im.value IS NULL AND su.base_w_raw > 0 THEN coalesce(c.sw, 0.0) / su.base_w_raw END AS p,
+            NULL::DOUBLE AS p_responses,
+            CASE WHEN rv.value IS NULL THEN 2 WHEN im.value IS NOT NULL THEN 1 ELSE 0 END AS rank1,
+            coalesce(rv.value, 0) AS rank2
+        FROM row_values rv
+        JOIN summary su ON su.wave = rv.wave AND su.scope = rv.scope AND su.qid = rv.question
+        LEFT JOIN classified c ON c.side = 'scope' AND c.wave = rv.wave AND c.scope = rv.scope AND c.question = rv.question
+            AND c.value IS NOT DISTINCT FROM rv.value
+        LEFT JOIN _wt_codes k ON k.wave = rv.wave AND k.question = rv.question AND k.value = rv.value
+        LEFT JOIN is_missing im ON im.wave = rv.wave AND im.question = rv.question AND im.value = rv.value
+    ),"""
+    multiple = """
+    mr_lines AS (
+        SELECT tq.wave, tq.scope, tq.question, i.item, i.label, i.ipos FROM target_questions tq
+        JOIN _wt_items i USING (wave, question)
+    ),
+    mr_responses AS (
+        SELECT wave, scope, question, sum(sw) AS total FROM mr_rolled WHERE side = 'scope' AND role = 'item' GROUP BY ALL
+    ),
+    multiple_rows AS (
+        SELECT l.wave, l.scope, su.question, l.item AS code, l.label, FALSE AS missing,
+            coalesce(c.n, 0) AS n_raw, coalesce(c.sw, 0.0) AS w_raw,
+            CASE WHEN su.base_w_raw > 0 THEN coalesce(c.sw, 0.0) / su.base_w_raw END AS p,
+            CASE WHEN r.total > 0 THEN 100.0 * coalesce(c.sw, 0.0) / r.total END AS p_responses,
+            0 AS rank1, l.ipos AS rank2
+        FROM mr_lines l
+        JOIN summary su ON su.wave = l.wave AND su.scope = l.scope AND su.qid = l.question
+        LEFT JOIN mr_rolled c ON c.side = 'scope' AND c.role = 'item' AND c.wave = l.wave AND c.scope = l.scope
+            AND c.question = l.question AND c.item = l.item
+        LEFT JOIN mr_responses r ON r.wave = l.wave AND r.scope = l.scope AND r.question = l.question
+        UNION ALL
+        SELECT tq.wave, tq.scope, su.question, '.', 'No response counted', TRUE,
+            coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
+        FROM target_questions tq
+        JOIN summary su ON su.wave = tq.wave AND su.scope = tq.scope AND su.qid = tq.question
+        LEFT JOIN mr_rolled c ON c.side = 'scope' AND c.role = 'none' AND c.wave = tq.wave AND c.scope = tq.scope
+            AND c.question = tq.question
+        WHERE tq.kind = 'multiple'
+    ),"""
+    return f"""
+    {single}
+    {multiple}
+    all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows)
+    SELECT r.wave, r.scope, r.question, r.code, r.label, r.missing,
+        CASE WHEN NOT su.suppressed THEN r.n_raw END AS n,
+        CASE WHEN NOT su.suppressed THEN r.w_raw END AS weighted_n,
+        CASE WHEN NOT su.suppressed THEN 100.0 * r.p END AS percent,
+        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
+        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, True)} END AS ci_low,
+        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, False)} END AS ci_high,
+        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses,
+        su.kind, su.label AS question_label, {summary_cols},
+        su.suppressed, su.suppression_reason
+    FROM all_rows r
+    JOIN summary su ON su.wave = r.wave AND su.scope = r.scope AND su.question = r.question
+    ORDER BY r.wave, su.spos, su.qpos, r.rank1, r.rank2
+    """
+
+
+def _audit_select() -> str:
+    return """
+    SELECT wave, scope, question, 'question' AS withheld, base_n, $min_base AS min_base, suppression_reason AS reason,
+        spos, qpos
+    FROM summary WHERE suppressed
+    UNION ALL
+    SELECT wave, scope, question, 'benchmark', coalesce(b_n, 0), $min_base,
+        'benchmark (all other respondents) unweighted base ' || coalesce(b_n, 0) || ' < min_base ' || $min_base, spos, qpos
+    FROM summary WHERE NOT suppressed AND kind <> 'custom' AND scope <> 'all' AND NOT bench_ok
+    UNION ALL
+    SELECT wave, scope, question, 'previous wave', p_n, $min_base,
+        'wave ' || (wave - 1) || ' unweighted base ' || p_n || ' < min_base ' || $min_base, spos, qpos
+    FROM summary WHERE NOT suppressed AND p_n IS NOT NULL AND NOT prev_ok
+    """
+
+
+def compute(
+    con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, z: float, min_base: int, test: str
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(rows, summaries, audit) as Arrow tables, sorted by wave, scope, question and code."""
+    params = {"z": z, "min_base": min_base, "test": test}
+    with_summary = f"WITH {_STATS_CTES}, summary AS ({_summary_select()})"
+    with registered(con, inputs):
+        summaries = con.sql(
+            f"{with_summary} SELECT {SUMMARY_COLUMNS} FROM summary ORDER BY wave, spos, qpos", params=params
+        ).to_arrow_table()
+        rows = con.sql(f"{with_summary}, {_rows_select()}", params=params).to_arrow_table()
+        audit = con.sql(
+            f"{with_summary} SELECT wave, scope, question, withheld, base_n, min_base, reason FROM ({_audit_select()}) "
+            "ORDER BY wave, spos, qpos, withheld",
+            params=params,
+        ).to_arrow_table()
+    return rows, summaries, audit
