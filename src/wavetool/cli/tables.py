@@ -2,4 +2,135 @@
 
 from __future__ import annotations
 
-from . import app  # noqa: F401
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..stats import Tables, all_scopes, tabulate
+from . import app, ctx_obj
+from .output import make_console, table
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+@app.command("tabulate")
+def tabulate_cmd(
+    ctx: typer.Context,
+    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    jurisdiction: list[str] = typer.Option(None, "--jurisdiction", "-j", help="A jurisdiction code (repeatable)."),
+    subscriber: list[str] = typer.Option(None, "--subscriber", "-s", help="A subscriber id (repeatable)."),
+    all_: bool = typer.Option(False, "--all", help="Everyone, every jurisdiction and every subscriber."),
+    question: list[str] = typer.Option(
+        None, "--question", "-q", help="Only this question (repeatable; $SET for an MR set)."
+    ),
+    unweighted: bool = typer.Option(False, "--unweighted", help="Count respondents instead of weighting them."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write to this file (csv/json: default stdout).", dir_okay=False
+    ),
+) -> None:
+    """Weighted frequencies, top/bottom boxes, means, CIs and significance for one wave.
+
+    Percents are weighted percents of valid responses; bases under [tables] min_base are withheld.
+    With --output, the suppression audit is written beside the file (NAME-suppressed.csv/.parquet).
+
+    Example: wavetool tabulate --wave 4 --jurisdiction QC --question Q1 --question Q15
+    """
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    if fmt == "parquet" and output is None:
+        raise typer.BadParameter("parquet needs --output FILE", param_hint="--output")
+    config = ctx_obj(ctx).config
+    scopes = all_scopes(config) if all_ else [*(jurisdiction or []), *(subscriber or [])] or ["all"]
+    result = tabulate(config, wave, scopes=scopes, questions=question or None, weighted=not unweighted)
+    if fmt == "table":
+        _print_tables(result)
+    else:
+        _write(result, fmt, output)
+
+
+def _write(result: Tables, fmt: str, output: Path | None) -> None:
+    err = make_console(stderr=True)
+    if output is None:
+        if fmt == "csv":
+            result.to_csv(sys.stdout)
+        else:
+            result.to_json(sys.stdout)
+        return
+    audit = output.with_name(f"{output.stem}-suppressed{'.parquet' if fmt == 'parquet' else '.csv'}")
+    if fmt == "csv":
+        result.to_csv(output)
+        result.to_csv(audit, table="suppressed")
+    elif fmt == "parquet":
+        result.to_parquet(output)
+        result.to_parquet(audit, table="suppressed")
+    else:
+        result.to_json(output)
+        audit = None
+    listed = f"; suppression audit ({len(result.suppressed)} entries) in {audit}" if audit else ""
+    err.print(f"wrote {len(result.rows)} rows to {output}{listed}", markup=False)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _print_tables(result: Tables) -> None:
+    console = make_console()
+    weights = ", ".join(f"wave {w}: {s}" for w, s in result.meta["weight"].items())
+    console.print(
+        f"Percent = weighted % of valid responses; CI {result.meta['confidence']} on Kish n_eff; "
+        f"bases under {result.meta['min_base']} withheld; weight {weights}. Tests: {result.meta['test']}.",
+        markup=False,
+    )
+    by_question: dict[tuple, list[dict[str, Any]]] = {}
+    for row in result.rows:
+        by_question.setdefault((row["wave"], row["scope"], row["question"]), []).append(row)
+    for summary in result.summaries:
+        key = (summary["wave"], summary["scope"], summary["question"])
+        title = f"Wave {key[0]} · {key[1]} · {key[2]}: {summary['label'] or ''}"
+        rows = by_question.get(key, [])
+        is_mr = summary["kind"] == "multiple"
+        columns = ["code", "label", "n", "weighted n", "% of respondents" if is_mr else "valid %", "CI"]
+        if is_mr:
+            columns.append("% of responses")
+        body = []
+        for r in rows:
+            ci = f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}" if r["ci_low"] is not None else ""
+            line = [r["code"], r["label"], r["n"], _fmt(r["weighted_n"]), _fmt(r["percent"]), ci]
+            if is_mr:
+                line.append(_fmt(r["percent_of_responses"]))
+            body.append(line)
+        console.print(table(title, columns, body))
+        console.print(_summary_line(summary), markup=False)
+    if result.suppressed:
+        console.print(
+            table(
+                "Withheld (small bases)",
+                ["wave", "scope", "question", "withheld", "base", "reason"],
+                [
+                    (s["wave"], s["scope"], s["question"], s["withheld"], s["base_n"], s["reason"])
+                    for s in result.suppressed
+                ],
+            )
+        )
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    if s["suppressed"]:
+        return f"  suppressed: {s['suppression_reason']}"
+    parts = [f"  base {s['base_n']} (weighted {_fmt(s['base_weighted'])}, n_eff {_fmt(s['n_eff'])})"]
+    if s["topbox"] is not None:
+        parts.append(f"top-2 {_fmt(s['topbox'])}% [{_fmt(s['topbox_ci_low'])}–{_fmt(s['topbox_ci_high'])}]")
+        parts.append(f"bottom-2 {_fmt(s['bottombox'])}%")
+    if s["mean"] is not None:
+        parts.append(
+            f"mean {_fmt(s['mean'], 2)} [{_fmt(s['mean_ci_low'], 2)}–{_fmt(s['mean_ci_high'], 2)}] sd {_fmt(s['sd'], 2)}"
+        )
+    if s["benchmark_topbox"] is not None:
+        parts.append(f"vs rest {_fmt(s['benchmark_topbox'])}% {s['sig_topbox_vs_benchmark'] or 'n.s.'}")
+    if s["previous_topbox"] is not None:
+        parts.append(f"vs previous wave {_fmt(s['previous_topbox'])}% {s['sig_topbox_vs_previous'] or 'n.s.'}")
+    return "; ".join(parts)

@@ -7,6 +7,7 @@ suppressed cell is the same everywhere: empty value, ``suppressed`` true, ``supp
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import OutputError
@@ -26,6 +26,14 @@ ROW_KEYS_FIRST = ("wave", "scope", "question", "code", "label", "missing", "n", 
 
 def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _records(table: pa.Table) -> list[dict[str, Any]]:
@@ -72,9 +80,12 @@ class Tables:
         """Write one table (``rows``, ``summaries`` or ``suppressed``) as CSV to a path or a stream.
         Empty cells are empty; booleans are ``true``/``false``; percents are in 0-100 units."""
         data = self._table(table)
-        buffer = io.BytesIO()
-        pacsv.write_csv(data, buffer, write_options=pacsv.WriteOptions(quoting_style="needed"))
-        _write(target, buffer.getvalue())
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(data.column_names)
+        for row in data.to_pylist():
+            writer.writerow([_csv_cell(v) for v in row.values()])
+        _write(target, buffer.getvalue().encode("utf-8"))
 
     def to_json(self, target: str | Path | IO[str] | None = None) -> str:
         """The tables as one JSON document {meta, rows, summaries, suppressed}; written to ``target``
