@@ -64,4 +64,8 @@ def study_status(config: StudyConfig) -> dict[str, Any]:
         {"id": s.id, "name": s.name, "jurisdictions": list(s.jurisdictions), "language": s.language, "contacts": list(s.contacts)}
         for s in config.subscribers.values()
     ]
-    return {"study": config.name, "folder": str(config.root), "waves": waves, "respondents": respondents, "subscribers": subscribers}
+    from .deliver import delivery_status
+    from .pipeline import run_history
+
+    return {"study": config.name, "folder": str(config.root), "waves": waves, "respondents": respondents, "subscribers": subscribers,
+            "runs": run_history(config), "deliveries": delivery_status(config)}

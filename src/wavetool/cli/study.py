@@ -64,3 +64,16 @@ def status(
         ["id", "name", "jurisdictions", "language", "contacts"],
         [(s["id"], s["name"], " ".join(s["jurisdictions"]), s["language"], len(s["contacts"])) for s in data["subscribers"]],
     ))
+    if data.get("runs"):
+        console.print(table(
+            "Pipeline runs (latest first; manifest: inputs → tables → reports → deliveries)",
+            ["run", "wave", "started (UTC)", "status", "exit", "inputs", "tables sha256", "reports", "delivered"],
+            [(r["run_id"], r["wave"], r["started_at"], r["status"], r["exit_code"], r["inputs"],
+              (r["tables_sha256"] or "")[:12], r["reports"], r["delivered"]) for r in data["runs"]],
+        ))
+    if data.get("deliveries"):
+        console.print(table(
+            "Deliveries (latest message per subscriber)",
+            ["wave", "status", "subscribers", "last change (UTC)"],
+            [(d["wave"], d["status"], d["n"], d["last"]) for d in data["deliveries"]],
+        ))

@@ -1,0 +1,424 @@
+"""``wavetool run``: the whole wave, in order and only what is new, safe to run from cron.
+
+import the inbox → merge custom questions → drift gate → tables → render changed reports → send unsent ones.
+
+Locks: the run holds ``.wavetool-run.lock`` from start to finish, so two runs never interleave (the second
+waits ``[pipeline] lock_timeout`` seconds, then fails with exit 75 naming the holder). The steps inside
+take the study database's own lock only for their short writes, and sending takes none of it (the
+delivery log is a separate SQLite file), so ``wavetool status`` keeps working during a long send.
+
+Every step is idempotent (unchanged inputs are no-ops, rendered reports are reused when their inputs did
+not change, the delivery log knows what was sent), so a run cut off anywhere is simply run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import StudyConfig
+from .errors import ExitCode, InputMissingError, OutputError, WavetoolError
+from .ingest import SUFFIXES, file_sha256, import_wave
+from .store import first_row, read_store, study_lock, write_store
+
+RUN_LOCK_NAME = ".wavetool-run.lock"
+LOG_FILE = "wavetool.log"
+TABLES_DIR = "tables"
+
+Progress = Callable[[str], None]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def log_line(config: StudyConfig, text: str) -> None:
+    """Append one timestamped line to ``<study>/wavetool.log`` (one write, so concurrent lines never mix)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = f"{stamp} {' '.join(text.split())}\n".encode()
+    with contextlib.suppress(OSError):  # a full disk must not turn a delivered run into a failed one
+        fd = os.open(config.root / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def inbox_files(config: StudyConfig, wave: int) -> list[Path]:
+    """The wave's exports in its inbox: every .sav/.zsav/.por/.csv that the config does not name as a
+    custom-question file or a codebook."""
+    spec = config.wave(wave)
+    if not spec.inbox:
+        return []
+    folder = config.resolve(spec.inbox)
+    if not folder.is_dir():
+        raise InputMissingError(
+            f"{folder}: wave {wave}'s inbox folder does not exist",
+            hint=f"create it and put the wave's export there, or fix [[waves]] inbox for wave {wave}",
+        )
+    named = {config.resolve(w.codebook).resolve() for w in config.waves.values() if w.codebook}
+    for sub in config.subscribers.values():
+        for custom in sub.custom:
+            named.add(config.resolve(custom.file).resolve())
+            if custom.codebook:
+                named.add(config.resolve(custom.codebook).resolve())
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES and p.resolve() not in named
+    )
+
+
+@dataclass
+class RunSummary:
+    """What one ``wavetool run`` did; ``to_dict`` is the ``--json`` object, ``manifest`` the provenance chain."""
+
+    run_id: str
+    wave: int
+    final: bool
+    send: bool
+    started_at: str
+    finished_at: str | None = None
+    status: str = "running"  # 'running' | 'ok' | 'partial' (exit 73/75/80) | 'failed' | 'interrupted'
+    imported: dict[str, Any] = field(default_factory=dict)
+    merged: list[dict[str, Any]] = field(default_factory=list)
+    tables: dict[str, Any] = field(default_factory=dict)
+    rendered: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    reports: dict[str, str] = field(default_factory=dict)  # subscriber → PDF sha256
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    uncertain: list[dict[str, Any]] = field(default_factory=list)
+    exit_code: int = 0
+    error: str | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """inputs' sha256 → tables → report sha256 → deliveries, for this run."""
+        return {
+            "inputs": {
+                "wave_files": {f["file_name"]: f["sha256"] for f in self.imported.get("files", [])},
+                "custom_files": {f"{m['subscriber']}:{Path(m['file']).name}": m["sha256"] for m in self.merged},
+            },
+            "tables": {"file": self.tables.get("file"), "sha256": self.tables.get("sha256")},
+            "reports": dict(self.reports),
+            "deliveries": [
+                {k: d.get(k) for k in ("subscriber", "status", "message_id", "report_sha256", "destination")}
+                for d in [
+                    *[{**s, "status": "sent"} for s in self.sent],
+                    *[{**s, "status": "failed"} for s in self.failed],
+                    *[{**s, "status": "uncertain"} for s in self.uncertain],
+                ]
+            ],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["log"] = LOG_FILE
+        return data
+
+
+@contextlib.contextmanager
+def run_lock(config: StudyConfig, wave: int) -> Iterator[None]:
+    """Hold the study's run lock for a whole run; StudyLockedError (75) names the holder after the timeout."""
+    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        with study_lock(
+            config.root,
+            timeout=config.pipeline.lock_timeout,
+            purpose=f"wavetool run --wave {wave}, started {since}",
+            name=RUN_LOCK_NAME,
+        ):
+            yield
+    except WavetoolError as exc:
+        if exc.exit_code == ExitCode.TEMPFAIL and "busy" in exc.message:
+            log_line(config, f"run wave {wave}: not started, {exc.message}")
+            exc.message = exc.message.replace("study is busy", "another wavetool run is in progress")
+        raise
+
+
+def _record_start(config: StudyConfig, summary: RunSummary) -> None:
+    with write_store(
+        config.root, timeout=config.pipeline.lock_timeout, purpose=f"wavetool run --wave {summary.wave}"
+    ) as con:
+        # We hold the run lock, so any run still marked 'running' died without finishing.
+        con.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = coalesce(finished_at, ?) WHERE status = 'running'",
+            [_utc_now()],
+        )
+        con.execute(
+            "INSERT INTO runs (run_id, wave, final, send, started_at, status, pid, wavetool_version)"
+            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+            [summary.run_id, summary.wave, summary.final, summary.send, _utc_now(), os.getpid(), __version__],
+        )
+
+
+def _record_end(config: StudyConfig, summary: RunSummary) -> None:
+    data = summary.to_dict()
+    with write_store(
+        config.root, timeout=config.pipeline.lock_timeout, purpose=f"wavetool run --wave {summary.wave}"
+    ) as con:
+        con.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, error = ?, summary = ?, manifest = ? WHERE run_id = ?",
+            [
+                _utc_now(),
+                summary.status,
+                summary.exit_code,
+                summary.error,
+                json.dumps(data, default=str, ensure_ascii=False),
+                json.dumps(summary.manifest, default=str, ensure_ascii=False),
+                summary.run_id,
+            ],
+        )
+
+
+def _step_import(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    wave = summary.wave
+    files = inbox_files(config, wave)
+    if not files:
+        with read_store(config.root) as con:
+            known = first_row(con, "SELECT count(*) FROM waves WHERE wave = ?", [wave])[0]
+        if not known:
+            folder = config.waves[wave].inbox
+            raise InputMissingError(
+                f"wave {wave}: no export (.sav, .zsav, .por, .csv) in {config.resolve(folder) if folder else 'the config'}"
+                " and the wave is not imported",
+                hint=f"put the wave's export in its inbox folder ([[waves]] inbox for wave {wave})",
+            )
+        summary.imported = {"status": "no new files", "files": _imported_files(config, wave)}
+        say(f"import: wave {wave}: no files in the inbox, keeping the imported wave")
+        return
+    # The inbox is the source of truth for the pipeline: a corrected export there replaces the wave.
+    result = import_wave(
+        config, wave, files, replace=_differs(config, wave, files), progress=lambda m: say(f"import: {m}")
+    )
+    summary.imported = {
+        "status": result.status,
+        "rows": result.rows,
+        "columns": result.columns,
+        "review_status": result.review_status,
+        "files": [{"file_name": f["file_name"], "sha256": f["sha256"]} for f in result.files],
+        "warnings": result.warnings,
+    }
+    say(f"import: wave {wave} {result.status} ({result.rows} rows) from {', '.join(p.name for p in files)}")
+
+
+def _imported_files(config: StudyConfig, wave: int) -> list[dict[str, str]]:
+    with read_store(config.root) as con:
+        rows = con.execute(
+            "SELECT file_name, sha256 FROM wave_files WHERE wave = ? ORDER BY position", [wave]
+        ).fetchall()
+    return [{"file_name": name, "sha256": sha} for name, sha in rows]
+
+
+def _differs(config: StudyConfig, wave: int, files: list[Path]) -> bool:
+    """True when the wave is imported from other files than ``files`` (so the import must replace it)."""
+    imported = _imported_files(config, wave)
+    if not imported:
+        return False
+    return [f["sha256"] for f in imported] != [file_sha256(p) for p in files]
+
+
+def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    from .custom import merge_from_config
+
+    results = merge_from_config(config, summary.wave)
+    summary.merged = [
+        {
+            "subscriber": r.subscriber,
+            "status": r.status,
+            "file": r.file,
+            "sha256": r.sha256,
+            "rows": r.rows,
+            "questions": list(r.questions),
+        }
+        for r in results
+    ]
+    for r in results:
+        say(f"merge: {r.subscriber} {r.status} ({len(r.questions)} questions, {r.rows} rows) from {Path(r.file).name}")
+    if not results:
+        say(f"merge: no custom-question files for wave {summary.wave}")
+
+
+def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    from .codebook import ensure_reviewed
+
+    with read_store(config.root) as con:
+        ensure_reviewed(con, list(range(1, summary.wave + 1)))
+    say(f"drift gate: waves 1-{summary.wave} reviewed" if summary.wave > 1 else "drift gate: wave 1 reviewed")
+
+
+def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    from .stats import all_scopes, tabulate
+
+    wave = summary.wave
+    target = config.root / TABLES_DIR / f"wave-{wave}.csv"
+    say(f"tables: computing wave {wave} (everyone, each jurisdiction, each subscriber)")
+    tables = tabulate(config, wave, scopes=all_scopes(config))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tables.to_csv(tmp)
+        new_sha = file_sha256(tmp)
+        old_sha = file_sha256(target) if target.exists() else None
+        if new_sha == old_sha:
+            tmp.unlink()
+        else:
+            os.replace(tmp, target)  # readers see the old file or the new one, never half of one
+    except OSError as exc:
+        raise OutputError(
+            f"{target}: cannot write the tables: {exc.strerror}", hint="check the study folder is writable"
+        ) from None
+    changed = new_sha != old_sha
+    summary.tables = {"file": str(target.relative_to(config.root)), "sha256": new_sha, "changed": changed}
+    say(f"tables: {summary.tables['file']} {'written' if changed else 'unchanged'} (sha256 {new_sha[:12]})")
+
+
+def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    from .report import render_reports
+
+    def progress(done: int, total: int, subscriber: str, status: str) -> None:
+        say(f"render: {done}/{total} {subscriber} {status}")
+
+    say(f"render: wave {summary.wave}{' (final)' if summary.final else ''}")
+    result = render_reports(config, summary.wave, final=summary.final, progress=progress)
+    summary.rendered, summary.reused = list(result.rendered), list(result.unchanged)
+    summary.reports = {sub: entry["sha256"] for sub, entry in result.reports.items()}
+    for sub, reason in result.failed.items():
+        summary.failed.append({"subscriber": sub, "step": "render", "error": reason, "temporary": False})
+        say(f"render: {sub} FAILED, {reason}")
+    say(f"render: {len(summary.rendered)} rendered, {len(summary.reused)} unchanged, {len(result.failed)} failed")
+
+
+def _step_send(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    from .deliver import send_reports
+
+    if not summary.reports:
+        say("send: no reports to send")
+        return
+    # Only what rendered: a subscriber whose report failed is already listed as failed, the others still go.
+    result = send_reports(
+        config, summary.wave, subscribers=sorted(summary.reports), progress=lambda m: say(f"send: {m}")
+    )
+    summary.sent, summary.skipped, summary.uncertain = result.sent, result.skipped, result.uncertain
+    summary.failed.extend({**f, "step": "send"} for f in result.failed)
+    for s in result.sent:
+        say(f"send: {s['subscriber']} sent via {result.transport} ({s['destination']}, Message-ID {s['message_id']})")
+    for s in result.skipped:
+        say(f"send: {s['subscriber']} skipped, {s['reason']}")
+    for s in result.uncertain:
+        say(f"send: {s['subscriber']} UNCERTAIN, {s['error']} (Message-ID {s['message_id']})")
+    for s in result.failed:
+        say(f"send: {s['subscriber']} {'deferred' if s.get('temporary') else 'FAILED'}, {s['error']}")
+    summary.exit_code = summary.exit_code or result.exit_code
+
+
+def run_wave(
+    config: StudyConfig, wave: int, *, final: bool = False, send: bool = True, progress: Progress | None = None
+) -> RunSummary:
+    """Run the whole pipeline for ``wave`` under the run lock; every step does only what is new.
+
+    Raises the first step's WavetoolError (exit code per step: 65/66 data, 78 config, 79 drift gate,
+    69/77 SMTP); delivery partly failing or deferred is not an exception but ``summary.exit_code`` 80/75.
+    """
+    config.wave(wave)
+    say_outside = progress or (lambda _m: None)
+    with run_lock(config, wave):
+        summary = RunSummary(
+            run_id=uuid.uuid4().hex[:12],
+            wave=wave,
+            final=final,
+            send=send,
+            started_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+        def say(message: str) -> None:
+            log_line(config, f"run {summary.run_id} wave {wave}: {message}")
+            say_outside(message)
+
+        say(f"started (PID {os.getpid()}{', final' if final else ''}{', no send' if not send else ''})")
+        _record_start(config, summary)
+        steps = [_step_import, _step_merge, _step_drift_gate, _step_tables, _step_render]
+        if send:
+            steps.append(_step_send)
+        try:
+            for step in steps:
+                step(config, summary, say)
+                if step is _step_render and summary.failed:
+                    summary.exit_code = int(ExitCode.CANT_CREATE)  # the first failing stage decides the exit code
+        except WavetoolError as exc:
+            summary.status, summary.exit_code, summary.error = "failed", int(exc.exit_code), exc.message
+            _finish(config, summary, say)
+            raise
+        except KeyboardInterrupt:
+            summary.status, summary.exit_code, summary.error = "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
+            _finish(config, summary, say)
+            raise
+        except Exception as exc:
+            summary.status, summary.exit_code, summary.error = (
+                "failed",
+                int(ExitCode.FAILURE),
+                f"{type(exc).__name__}: {exc}",
+            )
+            _finish(config, summary, say)
+            raise
+        summary.status = "ok" if summary.exit_code == 0 else "partial"
+        _finish(config, summary, say)
+    return summary
+
+
+def _finish(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    summary.finished_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with contextlib.suppress(WavetoolError, OSError):  # a locked or full store must not hide the run's own outcome
+        _record_end(config, summary)
+    counts = (
+        f"{len(summary.rendered)} rendered, {len(summary.sent)} sent, {len(summary.skipped)} skipped,"
+        f" {len(summary.failed)} failed, {len(summary.uncertain)} uncertain"
+    )
+    tail = f": {summary.error}" if summary.error else ""
+    say(f"finished {summary.status}, exit {summary.exit_code} ({counts}){tail}")
+
+
+def run_history(config: StudyConfig, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest runs with their manifests, newest first (empty before the first run)."""
+    with read_store(config.root) as con:
+        has = first_row(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'")[0]
+        if not has:
+            return []
+        rows = con.execute(
+            "SELECT run_id, wave, final, started_at, finished_at, status, exit_code, error, manifest FROM runs"
+            " ORDER BY started_at DESC, run_id DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+    keys = ("run_id", "wave", "final", "started_at", "finished_at", "status", "exit_code", "error", "manifest")
+    history = []
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        manifest = json.loads(item["manifest"]) if item["manifest"] else {}
+        inputs = manifest.get("inputs", {})
+        item.update(
+            manifest=manifest or None,
+            inputs=len(inputs.get("wave_files", {})) + len(inputs.get("custom_files", {})),
+            tables_sha256=manifest.get("tables", {}).get("sha256"),
+            reports=len(manifest.get("reports", {})),
+            delivered=sum(d["status"] == "sent" for d in manifest.get("deliveries", [])),
+        )
+        history.append(item)
+    return history
+
+
+def manifest_digest(manifest: dict[str, Any] | None) -> str:
+    """A short fingerprint of a run manifest (to see at a glance whether two runs produced the same thing)."""
+    if not manifest:
+        return ""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:12]
