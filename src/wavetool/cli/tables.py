@@ -33,7 +33,7 @@ def tabulate_cmd(
 ) -> None:
     """Weighted frequencies, top/bottom boxes, means, CIs and significance for one wave.
 
-    Percents are weighted percents of valid responses; bases under [tables] min_base are withheld.
+    Percents are weighted percents of valid responses; bases under min_base (wavetool.toml) are withheld.
     With --output, the suppression audit is written beside the file (NAME-suppressed.csv/.parquet).
 
     Example: wavetool tabulate --wave 4 --jurisdiction QC --question Q1 --question Q15

@@ -20,7 +20,7 @@ def weight_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Rake and report, but do not store the weight."),
     json_out: bool = typer.Option(False, "--json", help="Print the diagnostics as JSON."),
 ) -> None:
-    """Rake (rim-weight) a wave to the [weighting.margins] shares and use that weight in tables.
+    """Rake (rim-weight) a wave to the population margins in wavetool.toml and use that weight in tables.
 
     Reports iterations, convergence, weighting efficiency, design effect, min/max weight and trimming.
     Exit 81 when raking cannot converge or a margin category is absent from the data (nothing is stored).
