@@ -190,7 +190,7 @@ def refused(cli, study: Path, db_checksum, *args: object) -> tuple[int, str]:
 
 
 def test_refuses_ids_not_in_the_wave(imported_study: Path, cli, db_checksum, tmp_path: Path) -> None:
-    ids = ontario_ids(1, 3) + ["999001", "999002"]
+    ids = [*ontario_ids(1, 3), "999001", "999002"]
     f = write_custom(tmp_path, "bad", [[i, 1] for i in ids], ["RESPID", "C1"], ["RESPID", "C1"])
     code, err = refused(cli, imported_study, db_checksum, f, "--subscriber", "ontario", "--wave", "1")
     assert code == 65

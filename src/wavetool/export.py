@@ -157,6 +157,10 @@ def export_data(config: StudyConfig, waves: list[int] | None, subscriber: str | 
     Parquet, CSV or .sav. Unreviewed waves are refused (drift gate). Returns a summary."""
     output = Path(output)
     fmt = format_for(output, fmt)
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise OutputError(f"{output}: cannot write the export: folder {folder} {'is not writable' if folder.is_dir() else 'does not exist'}",
+                          hint="create the folder first, or choose another --output")
     if subscriber:
         config.subscriber(subscriber)
     with read_store(config.root) as con:
