@@ -380,7 +380,7 @@ def _deliver_one(
     """Hand one message over, retrying temporary failures; the log row ends sent, failed or uncertain."""
     attempt = 0
     while True:
-        log.attempt(row)
+        tries = attempt + 1
         try:
             handed = transport.send(envelope)
         except TemporaryFailure as failure:
@@ -388,35 +388,47 @@ def _deliver_one(
                 time.sleep(backoff * (2**attempt))
                 attempt += 1
                 continue
-            log.finish(row, "failed", error=failure.text, temporary=True)
+            log.finish(row, "failed", error=failure.text, temporary=True, attempts=tries)
             return {
                 "status": "failed",
                 "error": failure.text,
                 "temporary": True,
-                "attempts": attempt + 1,
+                "attempts": tries,
                 "connection": failure.connection,
             }
         except PermanentFailure as failure:
-            log.finish(row, "failed", error=failure.text)
-            return {"status": "failed", "error": failure.text, "temporary": False, "attempts": attempt + 1}
+            log.finish(row, "failed", error=failure.text, attempts=tries)
+            return {"status": "failed", "error": failure.text, "temporary": False, "attempts": tries}
         except UncertainFailure as failure:
-            log.finish(row, "uncertain", error=failure.text)
-            return {"status": "uncertain", "error": failure.text, "attempts": attempt + 1}
+            log.finish(row, "uncertain", error=failure.text, attempts=tries)
+            return {"status": "uncertain", "error": failure.text, "attempts": tries}
         except BaseException:
             # Ctrl-C or a bug mid-message: record what we know before the interrupt propagates.
             known = transport.interrupted(log_destination(log, row))
             if known is True:
-                log.finish(row, "sent", error="interrupted after the message was handed over")
+                log.finish(row, "sent", error="interrupted after the message was handed over", attempts=tries)
             elif known is False:
-                log.finish(row, "failed", error="interrupted before the message was handed over", temporary=True)
+                log.finish(
+                    row,
+                    "failed",
+                    error="interrupted before the message was handed over",
+                    temporary=True,
+                    attempts=tries,
+                )
             else:
-                log.finish(row, "uncertain", error="interrupted while the message was being handed over")
+                log.finish(
+                    row, "uncertain", error="interrupted while the message was being handed over", attempts=tries
+                )
             raise
         refused = "; ".join(f"{a}: {w}" for a, w in handed.refused.items()) or None
         log.finish(
-            row, "sent", error=f"refused recipients: {refused}" if refused else None, destination=handed.destination
+            row,
+            "sent",
+            error=f"refused recipients: {refused}" if refused else None,
+            destination=handed.destination,
+            attempts=tries,
         )
-        return {"status": "sent", "destination": handed.destination, "attempts": attempt + 1, "refused": handed.refused}
+        return {"status": "sent", "destination": handed.destination, "attempts": tries, "refused": handed.refused}
 
 
 def log_destination(log: DeliveryLog, row: int) -> str:

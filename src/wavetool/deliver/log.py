@@ -146,12 +146,6 @@ class DeliveryLog:
         )
         return int(cur.lastrowid)
 
-    def attempt(self, row_id: int) -> None:
-        """Count one more try at handing the message over."""
-        self.con.execute(
-            "UPDATE deliveries SET attempts = attempts + 1, updated_at = ? WHERE id = ?", [now_text(), row_id]
-        )
-
     def finish(
         self,
         row_id: int,
@@ -160,16 +154,17 @@ class DeliveryLog:
         error: str | None = None,
         temporary: bool = False,
         destination: str | None = None,
+        attempts: int | None = None,
     ) -> None:
-        """Move a row to ``sent``, ``failed`` or ``uncertain``."""
+        """Move a row to ``sent``, ``failed`` or ``uncertain`` (with how many tries it took)."""
         if status not in STATUSES or status == "sending":
             raise ValueError(f"cannot finish a delivery as {status!r}")
         stamp = now_text()
         self.con.execute(
             "UPDATE deliveries SET status = ?, error = ?, temporary = ?, updated_at = ?,"
-            " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, destination = coalesce(?, destination)"
-            " WHERE id = ?",
-            [status, error, int(temporary), stamp, status, stamp, destination, row_id],
+            " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, destination = coalesce(?, destination),"
+            " attempts = coalesce(?, attempts) WHERE id = ?",
+            [status, error, int(temporary), stamp, status, stamp, destination, attempts, row_id],
         )
 
     def interrupted(self) -> list[Delivery]:
