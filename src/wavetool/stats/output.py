@@ -106,8 +106,12 @@ class Tables:
         data = data.replace_schema_metadata(
             {**(data.schema.metadata or {}), b"wavetool": json.dumps(self.meta, default=str).encode()}
         )
+        path = Path(path)
         try:
-            pq.write_table(data, str(path))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            pq.write_table(data, str(tmp))
+            tmp.replace(path)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc}") from None
 
