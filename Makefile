@@ -37,6 +37,7 @@ demo: $(STAMP) system-deps
 	$(WT) import --wave 2 demo/inbox/wave-2/wave2.zsav
 	$(WT) import --wave 3 demo/inbox/wave-3/wave3.por
 	$(WT) import --wave 4 demo/inbox/wave-4/wave4.csv
+	$(WT) custom merge --from-config
 	$(WT) status
 	@echo
 	@echo "Demo study in demo/: database demo/wavetool.duckdb, config demo/wavetool.toml"
