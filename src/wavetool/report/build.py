@@ -1,0 +1,284 @@
+"""``render_reports``: build every subscriber's model, render the changed ones in a process pool and
+write the PDFs and ``manifest.json`` atomically.
+
+A report is re-rendered only when its inputs changed: the inputs hash covers the report model (every
+number and label it shows, which already reflects the database content of the waves used and the config
+parts used), the templates, and the renderer versions. Rendering is deterministic, so an unchanged
+report would come out byte-identical anyway; skipping it just saves the time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import weasyprint
+from filelock import FileLock, Timeout
+
+from .. import __version__
+from ..config import SLUG_RE, StudyConfig
+from ..errors import ConfigError, OutputError, StudyLockedError
+from .model import ReportModel
+from .render import init_worker, render_task, templates_dir
+
+MANIFEST = "manifest.json"
+Progress = Callable[[int, int, str, str], None]  # (done, total, subscriber id, 'rendered'|'unchanged'|'failed')
+
+
+@dataclass
+class RenderResult:
+    """What ``render_reports`` did, per subscriber."""
+
+    wave: int
+    final: bool
+    folder: Path
+    rendered: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # subscriber id → one-line reason
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # the manifest entries of this run
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / MANIFEST
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wave": self.wave,
+            "final": self.final,
+            "folder": str(self.folder),
+            "manifest": str(self.manifest),
+            "rendered": self.rendered,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "reports": self.reports,
+        }
+
+
+def templates_sha256(templates: Path) -> str:
+    """A hash of every template file (name and content), in a stable order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(templates).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def inputs_sha256(model: ReportModel, templates_hash: str) -> str:
+    """The hash that decides whether a report must be rendered again."""
+    parts = [model.sha256(), templates_hash, f"wavetool {__version__}", f"weasyprint {weasyprint.__version__}"]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def report_folder(config: StudyConfig, wave: int, output_dir: Path | str | None = None) -> Path:
+    """``<output_dir or [report] output_dir, relative to the study>/wave-N``."""
+    base = Path(output_dir) if output_dir is not None else config.resolve(config.report.output_dir)
+    return base / f"wave-{int(wave)}"
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a report folder, or an empty one."""
+    path = folder / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"reports": {}}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {"reports": {}}  # a damaged manifest only means every report is rendered again
+    return data if isinstance(data.get("reports"), dict) else {"reports": {}}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a reader
+    (or a crash) never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _sha256_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _chosen(config: StudyConfig, subscribers: list[str] | tuple[str, ...] | None) -> list[str]:
+    ids = list(subscribers) if subscribers else list(config.subscribers)
+    for sub_id in ids:
+        if not SLUG_RE.match(sub_id):
+            raise ConfigError(f"{sub_id!r} is not a safe subscriber id", hint="ids are lowercase letters, digits and hyphens")
+        config.subscriber(sub_id)  # unknown → ConfigError listing the known ones
+    return list(dict.fromkeys(ids))
+
+
+def render_reports(
+    config: StudyConfig,
+    wave: int,
+    *,
+    subscribers: list[str] | tuple[str, ...] | None = None,
+    output_dir: Path | str | None = None,
+    final: bool = False,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    questions: list[str] | None = None,
+) -> RenderResult:
+    """Render one PDF per subscriber for ``wave`` into ``<output>/wave-N/<id>.pdf`` with a manifest.
+
+    Reports whose inputs did not change since the last run are left alone. A report that fails (or times
+    out after ``[report] timeout`` seconds) is listed in ``failed``, has no PDF and is not in the manifest;
+    the others are still written. ``questions`` restricts the core questions (for benchmarks and tests).
+    """
+    from .model import build_models
+
+    config.wave(wave)
+    ids = _chosen(config, subscribers)
+    folder = report_folder(config, wave, output_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the report folder: {exc.strerror}") from None
+
+    models = build_models(config, wave, ids, final=final, questions=questions)
+    templates = templates_dir()
+    tpl_hash = templates_sha256(templates)
+    result = RenderResult(wave=wave, final=final, folder=folder)
+    try:
+        lock = FileLock(str(folder / ".manifest.lock"), timeout=config.pipeline.lock_timeout)
+        lock.acquire()
+    except Timeout:
+        raise StudyLockedError(f"{folder}: another `wavetool report` is writing here",
+                               hint="wait for it to finish, then run again") from None
+    try:
+        manifest = read_manifest(folder)
+        entries: dict[str, dict[str, Any]] = dict(manifest.get("reports", {}))
+        todo: dict[str, tuple[ReportModel, str]] = {}
+        done = 0
+        for sub_id in ids:
+            model = models[sub_id]
+            key = inputs_sha256(model, tpl_hash)
+            old = entries.get(sub_id)
+            pdf_path = folder / f"{sub_id}.pdf"
+            if old and old.get("inputs_sha256") == key and _sha256_file(pdf_path) == old.get("sha256"):
+                entries[sub_id] = {**old, "rendered": False}
+                result.unchanged.append(sub_id)
+                done += 1
+                if progress:
+                    progress(done, len(ids), sub_id, "unchanged")
+            else:
+                todo[sub_id] = (model, key)
+
+        for sub_id, outcome in _render_all(todo, jobs or config.report.jobs, config.report.timeout, templates):
+            model, key = todo[sub_id]
+            pdf_path = folder / f"{sub_id}.pdf"
+            if outcome["ok"]:
+                try:
+                    write_atomic(pdf_path, outcome["pdf"])
+                except OSError as exc:
+                    raise OutputError(f"{pdf_path}: cannot write the report: {exc.strerror}") from None
+                entries[sub_id] = {
+                    "file": pdf_path.name,
+                    "sha256": hashlib.sha256(outcome["pdf"]).hexdigest(),
+                    "pages": outcome["pages"],
+                    "language": model.language,
+                    "inputs_sha256": key,
+                    "rendered": True,
+                }
+                result.rendered.append(sub_id)
+            else:
+                # The inputs changed and the new report could not be made: an older PDF would be stale.
+                entries.pop(sub_id, None)
+                with contextlib.suppress(FileNotFoundError):
+                    pdf_path.unlink()
+                result.failed[sub_id] = outcome["error"]
+            done += 1
+            if progress:
+                progress(done, len(ids), sub_id, "rendered" if outcome["ok"] else "failed")
+
+        ordered = {k: entries[k] for k in sorted(entries)}
+        document = {"wave": wave, "final": final, "reports": ordered}
+        try:
+            write_atomic(folder / MANIFEST, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+        except OSError as exc:
+            raise OutputError(f"{folder / MANIFEST}: cannot write the manifest: {exc.strerror}") from None
+        result.reports = {k: ordered[k] for k in ids if k in ordered}
+    finally:
+        lock.release()
+    return result
+
+
+def _render_all(
+    todo: dict[str, tuple[ReportModel, str]], jobs: int | None, timeout: float, templates: Path
+) -> Any:
+    """Yield ``(subscriber id, outcome)`` as reports finish: in this process for one report or one job,
+    else in a pool of ``jobs`` workers (default: CPU count)."""
+    if not todo:
+        return
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    if jobs == 1:
+        for sub_id, (model, _key) in todo.items():
+            yield sub_id, render_task(model.to_dict(), timeout, str(templates))
+        return
+    context = _pool_context()
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=init_worker,
+                                  initargs=(str(templates),))
+    hung = False
+    try:
+        futures = {pool.submit(render_task, model.to_dict(), timeout, str(templates)): sub_id
+                   for sub_id, (model, _key) in todo.items()}
+        # The worker enforces the per-report limit itself (SIGALRM); this is the backstop for a worker
+        # stuck in C code, measured over the whole batch.
+        budget = timeout * (len(todo) / jobs + 1) + 30
+        try:
+            for future in cf.as_completed(futures, timeout=budget):
+                try:
+                    outcome = future.result()
+                except Exception as exc:
+                    outcome = {"ok": False, "error": f"{futures[future]}: render worker failed: {type(exc).__name__}: {exc}"}
+                yield futures[future], outcome
+        except cf.TimeoutError:
+            hung = True
+            for future, sub_id in futures.items():
+                if not future.done():
+                    yield sub_id, {"ok": False, "error": f"{sub_id}: rendering gave up after {timeout:g} s"}
+    finally:
+        if hung:
+            for process in list(getattr(pool, "_processes", {}).values()):  # no public API to kill workers
+                process.kill()
+        pool.shutdown(wait=not hung, cancel_futures=True)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` (workers fork from a clean server that has imported WeasyPrint once) where
+    available, else ``spawn``; never plain ``fork`` of a process holding DuckDB connections."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["wavetool.report.render"])
+        return context
+    return multiprocessing.get_context("spawn")

@@ -1,0 +1,217 @@
+"""Turning a report model into PDF bytes: Jinja2 (autoescaped) → HTML → WeasyPrint (tagged PDF/UA-1).
+
+A :class:`Renderer` holds everything that is costly and reusable: the Jinja environment, the parsed CSS,
+the font configuration and the safe URL fetcher. Each render worker builds one in its initializer and
+reuses it for every report it renders.
+
+Safety: WeasyPrint's default fetcher follows any URL (``file:``, ``http:``) and would even embed
+``/etc/passwd`` through ``<link rel=attachment>``. :class:`SafeURLFetcher` serves only ``data:`` URLs
+and files inside the templates folder, and stops the render (``FatalURLFetchingError``) for anything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mimetypes
+import os
+import signal
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+
+from .charts import Bar, ChartKit, Point, StackedRow
+from .model import Category, Question, ReportModel, TrendPoint
+from .text import LANG_TAGS, Formatter, load_strings, templates_dir
+
+PDF_VARIANT = "pdf/ua-1"
+LANGUAGES = ("en", "fr")
+
+
+def quiet_logs() -> None:
+    """Keep WeasyPrint's and fontTools' warnings (e.g. "using fontTools instead of HarfBuzz-Subset"
+    when ``libharfbuzz-subset0`` is absent) out of wavetool's output; errors still surface."""
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def make_environment(templates: Path) -> Environment:
+    """The Jinja environment of the report: autoescaping ON for every template whatever its name
+    (``select_autoescape()`` with its defaults would leave ``report.html.j2`` unescaped)."""
+    return Environment(
+        loader=FileSystemLoader(str(templates)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+    )
+
+
+# --- the URL fetcher ------------------------------------------------------------------------------
+
+
+class SafeURLFetcher(URLFetcher):
+    """Serve ``data:`` URLs and files under ``root``; refuse everything else by stopping the render."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(timeout=1, allowed_protocols=("data", "file"), allow_redirects=False, fail_on_errors=True)
+        self.root = Path(root).resolve()
+
+    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme == "data":
+            response = urllib.request.DataHandler().data_open(urllib.request.Request(url))
+            return URLFetcherResponse(url, response.read(), {"Content-Type": response.headers["Content-Type"]})
+        if scheme == "file":
+            parts = urlsplit(url)
+            if parts.netloc not in ("", "localhost"):
+                raise FatalURLFetchingError(f"refused to fetch {_short(url)}: not a local file")
+            path = Path(urllib.request.url2pathname(unquote(parts.path))).resolve()
+            if path.is_relative_to(self.root) and path.is_file():
+                kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": kind})
+            raise FatalURLFetchingError(f"refused to fetch {_short(url)}: outside the report templates")
+        raise FatalURLFetchingError(f"refused to fetch {_short(url)}: reports never use the network")
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 80 else url[:77] + "..."
+
+
+# --- from the model to the charts' inputs -----------------------------------------------------------
+
+
+def _bars(categories: list[Category]) -> list[Bar]:
+    return [Bar(c.label, c.percent, c.bench_percent, c.suppressed) for c in categories]
+
+
+def _points(trend: tuple[TrendPoint, ...]) -> list[Point]:
+    return [Point(t.wave_label, None if t.suppressed else t.topbox, t.benchmark) for t in trend]
+
+
+def _rows(questions: list[Question]) -> list[StackedRow]:
+    return [
+        StackedRow(f"{q.number} {q.text}", (q.bottombox, q.middle, q.topbox), q.suppressed) for q in questions
+    ]
+
+
+class Renderer:
+    """Renders report models to PDF; build once per process and reuse."""
+
+    def __init__(self, templates: Path | None = None) -> None:
+        quiet_logs()
+        self.templates = Path(templates or templates_dir()).resolve()
+        self.env = make_environment(self.templates)
+        self.template = self.env.get_template("report.html.j2")
+        self.macros = self.env.get_template("charts.svg.j2").module
+        self.fetcher = SafeURLFetcher(self.templates)
+        self.font_config = FontConfiguration()
+        self.css = CSS(
+            filename=str(self.templates / "report.css"), url_fetcher=self.fetcher, font_config=self.font_config
+        )
+        self.strings = {language: load_strings(self.templates, language) for language in LANGUAGES}
+        self.base_url = self.templates.as_uri() + "/"
+
+    def html(self, model: ReportModel) -> str:
+        """The report's HTML."""
+        strings = self.strings[model.language]
+        fmt = Formatter(model.language)
+        title = f"{model.study_name} – {strings['title_final' if model.final else 'title_wave']} – {model.subscriber_name}"
+        subject = strings["pdf_subject"].format(
+            study=model.study_name, subscriber=model.subscriber_name, wave=model.wave.label
+        )
+        return self.template.render(
+            m=model,
+            s=strings,
+            fmt=fmt,
+            charts=ChartKit(self.macros, fmt, strings),
+            charts_bars=_bars,
+            charts_points=_points,
+            charts_rows=_rows,
+            lang_tag=LANG_TAGS[model.language],
+            title=title,
+            subject=subject,
+        )
+
+    def document(self, html: str) -> Any:
+        """Lay out ``html`` (a WeasyPrint Document)."""
+        return HTML(string=html, base_url=self.base_url, url_fetcher=self.fetcher).render(
+            font_config=self.font_config, stylesheets=[self.css], pdf_variant=PDF_VARIANT
+        )
+
+    def pdf(self, model: ReportModel) -> tuple[bytes, int]:
+        """The report as PDF bytes and its page count."""
+        document = self.document(self.html(model))
+        return document.write_pdf(pdf_variant=PDF_VARIANT), len(document.pages)
+
+
+# --- render workers --------------------------------------------------------------------------------
+
+_renderer: Renderer | None = None
+
+
+class RenderTimeout(BaseException):
+    """A render took longer than its time limit (BaseException: WeasyPrint must not swallow it)."""
+
+
+def init_worker(templates: str) -> None:
+    """Process-pool initializer: build the Jinja environment, fonts, CSS and fetcher once per worker."""
+    global _renderer
+    _renderer = Renderer(Path(templates))
+
+
+def shared_renderer(templates: Path | None = None) -> Renderer:
+    """This process's renderer (built on first use)."""
+    global _renderer
+    if _renderer is None or (templates is not None and _renderer.templates != Path(templates).resolve()):
+        _renderer = Renderer(templates)
+    return _renderer
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise RenderTimeout in this (main) thread after ``seconds``; no-op where signals are unavailable."""
+    usable = seconds and hasattr(signal, "setitimer") and _in_main_thread()
+    if not usable:
+        yield
+        return
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise RenderTimeout(f"gave up after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def render_task(model_data: dict[str, Any], timeout: float | None, templates: str | None = None) -> dict[str, Any]:
+    """Render one report (in a worker or in-process): ``{"ok": True, "pdf": bytes, "pages": n}`` or
+    ``{"ok": False, "error": "..."}``. Never raises for a report-level failure."""
+    subscriber = model_data.get("subscriber_id", "?")
+    try:
+        renderer = shared_renderer(Path(templates) if templates else None)
+        with time_limit(timeout):
+            pdf, pages = renderer.pdf(ReportModel.from_dict(model_data))
+        return {"ok": True, "pdf": pdf, "pages": pages, "pid": os.getpid()}
+    except RenderTimeout as exc:
+        return {"ok": False, "error": f"{subscriber}: rendering {exc}"}
+    except FatalURLFetchingError as exc:
+        return {"ok": False, "error": f"{subscriber}: {exc}"}
+    except Exception as exc:
+        return {"ok": False, "error": f"{subscriber}: {type(exc).__name__}: {exc}"}
