@@ -340,6 +340,7 @@ def test_permanent_550_is_failed_with_server_words_and_others_still_sent(study, 
         "maritimes",
     }
     assert "quebec: FAILED, DATA: 550 5.7.1 Message rejected by policy" in out
+    assert "Error: wave 1: quebec: failed: DATA: 550 5.7.1 Message rejected by policy" in err  # cron mails stderr
     rows = {r["subscriber"]: r for r in log_rows(study)}
     assert rows["quebec"]["status"] == "failed"
     assert rows["quebec"]["error"] == "DATA: 550 5.7.1 Message rejected by policy"

@@ -36,7 +36,26 @@ def send(
         print_json(result.to_dict())
     else:
         print_send_result(console, result)
+    print_problems(wave, result.failed, result.uncertain, result.refused)
     return result.exit_code
+
+
+def print_problems(wave: int, failed: list[dict], uncertain: list[dict], refused: list[dict]) -> None:
+    """One line on stderr per message that did not (surely) arrive, so cron mails them even when stdout is discarded."""
+    err = make_console(stderr=True)
+    for f in failed:
+        kind = "deferred" if f.get("temporary") else "failed"
+        err.print(f"Error: wave {wave}: {f['subscriber']}: {kind}: {f['error']}", markup=False)
+    for u in uncertain:
+        err.print(
+            f"Error: wave {wave}: {u['subscriber']}: uncertain (Message-ID {u['message_id']}): {u['error']};"
+            f" check the mail server's log, then `wavetool send --wave {wave} --subscriber {u['subscriber']} --resend`"
+            " if it did not arrive",
+            markup=False,
+        )
+    for r in refused:
+        for address, words in r["refused"].items():
+            err.print(f"Error: wave {wave}: {r['subscriber']}: recipient {address} refused: {words}", markup=False)
 
 
 def print_send_result(console: Console, result: SendResult) -> None:

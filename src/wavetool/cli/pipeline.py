@@ -12,6 +12,7 @@ from rich.console import Console
 
 from ..pipeline import RunSummary, run_wave
 from . import app, ctx_obj
+from .deliver import print_problems
 from .output import make_console, print_json
 
 
@@ -54,6 +55,7 @@ def run_cmd(
         print_json(summary.to_dict())
     else:
         _print_summary(console, summary)
+    print_problems(wave, summary.failed, summary.uncertain, [x for x in summary.sent if x.get("refused")])
     return summary.exit_code
 
 
