@@ -94,18 +94,21 @@ def rake_weights(
     """Iterative proportional fitting of ``base`` to ``margins`` (weights normalised to mean 1).
 
     Returns (weights, iterations, converged, max margin error). Converged means every margin share is
-    within ``tolerance`` of its target and, with ``trim``, every weight within the trim bounds."""
+    within ``tolerance`` of its target, no weight moved more than ``tolerance`` in the last pass and, with
+    ``trim``, every weight is within the trim bounds."""
     weights = base / base.mean()
     error = np.inf
     for iteration in range(1, max_iterations + 1):
+        previous = weights
         for margin in margins:
             weights = _fit_margin(weights, margin)
         if trim is not None:
             weights = np.clip(weights, trim[0], trim[1])
             weights = weights / weights.mean()
         error = max_margin_error(weights, margins)
+        settled = float(np.abs(weights - previous).max()) <= tolerance  # the weights, not only the margins
         within = trim is None or (weights.min() >= trim[0] * (1 - 1e-9) and weights.max() <= trim[1] * (1 + 1e-9))
-        if error <= tolerance and within:
+        if error <= tolerance and settled and within:
             return weights, iteration, True, error
     return weights, max_iterations, False, error
 
