@@ -18,7 +18,8 @@ def test_show_still_works_without_a_subcommand(imported_study: Path, cli) -> Non
     assert code == 0 and {r["name"] for r in json.loads(out)} >= {"Q1", "BC_1", "COMMENT"}
 
 
-def test_diff_table_and_json(imported_study: Path, cli) -> None:
+def test_diff_table_and_json(imported_study: Path, cli, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # whole cells on one line, whatever the test runner's terminal
     code, out, err = cli("--study", imported_study, "codebook", "diff", "3", "4")
     assert code == 0, err
     assert "Codebook differences, wave 3 -> wave 4" in out
@@ -57,7 +58,8 @@ def test_translated_picks_source_or_config_text(sample_study: Path) -> None:
     assert translated(config, "fr", "ontario:C1", "Satisfaction with ServiceOntario") is None
 
 
-def test_check_translations_lists_what_lacks_a_text(imported_study: Path, cli) -> None:
+def test_check_translations_lists_what_lacks_a_text(imported_study: Path, cli, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
     merge_from_config(load_config(imported_study))
     code, out, err = cli("--study", imported_study, "codebook", "check-translations", "--json")
     assert code == 0, err

@@ -141,7 +141,8 @@ def test_dropped_question_gates(study) -> None:
     assert "not in wave 2" in record["detail"]
 
 
-def test_unexplained_rename_suggests_a_crosswalk_entry_and_the_entry_clears_the_gate(study, cli) -> None:
+def test_unexplained_rename_suggests_a_crosswalk_entry_and_the_entry_clears_the_gate(study, cli, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
     study(1, base_spec())
     spec = base_spec()
     spec["Q2B"] = spec.pop("Q2")
