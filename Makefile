@@ -33,14 +33,14 @@ demo: $(STAMP) system-deps
 	$(BIN)/wavetool init demo >/dev/null
 	cp sample_data/wavetool.toml demo/wavetool.toml
 	cp -r sample_data/inbox demo/inbox
-	$(WT) import --wave 1 demo/inbox/wave-1/wave1.sav
-	$(WT) import --wave 2 demo/inbox/wave-2/wave2.zsav
-	$(WT) import --wave 3 demo/inbox/wave-3/wave3.por
-	$(WT) import --wave 4 demo/inbox/wave-4/wave4.csv
-	$(WT) custom merge --from-config
+	$(WT) run --wave 1
+	$(WT) run --wave 2
+	$(WT) run --wave 3
+	$(WT) run --wave 4 --final
 	$(WT) status
 	@echo
-	@echo "Demo study in demo/: database demo/wavetool.duckdb, config demo/wavetool.toml"
+	@echo "Demo study in demo/: database demo/wavetool.duckdb, config demo/wavetool.toml, run log demo/wavetool.log"
+	@echo "Tables: demo/tables/wave-N.csv; reports: demo/reports/wave-N/<subscriber>.pdf; e-mails: demo/outbox/*.eml"
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 -q
