@@ -41,7 +41,15 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 def _connect_once(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(path), read_only=read_only, config={"threads": max(os.cpu_count() or 1, 1)})
+    con = duckdb.connect(str(path), read_only=read_only, config={"threads": max(os.cpu_count() or 1, 1)})
+    quiet(con)
+    return con
+
+
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Turn off DuckDB's own progress bar: it would print on stdout, even when piped, for slow queries."""
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _first_line(exc: BaseException) -> str:

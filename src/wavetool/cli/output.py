@@ -38,11 +38,30 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     return out
 
 
+class _Steps:
+    """The callback ``progress_steps`` yields: ``step(message)``, and ``step.rows(done, total)`` for a bar."""
+
+    def __init__(self, progress: Any, task: Any, title: str) -> None:
+        self.progress, self.task, self.title = progress, task, title
+
+    def __call__(self, message: str) -> None:
+        self.progress.update(self.task, description=f"{self.title}: {message}")
+
+    def rows(self, done: int, total: int | None) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+
 @contextlib.contextmanager
 def progress_steps(console: Console, title: str) -> Iterator[Any]:
-    """A callback that reports steps: a spinner on a terminal, nothing animated otherwise."""
+    """A callback that reports steps (and, through ``.rows(done, total)``, rows done): a spinner and a
+    progress bar on a terminal, nothing animated (and nothing printed) otherwise."""
     if not console.is_terminal:
-        yield lambda _message: None
+        quiet = lambda _message: None  # noqa: E731
+        quiet.rows = lambda _done, _total: None  # type: ignore[attr-defined]
+        yield quiet
         return
-    with console.status(title) as status:
-        yield lambda message: status.update(f"{title}: {message}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield _Steps(progress, progress.add_task(title, total=None), title)

@@ -1,14 +1,17 @@
 """Importing a wave's exports (.sav, .zsav, .por, .csv) into the study database, all or nothing.
 
-Files are decoded and validated before the study lock is taken; the lock is held only for the one
-transaction that writes the wave table, its codebook and its provenance.
+Files are decoded, in streamed batches, into a private staging database and validated there before the
+study lock is taken; the lock is held only for the one transaction that copies the staged rows into the
+wave table and writes its codebook and provenance. Memory stays bounded whatever the file's size.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,31 +19,70 @@ import duckdb
 import pyarrow as pa
 
 from .. import __version__
-from ..codebook import Codebook, Variable, code_text, load_codebook, read_codebook_file, save_codebook
+from ..codebook import Codebook, MrSet, Variable, code_text, load_codebook, read_codebook_file, save_codebook
 from ..config import ColumnRoles, StudyConfig
 from ..errors import DataError, InputMissingError, WavetoolError
 from ..store import connect, first_row, quote, transaction, wave_table, write_store
-from .csvfile import read_csv_data
-from .spss import read_spss_codebook, read_spss_data
+from .csvfile import load_csv
+from .labels import UnlabelledCodes
+from .spss import load_spss, read_spss_codebook
+from .staging import Staging
 
 SPSS_SUFFIXES = (".sav", ".zsav", ".por")
 SUFFIXES = (*SPSS_SUFFIXES, ".csv")
 MAX_LISTED = 5
+STAGING_ALIAS = "wavetool_staging"
 
-Progress = Callable[[str], None]
+
+class Progress:
+    """Where an import reports what it is doing: ``step(message)`` and ``rows(done, total)``.
+
+    A plain callable ``f(message)`` is accepted wherever a Progress is (see :func:`as_progress`)."""
+
+    def step(self, message: str) -> None:  # pragma: no cover - interface
+        pass
+
+    def rows(self, done: int, total: int | None) -> None:  # pragma: no cover - interface
+        pass
+
+
+class _CallableProgress(Progress):
+    def __init__(self, say: Callable[..., None]) -> None:
+        self.say = say
+        self.rows_callback = getattr(say, "rows", None)
+
+    def step(self, message: str) -> None:
+        self.say(message)
+
+    def rows(self, done: int, total: int | None) -> None:
+        if self.rows_callback:
+            self.rows_callback(done, total)
+
+
+def as_progress(progress: Progress | Callable[..., None] | None) -> Progress:
+    """A Progress from a Progress, a ``f(message)`` callable (optionally with a ``.rows`` attribute) or None."""
+    if isinstance(progress, Progress):
+        return progress
+    return _CallableProgress(progress) if progress else Progress()
 
 
 @dataclass(frozen=True)
 class DecodedFile:
-    """One export read into memory: its values, codebook and provenance."""
+    """One export decoded with its codebook and provenance. ``table`` holds its values for the in-memory
+    :func:`decode_file`; a wave import keeps them in staging instead (``table`` is None)."""
 
     path: Path
     format: str
-    table: pa.Table
+    table: pa.Table | None
     codebook: Codebook
     reader: str
     size: int
     sha256: str
+    rows: int = 0
+    columns: int = 0
+    staged_as: str = ""
+    warnings: tuple[str, ...] = ()
+    unlabelled: UnlabelledCodes | None = None
 
 
 @dataclass
@@ -79,7 +121,7 @@ def earlier_codebook(study: Path, wave: int) -> Codebook | None:
     try:
         waves = [r[0] for r in con.execute("SELECT wave FROM waves WHERE wave < ? ORDER BY wave", [wave]).fetchall()]
         variables: dict[str, Variable] = {}
-        mr_sets = {}
+        mr_sets: dict[str, MrSet] = {}
         for earlier in waves:
             book = load_codebook(con, earlier)
             variables.update(book.variables)
@@ -89,41 +131,91 @@ def earlier_codebook(study: Path, wave: int) -> Codebook | None:
     return Codebook(variables=variables, mr_sets=mr_sets) if variables else None
 
 
-def decode_file(
-    path: Path, wave: int, config: StudyConfig, encoding: str | None = None, codebook_path: Path | None = None,
-    *, wave_codebook: bool = True,
-) -> DecodedFile:
-    """Read one export into Arrow with its codebook; raise DataError naming the file on any problem.
-
-    ``wave_codebook=False`` (custom-question files): a CSV's codebook is only ``codebook_path``, never the
-    wave's configured codebook or an earlier wave's."""
-    path = Path(path)
+def _check_file(path: Path) -> str:
     if not path.exists():
         raise InputMissingError(f"{path}: file not found", hint="check the path (relative paths are from the current folder)")
+    if path.is_dir():
+        raise InputMissingError(f"{path}: is a folder, not a file", hint="name the export file itself")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix or '(none)'}", hint=f"wavetool reads {', '.join(SUFFIXES)}")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty", hint="ask the vendor to re-send the export")
+    return suffix
+
+
+def _csv_codebook(path: Path, wave: int, config: StudyConfig, codebook_path: Path | None, wave_codebook: bool) -> Codebook | None:
+    wave_entry = config.waves.get(wave)
+    companion = codebook_path or (
+        config.resolve(wave_entry.codebook) if wave_codebook and wave_entry and wave_entry.codebook else None
+    )
+    if companion:
+        return read_codebook_file(companion)
+    return earlier_codebook(config.root, wave) if wave_codebook else None
+
+
+def _stage_file(
+    staging: Staging, table: str, path: Path, wave: int, config: StudyConfig, encoding: str | None,
+    codebook_path: Path | None, wave_codebook: bool, progress: Progress, sha256: str | None = None,
+    roles: ColumnRoles | None = None,
+) -> DecodedFile:
+    """Decode one export into ``table`` of the staging database; with ``roles``, also count the codes that
+    are neither labelled nor missing in every other column."""
+    suffix = _check_file(path)
+    con = staging.con
+    assert con is not None
+    warnings: list[str] = []
+    skip = {roles.id, roles.jurisdiction, roles.weight} if roles else None
+    counter = None
     if suffix == ".csv":
-        companion = codebook_path or (config.resolve(config.waves[wave].codebook)
-                                      if wave_codebook and wave in config.waves and config.waves[wave].codebook else None)
-        codebook = read_codebook_file(companion) if companion else earlier_codebook(config.root, wave) if wave_codebook else None
-        table, codebook = read_csv_data(path, codebook, encoding)
+        codebook, counter = load_csv(con, table, path, _csv_codebook(path, wave, config, codebook_path, wave_codebook),
+                                     staging.folder, encoding, skip)
         reader = "duckdb read_csv"
     else:
-        codebook = read_spss_codebook(path, encoding)
-        table, reader = read_spss_data(path, codebook, encoding)
-        if encoding:
-            codebook = Codebook(codebook.variables, codebook.mr_sets, encoding)
-    return DecodedFile(path, suffix.lstrip("."), table, codebook, reader, path.stat().st_size, file_sha256(path))
+        codebook, expected = read_spss_codebook(path, encoding)
+        done = [0]
+
+        def count(n: int | None) -> None:
+            done[0] = 0 if n is None else done[0] + n
+            progress.rows(done[0], expected)
+
+        counter = UnlabelledCodes(codebook, skip) if skip is not None else None
+        reader = load_spss(con, table, path, codebook, expected, staging.folder, encoding, count, counter)
+        if suffix == ".por":
+            text = [n for n, v in codebook.variables.items() if v.type == "string"]
+            if text:
+                warnings.append(
+                    f"{path}: SPSS portable files hold ASCII text only; accented letters in {', '.join(text[:MAX_LISTED])}"
+                    f"{' …' if len(text) > MAX_LISTED else ''} may have been lost (ask for a .sav to keep them)"
+                )
+    rows = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchall()[0][0]
+    return DecodedFile(path, suffix.lstrip("."), None, codebook, reader, path.stat().st_size,
+                       file_sha256(path) if sha256 is None else sha256,
+                       rows, len(codebook.variables), table, tuple(warnings), counter)
 
 
-def _stack(decoded: list[DecodedFile]) -> tuple[pa.Table, Codebook]:
+def decode_file(
+    path: Path, wave: int, config: StudyConfig, encoding: str | None = None, codebook_path: Path | None = None,
+    *, wave_codebook: bool = True,
+) -> DecodedFile:
+    """Read one (small) export into an in-memory Arrow table with its codebook; DataError naming the file
+    on any problem. Wave imports use the streamed, staged path of :func:`import_wave` instead.
+
+    ``wave_codebook=False`` (custom-question files): a CSV's codebook is only ``codebook_path``, never the
+    wave's configured codebook or an earlier wave's."""
+    with Staging(in_memory=True) as staging:
+        decoded = _stage_file(staging, "decoded", Path(path), wave, config, encoding, codebook_path, wave_codebook, Progress())
+        assert staging.con is not None
+        table = staging.con.sql('SELECT * FROM "decoded"').to_arrow_table()
+    return DecodedFile(decoded.path, decoded.format, table, decoded.codebook, decoded.reader, decoded.size, decoded.sha256,
+                       decoded.rows, decoded.columns, "", decoded.warnings)
+
+
+def _stacked_codebook(decoded: list[DecodedFile]) -> Codebook:
     if len(decoded) == 1:
-        return decoded[0].table, decoded[0].codebook
+        return decoded[0].codebook
     variables: dict[str, Variable] = {}
-    mr_sets = {}
+    mr_sets: dict[str, MrSet] = {}
     for item in decoded:
         for name, var in item.codebook.variables.items():
             if name in variables and variables[name].type != var.type:
@@ -133,19 +225,20 @@ def _stack(decoded: list[DecodedFile]) -> tuple[pa.Table, Codebook]:
                 )
             variables.setdefault(name, var)
         mr_sets.update(item.codebook.mr_sets)
-    table = pa.concat_tables([d.table for d in decoded], promote_options="permissive")
-    return table.select(list(variables)), Codebook(variables, mr_sets, decoded[0].codebook.encoding)
+    return Codebook(variables, mr_sets, decoded[0].codebook.encoding)
 
 
-def _check_roles(table: pa.Table, roles: ColumnRoles, files: str) -> None:
-    for role in ("id", "jurisdiction", "weight"):
-        column = getattr(roles, role)
-        if column not in table.column_names:
-            raise DataError(
-                f"{files}: no {role} column {column!r} (columns: {', '.join(table.column_names[:12])}"
-                f"{', …' if table.num_columns > 12 else ''})",
-                hint=f"pass --{role} COLUMN or set [columns] {role} in wavetool.toml",
-            )
+def _stacked_sql(decoded: list[DecodedFile], columns: list[str], prefix: str = "", provenance: bool = False) -> str:
+    """SQL reading the staged files as one table with ``columns`` (NULL where a file lacks one); with
+    ``provenance``, also ``__file`` (index into ``decoded``) and ``__row`` (1-based row in that file)."""
+    parts = []
+    for index, item in enumerate(decoded):
+        present = set(item.codebook.variables)
+        select = [quote(c) if c in present else f"NULL AS {quote(c)}" for c in columns]
+        if provenance:
+            select = [f"{index} AS __file", "rowid + 1 AS __row", *select]
+        parts.append(f"SELECT {', '.join(select)} FROM {prefix}{quote(item.staged_as)}")
+    return " UNION ALL ".join(parts)
 
 
 def _rows_text(rows: list[int], total: int) -> str:
@@ -154,70 +247,100 @@ def _rows_text(rows: list[int], total: int) -> str:
     return f"row{'s' if total > 1 else ''} {listed}{more}"
 
 
+def _check_roles(decoded: list[DecodedFile], roles: ColumnRoles) -> None:
+    for item in decoded:
+        names = list(item.codebook.variables)
+        for role in ("id", "jurisdiction", "weight"):
+            column = getattr(roles, role)
+            if column not in names:
+                raise DataError(
+                    f"{item.path}: no {role} column {column!r} (columns: {', '.join(names[:12])}{', …' if len(names) > 12 else ''})",
+                    hint=f"pass --{role} COLUMN or set [columns] {role} in wavetool.toml",
+                )
+
+
+def _text_expr(column: str, variable: Variable | None) -> str:
+    """SQL giving an id or code column's canonical text: strings trimmed, numbers as '100001' not '100001.0'."""
+    if variable is not None and variable.type == "string":
+        return f"trim({column})"
+    return (f"CASE WHEN {column} = floor({column}) AND abs({column}) < 1e15 THEN CAST(CAST({column} AS BIGINT) AS VARCHAR)"
+            f" ELSE CAST({column} AS VARCHAR) END")
+
+
 def validate(
-    con: duckdb.DuckDBPyConnection, table: pa.Table, codebook: Codebook, roles: ColumnRoles, config: StudyConfig, files: str
+    con: duckdb.DuckDBPyConnection, decoded: list[DecodedFile], codebook: Codebook, roles: ColumnRoles, config: StudyConfig
 ) -> list[str]:
-    """Check ids, jurisdictions and weights (raise DataError) and collect warnings about unlabelled codes."""
-    _check_roles(table, roles, files)
-    con.register("incoming", table.select([roles.id, roles.jurisdiction, roles.weight]).append_column(
-        "__row", pa.array(range(1, table.num_rows + 1), pa.int64())))
+    """Check ids, jurisdictions and weights in staging (raise DataError naming file, column and rows) and
+    collect warnings about codes that are neither labelled nor missing."""
+    _check_roles(decoded, roles)
+    weight_var = codebook.variables[roles.weight]
+    if weight_var.type != "numeric":
+        raise DataError(f"{decoded[0].path}: column {roles.weight}: the weight column is {weight_var.type}, not numeric",
+                        hint="pass --weight with the numeric weight column")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS {_stacked_sql(decoded, list(codebook.variables), provenance=True)}")
     rid, jur, wt = quote(roles.id), quote(roles.jurisdiction), quote(roles.weight)
     id_text = _text_expr(rid, codebook.variables.get(roles.id))
     jur_text = _text_expr(jur, codebook.variables.get(roles.jurisdiction))
 
-    blank = con.execute(f"SELECT __row FROM incoming WHERE {id_text} IS NULL OR {id_text} = '' ORDER BY __row").fetchall()
+    def where(file_index: int) -> Path:
+        return decoded[file_index].path
+
+    blank = con.execute(
+        f"SELECT __file, __row FROM incoming WHERE {id_text} IS NULL OR {id_text} = '' ORDER BY __file, __row"
+    ).fetchall()
     if blank:
-        raise DataError(f"{files}: column {roles.id}: empty respondent id at {_rows_text([r[0] for r in blank], len(blank))}",
+        first_file = blank[0][0]
+        rows = [r[1] for r in blank if r[0] == first_file]
+        raise DataError(f"{where(first_file)}: column {roles.id}: empty respondent id at {_rows_text(rows, len(blank))}",
                         hint="every respondent needs an id; ask the vendor to fix the export")
     dups = con.execute(
-        f"SELECT {id_text} AS id, list(__row ORDER BY __row) FROM incoming GROUP BY 1 HAVING count(*) > 1 ORDER BY min(__row)"
+        f"SELECT id, count(*) OVER () FROM (SELECT {id_text} AS id, min([__file, __row]) AS first FROM incoming"
+        " GROUP BY 1 HAVING count(*) > 1) ORDER BY first LIMIT 1"
     ).fetchall()
     if dups:
-        first_id, rows = dups[0]
+        first_id, n_dups = dups[0]
+        places = con.execute(f"SELECT __file, __row FROM incoming WHERE {id_text} = ? ORDER BY __file, __row", [first_id]).fetchall()
+        names = {where(f).name for f, _ in places}
+        shown = ", ".join(f"{where(f).name} row {r}" if len(names) > 1 else f"row {r}" for f, r in places[:MAX_LISTED])
         raise DataError(
-            f"{files}: column {roles.id}: respondent id {first_id} appears {len(rows)} times ({_rows_text(rows, len(rows))});"
-            f" {len(dups)} duplicated id{'s' if len(dups) > 1 else ''} in all",
+            f"{where(places[0][0])}: column {roles.id}: respondent id {first_id} appears {len(places)} times ({shown});"
+            f" {n_dups} duplicated id{'s' if n_dups > 1 else ''} in all",
             hint="ids must be unique within a wave; remove the duplicates or ask the vendor",
         )
     known = _known_jurisdictions(config, codebook, roles)
     bad_jur = con.execute(
-        f"SELECT coalesce({jur_text}, '(blank)') AS code, count(*), min(__row) FROM incoming"
+        f"SELECT coalesce(nullif({jur_text}, ''), '(blank)') AS code, count(*), min([__file, __row]) FROM incoming"
         f" WHERE {jur_text} IS NULL OR NOT list_contains(?, {jur_text}) GROUP BY 1 ORDER BY 3",
         [sorted(known)],
     ).fetchall()
     if bad_jur:
-        code, count, row = bad_jur[0]
+        code, _count, (file_index, row) = bad_jur[0]
         total = sum(r[1] for r in bad_jur)
+        source = "listed in [jurisdictions] in wavetool.toml" if config.jurisdictions else f"labelled in {roles.jurisdiction}'s value labels"
         raise DataError(
-            f"{files}: column {roles.jurisdiction}, row {row}: unknown jurisdiction code {code!r}"
-            f" ({total} row{'s' if total > 1 else ''} with unknown codes: {', '.join(str(r[0]) for r in bad_jur[:MAX_LISTED])})",
+            f"{where(file_index)}: column {roles.jurisdiction}, row {row}: unknown jurisdiction code {code!r}"
+            f" ({total} row{'s' if total > 1 else ''} with codes not {source}: {', '.join(str(r[0]) for r in bad_jur[:MAX_LISTED])})",
             hint="add the code to [jurisdictions] in wavetool.toml, or fix the file",
         )
-    if codebook.variables.get(roles.weight, Variable(roles.weight)).type != "numeric" or not pa.types.is_floating(
-        table.schema.field(roles.weight).type
-    ) and not pa.types.is_integer(table.schema.field(roles.weight).type):
-        raise DataError(f"{files}: column {roles.weight}: the weight column is not numeric", hint="pass --weight with the numeric weight column")
     bad_wt = con.execute(
-        f"SELECT __row, {wt} FROM incoming WHERE {wt} IS NULL OR isnan({wt}) OR isinf({wt}) OR {wt} <= 0 ORDER BY __row"
+        f"SELECT __file, __row, {wt}, count(*) OVER () FROM incoming"
+        f" WHERE {wt} IS NULL OR isnan({wt}) OR isinf({wt}) OR {wt} <= 0 ORDER BY __file, __row LIMIT {MAX_LISTED}"
     ).fetchall()
     if bad_wt:
-        row, value = bad_wt[0]
-        shown = "blank" if value is None else repr(value)
+        file_index, row, value, total = bad_wt[0]
+        shown = "blank" if value is None else code_text(value) if value == value else "NaN"
+        rows = [r[1] for r in bad_wt if r[0] == file_index]
         raise DataError(
-            f"{files}: column {roles.weight}, row {row}: weight is {shown}; weights must be positive and finite"
-            f" ({len(bad_wt)} bad weight{'s' if len(bad_wt) > 1 else ''}, {_rows_text([r[0] for r in bad_wt], len(bad_wt))})",
+            f"{where(file_index)}: column {roles.weight}, row {row}: weight is {shown}; weights must be positive and finite"
+            f" ({total} bad weight{'s' if total > 1 else ''}: {_rows_text(rows, total)})",
             hint="fix the weights, or import with another --weight column",
         )
-    con.unregister("incoming")
-    return _unlabelled_code_warnings(con, table, codebook, roles, files)
-
-
-def _text_expr(column: str, variable: Variable | None) -> str:
-    if variable is not None and variable.type == "string":
-        return f"trim({column})"
-    # Numeric ids and codes are stored as their canonical text: 100001.0 -> '100001'.
-    return (f"CASE WHEN {column} = floor({column}) AND abs({column}) < 1e15 THEN CAST(CAST({column} AS BIGINT) AS VARCHAR)"
-            f" ELSE CAST({column} AS VARCHAR) END")
+    counts = UnlabelledCodes(codebook, {roles.id, roles.jurisdiction, roles.weight})
+    counts.checks.clear()
+    for item in decoded:
+        if item.unlabelled is not None:
+            counts.merge(item.unlabelled)
+    return counts.warnings(", ".join(str(d.path) for d in decoded), MAX_LISTED)
 
 
 def _known_jurisdictions(config: StudyConfig, codebook: Codebook, roles: ColumnRoles) -> set[str]:
@@ -226,60 +349,27 @@ def _known_jurisdictions(config: StudyConfig, codebook: Codebook, roles: ColumnR
     return set(codebook.variables.get(roles.jurisdiction, Variable(roles.jurisdiction)).value_labels)
 
 
-def _unlabelled_code_warnings(
-    con: duckdb.DuckDBPyConnection, table: pa.Table, codebook: Codebook, roles: ColumnRoles, files: str
-) -> list[str]:
-    labelled = [
-        v for v in codebook.variables.values()
-        if v.value_labels and v.type == "numeric" and v.name not in (roles.id, roles.weight, roles.jurisdiction)
-        and v.name in table.column_names
-    ]
-    if not labelled:
-        return []
-    con.register("incoming_all", table.select([v.name for v in labelled]))
-    parts = []
-    for v in labelled:
-        codes = [float(c) for c in v.value_labels if _is_number(c)]
-        missing = [s for s in v.missing]
-        conditions = [f"{quote(v.name)} IS NOT NULL", f"NOT list_contains({codes!r}::DOUBLE[], {quote(v.name)})"]
-        for spec in missing:
-            if spec.kind == "value" and spec.low is not None:
-                conditions.append(f"{quote(v.name)} <> {spec.low!r}")
-            elif spec.kind == "range":
-                low = "-'inf'::DOUBLE" if spec.low is None or spec.low == float("-inf") else repr(spec.low)
-                high = "'inf'::DOUBLE" if spec.high is None or spec.high == float("inf") else repr(spec.high)
-                conditions.append(f"NOT ({quote(v.name)} BETWEEN {low} AND {high})")
-        parts.append(
-            f"SELECT {v.name!r} AS variable, count(*) AS n, list(DISTINCT {quote(v.name)})[1:5] AS codes"
-            f" FROM incoming_all WHERE {' AND '.join(conditions)}"
-        )
-    rows = con.execute(" UNION ALL ".join(parts)).fetchall()
-    con.unregister("incoming_all")
-    flagged = [(name, n, codes) for name, n, codes in rows if n]
-    warnings = [
-        f"{files}: column {name}: {n} value{'s' if n > 1 else ''} neither labelled nor missing"
-        f" (e.g. {', '.join(code_text(c) for c in sorted(codes))})"
-        for name, n, codes in flagged[:MAX_LISTED]
-    ]
-    if len(flagged) > MAX_LISTED:
-        warnings.append(f"{files}: {len(flagged) - MAX_LISTED} more columns have unlabelled codes")
-    return warnings
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _content_hash(decoded: list[DecodedFile], roles: ColumnRoles, encoding: str | None) -> str:
+def _content_hash(hashes: list[str], roles: ColumnRoles, encoding: str | None, codebook_hash: str) -> str:
     digest = hashlib.sha256()
-    for item in decoded:
-        digest.update(item.sha256.encode())
-    digest.update(f"{roles.id}|{roles.jurisdiction}|{roles.weight}|{encoding or ''}".encode())
+    for sha in hashes:
+        digest.update(sha.encode())
+    digest.update(f"{roles.id}|{roles.jurisdiction}|{roles.weight}|{encoding or ''}|{codebook_hash}".encode())
     return digest.hexdigest()
+
+
+def _stored_state(config: StudyConfig, wave: int) -> tuple[str, str] | None:
+    """(content_sha256, review_status) of the wave as stored now, or None; read without the lock."""
+    try:
+        con = connect(config.root, read_only=True, timeout=2.0)
+    except WavetoolError as exc:
+        if isinstance(exc, InputMissingError):
+            raise
+        return None  # busy: decided again under the lock
+    try:
+        row = first_row(con, "SELECT content_sha256, review_status FROM waves WHERE wave = ?", [wave])
+    finally:
+        con.close()
+    return (row[0], row[1]) if row else None
 
 
 def import_wave(
@@ -293,62 +383,125 @@ def import_wave(
     encoding: str | None = None,
     codebook_path: Path | None = None,
     replace: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | Callable[..., None] | None = None,
     lock_timeout: float | None = None,
 ) -> ImportResult:
-    """Import one wave from one or more exports into the study database, all or nothing."""
+    """Import one wave from one or more exports into the study database, all or nothing.
+
+    Re-importing the same files (same roles and options) is a no-op; different files need ``replace``."""
     config.wave(wave)
     if not files:
         raise InputMissingError(f"wave {wave}: no files given", hint="name the wave's export file(s)")
-    say = progress or (lambda _msg: None)
+    report = as_progress(progress)
+    paths = [Path(p) for p in files]
+    for path in paths:
+        _check_file(path)
     roles = config.roles_for_wave(wave).merged(id=id_column, jurisdiction=jurisdiction_column, weight=weight_column)
-    decoded = []
-    for path in files:
-        say(f"reading {Path(path).name}")
-        decoded.append(decode_file(Path(path), wave, config, encoding, codebook_path))
-    names = ", ".join(str(d.path) for d in decoded)
-    table, codebook = _stack(decoded)
-    say("validating")
-    scratch = duckdb.connect()
-    try:
-        warnings = validate(scratch, table, codebook, roles, config, names)
-    finally:
-        scratch.close()
-    content = _content_hash(decoded, roles, encoding)
+    wave_entry = config.waves[wave]
+    companion = codebook_path or (config.resolve(wave_entry.codebook) if wave_entry.codebook else None)
+    uses_companion = companion is not None and any(p.suffix.lower() == ".csv" for p in paths)
+    stored = _stored_state(config, wave)
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        # Hashing (provenance and the no-op check) runs beside decoding; hashlib releases the GIL.
+        hashes = [hasher.submit(file_sha256, p) for p in paths]
+        codebook_hash = file_sha256(companion) if uses_companion and companion and companion.exists() else ""
+
+        def content() -> str:
+            return _content_hash([h.result() for h in hashes], roles, encoding, codebook_hash)
+
+        if stored and not replace and stored[0] == content():
+            # The same files with the same options: nothing to decode, nothing to write.
+            return ImportResult(wave, "unchanged", *_stored_size(config, wave), files=_stored_files(config, wave),
+                                roles=roles.__dict__.copy(), review_status=stored[1])
+        with Staging() as staging:
+            decoded = []
+            for index, path in enumerate(paths):
+                report.step(f"reading {path.name}")
+                decoded.append(_stage_file(staging, f"file_{index}", path, wave, config, encoding, codebook_path, True,
+                                           report, sha256="", roles=roles))  # the hasher's sha256 is filled in below
+            codebook = _stacked_codebook(decoded)
+            report.step("validating")
+            assert staging.con is not None
+            warnings = [w for d in decoded for w in d.warnings] + validate(staging.con, decoded, codebook, roles, config)
+            digest = content()
+            if stored and not replace:
+                # Problems in the files are reported first; then this refusal (checked again under the lock).
+                _refuse_existing(wave, paths)
+            decoded = [_with_sha(d, hashes[i].result()) for i, d in enumerate(decoded)]
+            staging.close_connection()
+            report.step("writing")
+            return _write(config, wave, decoded, codebook, roles, digest, warnings, staging, replace, lock_timeout)
+
+
+def _refuse_existing(wave: int, paths: list[Path]) -> None:
+    raise DataError(
+        f"wave {wave} is already imported from different files than {', '.join(p.name for p in paths)}",
+        hint=f"pass --replace to swap wave {wave} for these files (atomically), or check the wave number",
+    )
+
+
+def _with_sha(item: DecodedFile, sha256: str) -> DecodedFile:
+    from dataclasses import replace as with_fields
+
+    return with_fields(item, sha256=sha256)
+
+
+def _stored_size(config: StudyConfig, wave: int) -> tuple[int, int]:
+    with _read(config) as con:
+        row = first_row(con, "SELECT rows, columns FROM waves WHERE wave = ?", [wave])
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def _stored_files(config: StudyConfig, wave: int) -> list[dict[str, object]]:
+    with _read(config) as con:
+        rows = con.execute(
+            "SELECT f.file_name, f.path, f.format, f.size, f.sha256, f.rows, f.columns, w.reader FROM wave_files f"
+            " JOIN waves w USING (wave) WHERE wave = ? ORDER BY position", [wave]).fetchall()
+    keys = ("file_name", "path", "format", "size", "sha256", "rows", "columns", "reader")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _read(config: StudyConfig):  # type: ignore[no-untyped-def]
+    from ..store import read_store
+
+    return read_store(config.root)
+
+
+def _write(
+    config: StudyConfig, wave: int, decoded: list[DecodedFile], codebook: Codebook, roles: ColumnRoles, content: str,
+    warnings: list[str], staging: Staging, replace: bool, lock_timeout: float | None,
+) -> ImportResult:
     file_rows = [
         {"file_name": d.path.name, "path": str(d.path.resolve()), "format": d.format, "size": d.size, "sha256": d.sha256,
-         "rows": d.table.num_rows, "columns": d.table.num_columns, "reader": d.reader}
+         "rows": d.rows, "columns": d.columns, "reader": d.reader}
         for d in decoded
     ]
-    say("writing")
+    rows = sum(d.rows for d in decoded)
+    result = ImportResult(wave, "imported", rows, len(codebook.variables), file_rows, roles.__dict__.copy(), warnings=warnings)
     timeout = config.pipeline.lock_timeout if lock_timeout is None else lock_timeout
     with write_store(config.root, timeout=timeout, purpose=f"wavetool import --wave {wave}") as con:
-        existing = first_row(con, "SELECT content_sha256 FROM waves WHERE wave = ?", [wave])
-        result = ImportResult(wave, "imported", table.num_rows, table.num_columns, file_rows, roles.__dict__.copy(), warnings=warnings)
+        existing = first_row(con, "SELECT content_sha256, review_status FROM waves WHERE wave = ?", [wave])
         if existing and existing[0] == content and not replace:
-            result.status = "unchanged"
-            row = first_row(con, "SELECT review_status FROM waves WHERE wave = ?", [wave])
-            result.review_status = row[0]
+            result.status, result.review_status = "unchanged", existing[1]
             return result
         if existing and not replace:
-            raise DataError(
-                f"wave {wave} is already imported from different files",
-                hint=f"pass --replace to swap wave {wave} for these files",
-            )
-        with transaction(con):
-            if existing:
-                _drop_wave(con, wave)
-                result.status = "replaced"
-            _write_wave(con, config, wave, table, codebook, roles, decoded, content)
-            result.review_status, result.drift = _review(con, config, wave, codebook)
-            con.execute("UPDATE waves SET review_status = ?, drift = ? WHERE wave = ?",
-                        [result.review_status, _json(result.drift) if result.drift else None, wave])
+            _refuse_existing(wave, [d.path for d in decoded])
+        con.execute(f"ATTACH '{str(staging.path).replace(chr(39), chr(39) * 2)}' AS {STAGING_ALIAS} (READ_ONLY)")
+        try:
+            with transaction(con):
+                if existing:
+                    _drop_wave(con, wave)
+                    result.status = "replaced"
+                _write_wave(con, config, wave, decoded, codebook, roles, content, rows)
+                result.review_status, result.drift = _review(con, config, wave, codebook)
+                con.execute("UPDATE waves SET review_status = ?, drift = ? WHERE wave = ?",
+                            [result.review_status, _json(result.drift) if result.drift else None, wave])
+        finally:
+            con.execute(f"DETACH {STAGING_ALIAS}")
     return result
 
 
 def _json(value: object) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
@@ -375,31 +528,29 @@ def _questions(config: StudyConfig, wave: int, names: list[str]) -> dict[str, st
 
 
 def _write_wave(
-    con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, table: pa.Table, codebook: Codebook,
-    roles: ColumnRoles, decoded: list[DecodedFile], content: str,
+    con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, decoded: list[DecodedFile], codebook: Codebook,
+    roles: ColumnRoles, content: str, rows: int,
 ) -> None:
-    con.register("incoming", table)
+    names = list(codebook.variables)
     id_text = _text_expr(quote(roles.id), codebook.variables.get(roles.id))
     jur_text = _text_expr(quote(roles.jurisdiction), codebook.variables.get(roles.jurisdiction))
     con.execute(
         f"CREATE TABLE {wave_table(wave)} AS SELECT {id_text} AS _id, {jur_text} AS _jurisdiction,"
-        f" CAST({quote(roles.weight)} AS DOUBLE) AS _weight, * FROM incoming"
+        f" CAST({quote(roles.weight)} AS DOUBLE) AS _weight, * FROM ({_stacked_sql(decoded, names, prefix=STAGING_ALIAS + '.')})"
     )
-    con.unregister("incoming")
-    names = list(codebook.variables)
     save_codebook(con, wave, codebook, {"id": roles.id, "jurisdiction": roles.jurisdiction, "weight": roles.weight},
                   _owners(config, names), _questions(config, wave, names))
     con.execute(
         "INSERT INTO waves (wave, table_name, id_column, jurisdiction_column, weight_column, rows, columns, encoding,"
         " reader, content_sha256, imported_at, wavetool_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        [wave, wave_table(wave), roles.id, roles.jurisdiction, roles.weight, table.num_rows, table.num_columns,
+        [wave, wave_table(wave), roles.id, roles.jurisdiction, roles.weight, rows, len(names),
          codebook.encoding, ", ".join(sorted({d.reader for d in decoded})), content,
          dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0), __version__],
     )
     for position, d in enumerate(decoded, start=1):
         con.execute(
             "INSERT INTO wave_files VALUES (?,?,?,?,?,?,?,?,?)",
-            [wave, position, d.path.name, str(d.path.resolve()), d.format, d.size, d.sha256, d.table.num_rows, d.table.num_columns],
+            [wave, position, d.path.name, str(d.path.resolve()), d.format, d.size, d.sha256, d.rows, d.columns],
         )
 
 
@@ -410,4 +561,4 @@ def _review(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, code
     return review_drift(con, config, wave)
 
 
-__all__ = ["ImportResult", "decode_file", "file_sha256", "import_wave"]
+__all__ = ["DecodedFile", "ImportResult", "Progress", "decode_file", "file_sha256", "import_wave", "validate"]

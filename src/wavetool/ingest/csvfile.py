@@ -1,20 +1,21 @@
-"""Decoding CSV exports with DuckDB's reader; types and labels come from a companion codebook."""
+"""Decoding CSV exports with DuckDB's reader into staging; types and labels come from a codebook."""
 
 from __future__ import annotations
 
 import codecs
-import tempfile
+import csv
+import re
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from ..codebook import Codebook, Variable
 from ..errors import DataError
-from ..store import first_row, quote
+from ..store import quote
+from .labels import UnlabelledCodes
 
-_DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
-                     "iso-8859-1": "latin-1", "utf-16": "utf-16"}
+_DUCKDB_ENCODINGS = {"utf-8": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1", "utf-16": "utf-16"}
+_DELIMITERS = (",", ";", "\t", "|")
 
 
 def _normal_encoding(encoding: str, path: Path) -> str:
@@ -24,114 +25,162 @@ def _normal_encoding(encoding: str, path: Path) -> str:
         raise DataError(f"{path}: unknown encoding {encoding!r}", hint="use a Python codec name such as utf-8, latin-1 or cp1252") from None
 
 
-def read_csv_data(path: Path, codebook: Codebook | None, encoding: str | None = None) -> tuple[pa.Table, Codebook]:
-    """The CSV's values as an Arrow table typed by the codebook, and the codebook for its columns."""
+def load_csv(
+    con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook | None, workdir: Path,
+    encoding: str | None = None, skip_counting: set[str] | None = None,
+) -> tuple[Codebook, UnlabelledCodes | None]:
+    """Load the CSV's values into ``table`` of the staging database, typed by the codebook (columns it
+    does not describe are numeric when every value is a number, else text); the codebook of its columns
+    and, unless ``skip_counting`` is None, the unlabelled codes of its columns but those."""
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty", hint="ask the vendor to re-send the export")
-    source, cleanup = _as_duckdb_encoding(path, encoding)
-    con = duckdb.connect()
+    source = _as_duckdb_encoding(path, encoding, workdir)
+    names, delimiter = _header(source, path)
+    raw = f"{table}__raw"
+    columns = "{" + ", ".join(f"'{_sql_text(n)}': 'VARCHAR'" for n in names) + "}"
     try:
-        duck_encoding = _DUCKDB_ENCODINGS.get(_normal_encoding(encoding, path) if encoding else "utf-8", "utf-8")
-        try:
-            rel = con.sql(
-                "SELECT * FROM read_csv(?, header = true, all_varchar = true, strict_mode = true,"
-                " encoding = ?, null_padding = false)",
-                params=[str(source), duck_encoding],
-            )
-            names = rel.columns
-            raw = rel.to_arrow_table()
-        except duckdb.Error as exc:
-            raise _csv_error(path, exc, encoding) from None
-        if raw.num_rows == 0:
-            raise DataError(f"{path}: the file has a header but no data rows", hint="ask the vendor for the full export")
-        codebook = _codebook_for(names, codebook, raw, con)
-        return _typed(con, raw, codebook, path), codebook
+        # The dialect is given, not sniffed: a sniffer confused by one ragged row reads the file as one
+        # column; with it fixed, DuckDB names the line that has the wrong number of fields.
+        con.execute(
+            f"CREATE TABLE {quote(raw)} AS SELECT * FROM read_csv(?, auto_detect = false, header = true,"
+            f" delim = ?, quote = '\"', escape = '\"', columns = {columns}, strict_mode = true,"
+            f" null_padding = false, encoding = ?)",
+            [str(source), delimiter, "utf-8" if source != path else _duckdb_encoding(encoding, path)],
+        )
+    except duckdb.Error as exc:
+        raise _csv_error(path, exc) from None
     finally:
-        con.close()
-        if cleanup:
-            Path(source).unlink(missing_ok=True)
+        if source != path:
+            source.unlink(missing_ok=True)
+    if con.execute(f"SELECT count(*) FROM {quote(raw)}").fetchall()[0][0] == 0:
+        raise DataError(f"{path}: the file has a header but no data rows", hint="ask the vendor for the full export")
+    codebook = _codebook_for(names, codebook, con, raw)
+    _check_values(con, raw, codebook, path)
+    con.execute(f"CREATE TABLE {quote(table)} AS SELECT {', '.join(_typed(n, v) for n, v in codebook.variables.items())}"
+                f" FROM {quote(raw)}")
+    con.execute(f"DROP TABLE {quote(raw)}")
+    counter = None
+    if skip_counting is not None:
+        counter = UnlabelledCodes(codebook, skip_counting)
+        counter.count_table(con, table)
+    return codebook, counter
 
 
-def _as_duckdb_encoding(path: Path, encoding: str | None) -> tuple[Path, bool]:
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _duckdb_encoding(encoding: str | None, path: Path) -> str:
+    return _DUCKDB_ENCODINGS.get(_normal_encoding(encoding, path) if encoding else "utf-8", "utf-8")
+
+
+def _as_duckdb_encoding(path: Path, encoding: str | None, workdir: Path) -> Path:
+    """``path`` itself when DuckDB reads its encoding; else a UTF-8 copy in the staging folder."""
     if encoding is None or _normal_encoding(encoding, path) in _DUCKDB_ENCODINGS:
-        return path, False
+        return path
     # DuckDB reads only UTF-8/16 and Latin-1 without an extension (which would need the network),
-    # so other encodings are transcoded to a temporary UTF-8 copy first.
-    with open(path, encoding=encoding, newline="") as src, tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", suffix=".csv", delete=False, newline=""
-    ) as dst:
+    # so other encodings (cp1252, mac-roman, ...) are transcoded to UTF-8 first, in 1 MiB pieces.
+    target = workdir / f"{path.stem}.utf8.csv"
+    with open(path, encoding=encoding, newline="") as src, open(target, "w", encoding="utf-8", newline="") as dst:
         try:
             for chunk in iter(lambda: src.read(1 << 20), ""):
                 dst.write(chunk)
         except UnicodeDecodeError as exc:
-            Path(dst.name).unlink(missing_ok=True)
             raise DataError(f"{path}: not valid {encoding}: {exc}", hint="check --encoding") from None
-    return Path(dst.name), True
+    return target
 
 
-def _csv_error(path: Path, exc: duckdb.Error, encoding: str | None) -> DataError:
+def _header(source: Path, path: Path) -> tuple[list[str], str]:
+    """The column names of the header row and the delimiter it uses."""
+    with open(source, "rb") as handle:
+        first = handle.readline(1 << 20)
+    text = first.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    if not text.strip():
+        raise DataError(f"{path}: the first line is empty; expected a header row of column names",
+                        hint="the export must start with a header row")
+    delimiter = max(_DELIMITERS, key=text.count)
+    names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
+    blank = [i for i, n in enumerate(names, start=1) if not n]
+    if blank:
+        raise DataError(f"{path}: header column {blank[0]} has no name", hint="every column needs a name in the header row")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{path}: column {name} appears twice in the header", hint="column names must be unique")
+        seen.add(name)
+    return names, delimiter
+
+
+def _csv_error(path: Path, exc: duckdb.Error) -> DataError:
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    if "unicode" in text.lower() or "utf" in text.lower() and "invalid" in text.lower():
+    lower = text.lower()
+    if "unicode" in lower or "not utf-8" in lower or ("utf" in lower and "invalid" in lower):
+        line = _line_of(text)
         return DataError(
-            f"{path}: the file is not valid UTF-8 (e.g. Latin-1 accents)",
+            f"{path}{f', line {line}' if line else ''}: the file is not valid UTF-8 (e.g. Latin-1 accents)",
             hint="pass --encoding latin-1 (or cp1252 for Windows exports)",
         )
     line = _line_of(text)
     where = f", line {line}" if line else ""
-    if "expected" in text.lower() and "column" in text.lower():
-        return DataError(f"{path}{where}: a row has a different number of fields than the header ({first})",
-                         hint="fix the ragged row or ask the vendor to re-export the file")
-    return DataError(f"{path}{where}: cannot parse CSV: {first}", hint="check the file is a comma-separated export with a header row")
+    expected = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if expected:
+        return DataError(
+            f"{path}{where}: the row has {expected[2]} fields but the header has {expected[1]}",
+            hint="fix the ragged row (often an unquoted comma in a text answer) or ask the vendor to re-export",
+        )
+    if "quote" in lower:
+        return DataError(f"{path}{where}: unterminated quoted field ({first})", hint="a text answer is missing its closing quote")
+    return DataError(f"{path}{where}: cannot parse CSV: {first}", hint="check the file is a delimited export with a header row")
 
 
 def _line_of(text: str) -> int | None:
-    import re
-
     match = re.search(r"[Ll]ine:?\s*(\d+)", text)
     return int(match[1]) if match else None
 
 
-def _infer_type(con: duckdb.DuckDBPyConnection, raw: pa.Table, name: str) -> str:
-    con.register("raw_infer", raw.select([name]))
-    bad = first_row(
-        con,
-        f"SELECT count(*) FROM raw_infer WHERE {quote(name)} IS NOT NULL AND trim({quote(name)}) <> ''"
-        f" AND TRY_CAST({quote(name)} AS DOUBLE) IS NULL",
-    )[0]
-    con.unregister("raw_infer")
-    return "string" if bad else "numeric"
-
-
-def _codebook_for(names: list[str], codebook: Codebook | None, raw: pa.Table, con: duckdb.DuckDBPyConnection) -> Codebook:
+def _codebook_for(names: list[str], codebook: Codebook | None, con: duckdb.DuckDBPyConnection, raw: str) -> Codebook:
     known = codebook.variables if codebook else {}
-    variables = {}
-    for name in names:
-        variables[name] = known.get(name) or Variable(name=name, type=_infer_type(con, raw, name))
+    unknown = [n for n in names if n not in known]
+    inferred: dict[str, str] = {}
+    if unknown:
+        # One pass over the file decides every undescribed column: numeric when all its values are numbers.
+        checks = ", ".join(
+            f"bool_and({quote(n)} IS NULL OR trim({quote(n)}) = '' OR TRY_CAST({quote(n)} AS DOUBLE) IS NOT NULL)" for n in unknown
+        )
+        flags = con.execute(f"SELECT {checks} FROM {quote(raw)}").fetchall()[0]
+        inferred = {n: "numeric" if ok else "string" for n, ok in zip(unknown, flags, strict=True)}
+    variables = {n: known.get(n) or Variable(name=n, type=inferred[n]) for n in names}
     mr_sets = {k: s for k, s in (codebook.mr_sets if codebook else {}).items() if all(v in variables for v in s.variables)}
     return Codebook(variables=variables, mr_sets=mr_sets, encoding="utf-8")
 
 
-def _typed(con: duckdb.DuckDBPyConnection, raw: pa.Table, codebook: Codebook, path: Path) -> pa.Table:
-    con.register("raw", raw.append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64())))
-    selects, checks = [], []
-    for name, var in codebook.variables.items():
-        col = quote(name)
-        if var.type == "string":
-            selects.append(f"{col}")
-            continue
-        target = {"date": "DATE", "datetime": "TIMESTAMP"}.get(var.type, "DOUBLE")
-        blank = f"nullif(trim({col}), '')"
-        selects.append(f"TRY_CAST({blank} AS {target}) AS {col}")
-        checks.append((name, target, f"{blank} IS NOT NULL AND TRY_CAST({blank} AS {target}) IS NULL"))
-    for name, target, bad in checks:
-        row = first_row(con, f"SELECT __row, {quote(name)} FROM raw WHERE {bad} ORDER BY __row LIMIT 1")
-        if row:
-            raise DataError(
-                f"{path}: line {row[0] + 1} (data row {row[0]}), column {name}: {row[1]!r} is not a valid {target.lower()} value",
-                hint="fix the value, or declare the column as type string in the codebook",
-            )
-    table = con.sql(f"SELECT {', '.join(selects)} FROM raw ORDER BY __row").to_arrow_table()
-    con.unregister("raw")
-    return table
+_TARGETS = {"date": "DATE", "datetime": "TIMESTAMP"}
 
+
+def _typed(name: str, var: Variable) -> str:
+    col = quote(name)
+    if var.type == "string":
+        # SPSS has no blank-versus-NULL distinction for text: a blank answer is '' in every format.
+        return f"coalesce({col}, '') AS {col}"
+    return f"TRY_CAST(nullif(trim({col}), '') AS {_TARGETS.get(var.type, 'DOUBLE')}) AS {col}"
+
+
+def _check_values(con: duckdb.DuckDBPyConnection, raw: str, codebook: Codebook, path: Path) -> None:
+    """The first value that is not a valid number/date in a numeric/date column: DataError naming it."""
+    checks = [(n, _TARGETS.get(v.type, "DOUBLE")) for n, v in codebook.variables.items() if v.type != "string"]
+    if not checks:
+        return
+    bad = [f"nullif(trim({quote(n)}), '') IS NOT NULL AND TRY_CAST(nullif(trim({quote(n)}), '') AS {t}) IS NULL" for n, t in checks]
+    firsts = con.execute(f"SELECT {', '.join(f'min(rowid) FILTER (WHERE {b})' for b in bad)} FROM {quote(raw)}").fetchall()[0]
+    found = [(rowid, name, target) for rowid, (name, target) in zip(firsts, checks, strict=True) if rowid is not None]
+    if not found:
+        return
+    rowid, name, target = min(found)
+    value = con.execute(f"SELECT {quote(name)} FROM {quote(raw)} WHERE rowid = ?", [rowid]).fetchall()[0][0]
+    row = rowid + 1
+    more = f" ({len(found)} columns have invalid values)" if len(found) > 1 else ""
+    raise DataError(
+        f"{path}: line {row + 1} (data row {row}), column {name}: {value!r} is not a valid {target.lower()} value{more}",
+        hint="fix the value, or declare the column as type string in the codebook",
+    )

@@ -1,102 +1,171 @@
-"""Decoding SPSS files (.sav, .zsav, .por): the codebook through pyreadstat, the data through the
-fast Rust reader (polars-readstat) into Arrow, with pyreadstat as the fallback."""
+"""Decoding SPSS files (.sav, .zsav, .por): the codebook through pyreadstat, the data through the fast
+Rust reader (polars-readstat) streamed in batches into staging, with pyreadstat as the fallback.
+
+Both readers give the same table (a test proves it on the sample waves and on real-world files):
+user-missing codes as their codes, system-missing as NULL, dates in wavetool's canonical types.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyreadstat
 
 from ..codebook import Codebook, from_pyreadstat
 from ..errors import DataError
+from .labels import UnlabelledCodes
 from .por import read_por_missing
+from .savpatch import copy_without_user_missing
+from .staging import canonical_column, stream_into
 
-_NULL_SUFFIX = "__wavetool_missing"
+FALLBACK_CHUNK_ROWS = 100_000
+BATCH_VALUES = 4_000_000
+RowCounter = Callable[[int | None], None]  # rows decoded so far grow by n; None: start again
 
 
-def read_spss_codebook(path: Path, encoding: str | None = None) -> Codebook:
-    """The file's dictionary: labels, formats, measures, user-missing codes and MR sets."""
+def read_spss_codebook(path: Path, encoding: str | None = None) -> tuple[Codebook, int | None]:
+    """The file's dictionary (labels, formats, measures, user-missing codes, MR sets) and its row count
+    as the header declares it (None when the file does not say)."""
     kwargs = {"metadataonly": True, "disable_datetime_conversion": True}
     if encoding:
         kwargs["encoding"] = encoding
     try:
         if path.suffix.lower() == ".por":
             _, meta = pyreadstat.read_por(str(path), **kwargs)
-            return from_pyreadstat(meta, por_missing=read_por_missing(path))
-        _, meta = pyreadstat.read_sav(str(path), user_missing=True, **kwargs)
+            codebook = from_pyreadstat(meta, por_missing=read_por_missing(path))
+        else:
+            _, meta = pyreadstat.read_sav(str(path), user_missing=True, **kwargs)
+            codebook = from_pyreadstat(meta)
     except pyreadstat.ReadstatError as exc:
-        raise _unreadable(path, exc) from None
+        raise unreadable(path, exc) from None
     except UnicodeError as exc:
-        raise DataError(f"{path}: cannot decode text with encoding {encoding or meta_encoding(path)}: {exc}",
+        raise DataError(f"{path}: cannot decode the file's text with encoding {encoding or 'declared by the file'}: {exc}",
                         hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252") from None
-    return from_pyreadstat(meta)
+    except (ValueError, OverflowError) as exc:
+        raise DataError(f"{path}: cannot read the SPSS dictionary: {exc}",
+                        hint="the file may be damaged; ask the vendor to re-export it") from None
+    if encoding:
+        codebook = Codebook(codebook.variables, codebook.mr_sets, encoding)
+    rows = meta.number_rows if isinstance(meta.number_rows, int) and meta.number_rows >= 0 else None
+    return codebook, rows
 
 
-def meta_encoding(path: Path) -> str:
-    return "declared by the file"
-
-
-def _unreadable(path: Path, exc: Exception) -> DataError:
+def unreadable(path: Path, exc: BaseException) -> DataError:
+    """The error for a file that is not (or no longer) a readable SPSS file."""
     size = path.stat().st_size if path.exists() else 0
     if size == 0:
         return DataError(f"{path}: the file is empty", hint="ask the vendor to re-send the export")
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return DataError(
-        f"{path}: not a readable SPSS file ({exc})",
+        f"{path}: not a readable SPSS file ({detail})",
         hint="the file may be truncated or not SPSS at all; ask the vendor to re-export it",
     )
 
 
-def read_spss_data(path: Path, codebook: Codebook, encoding: str | None = None) -> tuple[pa.Table, str]:
-    """The file's values as an Arrow table, user-missing codes kept as their codes; and the reader used."""
+def load_spss(
+    con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook, expected_rows: int | None,
+    workdir: Path, encoding: str | None = None, on_rows: RowCounter | None = None,
+    counter: UnlabelledCodes | None = None,
+) -> str:
+    """Stream the file's values into ``table`` of the staging database; the name of the reader used.
+
+    The fast reader is tried first (not when ``encoding`` overrides the file's: it cannot); any failure
+    of it, or a row count that disagrees with the header, falls back to pyreadstat, whose own errors are
+    reported."""
+    count = on_rows or (lambda _n: None)
     if encoding is None:
         try:
-            return _read_fast(path, codebook), "polars-readstat"
-        except Exception:  # noqa: BLE001 - any failure of the fast reader falls back to pyreadstat
-            pass
-    return _read_pyreadstat(path, encoding), "pyreadstat"
+            rows = _load_fast(con, table, path, codebook, workdir, count, counter.observe if counter else None)
+            if expected_rows is None or rows == expected_rows:
+                return "polars-readstat"
+        except DataError:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        con.execute(f'DROP TABLE IF EXISTS "{table}"')
+        count(None)  # the fallback decodes from the start
+        if counter:
+            counter.reset()
+    rows = _load_pyreadstat(con, table, path, codebook, encoding, count, counter.observe if counter else None)
+    if expected_rows is not None and rows != expected_rows:
+        raise DataError(f"{path}: the header promises {expected_rows} rows but the file holds {rows}",
+                        hint="the file is truncated; ask the vendor to re-export it")
+    return "pyreadstat"
 
 
-def _read_fast(path: Path, codebook: Codebook) -> pa.Table:
+def _columns(codebook: Codebook) -> Callable[[pa.Schema], list[str]]:
+    return lambda schema: [canonical_column(f.name, f.type, codebook.variables[f.name]) for f in schema]
+
+
+def _load_fast(con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook, workdir: Path,
+               count: RowCounter, observe: Callable[[pa.RecordBatch], None] | None) -> int:
     import polars as pl
     import polars_readstat
 
-    is_por = path.suffix.lower() == ".por"
-    with_missing = [n for n, v in codebook.variables.items() if v.missing]
-    options = None
-    if with_missing and not is_por:
-        # The fast reader turns user-missing codes into nulls; the indicator column gives the code back.
-        options = polars_readstat.InformativeNullOpts(
-            columns=with_missing, suffix=_NULL_SUFFIX, use_value_labels=False
-        )
+    source = path
+    if path.suffix.lower() in (".sav", ".zsav"):
+        # The fast reader would turn user-missing codes into nulls; it reads a copy whose declarations
+        # can match nothing, so every code arrives as it is in the file (see savpatch).
+        patched = workdir / f"{table}{path.suffix.lower()}"
+        if copy_without_user_missing(path, patched):
+            source = patched
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        frame = polars_readstat.read_readstat(str(path), informative_nulls=options)
-    if options is not None:
-        restored = []
-        for name in with_missing:
-            flag = name + _NULL_SUFFIX
-            if flag not in frame.columns:
-                continue
-            dtype = frame.schema[name]
-            code = pl.col(flag) if dtype == pl.String else pl.col(flag).cast(dtype, strict=False)
-            restored.append(pl.coalesce(pl.col(name), code).alias(name))
-        frame = frame.with_columns(restored).drop([c for c in frame.columns if c.endswith(_NULL_SUFFIX)])
-    if list(frame.columns) != list(codebook.variables):
-        raise DataError(f"{path}: fast reader returned different columns")
-    return frame.to_arrow()
+        # Batches of about BATCH_VALUES values: few enough for per-batch work to be cheap, small enough
+        # for memory to stay bounded whatever the file's length.
+        batch_rows = max(1_000, BATCH_VALUES // max(len(codebook.variables), 1))
+        lazy = polars_readstat.scan_readstat(str(source), preserve_order=True, batch_size=batch_rows)
+        names = lazy.collect_schema().names()
+    if list(names) != list(codebook.variables):
+        raise RuntimeError("the fast reader sees different columns than the dictionary")
+    frames = lazy.collect_batches()
+    first = next(iter(frames), None)
+    if first is None:
+        first = pl.DataFrame(schema=lazy.collect_schema())
+    head = first.to_arrow()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        count(head.num_rows)
+        yield from head.to_batches()
+        for frame in frames:
+            count(frame.height)
+            yield from frame.to_arrow().to_batches()
+
+    try:
+        return stream_into(con, table, head.schema, batches(), _columns(codebook), observe)
+    finally:
+        if source != path:
+            source.unlink(missing_ok=True)
 
 
-def _read_pyreadstat(path: Path, encoding: str | None) -> pa.Table:
-    kwargs = {"disable_datetime_conversion": True}
+def _load_pyreadstat(con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook, encoding: str | None,
+                     count: RowCounter, observe: Callable[[pa.RecordBatch], None] | None = None) -> int:
+    is_por = path.suffix.lower() == ".por"
+    read = pyreadstat.read_por if is_por else pyreadstat.read_sav
+    kwargs: dict[str, object] = {"disable_datetime_conversion": True}
+    if not is_por:
+        kwargs["user_missing"] = True
     if encoding:
         kwargs["encoding"] = encoding
+    schema = pa.schema([(n, pa.string() if v.type == "string" else pa.float64()) for n, v in codebook.variables.items()])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for frame, _ in pyreadstat.read_file_in_chunks(read, str(path), chunksize=FALLBACK_CHUNK_ROWS, **kwargs):
+            count(len(frame))
+            yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
+
     try:
-        if path.suffix.lower() == ".por":
-            frame, _ = pyreadstat.read_por(str(path), **kwargs)
-        else:
-            frame, _ = pyreadstat.read_sav(str(path), user_missing=True, **kwargs)
+        return stream_into(con, table, schema, batches(), _columns(codebook), observe)
     except pyreadstat.ReadstatError as exc:
-        raise _unreadable(path, exc) from None
-    return pa.Table.from_pandas(frame, preserve_index=False)
+        raise unreadable(path, exc) from None
+    except UnicodeError as exc:
+        raise DataError(f"{path}: cannot decode text with encoding {encoding or 'declared by the file'}: {exc}",
+                        hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252") from None
+    except (ValueError, OverflowError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: cannot read the values: {exc}",
+                        hint="the file may be damaged; ask the vendor to re-export it") from None
