@@ -344,7 +344,20 @@ def build_models(
             notes=notes,
             weighting=tuple(config.weighting.margins) if weights.get(wave) == "raked" else (),
         )
+        models[sub_id] = ReportModel.from_dict(_canonical(models[sub_id].to_dict()))
     return models
+
+
+def _canonical(value: Any) -> Any:
+    """Floats rounded to 10 significant digits. DuckDB's parallel sums differ from run to run in the
+    last bits; the report prints at most 2 decimals, and the model's hash must not see that noise."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def _wave_info(config: Any, number: int, language: str) -> WaveInfo:
