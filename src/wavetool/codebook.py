@@ -403,14 +403,24 @@ def harmonised_select(con: duckdb.DuckDBPyConnection, config: Any, wave: int) ->
     from .store import quote, wave_table
 
     columns = ["_id", "_jurisdiction", "_weight"]
+    columns += [f"{expr} AS {quote(question)}" for question, expr in harmonised_columns(con, config, wave).items()]
+    return f"SELECT {', '.join(columns)} FROM {wave_table(wave)}"
+
+
+def harmonised_columns(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> dict[str, str]:
+    """question -> SQL expression over the wave table giving that question's answers (the columns of
+    :func:`harmonised_select`; the tables use them directly to aggregate many questions in one query)."""
+    from .store import quote
+
+    columns = {}
     for variable, question in core_variables(con, wave):
         recode = _recode_for(config, question, wave)
         expr = quote(variable)
         if recode:
             cases = " ".join(f"WHEN {old!r} THEN {new!r}" for old, new in recode.items())
             expr = f"CASE {expr} {cases} ELSE {expr} END"
-        columns.append(f"{expr} AS {quote(question)}")
-    return f"SELECT {', '.join(columns)} FROM {wave_table(wave)}"
+        columns[question] = expr
+    return columns
 
 
 def harmonised_codebook(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> dict[str, Variable]:
