@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 import duckdb
 import pyarrow as pa
 
-from ..codebook import MissingSpec, ensure_reviewed, harmonised_select
+from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmonised_select
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
-from ..store import read_store, wave_table
+from ..store import quote, read_store, wave_table
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, mr_cells_sql, single_cells_sql, sql_text
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
@@ -249,11 +249,13 @@ def _collect_wave(
     singles_all = single_questions(con, config, wave)
     multiples = [m for m in mr_sets(con, wave, singles_all) if wanted is None or m.name in wanted]
     singles = [q for q in singles_all if wanted is None or q.name in wanted]
-    select = harmonised_select(con, config, wave)
     if singles:
-        sql = single_cells_sql(select, wave, [(q.name, q.name) for q in singles], weighted, "_jurisdiction")
+        expressions = harmonised_columns(con, config, wave)
+        questions = [(expressions[q.name], q.name) for q in singles]
+        sql = single_cells_sql(wave_table(wave), wave, questions, weighted, "_jurisdiction")
         out.cells.append(fetch_cells(con, sql, CELL_SCHEMA))
     if multiples:
+        select = harmonised_select(con, config, wave)
         out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
     for question in (*singles, *multiples):
         out.add(wave, question)
@@ -264,9 +266,9 @@ def _collect_wave(
         from ..custom import custom_select
 
         sql = single_cells_sql(
-            custom_select(con, config, wave, subscriber),
+            f"({custom_select(con, config, wave, subscriber)})",
             wave,
-            [(q.name, _qid(q)) for q in custom],
+            [(quote(q.name), _qid(q)) for q in custom],
             weighted,
             sql_text(CUSTOM_KEY + subscriber),
         )

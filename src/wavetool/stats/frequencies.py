@@ -50,17 +50,32 @@ def _weight_expr(weighted: bool) -> str:
     return "CAST(_weight AS DOUBLE)" if weighted else "1.0::DOUBLE"
 
 
-def single_cells_sql(
-    select_sql: str, wave: int, questions: list[tuple[str, str]], weighted: bool, key_expr: str
-) -> str:
-    """SQL aggregating ``questions`` ((column in ``select_sql``, question id) pairs) of one wave into
-    cells, in one pass: UNPIVOT keeps system-missing answers (INCLUDE NULLS) as the NULL value."""
-    columns = ", ".join(f"CAST({quote(col)} AS DOUBLE) AS {quote(qid)}" for col, qid in questions)
-    names = ", ".join(quote(qid) for _, qid in questions)
+BLOCK = 3  # questions grouped together in the first pass (see single_cells_sql)
+
+
+def single_cells_sql(source: str, wave: int, questions: list[tuple[str, str]], weighted: bool, key_expr: str) -> str:
+    """SQL aggregating ``questions`` ((SQL expression over ``source``, question id) pairs) of one wave into
+    cells, in one query.
+
+    Questions are taken three at a time: a first GROUP BY on (key, Qa, Qb, Qc) collapses the respondents
+    to their distinct answer combinations (a few thousand at most), which UNPIVOT INCLUDE NULLS (so that
+    system-missing answers stay, as the NULL value) turns into (question, value) rows that a final GROUP BY
+    sums. Each respondent row is hashed once per three questions instead of once per question, which is
+    about twice as fast as one UNPIVOT of the whole table, and the query stays small enough to plan quickly."""
+    weight = _weight_expr(weighted)
+    blocks = []
+    for start in range(0, len(questions), BLOCK):
+        chunk = questions[start : start + BLOCK]
+        columns = ", ".join(f"CAST({expr} AS DOUBLE) AS {quote(qid)}" for expr, qid in chunk)
+        names = ", ".join(quote(qid) for _, qid in chunk)
+        blocks.append(
+            f"SELECT question, key, value, n, sw, sw2 FROM ("
+            f"SELECT {key_expr} AS key, {columns}, count(*) AS n, sum({weight}) AS sw, sum({weight} * {weight}) AS sw2 "
+            f"FROM {source} GROUP BY ALL) UNPIVOT INCLUDE NULLS (value FOR question IN ({names}))"
+        )
     return (
-        f"SELECT {int(wave)}::INTEGER AS wave, question, key, value, count(*)::BIGINT AS n, sum(w) AS sw, sum(w * w) AS sw2 "
-        f"FROM (SELECT {key_expr} AS key, {_weight_expr(weighted)} AS w, {columns} FROM ({select_sql})) "
-        f"UNPIVOT INCLUDE NULLS (value FOR question IN ({names})) GROUP BY ALL"
+        f"SELECT {int(wave)}::INTEGER AS wave, question, key, value, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 "
+        f"FROM ({' UNION ALL '.join(blocks)}) GROUP BY ALL"
     )
 
 

@@ -46,7 +46,7 @@ def registered(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> I
 # The statistics of every (side, wave, scope, question) base: side 'scope' is the scope itself,
 # 'bench' its benchmark. Multiple-response sets get their base (respondents with at least one response)
 # and nothing else.
-_STATS_CTES = """
+_CELL_CTES = """
 rolled AS (
     SELECT 'scope' AS side, c.wave, s.scope, c.question, c.value, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
     FROM _wt_cells c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
@@ -76,6 +76,9 @@ classified AS (
     LEFT JOIN is_missing im ON r.wave = im.wave AND r.question = im.question AND r.value = im.value
     LEFT JOIN _wt_boxes bx ON r.wave = bx.wave AND r.question = bx.question AND r.value = bx.value
 ),
+"""
+
+_SUMMARY_CTES = """
 base AS (
     SELECT side, wave, scope, question,
         coalesce(sum(n) FILTER (WHERE status = 'valid'), 0)::BIGINT AS base_n,
@@ -280,20 +283,46 @@ def _audit_select() -> str:
     """
 
 
+MATERIALISED = ("classified", "is_missing", "mr_rolled", "target_questions", "summary")
+
+
+def _aliases(names: tuple[str, ...]) -> str:
+    return ", ".join(f"{name} AS (SELECT * FROM _wt_m_{name})" for name in names)
+
+
 def compute(
     con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, z: float, min_base: int, test: str
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """(rows, summaries, audit) as Arrow tables, sorted by wave, scope, question and code."""
+    """(rows, summaries, audit) as Arrow tables, sorted by wave, scope, question and code.
+
+    The roll-up and the summaries are computed once into temporary tables, which the rows and the
+    audit then read."""
     params = {"z": z, "min_base": min_base, "test": test}
-    with_summary = f"WITH {_STATS_CTES}, summary AS ({_summary_select()})"
     with registered(con, inputs):
-        summaries = con.sql(
-            f"{with_summary} SELECT {SUMMARY_COLUMNS} FROM summary ORDER BY wave, spos, qpos", params=params
-        ).to_arrow_table()
-        rows = con.sql(f"{with_summary}, {_rows_select()}", params=params).to_arrow_table()
-        audit = con.sql(
-            f"{with_summary} SELECT wave, scope, question, withheld, base_n, min_base, reason FROM ({_audit_select()}) "
-            "ORDER BY wave, spos, qpos, withheld",
-            params=params,
-        ).to_arrow_table()
+        try:
+            for name in ("classified", "is_missing", "mr_rolled"):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_{name} AS WITH {_CELL_CTES} SELECT * FROM {name}")
+            cells = _aliases(("classified", "is_missing", "mr_rolled"))
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _wt_m_target_questions AS WITH {cells}, {_SUMMARY_CTES} "
+                "SELECT * FROM target_questions",
+                {"min_base": min_base},
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _wt_m_summary AS WITH {cells}, {_SUMMARY_CTES}, "
+                f"summary AS ({_summary_select()}) SELECT * FROM summary",
+                params,
+            )
+            summaries = con.sql(
+                f"SELECT {SUMMARY_COLUMNS} FROM _wt_m_summary ORDER BY wave, spos, qpos"
+            ).to_arrow_table()
+            rows = con.sql(f"WITH {_aliases(MATERIALISED)}, {_rows_select()}", params={"z": z}).to_arrow_table()
+            audit = con.sql(
+                f"WITH {_aliases(('summary',))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
+                f"FROM ({_audit_select()}) ORDER BY wave, spos, qpos, withheld",
+                params={"min_base": min_base},
+            ).to_arrow_table()
+        finally:
+            for name in MATERIALISED:
+                con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
     return rows, summaries, audit
