@@ -47,16 +47,29 @@ def registered(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> I
 # 'bench' its benchmark. Multiple-response sets get their base (respondents with at least one response)
 # and nothing else.
 _CELL_CTES = """
-rolled AS (
-    SELECT 'scope' AS side, c.wave, s.scope, c.question, c.value, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
+scoped AS (
+    SELECT c.wave, s.scope, c.question, c.value, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
     FROM _wt_cells c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
+),
+bench_scopes AS (SELECT DISTINCT scope FROM _wt_bench),
+totals AS (  -- everyone of the wave, for the benchmarks: a benchmark is the total minus the scope
+    SELECT wave, question, value, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2
+    FROM _wt_cells WHERE NOT starts_with(key, '@')  -- custom answers ('@<subscriber>') have no benchmark
+    GROUP BY ALL
+),
+rolled AS (
+    SELECT 'scope' AS side, * FROM scoped
     UNION ALL
-    SELECT 'bench', c.wave, b.scope, c.question, c.value, sum(c.n)::BIGINT, sum(c.sw), sum(c.sw2)
-    FROM _wt_cells c JOIN _wt_bench b ON c.key = b.key GROUP BY ALL
+    SELECT 'bench', t.wave, b.scope, t.question, t.value, t.n - coalesce(s.n, 0), t.sw - coalesce(s.sw, 0), t.sw2 - coalesce(s.sw2, 0)
+    FROM totals t CROSS JOIN bench_scopes b
+    LEFT JOIN scoped s ON s.wave = t.wave AND s.scope = b.scope AND s.question = t.question AND s.value IS NOT DISTINCT FROM t.value
+),
+mr_scoped AS (
+    SELECT c.wave, s.scope, c.question, c.item, c.role, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
+    FROM _wt_mr c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
 ),
 mr_rolled AS (
-    SELECT 'scope' AS side, c.wave, s.scope, c.question, c.item, c.role, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
-    FROM _wt_mr c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
+    SELECT 'scope' AS side, * FROM mr_scoped
     UNION ALL
     SELECT 'bench', c.wave, b.scope, c.question, c.item, c.role, sum(c.n)::BIGINT, sum(c.sw), sum(c.sw2)
     FROM _wt_mr c JOIN _wt_bench b ON c.key = b.key GROUP BY ALL
