@@ -1,0 +1,196 @@
+"""Tables benchmark: every table of a 4-wave study (50,000 respondents a wave x 400 questions x 14 scopes)
+with wavetool, against a straightforward pandas groupby script computing the same weighted frequencies
+(n, weighted n and valid percent per wave, scope, question and code), in the same run.
+
+Run ``python benchmarks/bench_tables.py`` (or ``make bench``). The first run writes the four .sav files
+(seeded) and imports them with ``wavetool import`` into ``benchmarks/out/tables-study`` (cached).
+Targets (issue 4): wavetool < 1 s, and >= 20x faster than pandas. pandas is timed on data already in
+memory (its loading from the study database is reported separately), which flatters pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "out"
+WAVES, RESPONDENTS, QUESTIONS = 4, 50_000, 400
+JURISDICTIONS = [f"J{i:02d}" for i in range(1, 11)]
+SUBSCRIBERS = {"s-one": ["J01"], "s-two": ["J02", "J03"], "s-three": ["J04", "J05", "J06"]}
+SCALE = {
+    1: "Very dissatisfied",
+    2: "Dissatisfied",
+    3: "Neither",
+    4: "Satisfied",
+    5: "Very satisfied",
+    8: "Don't know",
+    9: "Refused",
+}
+TIME_TARGET, RATIO_TARGET = 1.0, 20.0
+
+
+def config_text() -> str:
+    lines = ['[study]\nname = "Tables benchmark"\n']
+    lines += [f"[[waves]]\nnumber = {w}\n" for w in range(1, WAVES + 1)]
+    lines.append("[jurisdictions]\n" + "".join(f'{j} = {{ en = "Jurisdiction {j}" }}\n' for j in JURISDICTIONS))
+    for sub, codes in SUBSCRIBERS.items():
+        listed = ", ".join(f'"{c}"' for c in codes)
+        lines.append(
+            f'[[subscribers]]\nid = "{sub}"\nname = "{sub}"\njurisdictions = [{listed}]\ncontacts = ["x@{sub}.example"]\n'
+        )
+    return "\n".join(lines)
+
+
+def build_study() -> Path:
+    """The benchmark study (generated and imported once, then reused)."""
+    study = OUT / f"tables-study-{RESPONDENTS}x{QUESTIONS}"
+    if (study / ".complete").exists():
+        return study
+    import shutil
+
+    import pandas as pd
+    import pyreadstat
+
+    from wavetool.config import load_config
+    from wavetool.ingest import import_wave
+    from wavetool.status import init_study
+
+    shutil.rmtree(study, ignore_errors=True)
+    study.mkdir(parents=True)
+    (study / "wavetool.toml").write_text(config_text(), encoding="utf-8")
+    init_study(study)
+    config = load_config(study)
+    rng = np.random.default_rng(20200601)
+    names = [f"Q{i}" for i in range(1, QUESTIONS + 1)]
+    codes = np.array([1, 2, 3, 4, 5, 8, 9, np.nan])
+    for wave in range(1, WAVES + 1):
+        shares = np.array([0.08, 0.14, 0.26, 0.30, 0.15, 0.04, 0.02, 0.01]) + rng.normal(0, 0.004, 8)
+        shares = np.abs(shares) / np.abs(shares).sum()
+        columns: dict[str, object] = {
+            "RESPID": np.arange(1, RESPONDENTS + 1, dtype=np.float64) + wave * 1_000_000,
+            "PROV": rng.choice(np.array(JURISDICTIONS, dtype=object), size=RESPONDENTS),
+            "WEIGHT": np.round(rng.lognormal(0.0, 0.4, size=RESPONDENTS), 6),
+        }
+        for name in names:
+            columns[name] = codes[rng.choice(len(codes), size=RESPONDENTS, p=shares)]
+        path = study / f"wave{wave}.sav"
+        pyreadstat.write_sav(
+            pd.DataFrame(columns),
+            str(path),
+            variable_value_labels={n: SCALE for n in names},
+            missing_ranges={n: [8, 9] for n in names},
+            variable_measure={n: "ordinal" for n in names},
+        )
+        import_wave(config, wave, [path])
+        path.unlink()
+    (study / ".complete").write_text("ok\n")
+    return study
+
+
+def scopes() -> list[str]:
+    return ["all", *JURISDICTIONS, *SUBSCRIBERS]
+
+
+def time_wavetool(study: Path, repeats: int) -> tuple[list[float], object]:
+    from wavetool.config import load_config
+    from wavetool.stats import tabulate_waves
+    from wavetool.store import read_store
+
+    config = load_config(study)
+    times, result = [], None
+    with read_store(study) as con:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = tabulate_waves(config, list(range(1, WAVES + 1)), scopes=scopes(), con=con)
+            times.append(time.perf_counter() - start)
+    return times, result
+
+
+def load_frames(study: Path) -> dict[int, object]:
+    import duckdb
+
+    con = duckdb.connect(str(study / "wavetool.duckdb"), read_only=True)
+    try:
+        return {w: con.sql(f"SELECT * EXCLUDE (RESPID, PROV, WEIGHT) FROM wave_{w}").df() for w in range(1, WAVES + 1)}
+    finally:
+        con.close()
+
+
+def pandas_tables(frames: dict[int, object]) -> object:
+    """The straightforward script: melt each wave to long form, then for each scope group by question and
+    code, summing respondents and weights; valid percent over codes 1-5."""
+    import pandas as pd
+
+    members = {"all": JURISDICTIONS, **{j: [j] for j in JURISDICTIONS}, **SUBSCRIBERS}
+    out = []
+    for wave, df in frames.items():
+        long = df.drop(columns=["_id"]).melt(
+            id_vars=["_jurisdiction", "_weight"], var_name="question", value_name="code"
+        )
+        for scope in scopes():
+            part = long[long["_jurisdiction"].isin(members[scope])]
+            freq = (
+                part.groupby(["question", "code"], dropna=False)["_weight"]
+                .agg(n="count", weighted_n="sum")
+                .reset_index()
+            )
+            valid = freq["code"].isin([1, 2, 3, 4, 5])
+            base = freq[valid].groupby("question")["weighted_n"].transform("sum")
+            freq.loc[valid, "percent"] = 100 * freq.loc[valid, "weighted_n"] / base
+            freq["wave"], freq["scope"] = wave, scope
+            out.append(freq)
+    return pd.concat(out, ignore_index=True)
+
+
+def check_same(result: object, expected: object) -> int:
+    """Compare wavetool's rows with pandas' on every valid code; return how many were compared."""
+    rows = result.rows_table.to_pandas()
+    rows = rows[(~rows["missing"]) & (rows["kind"] == "single")]
+    exp = expected[expected["code"].isin([1, 2, 3, 4, 5])].copy()
+    exp["code"] = exp["code"].astype(int).astype(str)
+    merged = rows.merge(exp, on=["wave", "scope", "question", "code"], suffixes=("", "_pd"))
+    assert len(merged) == len(exp) == len(rows), (len(merged), len(exp), len(rows))
+    assert np.allclose(merged["weighted_n"], merged["weighted_n_pd"], rtol=1e-9)
+    assert (merged["n"] == merged["n_pd"]).all()
+    assert np.allclose(merged["percent"], merged["percent_pd"], rtol=1e-9)
+    return len(merged)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv if argv is not None else [])
+    study = build_study()
+    times, result = time_wavetool(study, args.repeats)
+    start = time.perf_counter()
+    frames = load_frames(study)
+    load_time = time.perf_counter() - start
+    start = time.perf_counter()
+    expected = pandas_tables(frames)
+    pandas_time = time.perf_counter() - start
+    compared = check_same(result, expected)
+    best, median = min(times), statistics.median(times)
+    ratio = pandas_time / median
+    print(f"tables: {WAVES} waves x {RESPONDENTS:,} respondents x {QUESTIONS} questions x {len(scopes())} scopes")
+    print(
+        f"  wavetool tabulate (all statistics): median {median:.3f} s, best {best:.3f} s over {len(times)} runs"
+        f" -> {result.rows_table.num_rows:,} rows, {result.summaries_table.num_rows:,} summaries"
+    )
+    print(f"  pandas groupby (frequencies only):  {pandas_time:.3f} s (+ {load_time:.3f} s loading the waves)")
+    print(f"  same numbers on {compared:,} valid (wave, scope, question, code) cells")
+    print(
+        f"  ratio pandas / wavetool: {ratio:.1f}x (target >= {RATIO_TARGET:g}x): {'met' if ratio >= RATIO_TARGET else 'MISSED'}"
+    )
+    print(
+        f"  wavetool time target < {TIME_TARGET:g} s: {'met' if median < TIME_TARGET else f'MISSED by {median - TIME_TARGET:.2f} s'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
