@@ -37,6 +37,8 @@ demo: $(STAMP) system-deps
 	$(WT) run --wave 2
 	$(WT) run --wave 3
 	$(WT) run --wave 4 --final
+	$(WT) tabulate --wave 4 --subscriber quebec --question Q1 --question C1
+	$(WT) tabulate --wave 4 --all --format parquet --output demo/tables/wave-4.parquet
 	$(WT) status
 	@echo
 	@echo "Demo study in demo/: database demo/wavetool.duckdb, config demo/wavetool.toml, run log demo/wavetool.log"
