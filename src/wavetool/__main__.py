@@ -1,3 +1,3 @@
 from wavetool.cli import main
 
-main()
+raise SystemExit(main())
