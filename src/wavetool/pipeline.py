@@ -347,11 +347,11 @@ def run_wave(
             say_outside(message)
 
         say(f"started (PID {os.getpid()}{', final' if final else ''}{', no send' if not send else ''})")
-        _record_start(config, summary)
         steps = [_step_import, _step_merge, _step_drift_gate, _step_tables, _step_render]
         if send:
             steps.append(_step_send)
         try:
+            _record_start(config, summary)
             for step in steps:
                 step(config, summary, say)
                 if step is _step_render and summary.failed:
