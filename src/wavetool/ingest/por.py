@@ -90,7 +90,32 @@ def _unwrap(raw: bytes) -> str:
 
 def read_por_missing(path: Path) -> dict[str, tuple[MissingSpec, ...]]:
     """The user-missing values of every variable declared in the portable file at ``path``."""
-    text = _unwrap(Path(path).read_bytes())
+    missing, _spans, _text = _parse_dictionary(Path(path))
+    return missing
+
+
+def copy_without_missing(path: Path, dest: Path) -> bool:
+    """Write ``dest``: the portable file without its user-missing records, so that pyreadstat (which would
+    turn those codes into blanks) returns 8 and 9 as the codes they are. False (and no copy) when the file
+    declares none. The text is re-wrapped into 80-column lines, as the format requires."""
+    _missing, spans, text = _parse_dictionary(Path(path))
+    if not spans:
+        return False
+    pieces, last = [], 0
+    for begin, end in spans:
+        pieces.append(text[last:begin])
+        last = end
+    pieces.append(text[last:])
+    body = "".join(pieces).rstrip(" ")
+    body += "Z" * (-len(body) % 80)  # the format pads its last line with Z
+    lines = [body[i:i + 80] for i in range(0, len(body), 80)]
+    Path(dest).write_bytes(("\r\n".join(lines) + "\r\n").encode("latin-1"))
+    return True
+
+
+def _parse_dictionary(path: Path) -> tuple[dict[str, tuple[MissingSpec, ...]], list[tuple[int, int]], str]:
+    """(missing values by variable, spans of the missing-value records in the unwrapped text, that text)."""
+    text = _unwrap(path.read_bytes())
     start = text.find("SPSSPORT")
     if start < 0:
         raise DataError(f"{path}: not an SPSS portable file (no SPSSPORT signature)", hint="check the file is a .por export")
@@ -100,11 +125,13 @@ def read_por_missing(path: Path) -> dict[str, tuple[MissingSpec, ...]]:
     cur.string()  # creation date
     cur.string()  # creation time
     result: dict[str, list[MissingSpec]] = {}
+    spans: list[tuple[int, int]] = []
     widths: dict[str, int] = {}
     current: str | None = None
     width = 0
     while True:
         cur.skip_spaces()
+        begin = cur.pos
         tag = cur.char()
         if tag == "F" or tag == "Z":
             break
@@ -146,7 +173,9 @@ def read_por_missing(path: Path) -> dict[str, tuple[MissingSpec, ...]]:
                 cur.string()
         else:
             raise DataError(f"{path}: unknown record tag {tag!r} in the portable dictionary")
-    return {name: tuple(specs) for name, specs in result.items() if name}
+        if tag in "89AB":
+            spans.append((begin, cur.pos))
+    return {name: tuple(specs) for name, specs in result.items() if name}, spans, text
 
 
 def _missing_value(value: str | float | None) -> MissingSpec:
