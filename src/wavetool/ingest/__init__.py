@@ -300,8 +300,10 @@ def validate(
     if dups:
         first_id, n_dups = dups[0]
         places = con.execute(f"SELECT __file, __row FROM incoming WHERE {id_text} = ? ORDER BY __file, __row", [first_id]).fetchall()
-        names = {where(f).name for f, _ in places}
-        shown = ", ".join(f"{where(f).name} row {r}" if len(names) > 1 else f"row {r}" for f, r in places[:MAX_LISTED])
+        if len({f for f, _ in places}) > 1:
+            shown = ", ".join(f"{where(f).name} row {r}" for f, r in places[:MAX_LISTED])
+        else:
+            shown = _rows_text([r for _, r in places], len(places))
         raise DataError(
             f"{where(places[0][0])}: column {roles.id}: respondent id {first_id} appears {len(places)} times ({shown});"
             f" {n_dups} duplicated id{'s' if n_dups > 1 else ''} in all",
