@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     err = make_console(stderr=True)
     try:
         result = app(args=argv, prog_name="wavetool", standalone_mode=False)
+        if result == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a bare 130 without a word
+            err.print("Interrupted.", markup=False)
         return int(result) if isinstance(result, int) else ExitCode.OK
     except WavetoolError as exc:
         if show_traceback:
