@@ -11,6 +11,7 @@ memory (its loading from the study database is reported separately), which flatt
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -96,19 +97,20 @@ def scopes() -> list[str]:
     return ["all", *JURISDICTIONS, *SUBSCRIBERS]
 
 
-def time_wavetool(study: Path, repeats: int) -> tuple[list[float], object]:
+def time_wavetool(study: Path, repeats: int) -> tuple[list[float], list[float], object]:
     from wavetool.config import load_config
     from wavetool.stats import tabulate_waves
     from wavetool.store import read_store
 
     config = load_config(study)
-    times, result = [], None
+    times, cpu, result = [], [], None
     with read_store(study) as con:
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = tabulate_waves(config, list(range(1, WAVES + 1)), scopes=scopes(), con=con)
             times.append(time.perf_counter() - start)
-    return times, result
+            cpu.append(time.process_time() - start_cpu)
+    return times, cpu, result
 
 
 def load_frames(study: Path) -> dict[int, object]:
@@ -166,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv if argv is not None else [])
     study = build_study()
-    times, result = time_wavetool(study, args.repeats)
+    times, cpu, result = time_wavetool(study, args.repeats)
     start = time.perf_counter()
     frames = load_frames(study)
     load_time = time.perf_counter() - start
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     expected = pandas_tables(frames)
-    pandas_time = time.perf_counter() - start
+    pandas_time, pandas_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     compared = check_same(result, expected)
     best, median = min(times), statistics.median(times)
     ratio = pandas_time / median
@@ -182,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         f" -> {result.rows_table.num_rows:,} rows, {result.summaries_table.num_rows:,} summaries"
     )
     print(f"  pandas groupby (frequencies only):  {pandas_time:.3f} s (+ {load_time:.3f} s loading the waves)")
+    print(
+        f"  CPU time (all threads): wavetool median {statistics.median(cpu):.3f} s, pandas {pandas_cpu:.3f} s;"
+        f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work slows both)"
+    )
     print(f"  same numbers on {compared:,} valid (wave, scope, question, code) cells")
     print(
         f"  ratio pandas / wavetool: {ratio:.1f}x (target >= {RATIO_TARGET:g}x): {'met' if ratio >= RATIO_TARGET else 'MISSED'}"
