@@ -37,6 +37,7 @@ demo: $(STAMP) system-deps
 	$(WT) run --wave 2
 	$(WT) run --wave 3
 	$(WT) run --wave 4 --final
+	$(WT) report --wave 4 --final   # inputs unchanged since the run: re-renders nothing
 	$(WT) tabulate --wave 4 --subscriber quebec --question Q1 --question C1
 	$(WT) tabulate --wave 4 --all --format parquet --output demo/tables/wave-4.parquet
 	$(WT) status

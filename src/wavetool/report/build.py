@@ -45,6 +45,7 @@ class RenderResult:
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # subscriber id → one-line reason
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # the manifest entries of this run
+    worker_cpu: dict[int, float] = field(default_factory=dict)  # render process id → its CPU seconds
 
     @property
     def ok(self) -> bool:
@@ -197,6 +198,8 @@ def render_reports(
         for sub_id, outcome in _render_all(todo, jobs or config.report.jobs, config.report.timeout, templates):
             model, key = todo[sub_id]
             pdf_path = folder / f"{sub_id}.pdf"
+            if "pid" in outcome:
+                result.worker_cpu[outcome["pid"]] = max(result.worker_cpu.get(outcome["pid"], 0.0), outcome["cpu"])
             if outcome["ok"]:
                 try:
                     write_atomic(pdf_path, outcome["pdf"])

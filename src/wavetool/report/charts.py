@@ -116,20 +116,20 @@ class ChartKit:
 
     def bars(self, title: str, bars: list[Bar], subject: str, benchmark: str) -> Chart:
         """Horizontal bars (the subscriber, value printed) with a benchmark marker on each row."""
-        label_w, plot_w, value_w, row_h, bar_h, top = 150, 180, 50, 30, 16, 8
+        label_w, plot_w, value_w, row_h, bar_h, top = 150, 180, 50, 24, 14, 6
         width = label_w + plot_w + value_w
         x0 = label_w
         rows = []
         for i, bar in enumerate(bars):
             y = top + i * row_h
             lines = _wrap(bar.label, 23, 2)
-            first_line_y = y + row_h / 2 - (len(lines) - 1) * 6 + 4
+            first_line_y = y + row_h / 2 - (len(lines) - 1) * 5.5 + 3.5
             item: dict[str, Any] = {
-                "lines": [{"x": _n(x0 - 6), "y": _n(first_line_y + j * 12), "text": t} for j, t in enumerate(lines)],
+                "lines": [{"x": _n(x0 - 6), "y": _n(first_line_y + j * 11), "text": t} for j, t in enumerate(lines)],
                 "suppressed": bar.suppressed or bar.value is None,
                 "bar_y": _n(y + (row_h - bar_h) / 2),
                 "bar_h": _n(bar_h),
-                "text_y": _n(y + row_h / 2 + 4),
+                "text_y": _n(y + row_h / 2 + 3.5),
             }
             bar_end = x0
             if not item["suppressed"]:
@@ -143,7 +143,7 @@ class ChartKit:
             item["value_x"] = _n(bar_end + 4 if not item["suppressed"] else x0 + 4)
             rows.append(item)
         plot_bottom = top + len(bars) * row_h
-        height = plot_bottom + 52
+        height = plot_bottom + 36
         ticks = [{"x": _n(x0 + plot_w * t / 100), "label": self.fmt.pct(t, 0)} for t in (0, 25, 50, 75, 100)]
         geometry = {
             "width": width,
@@ -156,8 +156,8 @@ class ChartKit:
             "grid_bottom": _n(plot_bottom),
             "tick_y": _n(plot_bottom + 13),
             "legend_y": _n(plot_bottom + 30),
-            "legend2_y": _n(plot_bottom + 45),
-            "legend_x": _n(x0),
+            "legend2_x": _n(8 + 24 + 6.2 * len(subject)),
+            "legend_x": _n(8),
             "subject": subject,
             "benchmark": benchmark,
             "suppressed_text": self.s["suppressed_short"],
@@ -233,8 +233,8 @@ class ChartKit:
 
     def trend(self, title: str, points: list[Point], subject: str, benchmark: str) -> Chart:
         """Top-box by wave: the subscriber (solid line, dots) and the benchmark (dashed, squares)."""
-        left, plot_w, plot_h, top = 44, 230, 110, 14
-        width, height = left + plot_w + 20, top + plot_h + 64
+        left, plot_w, plot_h, top = 44, 230, 80, 12
+        width, height = left + plot_w + 20, top + plot_h + 38
         step = plot_w / max(len(points), 1)
 
         def y_of(v: float) -> float:
@@ -260,7 +260,7 @@ class ChartKit:
             "left": _n(left), "right": _n(left + plot_w), "label_y": _n(top + plot_h + 14),
             "labels": labels, "subject_pts": subject_pts, "bench_pts": bench_pts,
             "subject_path": _polyline(subject_pts), "bench_path": _polyline(bench_pts),
-            "legend_y": _n(top + plot_h + 34), "legend2_y": _n(top + plot_h + 50), "legend_x": _n(left), "subject": subject, "benchmark": benchmark,
+            "legend_y": _n(top + plot_h + 33), "legend2_x": _n(4 + 40 + 6.2 * len(subject)), "legend_x": _n(4), "subject": subject, "benchmark": benchmark,
             "colours": self._colours(),
         }
         svg = str(self.macros.trend(geometry))

@@ -16,6 +16,7 @@ import logging
 import mimetypes
 import os
 import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,8 +92,8 @@ def _bars(categories: list[Category]) -> list[Bar]:
     return [Bar(c.label, c.percent, c.bench_percent, c.suppressed) for c in categories]
 
 
-def _points(trend: tuple[TrendPoint, ...]) -> list[Point]:
-    return [Point(t.wave_label, None if t.suppressed else t.topbox, t.benchmark) for t in trend]
+def _points(trend: tuple[TrendPoint, ...], short_label: str) -> list[Point]:
+    return [Point(short_label.format(n=t.wave), None if t.suppressed else t.topbox, t.benchmark) for t in trend]
 
 
 def _rows(questions: list[Question]) -> list[StackedRow]:
@@ -208,7 +209,8 @@ def render_task(model_data: dict[str, Any], timeout: float | None, templates: st
         renderer = shared_renderer(Path(templates) if templates else None)
         with time_limit(timeout):
             pdf, pages = renderer.pdf(ReportModel.from_dict(model_data))
-        return {"ok": True, "pdf": pdf, "pages": pages, "pid": os.getpid()}
+        # The worker's cumulative CPU (since it was forked), for the benchmark's accounting.
+        return {"ok": True, "pdf": pdf, "pages": pages, "pid": os.getpid(), "cpu": time.process_time()}
     except RenderTimeout as exc:
         return {"ok": False, "error": f"{subscriber}: rendering {exc}"}
     except FatalURLFetchingError as exc:

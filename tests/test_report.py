@@ -1,0 +1,321 @@
+"""PDF reports: what a subscriber reads, checked on real PDFs rendered from the imported sample study.
+
+Numbers are checked against ``stats.tabulate`` formatted independently here with Babel's CLDR patterns,
+texts against the codebook in the database, and the tagged-PDF metadata with pypdf.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from babel.numbers import format_percent
+from pypdf import PdfReader
+
+from wavetool.cli import main
+from wavetool.config import load_config
+from wavetool.custom import custom_questions, merge_from_config
+from wavetool.errors import ConfigError
+from wavetool.report import render_reports
+from wavetool.report.build import MANIFEST
+from wavetool.report.charts import BENCH, INK, MUTED, SUBJECT, WHITE, contrast, text_on
+from wavetool.report.render import Renderer, SafeURLFetcher, make_environment
+from wavetool.report.text import load_strings, templates_dir
+from wavetool.stats import tabulate
+from wavetool.store import read_store, write_store
+
+INJECTION = '<img src="file:///etc/passwd"><link rel="attachment" href="file:///etc/passwd">'
+PERCENT = {"en": ("en_CA", "#,##0.0%"), "fr": ("fr_CA", "#,##0.0\u00a0%")}
+
+
+def pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+
+
+def flat(text: str) -> str:
+    """Text with line breaks and runs of spaces folded, for phrases a line break may split."""
+    return re.sub(r"[ \n]+", " ", text)
+
+
+def pct(value: float, language: str) -> str:
+    locale, pattern = PERCENT[language]
+    return format_percent(value / 100, format=pattern, locale=locale)
+
+
+def make_study(base: Path, template: Path) -> Path:
+    study = base / "study"
+    shutil.copytree(template, study)
+    (study / ".wavetool.lock").unlink(missing_ok=True)
+    merge_from_config(load_config(study))
+    return study
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory, _imported_template: Path) -> tuple[Path, object]:
+    """The sample study (custom questions merged) with every wave-4 report rendered in a 2-worker pool."""
+    study = make_study(tmp_path_factory.mktemp("reports"), _imported_template)
+    result = render_reports(load_config(study), 4, jobs=2)
+    assert result.ok, result.failed
+    return study, result
+
+
+@pytest.fixture
+def merged_study(tmp_path: Path, _imported_template: Path) -> Path:
+    return make_study(tmp_path, _imported_template)
+
+
+def test_every_subscriber_gets_a_tagged_pdf_in_its_language(rendered):
+    study, result = rendered
+    config = load_config(study)
+    folder = study / "reports" / "wave-4"
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["wave"] == 4 and manifest["final"] is False
+    assert sorted(manifest["reports"]) == sorted(config.subscribers)
+    for sub_id, subscriber in config.subscribers.items():
+        entry = manifest["reports"][sub_id]
+        path = folder / entry["file"]
+        reader = PdfReader(str(path))
+        assert entry["pages"] == len(reader.pages) > 5
+        assert entry["language"] == subscriber.language
+        root = reader.trailer["/Root"]
+        assert root["/Lang"] == {"en": "en-CA", "fr": "fr-CA"}[subscriber.language]
+        assert "/StructTreeRoot" in root
+        assert subscriber.display_name() in reader.metadata["/Title"]
+        assert reader.metadata["/Subject"]
+        assert reader.metadata["/CreationDate"] == "D:20210131"  # wave 4's fieldwork end, not the clock
+        assert subscriber.display_name() in flat(pdf_text(path))
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_numbers_equal_tabulate(rendered):
+    study, _ = rendered
+    config = load_config(study)
+    for sub_id in ("ontario", "quebec"):
+        language = config.subscribers[sub_id].language
+        text = pdf_text(study / "reports" / "wave-4" / f"{sub_id}.pdf")
+        tables = tabulate(config, 4, scopes=[sub_id])
+        checked = 0
+        for question in ("Q1", "Q15", "Q28"):
+            summary = tables.summary(4, sub_id, question)
+            assert pct(summary["topbox"], language) in text
+            assert pct(summary["topbox_ci_low"], language) in text
+            for row in tables.question_rows(4, sub_id, question):
+                if row["percent"] is not None:
+                    assert pct(row["percent"], language) in text, (sub_id, question, row)
+                    checked += 1
+        assert checked >= 15
+
+
+def test_benchmark_column_is_all_other_respondents(rendered):
+    """The benchmark distribution printed beside Q1 equals a count over the other jurisdictions' rows,
+    computed here in Python from the stored answers (valid codes 1-5, weighted)."""
+    study, _ = rendered
+    config = load_config(study)
+    with read_store(study) as con:
+        answers = con.execute("SELECT _jurisdiction, _weight, Q1 FROM wave_4").fetchall()
+    others = [(w, q) for j, w, q in answers if j != "ON" and q is not None and 1 <= q <= 5]
+    total = sum(w for w, _ in others)
+    text = pdf_text(study / "reports" / "wave-4" / "ontario.pdf")
+    for code in range(1, 6):
+        share = 100 * sum(w for w, q in others if q == code) / total
+        assert pct(share, "en") in text
+    assert config.subscribers["ontario"].jurisdictions == ("ON",)
+
+
+def test_own_custom_questions_only(rendered):
+    study, _ = rendered
+    config = load_config(study)
+    own: dict[str, set[str]] = {}
+    with read_store(study) as con:
+        for sub_id in config.subscribers:
+            own[sub_id] = {cq.variable.label for cq in custom_questions(con, 4, sub_id) if cq.variable.label}
+    english_of_quebec = {v for k, v in config.translations["en"].items() if k.startswith("quebec:C") and "." not in k}
+    for sub_id in config.subscribers:
+        text = flat(pdf_text(study / "reports" / "wave-4" / f"{sub_id}.pdf"))
+        for label in own[sub_id]:
+            assert label in text, (sub_id, label)
+        for other, labels in own.items():
+            if other == sub_id:
+                continue
+            for label in labels | (english_of_quebec if other == "quebec" else set()):
+                assert label not in text, (sub_id, "shows", other, label)
+
+
+def test_french_report_is_french(rendered):
+    study, _ = rendered
+    config = load_config(study)
+    raw = pdf_text(study / "reports" / "wave-4" / "quebec.pdf")
+    text = flat(raw)
+    for phrase in ("Faits saillants", "Résultats par question", "Méthodologie", "Vos questions",
+                   "Point de comparaison", config.translations["fr"]["Q1"], config.translations["fr"]["Q1.3"],
+                   "Gouvernement du Québec", "Vague 4 (janvier 2021)", "31 janvier 2021"):
+        assert phrase in text, phrase
+    assert re.search(r"\d,\d\u00a0%", raw), "French percentages use a decimal comma and a no-break space"
+    assert not re.search(r"\d\.\d%", raw), "no English-formatted percentage in the French report"
+    for english in ("Key findings", "Results by question", "Benchmark", "Overall satisfaction with the service"):
+        assert english not in text
+
+
+def test_rerun_renders_nothing_and_is_byte_identical(rendered, tmp_path):
+    study, first = rendered
+    config = load_config(study)
+    folder = study / "reports" / "wave-4"
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.glob("*.pdf")}
+    again = render_reports(config, 4, jobs=2)
+    assert again.rendered == [] and sorted(again.unchanged) == sorted(config.subscribers)
+    assert all(entry["rendered"] is False for entry in again.reports.values())
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.glob("*.pdf")} == before
+    # A fresh render of the same inputs elsewhere gives the same bytes (deterministic, no clock, no ids).
+    fresh = render_reports(config, 4, subscribers=["quebec"], output_dir=tmp_path / "out", jobs=1)
+    assert fresh.rendered == ["quebec"]
+    for sub_id in ("quebec",):
+        assert (tmp_path / "out" / "wave-4" / f"{sub_id}.pdf").read_bytes() == before[f"{sub_id}.pdf"][0]
+        assert fresh.reports[sub_id]["sha256"] == first.reports[sub_id]["sha256"]
+
+
+def test_injected_label_is_printed_as_text_never_fetched(merged_study):
+    with write_store(merged_study) as con:
+        con.execute("UPDATE value_labels SET label = ? WHERE wave = 4 AND variable = 'Q1' AND code = '1'", [INJECTION])
+    config = load_config(merged_study)
+    result = render_reports(config, 4, subscribers=["ontario"], questions=["Q1"], jobs=1)
+    assert result.ok, result.failed
+    path = merged_study / "reports" / "wave-4" / "ontario.pdf"
+    text = flat(pdf_text(path))
+    assert '<img src="file:///etc/passwd">' in text
+    data = path.read_bytes()
+    assert b"/EmbeddedFiles" not in data and b"root:x:0:0" not in data
+
+
+def test_fetcher_serves_only_data_and_templates(tmp_path):
+    from weasyprint.urls import FatalURLFetchingError
+
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        templates = templates_dir()
+        fetcher = SafeURLFetcher(templates)
+        assert fetcher.fetch("data:text/plain;base64,aGk=").read() == b"hi"
+        assert b"@page" in fetcher.fetch((templates / "report.css").as_uri()).read()
+        for url in ("file:///etc/passwd", (templates / ".." / "pyproject.toml").as_uri(),
+                    f"http://127.0.0.1:{server.server_port}/x.png", "ftp://127.0.0.1/x"):
+            with pytest.raises(FatalURLFetchingError):
+                fetcher.fetch(url)
+        renderer = Renderer()
+        for html in (f'<p>x</p><img src="http://127.0.0.1:{server.server_port}/pixel.png">',
+                     '<link rel="attachment" href="file:///etc/passwd"><p>x</p>',
+                     f'<link rel="stylesheet" href="http://127.0.0.1:{server.server_port}/s.css"><p>x</p>'):
+            with pytest.raises(FatalURLFetchingError):
+                renderer.document(html).write_pdf()
+        assert hits == []
+    finally:
+        server.shutdown()
+
+
+def test_autoescape_is_on_for_every_template_name():
+    env = make_environment(templates_dir())
+    assert env.autoescape is True
+    assert env.from_string("{{ x }}").render(x=INJECTION).startswith("&lt;img")
+    assert "&lt;img" in env.get_template("charts.svg.j2").module.bars(
+        {"width": 1, "height": 1, "title": INJECTION, "font": "f", "rows": [], "ticks": [], "grid_top": 0,
+         "grid_bottom": 0, "tick_y": 0, "legend_y": 0, "legend2_x": 0, "legend_x": 0, "subject": "a",
+         "benchmark": "b", "suppressed_text": "s", "colours": {k: "#000000" for k in
+         ("ink", "muted", "subject", "bench", "grid", "white", "on_subject")}})
+
+
+def test_suppressed_cells_are_shown_as_suppressed(merged_study):
+    path = merged_study / "wavetool.toml"
+    path.write_text(path.read_text().replace("min_base = 30", "min_base = 500"))
+    config = load_config(merged_study)
+    tables = tabulate(config, 4, scopes=["maritimes"], questions=["Q1", "Q12"])
+    assert tables.summary(4, "maritimes", "Q12")["suppressed"], "Q12 (online users only) falls under 500"
+    result = render_reports(config, 4, subscribers=["maritimes"], questions=["Q1", "Q12"], jobs=1)
+    assert result.ok, result.failed
+    text = flat(pdf_text(merged_study / "reports" / "wave-4" / "maritimes.pdf"))
+    assert "Suppressed" in text
+    assert "Not reported: only" in text and "(the minimum is 500)" in text
+    assert "Suppressed estimates" in text  # the methodology's list of what was withheld
+
+
+def test_missing_french_translation_is_an_error_listing_it(merged_study):
+    path = merged_study / "wavetool.toml"
+    text = path.read_text()
+    text = re.sub(r'^"Q1\.3" = .*\n', "", text, flags=re.M)
+    text = re.sub(r'^"Q2" = .*\n', "", text, flags=re.M)
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        render_reports(load_config(merged_study), 4, subscribers=["quebec"], questions=["Q1", "Q2"], jobs=1)
+    assert '"Q1.3"' in info.value.message and '"Q2"' in info.value.message
+    assert not (merged_study / "reports" / "wave-4" / "quebec.pdf").exists()
+
+
+def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study, monkeypatch):
+    config = load_config(merged_study)
+    first = render_reports(config, 4, subscribers=["ontario"], questions=["Q1"], jobs=1)
+    assert first.ok
+    folder = merged_study / "reports" / "wave-4"
+
+    def boom(self, model):
+        raise RuntimeError("layout exploded")
+
+    monkeypatch.setattr(Renderer, "pdf", boom)
+    # Changed inputs (another question set) → must re-render → fails: the stale PDF goes away.
+    result = render_reports(config, 4, subscribers=["ontario"], questions=["Q2"], jobs=1)
+    assert "layout exploded" in result.failed["ontario"]
+    assert not (folder / "ontario.pdf").exists()
+    assert "ontario" not in json.loads((folder / MANIFEST).read_text())["reports"]
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+
+    path = merged_study / "wavetool.toml"
+    path.write_text(path.read_text().replace('[report]\noutput_dir = "reports"', '[report]\noutput_dir = "reports"\ntimeout = 0.05'))
+    result = render_reports(load_config(merged_study), 4, subscribers=["ontario"], questions=["Q3"], jobs=1)
+    assert "gave up after 0.05 s" in result.failed["ontario"]
+    assert not (folder / "ontario.pdf").exists()
+
+
+def test_cli_report_json_and_bad_subscriber(merged_study, capsys):
+    code = main(["--study", str(merged_study), "report", "--wave", "1", "--subscriber", "british-columbia", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["rendered"] == ["british-columbia"]
+    entry = out["reports"]["british-columbia"]
+    assert entry["file"] == "british-columbia.pdf" and entry["language"] == "en"
+    assert (merged_study / "reports" / "wave-1" / "british-columbia.pdf").exists()
+    code = main(["--study", str(merged_study), "report", "--wave", "1", "--subscriber", "../etc"])
+    err = capsys.readouterr().err
+    assert code == 78 and "not a safe subscriber id" in err
+
+
+def test_strings_catalogues_match():
+    en, fr = load_strings(templates_dir(), "en"), load_strings(templates_dir(), "fr")
+    assert set(en) == set(fr)
+    for key in en:
+        assert re.findall(r"{(\w+)}", en[key]) == re.findall(r"{(\w+)}", fr[key]) or \
+            sorted(re.findall(r"{(\w+)}", en[key])) == sorted(re.findall(r"{(\w+)}", fr[key])), key
+
+
+def test_text_colours_have_enough_contrast():
+    css = (templates_dir() / "report.css").read_text()
+    colours = set(re.findall(r"(?<![-\w])color:\s*(#[0-9a-fA-F]{6})", css))
+    assert colours
+    for colour in colours | {INK, MUTED, SUBJECT, BENCH}:
+        assert contrast(colour, WHITE) >= 4.5, colour
+    from wavetool.report.charts import BOTTOM_BOX, MIDDLE_BOX, TOP_BOX
+
+    for fill in (TOP_BOX, MIDDLE_BOX, BOTTOM_BOX, SUBJECT):
+        assert contrast(text_on(fill), fill) >= 4.5, fill
