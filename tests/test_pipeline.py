@@ -127,16 +127,26 @@ def test_plain_output_when_piped_is_one_line_per_step_never_wrapped(sample_study
     assert "\x1b[" not in out
     assert any(line.startswith("import: wave 2 imported") for line in lines)
     assert any(line.startswith("tables: tables/wave-2.csv written") for line in lines)
-    # a step line longer than 80 columns stays on one line
-    started = [line for line in lines if line.startswith("render: 4/4")]
-    assert started
-    assert outbox(sample_study) == []
+    assert any(line.startswith("render: 4 rendered") for line in lines)
+    assert outbox(sample_study) == []  # --no-send
     assert lines[-1].startswith("wave 2: import imported") and "0 sent" in lines[-1]
+
+    code, out, err = cli("--study", sample_study, "run", "--wave", "2")
+    assert code == 0, err
+    lines = out.splitlines()
+    sent_lines = [line for line in lines if " sent via outbox (" in line]
+    assert len(sent_lines) == 4
+    for path in outbox(sample_study):
+        # the whole path (well over 80 columns) and the Message-ID stay on the step's one line
+        (line,) = [line for line in sent_lines if str(path) in line]
+        assert len(line) > 100 and line.startswith("send: ") and line.endswith(">)")
 
 
 def test_second_run_waits_then_exits_75_naming_the_holder(sample_study, cli):
     set_lock_timeout(sample_study, 0.5)
-    with study_lock(sample_study, timeout=1, purpose="wavetool run --wave 3, started 2021-01-01T00:00:00Z", name=RUN_LOCK_NAME):
+    with study_lock(
+        sample_study, timeout=1, purpose="wavetool run --wave 3, started 2021-01-01T00:00:00Z", name=RUN_LOCK_NAME
+    ):
         start = time.monotonic()
         code, out, err = cli("--study", sample_study, "run", "--wave", "1")
         waited = time.monotonic() - start
@@ -166,7 +176,9 @@ def test_concurrent_real_runs_never_interleave(sample_study):
 
 def test_drift_gate_stops_the_run_with_79(imported_study, cli):
     con = duckdb.connect(str(imported_study / "wavetool.duckdb"))
-    con.execute("""UPDATE waves SET review_status = 'unreviewed', drift = '[{"question": "Q7", "change": "labels changed"}]' WHERE wave = 2""")
+    con.execute(
+        """UPDATE waves SET review_status = 'unreviewed', drift = '[{"question": "Q7", "change": "labels changed"}]' WHERE wave = 2"""
+    )
     con.close()
 
     code, out, err = cli("--study", imported_study, "run", "--wave", "2")
@@ -209,7 +221,9 @@ def test_killed_run_is_finished_by_the_next_with_nothing_duplicated(sample_study
     command = [sys.executable, "-m", "wavetool", "--study", str(sample_study), "run", "--wave", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        assert _wait_for(sample_study / LOG_FILE, stop_at), proc.stderr.read().decode() if proc.poll() is not None else ""
+        assert _wait_for(sample_study / LOG_FILE, stop_at), (
+            proc.stderr.read().decode() if proc.poll() is not None else ""
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
