@@ -167,8 +167,11 @@ class ChartKit:
         parts = []
         for bar in bars:
             value = self.s["suppressed_short"] if bar.suppressed or bar.value is None else self.fmt.pct(bar.value)
-            bench = self.fmt.pct(bar.benchmark) if bar.benchmark is not None else "–"
-            parts.append(f"{bar.label}: {value} ({benchmark} {bench})")
+            if benchmark:
+                bench = self.fmt.pct(bar.benchmark) if bar.benchmark is not None else "–"
+                parts.append(f"{bar.label}: {value} ({benchmark} {bench})")
+            else:
+                parts.append(f"{bar.label}: {value}")
         alt = self.s["alt_bars"].format(title=title, subject=subject) + " " + "; ".join(parts) + "."
         return self._chart(svg, alt, width, height)
 
@@ -265,7 +268,8 @@ class ChartKit:
         }
         svg = str(self.macros.trend(geometry))
         parts = [
-            f"{p.label}: {subject} {self.fmt.pct(p.value)}, {benchmark} {self.fmt.pct(p.benchmark)}" for p in points
+            f"{p.label}: {subject} {self.fmt.pct(p.value)}" + (f", {benchmark} {self.fmt.pct(p.benchmark)}" if benchmark else "")
+            for p in points
         ]
         alt = self.s["alt_trend"].format(title=title) + " " + "; ".join(parts) + "."
         return self._chart(svg, alt, width, height)
