@@ -12,7 +12,7 @@ import pyreadstat
 import pytest
 
 from wavetool.ingest.spss import load_spss, read_spss_codebook
-from wavetool.ingest.staging import Staging
+from wavetool.ingest.staging import Staging, canonical_select, read_staged, staged_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT.parent / "shared" / "realworld-spss"
@@ -21,14 +21,21 @@ SAMPLE = [ROOT / "sample_data/inbox/wave-1/wave1.sav", ROOT / "sample_data/inbox
 REAL = sorted(p for p in REALWORLD.glob("*") if p.suffix in (".sav", ".zsav", ".por")) if REALWORLD.exists() else []
 
 
-def stage_both(path: Path) -> tuple[duckdb.DuckDBPyConnection, Staging, dict]:
-    staging = Staging(in_memory=True)
+def stage(staging: Staging, table: str, path: Path, only: str | None = None) -> str:
+    """Decode ``path`` with one reader (or wavetool's choice) into DuckDB table ``table``, in canonical types."""
     codebook, expected = read_spss_codebook(path)
-    con = staging.con
-    assert con is not None
-    assert load_spss(con, "fast", path, codebook, expected, staging.folder, only="polars-readstat") == "polars-readstat"
-    assert load_spss(con, "slow", path, codebook, expected, staging.folder, only="pyreadstat") == "pyreadstat"
-    return con, staging, codebook.variables
+    reader, staged = load_spss(staging.path(table), path, codebook, expected, staging.folder, only=only)
+    staging.con.register("staged", read_staged(staged.path))
+    staging.con.execute(f"CREATE TABLE {table} AS SELECT {canonical_select(staged_schema(staged.path), codebook)} FROM staged")
+    staging.con.unregister("staged")
+    return reader
+
+
+def stage_both(path: Path) -> tuple[duckdb.DuckDBPyConnection, Staging, dict]:
+    staging = Staging()
+    assert stage(staging, "fast", path, only="polars-readstat") == "polars-readstat"
+    assert stage(staging, "slow", path, only="pyreadstat") == "pyreadstat"
+    return staging.con, staging, read_spss_codebook(path)[0].variables
 
 
 def assert_same_table(path: Path) -> None:
@@ -90,12 +97,12 @@ def test_por_values_are_exact_and_keep_user_missing_codes(path):
     every value pyreadstat returns for the original is there unchanged, and where the original read gives a
     blank only because the code was declared missing, the code itself is there (as polars-readstat, which
     ignores the declarations, also sees it)."""
-    staging = Staging(in_memory=True)
+    staging = Staging()
     try:
-        codebook, expected = read_spss_codebook(path)
+        codebook, _ = read_spss_codebook(path)
         con = staging.con
-        assert load_spss(con, "ours", path, codebook, expected, staging.folder) == "pyreadstat"
-        load_spss(con, "fast", path, codebook, expected, staging.folder, only="polars-readstat")
+        assert stage(staging, "ours", path) == "pyreadstat"
+        stage(staging, "fast", path, only="polars-readstat")
         plain, _ = pyreadstat.read_por(str(path), disable_datetime_conversion=True)
         declared = 0
         for name, var in codebook.variables.items():

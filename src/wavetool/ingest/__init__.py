@@ -26,12 +26,11 @@ from ..store import connect, first_row, quote, transaction, wave_table, write_st
 from .csvfile import load_csv
 from .labels import UnlabelledCodes
 from .spss import load_spss, read_spss_codebook
-from .staging import Staging
+from .staging import ENGINE_MEMORY, ROW, Staging, canonical_select, export_table, read_staged, staged_schema
 
 SPSS_SUFFIXES = (".sav", ".zsav", ".por")
 SUFFIXES = (*SPSS_SUFFIXES, ".csv")
 MAX_LISTED = 5
-STAGING_ALIAS = "wavetool_staging"
 
 
 class Progress:
@@ -80,9 +79,10 @@ class DecodedFile:
     sha256: str
     rows: int = 0
     columns: int = 0
-    staged_as: str = ""
+    staged_as: str = ""  # the staged Arrow IPC file (wave imports)
     warnings: tuple[str, ...] = ()
     unlabelled: UnlabelledCodes | None = None
+    kept: pa.Table | None = None  # the id, jurisdiction and weight columns (and __row), for validation
 
 
 @dataclass
@@ -155,21 +155,22 @@ def _csv_codebook(path: Path, wave: int, config: StudyConfig, codebook_path: Pat
 
 
 def _stage_file(
-    staging: Staging, table: str, path: Path, wave: int, config: StudyConfig, encoding: str | None,
+    staging: Staging, name: str, path: Path, wave: int, config: StudyConfig, encoding: str | None,
     codebook_path: Path | None, wave_codebook: bool, progress: Progress, sha256: str | None = None,
     roles: ColumnRoles | None = None,
 ) -> DecodedFile:
-    """Decode one export into ``table`` of the staging database; with ``roles``, also count the codes that
-    are neither labelled nor missing in every other column."""
+    """Decode one export into the staged file ``name``; with ``roles``, keep those columns in memory and
+    count the codes that are neither labelled nor missing in every other column."""
     suffix = _check_file(path)
-    con = staging.con
-    assert con is not None
     warnings: list[str] = []
-    skip = {roles.id, roles.jurisdiction, roles.weight} if roles else None
-    counter = None
+    keep = [roles.id, roles.jurisdiction, roles.weight] if roles else []
+    skip = set(keep) if roles else None
+    target = staging.path(name)
     if suffix == ".csv":
-        codebook, counter = load_csv(con, table, path, _csv_codebook(path, wave, config, codebook_path, wave_codebook),
+        codebook, counter = load_csv(staging.con, name, path, _csv_codebook(path, wave, config, codebook_path, wave_codebook),
                                      staging.folder, encoding, skip)
+        staged = export_table(staging.con, name, target, keep)
+        staging.con.execute(f"DROP TABLE {quote(name)}")
         reader = "duckdb read_csv"
     else:
         codebook, expected = read_spss_codebook(path, encoding)
@@ -180,7 +181,7 @@ def _stage_file(
             progress.rows(done[0], expected)
 
         counter = UnlabelledCodes(codebook, skip) if skip is not None else None
-        reader = load_spss(con, table, path, codebook, expected, staging.folder, encoding, count, counter)
+        reader, staged = load_spss(target, path, codebook, expected, staging.folder, encoding, count, counter, keep)
         if suffix == ".por":
             text = [n for n, v in codebook.variables.items() if v.type == "string"]
             if text:
@@ -188,10 +189,9 @@ def _stage_file(
                     f"{path}: SPSS portable files hold ASCII text only; accented letters in {', '.join(text[:MAX_LISTED])}"
                     f"{' …' if len(text) > MAX_LISTED else ''} may have been lost (ask for a .sav to keep them)"
                 )
-    rows = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchall()[0][0]
     return DecodedFile(path, suffix.lstrip("."), None, codebook, reader, path.stat().st_size,
-                       file_sha256(path) if sha256 is None else sha256,
-                       rows, len(codebook.variables), table, tuple(warnings), counter)
+                       file_sha256(path) if sha256 is None else sha256, staged.rows, len(codebook.variables),
+                       str(staged.path), tuple(warnings), counter, staged.kept)
 
 
 def decode_file(
@@ -203,10 +203,12 @@ def decode_file(
 
     ``wave_codebook=False`` (custom-question files): a CSV's codebook is only ``codebook_path``, never the
     wave's configured codebook or an earlier wave's."""
-    with Staging(in_memory=True) as staging:
+    with Staging() as staging:
         decoded = _stage_file(staging, "decoded", Path(path), wave, config, encoding, codebook_path, wave_codebook, Progress())
-        assert staging.con is not None
-        table = staging.con.sql('SELECT * FROM "decoded"').to_arrow_table()
+        staging.con.register("staged", read_staged(Path(decoded.staged_as)))
+        select = canonical_select(staged_schema(Path(decoded.staged_as)), decoded.codebook)
+        table = staging.con.sql(f"SELECT {select} FROM staged").to_arrow_table()
+        staging.con.unregister("staged")
     return DecodedFile(decoded.path, decoded.format, table, decoded.codebook, decoded.reader, decoded.size, decoded.sha256,
                        decoded.rows, decoded.columns, "", decoded.warnings)
 
@@ -228,16 +230,12 @@ def _stacked_codebook(decoded: list[DecodedFile]) -> Codebook:
     return Codebook(variables, mr_sets, decoded[0].codebook.encoding)
 
 
-def _stacked_sql(decoded: list[DecodedFile], columns: list[str], prefix: str = "", provenance: bool = False) -> str:
-    """SQL reading the staged files as one table with ``columns`` (NULL where a file lacks one); with
-    ``provenance``, also ``__file`` (index into ``decoded``) and ``__row`` (1-based row in that file)."""
+def _stacked_sql(decoded: list[DecodedFile], codebook: Codebook, sources: list[str], columns: list[str] | None = None) -> str:
+    """SQL reading the files' staged rows (registered as ``sources``) as one table in canonical types, with
+    ``columns`` (default: every column of the codebook; NULL where a file lacks one)."""
     parts = []
-    for index, item in enumerate(decoded):
-        present = set(item.codebook.variables)
-        select = [quote(c) if c in present else f"NULL AS {quote(c)}" for c in columns]
-        if provenance:
-            select = [f"{index} AS __file", "rowid + 1 AS __row", *select]
-        parts.append(f"SELECT {', '.join(select)} FROM {prefix}{quote(item.staged_as)}")
+    for item, source in zip(decoded, sources, strict=True):
+        parts.append(f"SELECT {canonical_select(staged_schema(Path(item.staged_as)), codebook, columns)} FROM {quote(source)}")
     return " UNION ALL ".join(parts)
 
 
@@ -277,7 +275,13 @@ def validate(
     if weight_var.type != "numeric":
         raise DataError(f"{decoded[0].path}: column {roles.weight}: the weight column is {weight_var.type}, not numeric",
                         hint="pass --weight with the numeric weight column")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS {_stacked_sql(decoded, list(codebook.variables), provenance=True)}")
+    parts = []
+    for index, item in enumerate(decoded):
+        assert item.kept is not None
+        con.register(f"kept_{index}", item.kept)
+        select = canonical_select(item.kept.schema, codebook, [roles.id, roles.jurisdiction, roles.weight])
+        parts.append(f"SELECT {index} AS __file, {ROW} AS __row, {select} FROM kept_{index}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS {' UNION ALL '.join(parts)}")
     rid, jur, wt = quote(roles.id), quote(roles.jurisdiction), quote(roles.weight)
     id_text = _text_expr(rid, codebook.variables.get(roles.id))
     jur_text = _text_expr(jur, codebook.variables.get(roles.jurisdiction))
@@ -423,14 +427,12 @@ def import_wave(
                                            report, sha256="", roles=roles))  # the hasher's sha256 is filled in below
             codebook = _stacked_codebook(decoded)
             report.step("validating")
-            assert staging.con is not None
             warnings = [w for d in decoded for w in d.warnings] + validate(staging.con, decoded, codebook, roles, config)
             digest = content()
             if stored and not replace:
                 # Problems in the files are reported first; then this refusal (checked again under the lock).
                 _refuse_existing(wave, paths)
             decoded = [_with_sha(d, hashes[i].result()) for i, d in enumerate(decoded)]
-            staging.close_connection()
             report.step("writing")
             return _write(config, wave, decoded, codebook, roles, digest, warnings, staging, replace, lock_timeout)
 
@@ -488,18 +490,23 @@ def _write(
             return result
         if existing and not replace:
             _refuse_existing(wave, [d.path for d in decoded])
-        con.execute(f"ATTACH '{str(staging.path).replace(chr(39), chr(39) * 2)}' AS {STAGING_ALIAS} (READ_ONLY)")
+        sources = [f"__staged_{index}" for index in range(len(decoded))]
+        for source, item in zip(sources, decoded, strict=True):
+            con.register(source, read_staged(Path(item.staged_as)))
+        # DuckDB's share of memory while it compresses the rows; beyond it, it spills to disk.
+        con.execute(f"SET memory_limit = '{ENGINE_MEMORY}'")
         try:
             with transaction(con):
                 if existing:
                     _drop_wave(con, wave)
                     result.status = "replaced"
-                _write_wave(con, config, wave, decoded, codebook, roles, content, rows)
+                _write_wave(con, config, wave, decoded, codebook, roles, content, rows, sources)
                 result.review_status, result.drift = _review(con, config, wave, codebook)
                 con.execute("UPDATE waves SET review_status = ?, drift = ? WHERE wave = ?",
                             [result.review_status, _json(result.drift) if result.drift else None, wave])
         finally:
-            con.execute(f"DETACH {STAGING_ALIAS}")
+            for source in sources:
+                con.unregister(source)
     return result
 
 
@@ -531,14 +538,14 @@ def _questions(config: StudyConfig, wave: int, names: list[str]) -> dict[str, st
 
 def _write_wave(
     con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, decoded: list[DecodedFile], codebook: Codebook,
-    roles: ColumnRoles, content: str, rows: int,
+    roles: ColumnRoles, content: str, rows: int, sources: list[str],
 ) -> None:
     names = list(codebook.variables)
     id_text = _text_expr(quote(roles.id), codebook.variables.get(roles.id))
     jur_text = _text_expr(quote(roles.jurisdiction), codebook.variables.get(roles.jurisdiction))
     con.execute(
         f"CREATE TABLE {wave_table(wave)} AS SELECT {id_text} AS _id, {jur_text} AS _jurisdiction,"
-        f" CAST({quote(roles.weight)} AS DOUBLE) AS _weight, * FROM ({_stacked_sql(decoded, names, prefix=STAGING_ALIAS + '.')})"
+        f" CAST({quote(roles.weight)} AS DOUBLE) AS _weight, * FROM ({_stacked_sql(decoded, codebook, sources)})"
     )
     save_codebook(con, wave, codebook, {"id": roles.id, "jurisdiction": roles.jurisdiction, "weight": roles.weight},
                   _owners(config, names), _questions(config, wave, names))

@@ -11,16 +11,15 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyreadstat
 
 from ..codebook import Codebook, from_pyreadstat
-from ..errors import DataError
+from ..errors import DataError, OutputError
 from .labels import UnlabelledCodes
 from .por import copy_without_missing, read_por_missing
 from .savpatch import copy_for_fast_reader
-from .staging import canonical_column, stream_into
+from .staging import Staged, write_staged
 
 FALLBACK_CHUNK_ROWS = 100_000
 BATCH_VALUES = 4_000_000
@@ -67,11 +66,12 @@ def unreadable(path: Path, exc: BaseException) -> DataError:
 
 
 def load_spss(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook, expected_rows: int | None,
-    workdir: Path, encoding: str | None = None, on_rows: RowCounter | None = None,
-    counter: UnlabelledCodes | None = None, only: str | None = None,
-) -> str:
-    """Stream the file's values into ``table`` of the staging database; the name of the reader used.
+    target: Path, path: Path, codebook: Codebook, expected_rows: int | None, workdir: Path,
+    encoding: str | None = None, on_rows: RowCounter | None = None, counter: UnlabelledCodes | None = None,
+    keep: list[str] | None = None, only: str | None = None,
+) -> tuple[str, Staged]:
+    """Stream the file's values into the staged file ``target``; the name of the reader used and the staged
+    rows (with the ``keep`` columns in memory).
 
     The fast reader is tried first (not when ``encoding`` overrides the file's: it cannot); any failure
     of it, or a row count that disagrees with the header, falls back to pyreadstat, whose own errors are
@@ -79,39 +79,34 @@ def load_spss(
     ('polars-readstat' or 'pyreadstat') uses that one reader, failures included (for tests)."""
     count = on_rows or (lambda _n: None)
     observe = counter.observe if counter else None
+    keep = keep or []
     if only == "polars-readstat":
-        _load_fast(con, table, path, codebook, workdir, count, observe)
-        return only
+        return only, _load_fast(target, path, codebook, workdir, count, observe, keep)
     # A .por goes to pyreadstat: polars-readstat decodes its base-30 numbers to a neighbouring double in
     # about 3 of 10 fractional values (measured on the sample wave 3: 1,219 of 4,200 weights); pyreadstat
     # decodes them exactly.
     if encoding is None and only is None and path.suffix.lower() != ".por":
         try:
-            rows = _load_fast(con, table, path, codebook, workdir, count, observe)
-            if expected_rows is None or rows == expected_rows:
-                return "polars-readstat"
-        except DataError:
+            staged = _load_fast(target, path, codebook, workdir, count, observe, keep)
+            if expected_rows is None or staged.rows == expected_rows:
+                return "polars-readstat", staged
+        except (DataError, OutputError):
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # any failure of the fast reader, a Rust panic included, falls back
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-        con.execute(f'DROP TABLE IF EXISTS "{table}"')
         count(None)  # the fallback decodes from the start
         if counter:
             counter.reset()
-    rows = _load_pyreadstat(con, table, path, codebook, workdir, encoding, count, observe)
-    if expected_rows is not None and rows != expected_rows:
-        raise DataError(f"{path}: the header promises {expected_rows} rows but the file holds {rows}",
+    staged = _load_pyreadstat(target, path, codebook, workdir, encoding, count, observe, keep)
+    if expected_rows is not None and staged.rows != expected_rows:
+        raise DataError(f"{path}: the header promises {expected_rows} rows but the file holds {staged.rows}",
                         hint="the file is truncated; ask the vendor to re-export it")
-    return "pyreadstat"
+    return "pyreadstat", staged
 
 
-def _columns(codebook: Codebook) -> Callable[[pa.Schema], list[str]]:
-    return lambda schema: [canonical_column(f.name, f.type, codebook.variables[f.name]) for f in schema]
-
-
-def _load_fast(con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook, workdir: Path,
-               count: RowCounter, observe: Callable[[pa.RecordBatch], None] | None) -> int:
+def _load_fast(target: Path, path: Path, codebook: Codebook, workdir: Path, count: RowCounter,
+               observe: Callable[[pa.RecordBatch], None] | None, keep: list[str]) -> Staged:
     import polars as pl
     import polars_readstat
 
@@ -119,46 +114,44 @@ def _load_fast(con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook:
     if path.suffix.lower() in (".sav", ".zsav"):
         # The fast reader would turn user-missing codes into nulls and round times; it reads a copy whose
         # declarations match nothing and whose formats are plain, so every value arrives as stored.
-        patched = workdir / f"{table}{path.suffix.lower()}"
+        patched = workdir / f"{target.stem}{path.suffix.lower()}"
         if copy_for_fast_reader(path, patched):
             source = patched
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # Batches of about BATCH_VALUES values: few enough for per-batch work to be cheap, small enough
-        # for memory to stay bounded whatever the file's length.
-        batch_rows = max(1_000, BATCH_VALUES // max(len(codebook.variables), 1))
-        lazy = polars_readstat.scan_readstat(str(source), preserve_order=True, batch_size=batch_rows)
-        names = lazy.collect_schema().names()
-    if list(names) != list(codebook.variables):
-        raise RuntimeError("the fast reader sees different columns than the dictionary")
-    frames = lazy.collect_batches()
-    first = next(iter(frames), None)
-    if first is None:
-        first = pl.DataFrame(schema=lazy.collect_schema())
-    head = first.to_arrow()
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        count(head.num_rows)
-        yield from head.to_batches()
-        for frame in frames:
-            count(frame.height)
-            yield from frame.to_arrow().to_batches()
-
     try:
-        return stream_into(con, table, head.schema, batches(), _columns(codebook), observe)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Batches of about BATCH_VALUES values: few enough for per-batch work to be cheap, small enough
+            # for memory to stay bounded whatever the file's length.
+            batch_rows = max(1_000, BATCH_VALUES // max(len(codebook.variables), 1))
+            lazy = polars_readstat.scan_readstat(str(source), preserve_order=True, batch_size=batch_rows)
+            schema = lazy.collect_schema()
+        if list(schema.names()) != list(codebook.variables):
+            raise RuntimeError("the fast reader sees different columns than the dictionary")
+        frames = iter(lazy.collect_batches())
+        first = next(frames, None)
+        head = (first if first is not None else pl.DataFrame(schema=schema)).to_arrow()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            count(head.num_rows)
+            yield from head.to_batches()
+            for frame in frames:
+                count(frame.height)
+                yield from frame.to_arrow().to_batches()
+
+        return write_staged(target, head.schema, batches(), keep, observe)
     finally:
         if source != path:
             source.unlink(missing_ok=True)
 
 
-def _load_pyreadstat(con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook, workdir: Path,
-                     encoding: str | None, count: RowCounter, observe: Callable[[pa.RecordBatch], None] | None = None) -> int:
+def _load_pyreadstat(target: Path, path: Path, codebook: Codebook, workdir: Path, encoding: str | None,
+                     count: RowCounter, observe: Callable[[pa.RecordBatch], None] | None, keep: list[str]) -> Staged:
     is_por = path.suffix.lower() == ".por"
     source = path
     if is_por:
         # read_por has no user_missing option: it would turn 8 and 9 into blanks. It reads a copy without
         # the missing-value records instead (the declarations come from the original, see por.py).
-        copy = workdir / f"{table}.por"
+        copy = workdir / f"{target.stem}.por"
         if copy_without_missing(path, copy):
             source = copy
     read = pyreadstat.read_por if is_por else pyreadstat.read_sav
@@ -175,7 +168,7 @@ def _load_pyreadstat(con: duckdb.DuckDBPyConnection, table: str, path: Path, cod
             yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
 
     try:
-        return stream_into(con, table, schema, batches(), _columns(codebook), observe)
+        return write_staged(target, schema, batches(), keep, observe)
     except pyreadstat.ReadstatError as exc:
         raise unreadable(path, exc) from None
     except UnicodeError as exc:
