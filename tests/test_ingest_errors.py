@@ -115,7 +115,13 @@ def _truncated(folder: Path) -> tuple[list[str], list[str]]:
     return [str(path)], ["wave2.sav", "SPSS file", "truncated"]
 
 
+def _no_rows(folder: Path) -> tuple[list[str], list[str]]:
+    path = write_sav(folder / "wave2.sav", wave_frame(rows=30, seed=8).iloc[0:0])
+    return [str(path)], ["wave2.sav", "no data rows"]
+
+
 CASES.update({
+    ".sav without respondents": (_no_rows, []),
     "empty file": (_file_case("wave2.sav", b"", ["the file is empty"]), []),
     "empty CSV": (_file_case("wave2.csv", b"", ["the file is empty"]), []),
     "random bytes named .sav": (_file_case("wave2.sav", np.random.default_rng(1).bytes(4096), ["not a readable SPSS file"]), []),

@@ -189,6 +189,8 @@ def _stage_file(
                     f"{path}: SPSS portable files hold ASCII text only; accented letters in {', '.join(text[:MAX_LISTED])}"
                     f"{' …' if len(text) > MAX_LISTED else ''} may have been lost (ask for a .sav to keep them)"
                 )
+    if staged.rows == 0:
+        raise DataError(f"{path}: the file has no data rows (respondents)", hint="ask the vendor for the full export")
     return DecodedFile(path, suffix.lstrip("."), None, codebook, reader, path.stat().st_size,
                        file_sha256(path) if sha256 is None else sha256, staged.rows, len(codebook.variables),
                        str(staged.path), tuple(warnings), counter, staged.kept)
