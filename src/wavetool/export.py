@@ -3,11 +3,9 @@ question, as Parquet, CSV (+ a companion codebook) or SPSS .sav, with labels kep
 hold them.
 
 Without a subscriber an export holds the core questions only: no custom and no prefix column of any
-subscriber. With ``subscriber`` it holds ALL respondents of the waves (the core data is the study's,
-needed for comparisons), that subscriber's custom questions and an ``ELIGIBLE`` column: 1 for the
-respondents of its jurisdictions, who were asked (their blanks are missing answers), 0 for everyone
-else, who were not asked (their custom columns are empty). No other subscriber's column is ever
-selected.
+subscriber. With ``subscriber`` it holds only that subscriber's respondents (those of its
+jurisdictions, all of whom were asked its questions), the core questions and its custom questions: no
+row of a jurisdiction it does not own and no other subscriber's column is ever selected.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ from .store import quote, read_store
 
 FORMATS = ("parquet", "csv", "sav")
 WAVE_COLUMN = "wave"
-ELIGIBLE_COLUMN = "ELIGIBLE"
 SQL_TYPES = {"numeric": "DOUBLE", "string": "VARCHAR", "date": "DATE", "datetime": "TIMESTAMP"}
 _SPSS_NAME = re.compile(r"^[A-Za-z@#$][A-Za-z0-9_.@#$]{0,63}$")
 
@@ -113,12 +110,7 @@ def _plan(
     wave_var = Variable(WAVE_COLUMN, "Wave", "numeric", "ordinal", "F2.0", 2,
                         {str(n): config.waves[n].label for n in waves if n in config.waves})
     columns: dict[str, Variable] = {WAVE_COLUMN: wave_var, **role_vars}
-    extra = {}
-    if subscriber:
-        sub = config.subscriber(subscriber)
-        extra[ELIGIBLE_COLUMN] = Variable(
-            ELIGIBLE_COLUMN, f"Asked {sub.name}'s custom questions (jurisdiction {', '.join(sub.jurisdictions)})",
-            "numeric", "nominal", "F1.0", 1, {"0": "Not asked (other jurisdiction)", "1": "Asked"})
+    extra: dict[str, Variable] = {}
     for name in [*questions, *extra, *custom_vars]:
         if name in columns:
             raise DataError(f"cannot export: column {name} would appear twice (a question has the name of a"
@@ -138,15 +130,15 @@ def _plan(
             if name in (WAVE_COLUMN, roles.id, roles.jurisdiction, roles.weight):
                 continue
             target = SQL_TYPES.get(var.type, "VARCHAR")
-            if name == ELIGIBLE_COLUMN:
-                select.append(f"CASE WHEN c._id IS NULL THEN 0 ELSE 1 END::DOUBLE AS {quote(name)}")
-            elif name in custom_vars:
+            if name in custom_vars:
                 source = f"c.{quote(name)}" if name in mine else "NULL"
                 select.append(f"CAST({source} AS {target}) AS {quote(name)}")
             else:
                 source = f"h.{quote(name)}" if name in have else "NULL"
                 select.append(f"CAST({source} AS {target}) AS {quote(name)}")
-        join = f" LEFT JOIN ({custom_select(con, config, w, subscriber)}) AS c ON c._id = h._id" if subscriber else ""
+        # A subscriber's export holds its own respondents only: figures for jurisdictions it does not own
+        # must never reach it (its benchmark is an aggregate, in its report).
+        join = f" JOIN ({custom_select(con, config, w, subscriber)}) AS c ON c._id = h._id" if subscriber else ""
         parts.append(f"SELECT {', '.join(select)} FROM ({harmonised_select(con, config, w)}) AS h{join}")
     order = f"{quote(WAVE_COLUMN)}, {quote(roles.id)}"
     return f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY {order}", columns, list(custom_vars)
