@@ -169,3 +169,14 @@ def test_cli_errors(imported_study, cli):
     assert code == 66 and "Q99" in err
     code, _, err = cli("--study", imported_study, "tabulate", "--wave", "2", "--format", "parquet")
     assert code == 2
+
+
+def test_tables_are_byte_for_byte_reproducible(merged_study):
+    """Same data, same bytes: the cron pipeline relies on an unchanged CSV meaning unchanged tables."""
+    config = load_config(merged_study)
+    outputs = set()
+    for _ in range(4):
+        buffer = io.BytesIO()
+        tabulate(config, 2, scopes=all_scopes(config)).to_csv(buffer)
+        outputs.add(buffer.getvalue())
+    assert len(outputs) == 1

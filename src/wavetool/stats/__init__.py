@@ -10,8 +10,9 @@ with the same scope in the previous wave.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -91,6 +92,33 @@ def tabulate_waves(
     if con is None:
         with read_store(config.root) as own:
             return tabulate_waves(config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own)
+    with _one_thread_per_query(con):
+        return _tabulate(config, waves, scopes, questions, weighted, con)
+
+
+@contextlib.contextmanager
+def _one_thread_per_query(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run every query on one DuckDB thread (waves still run in parallel, one per cursor).
+
+    Floating-point sums depend on the order of addition, and DuckDB's threads combine partial sums in
+    whatever order they finish, so two runs over the same data could differ in the last bit and the CSV
+    bytes change. One thread per query makes the tables byte-for-byte reproducible."""
+    previous = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(previous)}")
+
+
+def _tabulate(
+    config: StudyConfig,
+    waves: Sequence[int],
+    scopes: Sequence[str] | None,
+    questions: Sequence[str] | None,
+    weighted: bool,
+    con: duckdb.DuckDBPyConnection,
+) -> Tables:
     scope_list = resolve_scopes(config, scopes)
     imported = {r[0] for r in con.execute("SELECT wave FROM waves").fetchall()}
     targets = sorted(set(waves))
