@@ -5,7 +5,7 @@ A *cell* is (wave, question, key, value) with ``n`` (respondents), ``sw`` (sum o
 subscriber's custom question. These three sums are additive, so every scope (all, a jurisdiction, a
 subscriber's pooled jurisdictions) and every benchmark (everyone else) is a cheap roll-up of the cells,
 and every statistic (percents, Kish n_eff, means, SDs, CIs, tests) follows from them exactly. The wave
-table is therefore scanned once per wave, in one UNPIVOT + GROUP BY over all questions.
+table is therefore scanned once per wave, in one query over all questions (see single_cells_sql).
 """
 
 from __future__ import annotations
