@@ -18,8 +18,15 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "out"
 ROWS, VARIABLES = 200_000, 300
 JURISDICTIONS = ("NL", "PE", "NS", "NB", "QC", "ON", "MB", "SK", "AB", "BC", "YT", "NT", "NU")
-SCALE = {1: "Very dissatisfied", 2: "Dissatisfied", 3: "Neither", 4: "Satisfied", 5: "Very satisfied",
-         8: "Don't know", 9: "Refused"}
+SCALE = {
+    1: "Very dissatisfied",
+    2: "Dissatisfied",
+    3: "Neither",
+    4: "Satisfied",
+    5: "Very satisfied",
+    8: "Don't know",
+    9: "Refused",
+}
 TIME_TARGET, MEMORY_TARGET_MB = 1.0, 1536
 
 
@@ -110,7 +117,9 @@ print(json.dumps({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime - c
 
 
 def _measure(code: str, *args: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -119,7 +128,9 @@ def _measure(code: str, *args: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """Generate (once) and import the benchmark file; print times, peak memory and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement, interleaved (best time is kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each measurement, interleaved (best time is kept)"
+    )
     args = parser.parse_args(argv)
     path = bench_file()
     study = _study(path)
@@ -134,15 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     ratio = ours["seconds"] / base["seconds"]
     cpu_ratio = min(r["cpu"] for r in ours_runs) / min(r["cpu"] for r in base_runs)
     peak_mb = max(r["peak_kb"] for r in ours_runs) / 1024
-    print(f"  wavetool import (codebook + data into DuckDB, {ours['reader']}): {ours['seconds']:.2f} s wall,"
-          f" {min(r['cpu'] for r in ours_runs):.2f} s CPU, peak {peak_mb:.0f} MB")
-    print(f"  pyreadstat.read_sav (baseline):                 {base['seconds']:.2f} s wall,"
-          f" {min(r['cpu'] for r in base_runs):.2f} s CPU, peak {max(r['peak_kb'] for r in base_runs) / 1024:.0f} MB")
+    print(
+        f"  wavetool import (codebook + data into DuckDB, {ours['reader']}): {ours['seconds']:.2f} s wall,"
+        f" {min(r['cpu'] for r in ours_runs):.2f} s CPU, peak {peak_mb:.0f} MB"
+    )
+    print(
+        f"  pyreadstat.read_sav (baseline):                 {base['seconds']:.2f} s wall,"
+        f" {min(r['cpu'] for r in base_runs):.2f} s CPU, peak {max(r['peak_kb'] for r in base_runs) / 1024:.0f} MB"
+    )
     ours_walls = ", ".join(f"{r['seconds']:.1f}" for r in ours_runs)
     base_walls = ", ".join(f"{r['seconds']:.1f}" for r in base_runs)
-    print(f"  best of {args.repeat} interleaved runs each; all wall times: wavetool {ours_walls}; pyreadstat {base_walls}")
+    print(
+        f"  best of {args.repeat} interleaved runs each; all wall times: wavetool {ours_walls}; pyreadstat {base_walls}"
+    )
     time_ok, memory_ok = ratio < TIME_TARGET, peak_mb < MEMORY_TARGET_MB
-    print(f"  ratio wavetool / pyreadstat: {ratio:.2f} wall, {cpu_ratio:.2f} CPU (target < {TIME_TARGET}) {'OK' if time_ok else 'MISSED'}")
+    print(
+        f"  ratio wavetool / pyreadstat: {ratio:.2f} wall, {cpu_ratio:.2f} CPU (target < {TIME_TARGET}) {'OK' if time_ok else 'MISSED'}"
+    )
     print(f"  peak memory: {peak_mb:.0f} MB (target < {MEMORY_TARGET_MB} MB) {'OK' if memory_ok else 'MISSED'}")
     return 0 if time_ok and memory_ok else 1
 

@@ -50,7 +50,9 @@ def test_every_command_has_a_one_line_summary_and_an_example(path, cli):
     assert summary and "\n" not in summary, f"{' '.join(path)}: the help must open with a one-line summary"
     assert summary.endswith("."), f"{' '.join(path)}: the summary should be a sentence"
     examples = [line.strip() for line in text.splitlines() if line.strip().startswith("Example:")]
-    assert examples and examples[0].startswith("Example: wavetool"), f"{' '.join(path)}: no 'Example: wavetool ...' line"
+    assert examples and examples[0].startswith("Example: wavetool"), (
+        f"{' '.join(path)}: no 'Example: wavetool ...' line"
+    )
 
     code, out, err = cli(*path, "--help")
     assert code == 0, err
@@ -64,8 +66,9 @@ def test_version(cli):
 def test_python_dash_m_works_and_keeps_exit_codes(tmp_path):
     done = subprocess.run([sys.executable, "-m", "wavetool", "--version"], capture_output=True, text=True, env=ENV)
     assert done.returncode == 0 and done.stdout.strip() == f"wavetool {__version__}"
-    done = subprocess.run([sys.executable, "-m", "wavetool", "--study", str(tmp_path), "status"],
-                          capture_output=True, text=True, env=ENV)
+    done = subprocess.run(
+        [sys.executable, "-m", "wavetool", "--study", str(tmp_path), "status"], capture_output=True, text=True, env=ENV
+    )
     assert done.returncode == 78
     assert done.stderr.startswith(f"Error: {tmp_path / 'wavetool.toml'}: no study configuration here")
 
@@ -98,15 +101,20 @@ def test_piped_output_has_no_ansi_escapes_or_animation(tmp_path):
     env = {**ENV, "TERM": "xterm-256color", "FORCE_COLOR": "", "COLORTERM": "truecolor"}
     env.pop("FORCE_COLOR")
     for args in runs:
-        done = subprocess.run([sys.executable, "-m", "wavetool", "--study", str(study), *args],
-                              capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "wavetool", "--study", str(study), *args], capture_output=True, text=True, env=env
+        )
         for stream in (done.stdout, done.stderr):
             assert "\x1b" not in stream, f"{args}: ANSI escape in piped output: {stream!r}"
             assert "\r" not in stream, f"{args}: a carriage return (animation) in piped output"
         assert done.stdout or done.stderr
     # The import printed its one summary line, and nothing from a progress bar.
-    first = subprocess.run([sys.executable, "-m", "wavetool", "--study", str(study), "import", "--wave", "1", str(wave)],
-                           capture_output=True, text=True, env=env)
+    first = subprocess.run(
+        [sys.executable, "-m", "wavetool", "--study", str(study), "import", "--wave", "1", str(wave)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert first.stdout == "wave 1: wave1.sav already imported, nothing changed\n" and first.stderr == ""
 
 
@@ -124,8 +132,12 @@ def test_study_from_the_environment(tmp_path, monkeypatch, cli):
 
 
 def test_shell_completion_is_available(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "wavetool", "--show-completion", "bash"], capture_output=True, text=True,
-                          env={**ENV, "SHELL": "/bin/bash"})
+    done = subprocess.run(
+        [sys.executable, "-m", "wavetool", "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        env={**ENV, "SHELL": "/bin/bash"},
+    )
     assert done.returncode == 0 and "complete" in done.stdout and "wavetool" in done.stdout.lower()
 
 

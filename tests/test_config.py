@@ -81,13 +81,22 @@ def test_valid_config_loads_into_what_it_says(tmp_path):
     assert sorted(config.waves) == [1, 4]
     w1 = config.waves[1]
     assert (w1.label, w1.label_fr, w1.fieldwork_start, w1.fieldwork_end, w1.inbox) == (
-        "Wave 1 (June 2020)", "Vague 1 (juin 2020)", dt.date(2020, 6, 1), dt.date(2020, 6, 21), "inbox/wave-1")
+        "Wave 1 (June 2020)",
+        "Vague 1 (juin 2020)",
+        dt.date(2020, 6, 1),
+        dt.date(2020, 6, 21),
+        "inbox/wave-1",
+    )
     assert config.roles_for_wave(4).weight == "WT_FINAL" and config.roles_for_wave(1).weight == "WT"
     assert config.roles_for_wave(4).id == "RID"
     assert config.jurisdictions["QC"].name("fr") == "Québec"
     quebec = config.subscriber("quebec")
     assert (quebec.language, quebec.jurisdictions, quebec.contacts, quebec.cc) == (
-        "fr", ("QC",), ("analyste@quebec.example",), ("chef@quebec.example",))
+        "fr",
+        ("QC",),
+        ("analyste@quebec.example",),
+        ("chef@quebec.example",),
+    )
     maritimes = config.subscriber("maritimes")
     assert maritimes.language == "en" and maritimes.name_fr == "Maritime provinces"
     assert maritimes.custom_prefix == "MA_" and maritimes.custom[0].wave == 1
@@ -105,21 +114,51 @@ def test_the_sample_study_config_loads():
 INVALID = [
     ("unknown top-level key", ("[pipeline]", "[pipelines]"), "pipelines", "unknown key"),
     ("unknown key in a table", ('name_fr = "Étude', 'nmae_fr = "Étude'), "study.nmae_fr", "unknown key"),
-    ("unknown key in a subscriber", ('custom_prefix = "MA_"', 'custom_prefx = "MA_"'), "subscribers[1].custom_prefx", "unknown key"),
-    ("unknown key in a custom file", ('file = "inbox/wave-1/custom', 'fil = "inbox/wave-1/custom'), "subscribers[1].custom[0].fil", "unknown key"),
+    (
+        "unknown key in a subscriber",
+        ('custom_prefix = "MA_"', 'custom_prefx = "MA_"'),
+        "subscribers[1].custom_prefx",
+        "unknown key",
+    ),
+    (
+        "unknown key in a custom file",
+        ('file = "inbox/wave-1/custom', 'fil = "inbox/wave-1/custom'),
+        "subscribers[1].custom[0].fil",
+        "unknown key",
+    ),
     ("duplicate subscriber id", ('id = "maritimes"', 'id = "quebec"'), "subscribers[1].id", "duplicate subscriber id"),
     ("path traversal id", ('id = "quebec"', 'id = "../../etc"'), "subscribers[0].id", "not a safe id"),
     ("uppercase id", ('id = "quebec"', 'id = "Quebec"'), "subscribers[0].id", "not a safe id"),
-    ("invalid e-mail", ('"analyste@quebec.example"', '"analyste at quebec"'), "subscribers[0].contacts", "not a valid e-mail"),
+    (
+        "invalid e-mail",
+        ('"analyste@quebec.example"', '"analyste at quebec"'),
+        "subscribers[0].contacts",
+        "not a valid e-mail",
+    ),
     ("invalid cc e-mail", ('"chef@quebec.example"', '"chef@"'), "subscribers[0].cc", "not a valid e-mail"),
-    ("unknown jurisdiction in a subscriber", ('jurisdictions = ["NS"]', 'jurisdictions = ["NS", "PEI"]'), "subscribers[1].jurisdictions", "unknown jurisdiction code 'PEI'"),
+    (
+        "unknown jurisdiction in a subscriber",
+        ('jurisdictions = ["NS"]', 'jurisdictions = ["NS", "PEI"]'),
+        "subscribers[1].jurisdictions",
+        "unknown jurisdiction code 'PEI'",
+    ),
     ("bad language", ('language = "fr"', 'language = "de"'), "subscribers[0].language", "not one of en, fr"),
     ("wave number 5", ("number = 4", "number = 5"), "waves[1].number", "not a wave number 1-4"),
     ("wave number as text", ("number = 4", 'number = "4"'), "waves[1].number", "must be an integer"),
     ("wave listed twice", ("number = 4", "number = 1"), "waves[1].number", "listed twice"),
-    ("bad date", ('fieldwork_end = "2020-06-21"', 'fieldwork_end = "2020-13-01"'), "waves[0].fieldwork_end", "not a date"),
-    ("end before start", ('fieldwork_end = "2020-06-21"', 'fieldwork_end = "2020-05-21"'), "waves[0].fieldwork_end", "before fieldwork_start"),
-    ("missing study name", ("name = \"Citizens' Service Tracking Study\"\n", ""), "study.name", "is required"),
+    (
+        "bad date",
+        ('fieldwork_end = "2020-06-21"', 'fieldwork_end = "2020-13-01"'),
+        "waves[0].fieldwork_end",
+        "not a date",
+    ),
+    (
+        "end before start",
+        ('fieldwork_end = "2020-06-21"', 'fieldwork_end = "2020-05-21"'),
+        "waves[0].fieldwork_end",
+        "before fieldwork_start",
+    ),
+    ("missing study name", ('name = "Citizens\' Service Tracking Study"\n', ""), "study.name", "is required"),
     ("negative lock timeout", ("lock_timeout = 5", "lock_timeout = -1"), "pipeline.lock_timeout", "zero or more"),
 ]
 

@@ -23,6 +23,7 @@ def sav_with(edit: Callable) -> Case:
         expected = edit(frame)
         path = write_sav(folder / "wave2.sav", frame)
         return [str(path)], ["wave2.sav", *expected]
+
     return build
 
 
@@ -32,13 +33,18 @@ def csv_with(text: Callable[[str], str], encoding: str = "utf-8", extra: list[st
         path = folder / "wave2.csv"
         path.write_text(text(frame.to_csv(index=False, na_rep="", lineterminator="\n")), encoding=encoding)
         return [str(path), *(extra or [])], ["wave2.csv"]
+
     return build
 
 
 def drop(column: str) -> Callable:
     def edit(frame):
         frame.drop(columns=[column], inplace=True)
-        return [repr(column), f"--{ {'RESPID': 'id', 'PROV': 'jurisdiction', 'WEIGHT': 'weight'}[column] }".replace(" ", "")]
+        return [
+            repr(column),
+            f"--{ {'RESPID': 'id', 'PROV': 'jurisdiction', 'WEIGHT': 'weight'}[column] }".replace(" ", ""),
+        ]
+
     return edit
 
 
@@ -61,6 +67,7 @@ def weight_value(value, shown: str) -> Callable:
     def edit(frame):
         frame.loc[4, "WEIGHT"] = value
         return [f"column WEIGHT, row 5: weight is {shown}", "positive and finite"]
+
     return edit
 
 
@@ -80,7 +87,17 @@ CASES: dict[str, tuple[Case, list[str]]] = {
     "negative weight": (sav_with(weight_value(-1.5, "-1.5")), []),
     "zero weight": (sav_with(weight_value(0.0, "0")), []),
     "blank weight": (sav_with(weight_value(np.nan, "blank")), []),
-    "NaN weight in a CSV": (csv_with(lambda t: t.replace("\n200005,", "\n200005,XX,", 1).replace(",XX,ON,", ",ON,").replace(",XX,QC,", ",QC,").replace(",XX,BC,", ",BC,")), []),
+    "NaN weight in a CSV": (
+        csv_with(
+            lambda t: (
+                t.replace("\n200005,", "\n200005,XX,", 1)
+                .replace(",XX,ON,", ",ON,")
+                .replace(",XX,QC,", ",QC,")
+                .replace(",XX,BC,", ",BC,")
+            )
+        ),
+        [],
+    ),
     "wrong encoding without --encoding": (csv_with(lambda t: t, encoding="cp1252"), ["not valid UTF-8", "--encoding"]),
     "ragged CSV": (csv_with(ragged), ["line 9: the row has 7 fields but the header has 6"]),
     "header-only CSV": (csv_with(lambda t: t.splitlines()[0] + "\n"), ["header but no data rows"]),
@@ -104,6 +121,7 @@ def _file_case(name: str, content: bytes, expected: list[str]) -> Case:
         path = folder / name
         path.write_bytes(content)
         return [str(path)], [name, *expected]
+
     return build
 
 
@@ -120,14 +138,22 @@ def _no_rows(folder: Path) -> tuple[list[str], list[str]]:
     return [str(path)], ["wave2.sav", "no data rows"]
 
 
-CASES.update({
-    ".sav without respondents": (_no_rows, []),
-    "empty file": (_file_case("wave2.sav", b"", ["the file is empty"]), []),
-    "empty CSV": (_file_case("wave2.csv", b"", ["the file is empty"]), []),
-    "random bytes named .sav": (_file_case("wave2.sav", np.random.default_rng(1).bytes(4096), ["not a readable SPSS file"]), []),
-    "truncated .sav": (_truncated, []),
-    "unsupported extension": (_file_case("wave2.xlsx", b"PK\x03\x04 not a wave", ["unsupported file type .xlsx", ".sav"]), []),
-})
+CASES.update(
+    {
+        ".sav without respondents": (_no_rows, []),
+        "empty file": (_file_case("wave2.sav", b"", ["the file is empty"]), []),
+        "empty CSV": (_file_case("wave2.csv", b"", ["the file is empty"]), []),
+        "random bytes named .sav": (
+            _file_case("wave2.sav", np.random.default_rng(1).bytes(4096), ["not a readable SPSS file"]),
+            [],
+        ),
+        "truncated .sav": (_truncated, []),
+        "unsupported extension": (
+            _file_case("wave2.xlsx", b"PK\x03\x04 not a wave", ["unsupported file type .xlsx", ".sav"]),
+            [],
+        ),
+    }
+)
 
 
 @pytest.fixture
@@ -208,8 +234,11 @@ def test_invalid_value_in_a_csv_names_line_and_column(study_with_wave_1, tmp_pat
 
 def _codebook(folder: Path) -> Path:
     path = folder / "codebook.csv"
-    path.write_text("variable,label,type,measure,format,code,code_label,missing\nQ2,Ease,numeric,ordinal,F1.0,,,\n"
-                    "PROV,Province,string,nominal,A2,,,\n", encoding="utf-8")
+    path.write_text(
+        "variable,label,type,measure,format,code,code_label,missing\nQ2,Ease,numeric,ordinal,F1.0,,,\n"
+        "PROV,Province,string,nominal,A2,,,\n",
+        encoding="utf-8",
+    )
     return path
 
 

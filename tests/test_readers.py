@@ -16,8 +16,12 @@ from wavetool.ingest.staging import Staging, canonical_select, read_staged, stag
 
 ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT.parent / "shared" / "realworld-spss"
-SAMPLE = [ROOT / "sample_data/inbox/wave-1/wave1.sav", ROOT / "sample_data/inbox/wave-2/wave2.zsav",
-          ROOT / "sample_data/inbox/wave-3/wave3.por", ROOT / "sample_data/inbox/wave-1/custom-quebec.sav"]
+SAMPLE = [
+    ROOT / "sample_data/inbox/wave-1/wave1.sav",
+    ROOT / "sample_data/inbox/wave-2/wave2.zsav",
+    ROOT / "sample_data/inbox/wave-3/wave3.por",
+    ROOT / "sample_data/inbox/wave-1/custom-quebec.sav",
+]
 REAL = sorted(p for p in REALWORLD.glob("*") if p.suffix in (".sav", ".zsav", ".por")) if REALWORLD.exists() else []
 
 
@@ -26,7 +30,9 @@ def stage(staging: Staging, table: str, path: Path, only: str | None = None) -> 
     codebook, expected = read_spss_codebook(path)
     reader, staged = load_spss(staging.path(table), path, codebook, expected, staging.folder, only=only)
     staging.con.register("staged", read_staged(staged.path))
-    staging.con.execute(f"CREATE TABLE {table} AS SELECT {canonical_select(staged_schema(staged.path), codebook)} FROM staged")
+    staging.con.execute(
+        f"CREATE TABLE {table} AS SELECT {canonical_select(staged_schema(staged.path), codebook)} FROM staged"
+    )
     staging.con.unregister("staged")
     return reader
 
@@ -41,8 +47,12 @@ def stage_both(path: Path) -> tuple[duckdb.DuckDBPyConnection, Staging, dict]:
 def assert_same_table(path: Path) -> None:
     con, staging, variables = stage_both(path)
     try:
-        fast_types = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'fast' ORDER BY column_index").fetchall()
-        slow_types = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'slow' ORDER BY column_index").fetchall()
+        fast_types = con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'fast' ORDER BY column_index"
+        ).fetchall()
+        slow_types = con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'slow' ORDER BY column_index"
+        ).fetchall()
         assert fast_types == slow_types
         assert [name for name, _ in fast_types] == list(variables)
         n_fast, n_slow = (con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("fast", "slow"))
@@ -50,7 +60,8 @@ def assert_same_table(path: Path) -> None:
         # Row by row, in file order; IS DISTINCT FROM treats two NULLs as equal and NULL vs a code as different.
         condition = " OR ".join(f'f."{n}" IS DISTINCT FROM s."{n}"' for n in variables)
         differing = con.execute(
-            f"SELECT f.rowid FROM fast f JOIN slow s ON f.rowid = s.rowid WHERE {condition} LIMIT 5").fetchall()
+            f"SELECT f.rowid FROM fast f JOIN slow s ON f.rowid = s.rowid WHERE {condition} LIMIT 5"
+        ).fetchall()
         assert differing == [], f"{path.name}: rows {differing} differ between readers"
     finally:
         staging.close()
@@ -129,7 +140,9 @@ def test_user_missing_codes_are_values_not_blanks_in_the_fast_reader():
     con, staging, variables = stage_both(SAMPLE[0])
     try:
         assert [s.code for s in variables["Q1"].missing] == ["8", "9"]
-        counts = dict(con.execute("SELECT Q1, count(*) FROM fast WHERE Q1 IN (8, 9) OR Q1 IS NULL GROUP BY 1").fetchall())
+        counts = dict(
+            con.execute("SELECT Q1, count(*) FROM fast WHERE Q1 IN (8, 9) OR Q1 IS NULL GROUP BY 1").fetchall()
+        )
         frame, _ = pyreadstat.read_sav(str(SAMPLE[0]), user_missing=True, usecols=["Q1"])
         assert counts[8.0] == int((frame["Q1"] == 8).sum()) > 0
         assert counts[9.0] == int((frame["Q1"] == 9).sum()) > 0
@@ -145,8 +158,14 @@ def test_haven_datetime_reads_its_dates(tmp_path, cli):
     path = REALWORLD / "haven__datetime.sav"
     con, staging, variables = stage_both(path)
     try:
-        assert (variables["date"].type, variables["date.posix"].type, variables["time"].type) == ("date", "datetime", "numeric")
-        dates = con.execute('SELECT CAST("date" AS VARCHAR), year("date.posix"), "time" FROM fast ORDER BY rowid').fetchall()
+        assert (variables["date"].type, variables["date.posix"].type, variables["time"].type) == (
+            "date",
+            "datetime",
+            "numeric",
+        )
+        dates = con.execute(
+            'SELECT CAST("date" AS VARCHAR), year("date.posix"), "time" FROM fast ORDER BY rowid'
+        ).fetchall()
         assert dates[0][0] == "2014-09-22" and dates[0][1] > 100_000 and dates[0][2] == pytest.approx(43870.09)
     finally:
         staging.close()

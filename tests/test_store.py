@@ -33,12 +33,16 @@ def test_opening_an_old_database_applies_the_new_migrations(tmp_path):
     # A database as the first release left it: only migration 0001 applied.
     version, name, sql = migrations()[0]
     con = duckdb.connect(str(db_path(study)))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)")
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
     con.execute(sql)
     con.execute("INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)", [version, name])
-    con.execute("INSERT INTO waves (wave, table_name, id_column, jurisdiction_column, weight_column, rows, columns, reader,"
-                " content_sha256, imported_at, wavetool_version) VALUES (1, 'wave_1', 'RESPID', 'PROV', 'WEIGHT', 0, 0, 'x', 'y',"
-                " now()::TIMESTAMP, '0.0.1')")
+    con.execute(
+        "INSERT INTO waves (wave, table_name, id_column, jurisdiction_column, weight_column, rows, columns, reader,"
+        " content_sha256, imported_at, wavetool_version) VALUES (1, 'wave_1', 'RESPID', 'PROV', 'WEIGHT', 0, 0, 'x', 'y',"
+        " now()::TIMESTAMP, '0.0.1')"
+    )
     con.close()
 
     con = connect(study)  # read-write: migrates
@@ -51,7 +55,9 @@ def test_opening_an_old_database_applies_the_new_migrations(tmp_path):
     assert kept == [("0.0.1",)]  # the old data survives the upgrade
     con = connect(study)  # nothing left to apply: opening again changes nothing
     try:
-        assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()] == versions
+        assert [
+            r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        ] == versions
     finally:
         con.close()
 
@@ -67,8 +73,9 @@ with study_lock(Path(sys.argv[1]), timeout=5, purpose="test holder"):
 
 
 def _hold_lock(study: Path, seconds: float) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLD_LOCK), str(study), str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD_LOCK), str(study), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     return holder
 
@@ -118,8 +125,9 @@ time.sleep(30)
 
 def test_database_held_by_another_process_is_reported_with_its_pid(tmp_path):
     study = write_study(tmp_path / "study")
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLD_DATABASE), str(db_path(study))],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD_DATABASE), str(db_path(study))], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         with pytest.raises(StudyLockedError) as info:

@@ -17,12 +17,29 @@ import pytest
 
 from wavetool.status import init_study
 
-JURISDICTIONS = {"ON": ("Ontario", "Ontario"), "QC": ("Quebec", "Québec"), "BC": ("British Columbia", "Colombie-Britannique")}
-SAT = {1.0: "Très insatisfait", 2.0: "Insatisfait", 3.0: "Ni l'un ni l'autre", 4.0: "Satisfait", 5.0: "Très satisfait",
-       8.0: "Ne sait pas", 9.0: "Refus"}
-LABELS = {"RESPID": "Respondent id", "PROV": "Province", "WEIGHT": "Final weight",
-          "Q1": "Satisfaction générale « service »", "Q2": "Ease of access", "COMMENT": "Comment",
-          "VISIT": "Date of the visit"}
+JURISDICTIONS = {
+    "ON": ("Ontario", "Ontario"),
+    "QC": ("Quebec", "Québec"),
+    "BC": ("British Columbia", "Colombie-Britannique"),
+}
+SAT = {
+    1.0: "Très insatisfait",
+    2.0: "Insatisfait",
+    3.0: "Ni l'un ni l'autre",
+    4.0: "Satisfait",
+    5.0: "Très satisfait",
+    8.0: "Ne sait pas",
+    9.0: "Refus",
+}
+LABELS = {
+    "RESPID": "Respondent id",
+    "PROV": "Province",
+    "WEIGHT": "Final weight",
+    "Q1": "Satisfaction générale « service »",
+    "Q2": "Ease of access",
+    "COMMENT": "Comment",
+    "VISIT": "Date of the visit",
+}
 SPSS_EPOCH = dt.datetime(1582, 10, 14)
 
 
@@ -30,11 +47,13 @@ def write_study(folder: Path, extra: str = "", jurisdictions: bool = True) -> Pa
     """A study folder with four waves configured, three jurisdictions (unless not wanted) and one subscriber."""
     folder.mkdir(parents=True, exist_ok=True)
     juris = "\n".join(f'{code} = {{ en = "{en}", fr = "{fr}" }}' for code, (en, fr) in JURISDICTIONS.items())
-    waves = "\n".join(f"[[waves]]\nnumber = {n}\nlabel = \"Wave {n}\"\n" for n in (1, 2, 3, 4))
+    waves = "\n".join(f'[[waves]]\nnumber = {n}\nlabel = "Wave {n}"\n' for n in (1, 2, 3, 4))
     text = f'[study]\nname = "Test study"\n\n{waves}\n'
     if jurisdictions:
         text += f"[jurisdictions]\n{juris}\n\n"
-        text += '[[subscribers]]\nid = "ontario"\nname = "Ontario"\njurisdictions = ["ON"]\ncontacts = ["a@on.example"]\n\n'
+        text += (
+            '[[subscribers]]\nid = "ontario"\nname = "Ontario"\njurisdictions = ["ON"]\ncontacts = ["a@on.example"]\n\n'
+        )
     text += extra
     (folder / "wavetool.toml").write_text(text, encoding="utf-8")
     init_study(folder)
@@ -54,15 +73,17 @@ def wave_frame(rows: int = 40, seed: int = 1, first_id: int = 100001) -> pd.Data
     comments = np.array(["", "Très bien", 'Staff were "great", thanks', "Le délai, trop long", ""], dtype=object)
     visit_days = rng.integers(0, 300, size=rows)
     visit = [(dt.datetime(2020, 6, 1) + dt.timedelta(days=int(d)) - SPSS_EPOCH).total_seconds() for d in visit_days]
-    return pd.DataFrame({
-        "RESPID": np.arange(first_id, first_id + rows, dtype=float),
-        "PROV": rng.choice(np.array(list(JURISDICTIONS), dtype=object), size=rows),
-        "WEIGHT": np.round(rng.uniform(0.3, 3.0, size=rows), 6),
-        "Q1": q1,
-        "Q2": q2,
-        "COMMENT": comments[np.arange(rows) % len(comments)],
-        "VISIT": np.array(visit, dtype=float),
-    })
+    return pd.DataFrame(
+        {
+            "RESPID": np.arange(first_id, first_id + rows, dtype=float),
+            "PROV": rng.choice(np.array(list(JURISDICTIONS), dtype=object), size=rows),
+            "WEIGHT": np.round(rng.uniform(0.3, 3.0, size=rows), 6),
+            "Q1": q1,
+            "Q2": q2,
+            "COMMENT": comments[np.arange(rows) % len(comments)],
+            "VISIT": np.array(visit, dtype=float),
+        }
+    )
 
 
 def write_sav(path: Path, frame: pd.DataFrame, compress: bool = False, missing: bool = True) -> Path:
@@ -70,7 +91,9 @@ def write_sav(path: Path, frame: pd.DataFrame, compress: bool = False, missing: 
     measurement levels and formats."""
     labels = {n: LABELS.get(n, n) for n in frame.columns}
     pyreadstat.write_sav(
-        frame, str(path), compress=compress,
+        frame,
+        str(path),
+        compress=compress,
         column_labels=labels,
         variable_value_labels={"Q1": SAT, "Q2": SAT, "PROV": {c: en for c, (en, _) in JURISDICTIONS.items()}},
         missing_ranges={"Q1": [8, 9], "Q2": [8, 9]} if missing else None,
@@ -91,8 +114,12 @@ def pspp() -> str:
 def run_pspp(syntax: str, folder: Path) -> None:
     script = folder / "job.sps"
     script.write_text(syntax, encoding="utf-8")
-    done = subprocess.run([pspp(), "-O", "format=txt", "-o", str(folder / "job.txt"), str(script)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [pspp(), "-O", "format=txt", "-o", str(folder / "job.txt"), str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     output = (folder / "job.txt").read_text(encoding="utf-8", errors="replace") if (folder / "job.txt").exists() else ""
     assert done.returncode == 0 and "error" not in output.lower(), done.stdout + done.stderr + output
 
@@ -113,7 +140,8 @@ def db_digest(study: Path) -> str:
     try:
         digest = hashlib.sha256()
         tables = con.execute(
-            "SELECT schema_name, table_name, sql FROM duckdb_tables() ORDER BY schema_name, table_name").fetchall()
+            "SELECT schema_name, table_name, sql FROM duckdb_tables() ORDER BY schema_name, table_name"
+        ).fetchall()
         for schema, table, sql in tables:
             digest.update(f"{schema}.{table}:{sql}".encode())
             rows = con.execute(f'SELECT * FROM "{schema}"."{table}" ORDER BY ALL').fetchall()

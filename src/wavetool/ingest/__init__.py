@@ -133,18 +133,24 @@ def earlier_codebook(study: Path, wave: int) -> Codebook | None:
 
 def _check_file(path: Path) -> str:
     if not path.exists():
-        raise InputMissingError(f"{path}: file not found", hint="check the path (relative paths are from the current folder)")
+        raise InputMissingError(
+            f"{path}: file not found", hint="check the path (relative paths are from the current folder)"
+        )
     if path.is_dir():
         raise InputMissingError(f"{path}: is a folder, not a file", hint="name the export file itself")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {suffix or '(none)'}", hint=f"wavetool reads {', '.join(SUFFIXES)}")
+        raise DataError(
+            f"{path}: unsupported file type {suffix or '(none)'}", hint=f"wavetool reads {', '.join(SUFFIXES)}"
+        )
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty", hint="ask the vendor to re-send the export")
     return suffix
 
 
-def _csv_codebook(path: Path, wave: int, config: StudyConfig, codebook_path: Path | None, wave_codebook: bool) -> Codebook | None:
+def _csv_codebook(
+    path: Path, wave: int, config: StudyConfig, codebook_path: Path | None, wave_codebook: bool
+) -> Codebook | None:
     wave_entry = config.waves.get(wave)
     companion = codebook_path or (
         config.resolve(wave_entry.codebook) if wave_codebook and wave_entry and wave_entry.codebook else None
@@ -155,8 +161,16 @@ def _csv_codebook(path: Path, wave: int, config: StudyConfig, codebook_path: Pat
 
 
 def _stage_file(
-    staging: Staging, name: str, path: Path, wave: int, config: StudyConfig, encoding: str | None,
-    codebook_path: Path | None, wave_codebook: bool, progress: Progress, sha256: str | None = None,
+    staging: Staging,
+    name: str,
+    path: Path,
+    wave: int,
+    config: StudyConfig,
+    encoding: str | None,
+    codebook_path: Path | None,
+    wave_codebook: bool,
+    progress: Progress,
+    sha256: str | None = None,
     roles: ColumnRoles | None = None,
 ) -> DecodedFile:
     """Decode one export into the staged file ``name``; with ``roles``, keep those columns in memory and
@@ -167,8 +181,15 @@ def _stage_file(
     skip = set(keep) if roles else None
     target = staging.path(name)
     if suffix == ".csv":
-        codebook, counter = load_csv(staging.con, name, path, _csv_codebook(path, wave, config, codebook_path, wave_codebook),
-                                     staging.folder, encoding, skip)
+        codebook, counter = load_csv(
+            staging.con,
+            name,
+            path,
+            _csv_codebook(path, wave, config, codebook_path, wave_codebook),
+            staging.folder,
+            encoding,
+            skip,
+        )
         staged = export_table(staging.con, name, target, keep)
         staging.con.execute(f"DROP TABLE {quote(name)}")
         reader = "duckdb read_csv"
@@ -191,14 +212,31 @@ def _stage_file(
                 )
     if staged.rows == 0:
         raise DataError(f"{path}: the file has no data rows (respondents)", hint="ask the vendor for the full export")
-    return DecodedFile(path, suffix.lstrip("."), None, codebook, reader, path.stat().st_size,
-                       file_sha256(path) if sha256 is None else sha256, staged.rows, len(codebook.variables),
-                       str(staged.path), tuple(warnings), counter, staged.kept)
+    return DecodedFile(
+        path,
+        suffix.lstrip("."),
+        None,
+        codebook,
+        reader,
+        path.stat().st_size,
+        file_sha256(path) if sha256 is None else sha256,
+        staged.rows,
+        len(codebook.variables),
+        str(staged.path),
+        tuple(warnings),
+        counter,
+        staged.kept,
+    )
 
 
 def decode_file(
-    path: Path, wave: int, config: StudyConfig, encoding: str | None = None, codebook_path: Path | None = None,
-    *, wave_codebook: bool = True,
+    path: Path,
+    wave: int,
+    config: StudyConfig,
+    encoding: str | None = None,
+    codebook_path: Path | None = None,
+    *,
+    wave_codebook: bool = True,
 ) -> DecodedFile:
     """Read one (small) export into an in-memory Arrow table with its codebook; DataError naming the file
     on any problem. Wave imports use the streamed, staged path of :func:`import_wave` instead.
@@ -206,13 +244,26 @@ def decode_file(
     ``wave_codebook=False`` (custom-question files): a CSV's codebook is only ``codebook_path``, never the
     wave's configured codebook or an earlier wave's."""
     with Staging() as staging:
-        decoded = _stage_file(staging, "decoded", Path(path), wave, config, encoding, codebook_path, wave_codebook, Progress())
+        decoded = _stage_file(
+            staging, "decoded", Path(path), wave, config, encoding, codebook_path, wave_codebook, Progress()
+        )
         staging.con.register("staged", read_staged(Path(decoded.staged_as)))
         select = canonical_select(staged_schema(Path(decoded.staged_as)), decoded.codebook)
         table = staging.con.sql(f"SELECT {select} FROM staged").to_arrow_table()
         staging.con.unregister("staged")
-    return DecodedFile(decoded.path, decoded.format, table, decoded.codebook, decoded.reader, decoded.size, decoded.sha256,
-                       decoded.rows, decoded.columns, "", decoded.warnings)
+    return DecodedFile(
+        decoded.path,
+        decoded.format,
+        table,
+        decoded.codebook,
+        decoded.reader,
+        decoded.size,
+        decoded.sha256,
+        decoded.rows,
+        decoded.columns,
+        "",
+        decoded.warnings,
+    )
 
 
 def _stacked_codebook(decoded: list[DecodedFile]) -> Codebook:
@@ -232,12 +283,16 @@ def _stacked_codebook(decoded: list[DecodedFile]) -> Codebook:
     return Codebook(variables, mr_sets, decoded[0].codebook.encoding)
 
 
-def _stacked_sql(decoded: list[DecodedFile], codebook: Codebook, sources: list[str], columns: list[str] | None = None) -> str:
+def _stacked_sql(
+    decoded: list[DecodedFile], codebook: Codebook, sources: list[str], columns: list[str] | None = None
+) -> str:
     """SQL reading the files' staged rows (registered as ``sources``) as one table in canonical types, with
     ``columns`` (default: every column of the codebook; NULL where a file lacks one)."""
     parts = []
     for item, source in zip(decoded, sources, strict=True):
-        parts.append(f"SELECT {canonical_select(staged_schema(Path(item.staged_as)), codebook, columns)} FROM {quote(source)}")
+        parts.append(
+            f"SELECT {canonical_select(staged_schema(Path(item.staged_as)), codebook, columns)} FROM {quote(source)}"
+        )
     return " UNION ALL ".join(parts)
 
 
@@ -263,20 +318,28 @@ def _text_expr(column: str, variable: Variable | None) -> str:
     """SQL giving an id or code column's canonical text: strings trimmed, numbers as '100001' not '100001.0'."""
     if variable is not None and variable.type == "string":
         return f"trim({column})"
-    return (f"CASE WHEN {column} = floor({column}) AND abs({column}) < 1e15 THEN CAST(CAST({column} AS BIGINT) AS VARCHAR)"
-            f" ELSE CAST({column} AS VARCHAR) END")
+    return (
+        f"CASE WHEN {column} = floor({column}) AND abs({column}) < 1e15 THEN CAST(CAST({column} AS BIGINT) AS VARCHAR)"
+        f" ELSE CAST({column} AS VARCHAR) END"
+    )
 
 
 def validate(
-    con: duckdb.DuckDBPyConnection, decoded: list[DecodedFile], codebook: Codebook, roles: ColumnRoles, config: StudyConfig
+    con: duckdb.DuckDBPyConnection,
+    decoded: list[DecodedFile],
+    codebook: Codebook,
+    roles: ColumnRoles,
+    config: StudyConfig,
 ) -> list[str]:
     """Check ids, jurisdictions and weights in staging (raise DataError naming file, column and rows) and
     collect warnings about codes that are neither labelled nor missing."""
     _check_roles(decoded, roles)
     weight_var = codebook.variables[roles.weight]
     if weight_var.type != "numeric":
-        raise DataError(f"{decoded[0].path}: column {roles.weight}: the weight column is {weight_var.type}, not numeric",
-                        hint="pass --weight with the numeric weight column")
+        raise DataError(
+            f"{decoded[0].path}: column {roles.weight}: the weight column is {weight_var.type}, not numeric",
+            hint="pass --weight with the numeric weight column",
+        )
     parts = []
     for index, item in enumerate(decoded):
         assert item.kept is not None
@@ -297,15 +360,19 @@ def validate(
     if blank:
         first_file = blank[0][0]
         rows = [r[1] for r in blank if r[0] == first_file]
-        raise DataError(f"{where(first_file)}: column {roles.id}: empty respondent id at {_rows_text(rows, len(blank))}",
-                        hint="every respondent needs an id; ask the vendor to fix the export")
+        raise DataError(
+            f"{where(first_file)}: column {roles.id}: empty respondent id at {_rows_text(rows, len(blank))}",
+            hint="every respondent needs an id; ask the vendor to fix the export",
+        )
     dups = con.execute(
         f"SELECT id, count(*) OVER () FROM (SELECT {id_text} AS id, min([__file, __row]) AS first FROM incoming"
         " GROUP BY 1 HAVING count(*) > 1) ORDER BY first LIMIT 1"
     ).fetchall()
     if dups:
         first_id, n_dups = dups[0]
-        places = con.execute(f"SELECT __file, __row FROM incoming WHERE {id_text} = ? ORDER BY __file, __row", [first_id]).fetchall()
+        places = con.execute(
+            f"SELECT __file, __row FROM incoming WHERE {id_text} = ? ORDER BY __file, __row", [first_id]
+        ).fetchall()
         if len({f for f, _ in places}) > 1:
             shown = ", ".join(f"{where(f).name} row {r}" for f, r in places[:MAX_LISTED])
         else:
@@ -324,7 +391,11 @@ def validate(
     if bad_jur:
         code, _count, (file_index, row) = bad_jur[0]
         total = sum(r[1] for r in bad_jur)
-        source = "listed in [jurisdictions] in wavetool.toml" if config.jurisdictions else f"labelled in {roles.jurisdiction}'s value labels"
+        source = (
+            "listed in [jurisdictions] in wavetool.toml"
+            if config.jurisdictions
+            else f"labelled in {roles.jurisdiction}'s value labels"
+        )
         raise DataError(
             f"{where(file_index)}: column {roles.jurisdiction}, row {row}: unknown jurisdiction code {code!r}"
             f" ({total} row{'s' if total > 1 else ''} with codes not {source}: {', '.join(str(r[0]) for r in bad_jur[:MAX_LISTED])})",
@@ -419,17 +490,38 @@ def import_wave(
 
         if stored and not replace and stored[0] == content():
             # The same files with the same options: nothing to decode, nothing to write.
-            return ImportResult(wave, "unchanged", *_stored_size(config, wave), files=_stored_files(config, wave),
-                                roles=roles.__dict__.copy(), review_status=stored[1])
+            return ImportResult(
+                wave,
+                "unchanged",
+                *_stored_size(config, wave),
+                files=_stored_files(config, wave),
+                roles=roles.__dict__.copy(),
+                review_status=stored[1],
+            )
         with Staging() as staging:
             decoded = []
             for index, path in enumerate(paths):
                 report.step(f"reading {path.name}")
-                decoded.append(_stage_file(staging, f"file_{index}", path, wave, config, encoding, codebook_path, True,
-                                           report, sha256="", roles=roles))  # the hasher's sha256 is filled in below
+                decoded.append(
+                    _stage_file(
+                        staging,
+                        f"file_{index}",
+                        path,
+                        wave,
+                        config,
+                        encoding,
+                        codebook_path,
+                        True,
+                        report,
+                        sha256="",
+                        roles=roles,
+                    )
+                )  # the hasher's sha256 is filled in below
             codebook = _stacked_codebook(decoded)
             report.step("validating")
-            warnings = [w for d in decoded for w in d.warnings] + validate(staging.con, decoded, codebook, roles, config)
+            warnings = [w for d in decoded for w in d.warnings] + validate(
+                staging.con, decoded, codebook, roles, config
+            )
             digest = content()
             if stored and not replace:
                 # Problems in the files are reported first; then this refusal (checked again under the lock).
@@ -462,7 +554,9 @@ def _stored_files(config: StudyConfig, wave: int) -> list[dict[str, object]]:
     with _read(config) as con:
         rows = con.execute(
             "SELECT f.file_name, f.path, f.format, f.size, f.sha256, f.rows, f.columns, w.reader FROM wave_files f"
-            " JOIN waves w USING (wave) WHERE wave = ? ORDER BY position", [wave]).fetchall()
+            " JOIN waves w USING (wave) WHERE wave = ? ORDER BY position",
+            [wave],
+        ).fetchall()
     keys = ("file_name", "path", "format", "size", "sha256", "rows", "columns", "reader")
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -474,16 +568,34 @@ def _read(config: StudyConfig):  # type: ignore[no-untyped-def]
 
 
 def _write(
-    config: StudyConfig, wave: int, decoded: list[DecodedFile], codebook: Codebook, roles: ColumnRoles, content: str,
-    warnings: list[str], staging: Staging, replace: bool, lock_timeout: float | None,
+    config: StudyConfig,
+    wave: int,
+    decoded: list[DecodedFile],
+    codebook: Codebook,
+    roles: ColumnRoles,
+    content: str,
+    warnings: list[str],
+    staging: Staging,
+    replace: bool,
+    lock_timeout: float | None,
 ) -> ImportResult:
     file_rows = [
-        {"file_name": d.path.name, "path": str(d.path.resolve()), "format": d.format, "size": d.size, "sha256": d.sha256,
-         "rows": d.rows, "columns": d.columns, "reader": d.reader}
+        {
+            "file_name": d.path.name,
+            "path": str(d.path.resolve()),
+            "format": d.format,
+            "size": d.size,
+            "sha256": d.sha256,
+            "rows": d.rows,
+            "columns": d.columns,
+            "reader": d.reader,
+        }
         for d in decoded
     ]
     rows = sum(d.rows for d in decoded)
-    result = ImportResult(wave, "imported", rows, len(codebook.variables), file_rows, roles.__dict__.copy(), warnings=warnings)
+    result = ImportResult(
+        wave, "imported", rows, len(codebook.variables), file_rows, roles.__dict__.copy(), warnings=warnings
+    )
     timeout = config.pipeline.lock_timeout if lock_timeout is None else lock_timeout
     with write_store(config.root, timeout=timeout, purpose=f"wavetool import --wave {wave}") as con:
         existing = first_row(con, "SELECT content_sha256, review_status FROM waves WHERE wave = ?", [wave])
@@ -504,8 +616,10 @@ def _write(
                     result.status = "replaced"
                 _write_wave(con, config, wave, decoded, codebook, roles, content, rows, sources)
                 result.review_status, result.drift = _review(con, config, wave, codebook)
-                con.execute("UPDATE waves SET review_status = ?, drift = ? WHERE wave = ?",
-                            [result.review_status, _json(result.drift) if result.drift else None, wave])
+                con.execute(
+                    "UPDATE waves SET review_status = ?, drift = ? WHERE wave = ?",
+                    [result.review_status, _json(result.drift) if result.drift else None, wave],
+                )
         finally:
             for source in sources:
                 con.unregister(source)
@@ -539,8 +653,15 @@ def _questions(config: StudyConfig, wave: int, names: list[str]) -> dict[str, st
 
 
 def _write_wave(
-    con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, decoded: list[DecodedFile], codebook: Codebook,
-    roles: ColumnRoles, content: str, rows: int, sources: list[str],
+    con: duckdb.DuckDBPyConnection,
+    config: StudyConfig,
+    wave: int,
+    decoded: list[DecodedFile],
+    codebook: Codebook,
+    roles: ColumnRoles,
+    content: str,
+    rows: int,
+    sources: list[str],
 ) -> None:
     names = list(codebook.variables)
     id_text = _text_expr(quote(roles.id), codebook.variables.get(roles.id))
@@ -549,14 +670,31 @@ def _write_wave(
         f"CREATE TABLE {wave_table(wave)} AS SELECT {id_text} AS _id, {jur_text} AS _jurisdiction,"
         f" CAST({quote(roles.weight)} AS DOUBLE) AS _weight, * FROM ({_stacked_sql(decoded, codebook, sources)})"
     )
-    save_codebook(con, wave, codebook, {"id": roles.id, "jurisdiction": roles.jurisdiction, "weight": roles.weight},
-                  _owners(config, names), _questions(config, wave, names))
+    save_codebook(
+        con,
+        wave,
+        codebook,
+        {"id": roles.id, "jurisdiction": roles.jurisdiction, "weight": roles.weight},
+        _owners(config, names),
+        _questions(config, wave, names),
+    )
     con.execute(
         "INSERT INTO waves (wave, table_name, id_column, jurisdiction_column, weight_column, rows, columns, encoding,"
         " reader, content_sha256, imported_at, wavetool_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        [wave, wave_table(wave), roles.id, roles.jurisdiction, roles.weight, rows, len(names),
-         codebook.encoding, ", ".join(sorted({d.reader for d in decoded})), content,
-         dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0), __version__],
+        [
+            wave,
+            wave_table(wave),
+            roles.id,
+            roles.jurisdiction,
+            roles.weight,
+            rows,
+            len(names),
+            codebook.encoding,
+            ", ".join(sorted({d.reader for d in decoded})),
+            content,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            __version__,
+        ],
     )
     for position, d in enumerate(decoded, start=1):
         con.execute(
@@ -565,7 +703,9 @@ def _write_wave(
         )
 
 
-def _review(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, codebook: Codebook) -> tuple[str, list[dict[str, object]]]:
+def _review(
+    con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, codebook: Codebook
+) -> tuple[str, list[dict[str, object]]]:
     """The drift gate's verdict on this wave's codebook against the previous wave's."""
     from ..codebook import review_drift
 

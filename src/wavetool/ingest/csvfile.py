@@ -22,12 +22,19 @@ def _normal_encoding(encoding: str, path: Path) -> str:
     try:
         return codecs.lookup(encoding).name
     except LookupError:
-        raise DataError(f"{path}: unknown encoding {encoding!r}", hint="use a Python codec name such as utf-8, latin-1 or cp1252") from None
+        raise DataError(
+            f"{path}: unknown encoding {encoding!r}", hint="use a Python codec name such as utf-8, latin-1 or cp1252"
+        ) from None
 
 
 def load_csv(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, codebook: Codebook | None, workdir: Path,
-    encoding: str | None = None, skip_counting: set[str] | None = None,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: Path,
+    codebook: Codebook | None,
+    workdir: Path,
+    encoding: str | None = None,
+    skip_counting: set[str] | None = None,
 ) -> tuple[Codebook, UnlabelledCodes | None]:
     """Load the CSV's values into ``table`` of the staging database, typed by the codebook (columns it
     does not describe are numeric when every value is a number, else text); the codebook of its columns
@@ -56,8 +63,10 @@ def load_csv(
         raise DataError(f"{path}: the file has a header but no data rows", hint="ask the vendor for the full export")
     codebook = _codebook_for(names, codebook, con, raw)
     _check_values(con, raw, codebook, path)
-    con.execute(f"CREATE TABLE {quote(table)} AS SELECT {', '.join(_typed(n, v) for n, v in codebook.variables.items())}"
-                f" FROM {quote(raw)}")
+    con.execute(
+        f"CREATE TABLE {quote(table)} AS SELECT {', '.join(_typed(n, v) for n, v in codebook.variables.items())}"
+        f" FROM {quote(raw)}"
+    )
     con.execute(f"DROP TABLE {quote(raw)}")
     counter = None
     if skip_counting is not None:
@@ -96,13 +105,17 @@ def _header(source: Path, path: Path) -> tuple[list[str], str]:
         first = handle.readline(1 << 20)
     text = first.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
     if not text.strip():
-        raise DataError(f"{path}: the first line is empty; expected a header row of column names",
-                        hint="the export must start with a header row")
+        raise DataError(
+            f"{path}: the first line is empty; expected a header row of column names",
+            hint="the export must start with a header row",
+        )
     delimiter = max(_DELIMITERS, key=text.count)
     names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
     blank = [i for i, n in enumerate(names, start=1) if not n]
     if blank:
-        raise DataError(f"{path}: header column {blank[0]} has no name", hint="every column needs a name in the header row")
+        raise DataError(
+            f"{path}: header column {blank[0]} has no name", hint="every column needs a name in the header row"
+        )
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -130,8 +143,12 @@ def _csv_error(path: Path, exc: duckdb.Error) -> DataError:
             hint="fix the ragged row (often an unquoted comma in a text answer) or ask the vendor to re-export",
         )
     if "quote" in lower:
-        return DataError(f"{path}{where}: unterminated quoted field ({first})", hint="a text answer is missing its closing quote")
-    return DataError(f"{path}{where}: cannot parse CSV: {first}", hint="check the file is a delimited export with a header row")
+        return DataError(
+            f"{path}{where}: unterminated quoted field ({first})", hint="a text answer is missing its closing quote"
+        )
+    return DataError(
+        f"{path}{where}: cannot parse CSV: {first}", hint="check the file is a delimited export with a header row"
+    )
 
 
 def _line_of(text: str) -> int | None:
@@ -146,12 +163,15 @@ def _codebook_for(names: list[str], codebook: Codebook | None, con: duckdb.DuckD
     if unknown:
         # One pass over the file decides every undescribed column: numeric when all its values are numbers.
         checks = ", ".join(
-            f"bool_and({quote(n)} IS NULL OR trim({quote(n)}) = '' OR TRY_CAST({quote(n)} AS DOUBLE) IS NOT NULL)" for n in unknown
+            f"bool_and({quote(n)} IS NULL OR trim({quote(n)}) = '' OR TRY_CAST({quote(n)} AS DOUBLE) IS NOT NULL)"
+            for n in unknown
         )
         flags = con.execute(f"SELECT {checks} FROM {quote(raw)}").fetchall()[0]
         inferred = {n: "numeric" if ok else "string" for n, ok in zip(unknown, flags, strict=True)}
     variables = {n: known.get(n) or Variable(name=n, type=inferred[n]) for n in names}
-    mr_sets = {k: s for k, s in (codebook.mr_sets if codebook else {}).items() if all(v in variables for v in s.variables)}
+    mr_sets = {
+        k: s for k, s in (codebook.mr_sets if codebook else {}).items() if all(v in variables for v in s.variables)
+    }
     return Codebook(variables=variables, mr_sets=mr_sets, encoding="utf-8")
 
 
@@ -171,8 +191,13 @@ def _check_values(con: duckdb.DuckDBPyConnection, raw: str, codebook: Codebook, 
     checks = [(n, _TARGETS.get(v.type, "DOUBLE")) for n, v in codebook.variables.items() if v.type != "string"]
     if not checks:
         return
-    bad = [f"nullif(trim({quote(n)}), '') IS NOT NULL AND TRY_CAST(nullif(trim({quote(n)}), '') AS {t}) IS NULL" for n, t in checks]
-    firsts = con.execute(f"SELECT {', '.join(f'min(rowid) FILTER (WHERE {b})' for b in bad)} FROM {quote(raw)}").fetchall()[0]
+    bad = [
+        f"nullif(trim({quote(n)}), '') IS NOT NULL AND TRY_CAST(nullif(trim({quote(n)}), '') AS {t}) IS NULL"
+        for n, t in checks
+    ]
+    firsts = con.execute(
+        f"SELECT {', '.join(f'min(rowid) FILTER (WHERE {b})' for b in bad)} FROM {quote(raw)}"
+    ).fetchall()[0]
     found = [(rowid, name, target) for rowid, (name, target) in zip(firsts, checks, strict=True) if rowid is not None]
     if not found:
         return

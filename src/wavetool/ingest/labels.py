@@ -48,7 +48,9 @@ class UnlabelledCodes:
                 if spec.kind == "value" and spec.low is not None:
                     allowed.add(spec.low)
                 elif spec.kind == "range":
-                    ranges.append((-math.inf if spec.low is None else spec.low, math.inf if spec.high is None else spec.high))
+                    ranges.append(
+                        (-math.inf if spec.low is None else spec.low, math.inf if spec.high is None else spec.high)
+                    )
             self.checks[v.name] = _Check(v, sorted(allowed), ranges)
 
     def reset(self) -> None:
@@ -90,7 +92,9 @@ class UnlabelledCodes:
         if not checks:
             return
         conditions = [self._sql_condition(c) for c in checks]
-        counts = con.execute(f"SELECT {', '.join(f'count_if({c})' for c in conditions)} FROM {quote(table)}").fetchall()[0]
+        counts = con.execute(
+            f"SELECT {', '.join(f'count_if({c})' for c in conditions)} FROM {quote(table)}"
+        ).fetchall()[0]
         for check, condition, n in zip(checks, conditions, counts, strict=True):
             if n:
                 check.count += n

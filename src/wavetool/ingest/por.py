@@ -21,7 +21,10 @@ class _Cursor:
 
     def char(self) -> str:
         if self.pos >= len(self.text):
-            raise DataError(f"{self.path}: portable file ends inside its dictionary", hint="the file is truncated; ask the vendor to re-export it")
+            raise DataError(
+                f"{self.path}: portable file ends inside its dictionary",
+                hint="the file is truncated; ask the vendor to re-export it",
+            )
         ch = self.text[self.pos]
         self.pos += 1
         return ch
@@ -38,7 +41,7 @@ class _Cursor:
         end = self.text.find("/", self.pos)
         if end < 0:
             raise DataError(f"{self.path}: malformed number in the portable dictionary")
-        token, self.pos = self.text[self.pos:end], end + 1
+        token, self.pos = self.text[self.pos : end], end + 1
         return _base30(token, self.path)
 
     def integer(self) -> int:
@@ -49,7 +52,7 @@ class _Cursor:
 
     def string(self) -> str:
         length = self.integer()
-        value = self.text[self.pos:self.pos + length]
+        value = self.text[self.pos : self.pos + length]
         self.pos += length
         return value
 
@@ -59,7 +62,7 @@ def _base30(token: str, path: Path) -> float:
     for sign in "+-":
         idx = token.find(sign, 1)
         if idx > 0:
-            exponent = int(_base30_int(token[idx + 1:], path)) * (1 if sign == "+" else -1)
+            exponent = int(_base30_int(token[idx + 1 :], path)) * (1 if sign == "+" else -1)
             token = token[:idx]
             break
     negative = token.startswith("-")
@@ -108,7 +111,7 @@ def copy_without_missing(path: Path, dest: Path) -> bool:
     pieces.append(text[last:])
     body = "".join(pieces).rstrip(" ")
     body += "Z" * (-len(body) % 80)  # the format pads its last line with Z
-    lines = [body[i:i + 80] for i in range(0, len(body), 80)]
+    lines = [body[i : i + 80] for i in range(0, len(body), 80)]
     Path(dest).write_bytes(("\r\n".join(lines) + "\r\n").encode("latin-1"))
     return True
 
@@ -118,7 +121,9 @@ def _parse_dictionary(path: Path) -> tuple[dict[str, tuple[MissingSpec, ...]], l
     text = _unwrap(path.read_bytes())
     start = text.find("SPSSPORT")
     if start < 0:
-        raise DataError(f"{path}: not an SPSS portable file (no SPSSPORT signature)", hint="check the file is a .por export")
+        raise DataError(
+            f"{path}: not an SPSS portable file (no SPSSPORT signature)", hint="check the file is a .por export"
+        )
     cur = _Cursor(text, path)
     cur.pos = start + len("SPSSPORT")
     cur.char()  # format version letter

@@ -36,7 +36,10 @@ class _Reader:
     def take(self, size: int) -> bytes:
         data = self.handle.read(size)
         if len(data) != size:
-            raise DataError(f"{self.path}: the file ends inside its dictionary", hint="the file is truncated; ask the vendor to re-export it")
+            raise DataError(
+                f"{self.path}: the file ends inside its dictionary",
+                hint="the file is truncated; ask the vendor to re-export it",
+            )
         return data
 
     def int32(self) -> int:
@@ -52,7 +55,10 @@ def dictionary_patches(path: Path) -> list[tuple[int, bytes]]:
     with open(path, "rb") as handle:
         header = handle.read(176)
         if len(header) < 176 or header[:4] not in (b"$FL2", b"$FL3"):
-            raise DataError(f"{path}: not an SPSS system file (no $FL2/$FL3 signature)", hint="check the file is a .sav/.zsav export")
+            raise DataError(
+                f"{path}: not an SPSS system file (no $FL2/$FL3 signature)",
+                hint="check the file is a .sav/.zsav export",
+            )
         endian = "<" if struct.unpack("<i", header[64:68])[0] in (2, 3) else ">"
         reader = _Reader(handle, path, endian)
         patches: list[tuple[int, bytes]] = []
@@ -91,7 +97,10 @@ def dictionary_patches(path: Path) -> list[tuple[int, bytes]]:
             elif record == 999:
                 return patches
             else:
-                raise DataError(f"{path}: unknown dictionary record type {record}", hint="the file may be damaged; ask the vendor to re-export it")
+                raise DataError(
+                    f"{path}: unknown dictionary record type {record}",
+                    hint="the file may be damaged; ask the vendor to re-export it",
+                )
 
 
 def _long_string_missing(body: bytes, endian: str, path: Path) -> list[int]:

@@ -42,11 +42,15 @@ def read_spss_codebook(path: Path, encoding: str | None = None) -> tuple[Codeboo
     except pyreadstat.ReadstatError as exc:
         raise unreadable(path, exc) from None
     except UnicodeError as exc:
-        raise DataError(f"{path}: cannot decode the file's text with encoding {encoding or 'declared by the file'}: {exc}",
-                        hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252") from None
+        raise DataError(
+            f"{path}: cannot decode the file's text with encoding {encoding or 'declared by the file'}: {exc}",
+            hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252",
+        ) from None
     except (ValueError, OverflowError) as exc:
-        raise DataError(f"{path}: cannot read the SPSS dictionary: {exc}",
-                        hint="the file may be damaged; ask the vendor to re-export it") from None
+        raise DataError(
+            f"{path}: cannot read the SPSS dictionary: {exc}",
+            hint="the file may be damaged; ask the vendor to re-export it",
+        ) from None
     if encoding:
         codebook = Codebook(codebook.variables, codebook.mr_sets, encoding)
     rows = meta.number_rows if isinstance(meta.number_rows, int) and meta.number_rows >= 0 else None
@@ -66,9 +70,16 @@ def unreadable(path: Path, exc: BaseException) -> DataError:
 
 
 def load_spss(
-    target: Path, path: Path, codebook: Codebook, expected_rows: int | None, workdir: Path,
-    encoding: str | None = None, on_rows: RowCounter | None = None, counter: UnlabelledCodes | None = None,
-    keep: list[str] | None = None, only: str | None = None,
+    target: Path,
+    path: Path,
+    codebook: Codebook,
+    expected_rows: int | None,
+    workdir: Path,
+    encoding: str | None = None,
+    on_rows: RowCounter | None = None,
+    counter: UnlabelledCodes | None = None,
+    keep: list[str] | None = None,
+    only: str | None = None,
 ) -> tuple[str, Staged]:
     """Stream the file's values into the staged file ``target``; the name of the reader used and the staged
     rows (with the ``keep`` columns in memory).
@@ -100,13 +111,22 @@ def load_spss(
             counter.reset()
     staged = _load_pyreadstat(target, path, codebook, workdir, encoding, count, observe, keep)
     if expected_rows is not None and staged.rows != expected_rows:
-        raise DataError(f"{path}: the header promises {expected_rows} rows but the file holds {staged.rows}",
-                        hint="the file is truncated; ask the vendor to re-export it")
+        raise DataError(
+            f"{path}: the header promises {expected_rows} rows but the file holds {staged.rows}",
+            hint="the file is truncated; ask the vendor to re-export it",
+        )
     return "pyreadstat", staged
 
 
-def _load_fast(target: Path, path: Path, codebook: Codebook, workdir: Path, count: RowCounter,
-               observe: Callable[[pa.RecordBatch], None] | None, keep: list[str]) -> Staged:
+def _load_fast(
+    target: Path,
+    path: Path,
+    codebook: Codebook,
+    workdir: Path,
+    count: RowCounter,
+    observe: Callable[[pa.RecordBatch], None] | None,
+    keep: list[str],
+) -> Staged:
     import polars as pl
     import polars_readstat
 
@@ -144,8 +164,16 @@ def _load_fast(target: Path, path: Path, codebook: Codebook, workdir: Path, coun
             source.unlink(missing_ok=True)
 
 
-def _load_pyreadstat(target: Path, path: Path, codebook: Codebook, workdir: Path, encoding: str | None,
-                     count: RowCounter, observe: Callable[[pa.RecordBatch], None] | None, keep: list[str]) -> Staged:
+def _load_pyreadstat(
+    target: Path,
+    path: Path,
+    codebook: Codebook,
+    workdir: Path,
+    encoding: str | None,
+    count: RowCounter,
+    observe: Callable[[pa.RecordBatch], None] | None,
+    keep: list[str],
+) -> Staged:
     is_por = path.suffix.lower() == ".por"
     source = path
     if is_por:
@@ -160,7 +188,9 @@ def _load_pyreadstat(target: Path, path: Path, codebook: Codebook, workdir: Path
         kwargs["user_missing"] = True
     if encoding:
         kwargs["encoding"] = encoding
-    schema = pa.schema([(n, pa.string() if v.type == "string" else pa.float64()) for n, v in codebook.variables.items()])
+    schema = pa.schema(
+        [(n, pa.string() if v.type == "string" else pa.float64()) for n, v in codebook.variables.items()]
+    )
 
     def batches() -> Iterator[pa.RecordBatch]:
         for frame, _ in pyreadstat.read_file_in_chunks(read, str(source), chunksize=FALLBACK_CHUNK_ROWS, **kwargs):
@@ -172,11 +202,14 @@ def _load_pyreadstat(target: Path, path: Path, codebook: Codebook, workdir: Path
     except pyreadstat.ReadstatError as exc:
         raise unreadable(path, exc) from None
     except UnicodeError as exc:
-        raise DataError(f"{path}: cannot decode text with encoding {encoding or 'declared by the file'}: {exc}",
-                        hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252") from None
+        raise DataError(
+            f"{path}: cannot decode text with encoding {encoding or 'declared by the file'}: {exc}",
+            hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252",
+        ) from None
     except (ValueError, OverflowError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: cannot read the values: {exc}",
-                        hint="the file may be damaged; ask the vendor to re-export it") from None
+        raise DataError(
+            f"{path}: cannot read the values: {exc}", hint="the file may be damaged; ask the vendor to re-export it"
+        ) from None
     finally:
         if source != path:
             source.unlink(missing_ok=True)

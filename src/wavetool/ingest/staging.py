@@ -38,7 +38,7 @@ SPSS_EPOCH = 12219379200  # seconds from SPSS's day zero (1582-10-14) to 1970-01
 def _remove_stale() -> None:
     """Delete staging folders left by imports that were killed (their process no longer exists)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
-        pid = folder.name[len(PREFIX):].split("-", 1)[0]
+        pid = folder.name[len(PREFIX) :].split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
@@ -67,9 +67,15 @@ class Staging:
         try:
             self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
         except OSError as exc:
-            raise OutputError(f"{tempfile.gettempdir()}: cannot create a staging folder: {exc.strerror}",
-                              hint="free space in the temporary folder or point TMPDIR elsewhere") from None
-        config = {"memory_limit": ENGINE_MEMORY, "preserve_insertion_order": True, "temp_directory": str(self.folder / "spill")}
+            raise OutputError(
+                f"{tempfile.gettempdir()}: cannot create a staging folder: {exc.strerror}",
+                hint="free space in the temporary folder or point TMPDIR elsewhere",
+            ) from None
+        config = {
+            "memory_limit": ENGINE_MEMORY,
+            "preserve_insertion_order": True,
+            "temp_directory": str(self.folder / "spill"),
+        }
         self.con: duckdb.DuckDBPyConnection = quiet(duckdb.connect(":memory:", config=config))
 
     def path(self, name: str) -> Path:
@@ -114,8 +120,10 @@ def write_staged(
                 writer.write_batch(batch)
                 kept.append(batch.select([*keep, ROW]))
     except OSError as exc:
-        raise OutputError(f"{target.parent}: cannot write the staged rows: {exc}",
-                          hint="free space in the temporary folder or point TMPDIR elsewhere") from None
+        raise OutputError(
+            f"{target.parent}: cannot write the staged rows: {exc}",
+            hint="free space in the temporary folder or point TMPDIR elsewhere",
+        ) from None
     keep_schema = pa.schema([out_schema.field(n) for n in [*keep, ROW]])
     return Staged(target, rows, pa.Table.from_batches(kept, schema=keep_schema))
 
@@ -123,7 +131,9 @@ def write_staged(
 def read_staged(path: Path) -> pa.RecordBatchReader:
     """The staged rows, one batch at a time (no read-ahead: memory stays bounded)."""
     source = ipc.open_file(pa.OSFile(str(path), "rb"))
-    return pa.RecordBatchReader.from_batches(source.schema, (source.get_batch(i) for i in range(source.num_record_batches)))
+    return pa.RecordBatchReader.from_batches(
+        source.schema, (source.get_batch(i) for i in range(source.num_record_batches))
+    )
 
 
 def staged_schema(path: Path) -> pa.Schema:
@@ -132,7 +142,9 @@ def staged_schema(path: Path) -> pa.Schema:
         return ipc.open_file(source).schema
 
 
-def export_table(con: duckdb.DuckDBPyConnection, table: str, target: Path, keep: list[str], batch_rows: int = 50_000) -> Staged:
+def export_table(
+    con: duckdb.DuckDBPyConnection, table: str, target: Path, keep: list[str], batch_rows: int = 50_000
+) -> Staged:
     """Stage a DuckDB table (the CSV path), in file order."""
     reader = con.sql(f"SELECT * FROM {quote(table)} ORDER BY rowid").to_arrow_reader(batch_rows)
     return write_staged(target, reader.schema, reader, keep)
@@ -199,5 +211,7 @@ def canonical_select(schema: pa.Schema, codebook: Codebook, columns: list[str] |
 
 def stream_error(path: Path, exc: BaseException) -> DataError:
     """A DataError for a failure while streaming decoded rows that is not the reader's own."""
-    return DataError(f"{path}: cannot stage the decoded values: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                     hint="the file may be damaged; ask the vendor to re-export it")
+    return DataError(
+        f"{path}: cannot stage the decoded values: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        hint="the file may be damaged; ask the vendor to re-export it",
+    )
