@@ -49,8 +49,8 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
 lint:
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks sample_data
+	$(BIN)/ruff format --check src tests benchmarks sample_data
 
 format:
 	$(BIN)/ruff format src tests benchmarks

@@ -31,9 +31,16 @@ OUT = ROOT / "benchmarks" / "out"
 WAVE = 2
 QUESTIONS = ["Q1", "Q2", "Q3", "Q5", "Q10", "Q15", "Q19", "Q22", "Q28"]
 EXTRA = {  # id: (jurisdictions, language)
-    "newfoundland": (["NL"], "en"), "pei": (["PE"], "en"), "nova-scotia": (["NS"], "en"),
-    "new-brunswick": (["NB"], "fr"), "manitoba": (["MB"], "en"), "saskatchewan": (["SK"], "en"),
-    "alberta": (["AB"], "en"), "yukon": (["YT"], "en"), "northwest-territories": (["NT"], "en"), "nunavut": (["NU"], "en"),
+    "newfoundland": (["NL"], "en"),
+    "pei": (["PE"], "en"),
+    "nova-scotia": (["NS"], "en"),
+    "new-brunswick": (["NB"], "fr"),
+    "manitoba": (["MB"], "en"),
+    "saskatchewan": (["SK"], "en"),
+    "alberta": (["AB"], "en"),
+    "yukon": (["YT"], "en"),
+    "northwest-territories": (["NT"], "en"),
+    "nunavut": (["NU"], "en"),
 }
 WALL_TARGET, OVERHEAD_TARGET = 10.0, 0.15
 
@@ -72,11 +79,11 @@ def build_study() -> Path:
 
 def weasyprint_import_cpu() -> float:
     """CPU seconds to import the renderer in a fresh interpreter (what the forkserver preloads once)."""
-    code = ("import time; import wavetool.report.render as r; "
-            "print(time.process_time())")
+    code = "import time; import wavetool.report.render as r; print(time.process_time())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    baseline = subprocess.run([sys.executable, "-c", "import time; print(time.process_time())"],
-                              capture_output=True, text=True, check=True).stdout
+    baseline = subprocess.run(
+        [sys.executable, "-c", "import time; print(time.process_time())"], capture_output=True, text=True, check=True
+    ).stdout
     return float(out) - float(baseline)
 
 
@@ -93,7 +100,8 @@ def weasyprint_only(config, subscribers: list[str]) -> tuple[float, list[int], l
 
     def render(html: str) -> tuple[bytes, int]:
         doc = HTML(string=html, base_url=renderer.base_url, url_fetcher=renderer.fetcher).render(
-            font_config=renderer.font_config, stylesheets=[renderer.css], pdf_variant=PDF_VARIANT)
+            font_config=renderer.font_config, stylesheets=[renderer.css], pdf_variant=PDF_VARIANT
+        )
         return doc.write_pdf(pdf_variant=PDF_VARIANT), len(doc.pages)
 
     render(documents[0])  # warm-up, not counted
@@ -133,16 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     weasy_cpu, pages, charts = weasyprint_only(config, subscribers)
     overhead = (wavetool_cpu - weasy_cpu) / wavetool_cpu
 
-    print(f"report benchmark: {len(subscribers)} reports, wave {WAVE}, {len(QUESTIONS)} core questions + custom, "
-          f"{args.jobs} workers on {os.cpu_count()} CPUs")
+    print(
+        f"report benchmark: {len(subscribers)} reports, wave {WAVE}, {len(QUESTIONS)} core questions + custom, "
+        f"{args.jobs} workers on {os.cpu_count()} CPUs"
+    )
     print(f"  pages per report  : {min(pages)}-{max(pages)} (mean {sum(pages) / len(pages):.1f})")
     print(f"  charts per report : {min(charts)}-{max(charts)} (mean {sum(charts) / len(charts):.1f})")
     print(f"  wall              : {wall:6.2f} s   (target < {WALL_TARGET:.0f} s)")
-    print(f"  wavetool CPU      : {wavetool_cpu:6.2f} s   = main {main_cpu:.2f} + workers {workers_cpu:.2f} "
-          f"+ renderer import {import_cpu:.2f}")
+    print(
+        f"  wavetool CPU      : {wavetool_cpu:6.2f} s   = main {main_cpu:.2f} + workers {workers_cpu:.2f} "
+        f"+ renderer import {import_cpu:.2f}"
+    )
     print(f"  WeasyPrint CPU    : {weasy_cpu:6.2f} s   (same HTML, this process, warm)")
-    print(f"  overhead          : {overhead:6.1%}   (target <= {OVERHEAD_TARGET:.0%}); "
-          f"ratio wavetool/WeasyPrint CPU {wavetool_cpu / weasy_cpu:.2f}")
+    print(
+        f"  overhead          : {overhead:6.1%}   (target <= {OVERHEAD_TARGET:.0%}); "
+        f"ratio wavetool/WeasyPrint CPU {wavetool_cpu / weasy_cpu:.2f}"
+    )
     ok = wall < WALL_TARGET and overhead <= OVERHEAD_TARGET
     print("  verdict           : " + ("PASS" if ok else "MISS"))
     return 0 if ok else 1

@@ -77,7 +77,7 @@ def database_checksum(study: Path) -> dict[str, str]:
         names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
         return {
             name: con.execute(
-                f'SELECT count(*) || \':\' || coalesce(md5(string_agg(md5(t::VARCHAR), \',\' ORDER BY md5(t::VARCHAR))), \'\') FROM "{name}" t'
+                f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::VARCHAR), ',' ORDER BY md5(t::VARCHAR))), '') FROM \"{name}\" t"
             ).fetchall()[0][0]
             for name in names
         }

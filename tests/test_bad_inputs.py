@@ -50,8 +50,25 @@ def test_bad_input_fails_cleanly_and_changes_nothing(case, imported_study, cli, 
 def test_corpus_has_the_cases_the_issue_lists():
     names = {c["name"] for c in CASES}
     assert len(names) >= 15
-    for required in ("truncated-sav", "random-bytes-sav", "empty-file", "latin1-csv-without-encoding", "ragged-csv",
-                     "header-only-csv", "duplicate-ids", "missing-id-column", "missing-weight-column", "negative-weight",
-                     "zero-weight", "nan-weight", "unknown-jurisdiction", "custom-wrong-jurisdiction", "custom-wrong-wave",
-                     "config-unknown-key", "config-duplicate-subscriber", "config-path-traversal-id", "config-invalid-email"):
+    for required in (
+        "truncated-sav",
+        "random-bytes-sav",
+        "empty-file",
+        "latin1-csv-without-encoding",
+        "ragged-csv",
+        "header-only-csv",
+        "duplicate-ids",
+        "missing-id-column",
+        "missing-weight-column",
+        "negative-weight",
+        "zero-weight",
+        "nan-weight",
+        "unknown-jurisdiction",
+        "custom-wrong-jurisdiction",
+        "custom-wrong-wave",
+        "config-unknown-key",
+        "config-duplicate-subscriber",
+        "config-path-traversal-id",
+        "config-invalid-email",
+    ):
         assert required in names

@@ -27,7 +27,9 @@ def test_diff_table_and_json(imported_study: Path, cli, monkeypatch) -> None:
     assert "2 difference(s), 0 unexplained by the crosswalk" in out
     code, out, _ = cli("--study", imported_study, "codebook", "diff", "1", "2", "--json")
     records = json.loads(out)
-    assert code == 0 and [(r["question"], r["change"]) for r in records] == [(q, "added") for q in ("Q24", "Q25", "Q26", "Q27")]
+    assert code == 0 and [(r["question"], r["change"]) for r in records] == [
+        (q, "added") for q in ("Q24", "Q25", "Q26", "Q27")
+    ]
     assert all({"question", "change", "detail", "explained_by", "gates"} <= set(r) for r in records)
     code, out, _ = cli("--study", imported_study, "codebook", "diff", "1", "1")
     assert code == 0 and "no differences" in out
@@ -53,8 +55,14 @@ def test_translated_picks_source_or_config_text(sample_study: Path) -> None:
     assert translated(config, "en", "Q1", "Overall satisfaction") == "Overall satisfaction"
     assert translated(config, "fr", "Q1", "Overall satisfaction") == "Satisfaction globale à l'égard du service reçu"
     assert translated(config, "fr", "Q1.3", "Neither") == "Ni satisfait ni insatisfait"
-    assert translated(config, "en", "quebec:C1", "Satisfaction à l'égard de Services Québec", "fr") == "Satisfaction with Services Québec"
-    assert translated(config, "fr", "quebec:C1", "Satisfaction à l'égard de Services Québec", "fr") == "Satisfaction à l'égard de Services Québec"
+    assert (
+        translated(config, "en", "quebec:C1", "Satisfaction à l'égard de Services Québec", "fr")
+        == "Satisfaction with Services Québec"
+    )
+    assert (
+        translated(config, "fr", "quebec:C1", "Satisfaction à l'égard de Services Québec", "fr")
+        == "Satisfaction à l'égard de Services Québec"
+    )
     assert translated(config, "fr", "ontario:C1", "Satisfaction with ServiceOntario") is None
 
 
@@ -70,13 +78,23 @@ def test_check_translations_lists_what_lacks_a_text(imported_study: Path, cli, m
     assert ("british-columbia:BC_1", "fr") in keys and ("maritimes:C2", "fr") in keys
     assert all(g["language"] == "fr" for g in gaps)
     ontario_c1 = next(g for g in gaps if g["key"] == "ontario:C1")
-    assert ontario_c1 == {"owner": "ontario", "kind": "question", "key": "ontario:C1", "language": "fr",
-                          "source_language": "en", "source_text": "Satisfaction with ServiceOntario"}
+    assert ontario_c1 == {
+        "owner": "ontario",
+        "kind": "question",
+        "key": "ontario:C1",
+        "language": "fr",
+        "source_language": "en",
+        "source_text": "Satisfaction with ServiceOntario",
+    }
 
     toml = imported_study / "wavetool.toml"
     text = toml.read_text(encoding="utf-8")
-    toml.write_text(text.replace('"Q3.3" = "Ni satisfait ni insatisfait"\n', "").replace('"quebec:C2" = "Used clicSÉQUR in the past 12 months"\n', ""),
-                    encoding="utf-8")
+    toml.write_text(
+        text.replace('"Q3.3" = "Ni satisfait ni insatisfait"\n', "").replace(
+            '"quebec:C2" = "Used clicSÉQUR in the past 12 months"\n', ""
+        ),
+        encoding="utf-8",
+    )
     code, out, _ = cli("--study", imported_study, "codebook", "check-translations", "--strict")
     assert code == 65
     assert "Q3.3" in out and "quebec:C2 " in out.replace("│", " ") and "lack a translation" in out

@@ -70,7 +70,9 @@ def secrets_of(config, study: Path, owner: str, viewer: str) -> set[str]:
         secrets |= {label for label in q.variable.value_labels.values() if label not in core_labels | viewer_labels}
     # Respondents' own open-ended words (core data, e.g. "Très satisfait" in a comment) are not A's secrets.
     with read_store(study) as con:
-        comments = " ".join(r[0] for r in con.execute(f"SELECT COMMENT FROM wave_{WAVE} WHERE COMMENT <> ''").fetchall())
+        comments = " ".join(
+            r[0] for r in con.execute(f"SELECT COMMENT FROM wave_{WAVE} WHERE COMMENT <> ''").fetchall()
+        )
     return {_words(s) for s in secrets - viewer_texts if s and len(s) > 3 and not shows(comments, s)}
 
 
@@ -94,7 +96,9 @@ def viewer_materials(config, study: Path, viewer: str, tmp_path: Path) -> dict[s
     export_data(config, [WAVE], viewer, "sav", sav)
     frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
     materials["export.sav"] = json.dumps(
-        [meta.column_labels, meta.variable_value_labels, frame.astype(str).to_dict("list")], default=str, ensure_ascii=False
+        [meta.column_labels, meta.variable_value_labels, frame.astype(str).to_dict("list")],
+        default=str,
+        ensure_ascii=False,
     )
     csv_export = tmp_path / f"{viewer}.csv"
     export_data(config, [WAVE], viewer, "csv", csv_export)
@@ -134,7 +138,9 @@ def pdf_text_bytes(data: bytes) -> str:
 def test_no_subscriber_sees_another_subscribers_questions_answers_or_jurisdictions(delivered, tmp_path):
     config = load_config(delivered)
     subscribers = sorted(config.subscribers)
-    materials = {b: {k: _words(v) for k, v in viewer_materials(config, delivered, b, tmp_path).items()} for b in subscribers}
+    materials = {
+        b: {k: _words(v) for k, v in viewer_materials(config, delivered, b, tmp_path).items()} for b in subscribers
+    }
     checked = 0
     for owner, viewer in itertools.permutations(subscribers, 2):
         for secret in secrets_of(config, delivered, owner, viewer):

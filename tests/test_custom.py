@@ -29,7 +29,10 @@ def file_answers(study: Path, subscriber: str, wave: int) -> dict[str, dict[str,
     inbox = study / "inbox" / f"wave-{wave}"
     if subscriber == "quebec":
         frame, _ = pyreadstat.read_sav(str(inbox / "custom-quebec.sav"), user_missing=True)
-        return {str(int(row.pop("RESPID"))): {k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict("records")}
+        return {
+            str(int(row.pop("RESPID"))): {k: (None if v != v else v) for k, v in row.items()}
+            for row in frame.to_dict("records")
+        }
     answers = {}
     for row in read_csv_rows(inbox / f"custom-{subscriber}.csv"):
         rid = row.pop("RESPID")
@@ -39,7 +42,13 @@ def file_answers(study: Path, subscriber: str, wave: int) -> dict[str, dict[str,
 
 def wave_jurisdictions(wave: int) -> dict[str, str]:
     """{respondent id: PROV} of a sample wave, read from its .sav/.zsav (waves 1-2)."""
-    path = Path(__file__).resolve().parents[1] / "sample_data" / "inbox" / f"wave-{wave}" / ("wave1.sav" if wave == 1 else "wave2.zsav")
+    path = (
+        Path(__file__).resolve().parents[1]
+        / "sample_data"
+        / "inbox"
+        / f"wave-{wave}"
+        / ("wave1.sav" if wave == 1 else "wave2.zsav")
+    )
     frame, _ = pyreadstat.read_sav(str(path), usecols=["RESPID", "PROV"])
     return {str(int(r)): p for r, p in zip(frame["RESPID"], frame["PROV"], strict=True)}
 
@@ -75,7 +84,9 @@ def test_merge_from_config_merges_every_file_once(imported_study: Path, db_check
 
 
 @pytest.mark.parametrize("subscriber", ["ontario", "quebec", "maritimes"])
-def test_custom_select_has_eligible_respondents_only_with_the_files_answers(merged_study: Path, subscriber: str) -> None:
+def test_custom_select_has_eligible_respondents_only_with_the_files_answers(
+    merged_study: Path, subscriber: str
+) -> None:
     config = load_config(merged_study)
     jurisdictions = set(config.subscribers[subscriber].jurisdictions)
     eligible = {rid for rid, prov in wave_jurisdictions(1).items() if prov in jurisdictions}
@@ -108,13 +119,20 @@ def query_questions(study: Path, wave: int, subscriber: str):
 
 def test_prefix_columns_belong_to_their_subscriber_only(merged_study: Path) -> None:
     bc = query_questions(merged_study, 1, "british-columbia")
-    assert [(q.question, q.source) for q in bc] == [("BC_1", "prefix"), ("BC_2", "prefix"), ("C1", "file"), ("C2", "file")]
+    assert [(q.question, q.source) for q in bc] == [
+        ("BC_1", "prefix"),
+        ("BC_2", "prefix"),
+        ("C1", "file"),
+        ("C2", "file"),
+    ]
     assert bc[0].variable.label == "BC: Satisfaction with Service BC centres" and bc[0].variable.name == "BC_1"
     for other in ("ontario", "quebec", "maritimes"):
         assert not {q.question for q in query_questions(merged_study, 1, other)} & {"BC_1", "BC_2"}
     quebec = query_questions(merged_study, 1, "quebec")
     assert quebec[0].language == "fr" and quebec[0].variable.label == "Satisfaction à l'égard de Services Québec"
-    assert quebec[0].variable.value_labels["1"] == "Très insatisfait" and [m.code for m in quebec[0].variable.missing] == ["8", "9"]
+    assert quebec[0].variable.value_labels["1"] == "Très insatisfait" and [
+        m.code for m in quebec[0].variable.missing
+    ] == ["8", "9"]
 
 
 def test_no_query_path_returns_another_subscribers_custom_data(merged_study: Path) -> None:
@@ -148,7 +166,11 @@ def test_custom_list_json(merged_study: Path, cli) -> None:
     assert [r["question"] for r in rows] == ["C1", "C2", "C3", "C4"]
     first = rows[0]
     assert (first["subscriber"], first["wave"], first["text"], first["source"]) == (
-        "quebec", 1, "Satisfaction à l'égard de Services Québec", "file")
+        "quebec",
+        1,
+        "Satisfaction à l'égard de Services Québec",
+        "file",
+    )
     answers = file_answers(merged_study, "quebec", 1)
     eligible = sum(1 for p in wave_jurisdictions(1).values() if p == "QC")
     assert first["eligible"] == eligible and first["rows"] == len(answers)
@@ -159,7 +181,9 @@ def test_custom_list_json(merged_study: Path, cli) -> None:
 # --- refusals: message, exit code, nothing changed ------------------------------------------------
 
 
-def write_custom(folder: Path, name: str, rows: list[list[object]], header: list[str], codebook_vars: list[str]) -> Path:
+def write_custom(
+    folder: Path, name: str, rows: list[list[object]], header: list[str], codebook_vars: list[str]
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{name}.csv"
     with open(data, "w", newline="", encoding="utf-8") as handle:
@@ -208,7 +232,9 @@ def test_refuses_respondents_of_other_jurisdictions(imported_study: Path, cli, d
 
 def test_refuses_duplicate_ids(imported_study: Path, cli, db_checksum, tmp_path: Path) -> None:
     ids = ontario_ids(1, 4)
-    f = write_custom(tmp_path, "dup", [[ids[0], 1], [ids[1], 1], [ids[0], 9], [ids[2], 1]], ["RESPID", "C1"], ["RESPID", "C1"])
+    f = write_custom(
+        tmp_path, "dup", [[ids[0], 1], [ids[1], 1], [ids[0], 9], [ids[2], 1]], ["RESPID", "C1"], ["RESPID", "C1"]
+    )
     code, err = refused(cli, imported_study, db_checksum, f, "--subscriber", "ontario", "--wave", "1")
     assert code == 65 and f"respondent id {ids[0]} appears 2 times (rows 1, 3); 1 duplicated id in all" in err
 
@@ -242,17 +268,37 @@ def test_refuses_a_file_for_another_wave(imported_study: Path, cli, db_checksum)
     assert "--wave 2" in err
 
 
-def test_refuses_unknown_subscriber_missing_codebook_and_unimported_wave(sample_study: Path, cli, db_checksum, tmp_path: Path) -> None:
+def test_refuses_unknown_subscriber_missing_codebook_and_unimported_wave(
+    sample_study: Path, cli, db_checksum, tmp_path: Path
+) -> None:
     from wavetool.ingest import import_wave
 
     import_wave(load_config(sample_study), 1, [sample_study / "inbox/wave-1/wave1.sav"])
-    code, err = refused(cli, sample_study, db_checksum, sample_study / "inbox/wave-1/custom-quebec.sav", "--subscriber", "yukon", "--wave", "1")
+    code, err = refused(
+        cli,
+        sample_study,
+        db_checksum,
+        sample_study / "inbox/wave-1/custom-quebec.sav",
+        "--subscriber",
+        "yukon",
+        "--wave",
+        "1",
+    )
     assert code == 78 and "unknown subscriber 'yukon'" in err
     lonely = tmp_path / "lonely.csv"
     shutil.copy(sample_study / "inbox/wave-1/custom-ontario.csv", lonely)
     code, err = refused(cli, sample_study, db_checksum, lonely, "--subscriber", "ontario", "--wave", "1")
     assert code == 66 and "needs a codebook" in err and "--codebook" in err
-    code, err = refused(cli, sample_study, db_checksum, sample_study / "inbox/wave-2/custom-quebec.sav", "--subscriber", "quebec", "--wave", "2")
+    code, err = refused(
+        cli,
+        sample_study,
+        db_checksum,
+        sample_study / "inbox/wave-2/custom-quebec.sav",
+        "--subscriber",
+        "quebec",
+        "--wave",
+        "2",
+    )
     assert code == 66 and "wave 2 is not imported" in err
 
 
@@ -267,7 +313,9 @@ def test_remerge_is_a_noop_and_replace_swaps(merged_study: Path, cli, db_checksu
     code, err = refused(cli, merged_study, db_checksum, new, "--subscriber", "ontario", "--wave", "1")
     assert code == 65 and "already has custom questions merged for wave 1" in err and "--replace" in err
 
-    code, out, err = cli("--study", merged_study, "custom", "merge", new, "--subscriber", "ontario", "--wave", "1", "--replace", "--json")
+    code, out, err = cli(
+        "--study", merged_study, "custom", "merge", new, "--subscriber", "ontario", "--wave", "1", "--replace", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)[0]["status"] == "replaced"
     assert [q.question for q in query_questions(merged_study, 1, "ontario")] == ["C7"]
@@ -279,9 +327,13 @@ def test_merge_from_config_is_all_or_nothing(imported_study: Path, db_checksum) 
     toml = imported_study / "wavetool.toml"
     text = toml.read_text(encoding="utf-8")
     # Maritimes' wave-3 entry points at Ontario's file: every other file is fine, none may be merged.
-    toml.write_text(text.replace('file = "inbox/wave-3/custom-maritimes.csv"', 'file = "inbox/wave-3/custom-ontario.csv"')
-                    .replace('codebook = "inbox/wave-3/custom-maritimes-codebook.csv"', 'codebook = "inbox/wave-3/custom-ontario-codebook.csv"'),
-                    encoding="utf-8")
+    toml.write_text(
+        text.replace('file = "inbox/wave-3/custom-maritimes.csv"', 'file = "inbox/wave-3/custom-ontario.csv"').replace(
+            'codebook = "inbox/wave-3/custom-maritimes-codebook.csv"',
+            'codebook = "inbox/wave-3/custom-ontario-codebook.csv"',
+        ),
+        encoding="utf-8",
+    )
     before = db_checksum(imported_study)
     with pytest.raises(DataError, match="not in maritimes's jurisdictions NS, NB"):
         merge_from_config(load_config(imported_study))
@@ -296,7 +348,9 @@ def test_remove_questions(merged_study: Path, cli, db_checksum) -> None:
     f = merged_study / "inbox/wave-2/custom-ontario.csv"
     code, err = refused(cli, merged_study, db_checksum, f, "--subscriber", "ontario", "--wave", "2")
     assert code == 65 and "questions removed since" in err
-    code, _, err = cli("--study", merged_study, "custom", "remove", "--subscriber", "british-columbia", "--wave", "1", "BC_1")
+    code, _, err = cli(
+        "--study", merged_study, "custom", "remove", "--subscriber", "british-columbia", "--wave", "1", "BC_1"
+    )
     assert code == 65 and "BC_1 is a column of the main wave-1 file" in err
     code, out, _ = cli("--study", merged_study, "custom", "remove", "--subscriber", "quebec", "--wave", "3")
     assert code == 0 and query_questions(merged_study, 3, "quebec") == []

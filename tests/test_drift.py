@@ -16,7 +16,15 @@ from wavetool.errors import DriftGateError, ExitCode
 from wavetool.ingest import import_wave
 from wavetool.status import init_study
 
-SAT = {1: "Very dissatisfied", 2: "Dissatisfied", 3: "Neither", 4: "Satisfied", 5: "Very satisfied", 8: "Don't know", 9: "Refused"}
+SAT = {
+    1: "Very dissatisfied",
+    2: "Dissatisfied",
+    3: "Neither",
+    4: "Satisfied",
+    5: "Very satisfied",
+    8: "Don't know",
+    9: "Refused",
+}
 YESNO = {1: "Yes", 2: "No"}
 BASE_CONFIG = """
 [study]
@@ -47,11 +55,13 @@ def base_spec() -> dict[str, dict]:
 
 
 def write_wave(path: Path, wave: int, spec: dict[str, dict]) -> Path:
-    frame = pd.DataFrame({
-        "RESPID": [wave * 1000 + i for i in range(1, 7)],
-        "PROV": ["ON", "QC", "ON", "QC", "ON", "QC"],
-        "WEIGHT": [1.0, 0.5, 1.5, 1.0, 0.8, 1.2],
-    })
+    frame = pd.DataFrame(
+        {
+            "RESPID": [wave * 1000 + i for i in range(1, 7)],
+            "PROV": ["ON", "QC", "ON", "QC", "ON", "QC"],
+            "WEIGHT": [1.0, 0.5, 1.5, 1.0, 0.8, 1.2],
+        }
+    )
     labels = {"RESPID": "Respondent", "PROV": "Province", "WEIGHT": "Weight"}
     value_labels, missing = {}, {}
     for name, item in spec.items():
@@ -61,7 +71,9 @@ def write_wave(path: Path, wave: int, spec: dict[str, dict]) -> Path:
             value_labels[name] = item["labels"]
         if item["missing"]:
             missing[name] = item["missing"]
-    pyreadstat.write_sav(frame, str(path), column_labels=labels, variable_value_labels=value_labels, missing_ranges=missing)
+    pyreadstat.write_sav(
+        frame, str(path), column_labels=labels, variable_value_labels=value_labels, missing_ranges=missing
+    )
     return path
 
 
@@ -100,7 +112,11 @@ def test_sample_study_drift_is_caught_and_explained_by_its_crosswalk(imported_st
     con = duckdb.connect(str(imported_study / "wavetool.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT wave, review_status FROM waves ORDER BY wave").fetchall() == [
-            (1, "approved"), (2, "approved"), (3, "approved"), (4, "approved")]
+            (1, "approved"),
+            (2, "approved"),
+            (3, "approved"),
+            (4, "approved"),
+        ]
         added = diff_waves(con, config, 1, 2)
         reworded = diff_waves(con, config, 2, 3)
         renamed = diff_waves(con, config, 3, 4)
@@ -108,13 +124,18 @@ def test_sample_study_drift_is_caught_and_explained_by_its_crosswalk(imported_st
         harmonised = [set(harmonised_codebook(con, config, w)) for w in (1, 2, 3, 4)]
     finally:
         con.close()
-    assert [(r["question"], r["change"], r["gates"]) for r in added] == [(q, "added", False) for q in ("Q24", "Q25", "Q26", "Q27")]
+    assert [(r["question"], r["change"], r["gates"]) for r in added] == [
+        (q, "added", False) for q in ("Q24", "Q25", "Q26", "Q27")
+    ]
     notes = {e.question: e.note for e in config.crosswalk}
     assert [(r["question"], r["change"], r["explained_by"], r["gates"]) for r in reworded] == [
-        ("Q3", "value label changed", notes["Q3"], False)]
+        ("Q3", "value label changed", notes["Q3"], False)
+    ]
     assert "'Neutral' in wave 3" in reworded[0]["detail"]
     assert {(r["question"], r["change"], r["explained_by"]) for r in renamed} == {
-        ("Q3", "value label changed", notes["Q3"]), ("Q5", "renamed", notes["Q5"])}
+        ("Q3", "value label changed", notes["Q3"]),
+        ("Q5", "renamed", notes["Q5"]),
+    }
     assert {(r["question"], r["change"]) for r in stored} == {("Q3", "value label changed"), ("Q5", "renamed")}
     # The four waves line up as one question each: Q5 everywhere, never Q5A; COVID items from wave 2.
     assert all("Q5" in h and "Q5A" not in h for h in harmonised)
@@ -164,7 +185,7 @@ def test_unexplained_rename_suggests_a_crosswalk_entry_and_the_entry_clears_the_
     config = load_config(study.folder)
     con = duckdb.connect(str(study.folder / "wavetool.duckdb"), read_only=True)
     try:
-        rows = con.execute(f"SELECT \"Q2\" FROM ({harmonised_select(con, config, 2)}) ORDER BY _id").fetchall()
+        rows = con.execute(f'SELECT "Q2" FROM ({harmonised_select(con, config, 2)}) ORDER BY _id').fetchall()
     finally:
         con.close()
     assert [r[0] for r in rows] == spec["Q2B"]["values"]
@@ -233,16 +254,27 @@ def test_reversed_scale_with_crosswalk_recode_lines_up(study) -> None:
     recode = '[[crosswalk]]\nquestion = "Q1"\nwaves = [2]\nnote = "Q1 reversed in wave 2"\n[crosswalk.recode]\n1 = 5\n2 = 4\n4 = 2\n5 = 1\n'
     study(1, base_spec(), recode)
     spec = base_spec()
-    spec["Q1"]["labels"] = {5: "Very dissatisfied", 4: "Dissatisfied", 3: "Neither", 2: "Satisfied", 1: "Very satisfied",
-                            8: "Don't know", 9: "Refused"}
+    spec["Q1"]["labels"] = {
+        5: "Very dissatisfied",
+        4: "Dissatisfied",
+        3: "Neither",
+        2: "Satisfied",
+        1: "Very satisfied",
+        8: "Don't know",
+        9: "Refused",
+    }
     spec["Q1"]["values"] = [5, 4, 3, 2, 1, 8]  # the same answers as wave 1, coded the other way round
     assert study(2, spec, recode).review_status == "approved"
     records = drift_of(study)[1]
-    assert [(r["change"], r["explained_by"], r["gates"]) for r in records] == [("recoded", "Q1 reversed in wave 2", False)]
+    assert [(r["change"], r["explained_by"], r["gates"]) for r in records] == [
+        ("recoded", "Q1 reversed in wave 2", False)
+    ]
     config = load_config(study.folder)
     con = duckdb.connect(str(study.folder / "wavetool.duckdb"), read_only=True)
     try:
-        q1 = [r[0] for r in con.execute(f'SELECT "Q1" FROM ({harmonised_select(con, config, 2)}) ORDER BY _id').fetchall()]
+        q1 = [
+            r[0] for r in con.execute(f'SELECT "Q1" FROM ({harmonised_select(con, config, 2)}) ORDER BY _id').fetchall()
+        ]
     finally:
         con.close()
     assert q1 == [1, 2, 3, 4, 5, 8]

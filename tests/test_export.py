@@ -35,13 +35,18 @@ def original_waves() -> dict[int, dict[str, list]]:
     waves = {}
     for wave, name in ((1, "wave-1/wave1.sav"), (2, "wave-2/wave2.zsav")):
         frame, _ = pyreadstat.read_sav(str(inbox / name), user_missing=True)
-        waves[wave] = {c: [None if isinstance(v, float) and math.isnan(v) else v for v in frame[c]] for c in frame.columns}
+        waves[wave] = {
+            c: [None if isinstance(v, float) and math.isnan(v) else v for v in frame[c]] for c in frame.columns
+        }
     if shutil.which("pspp"):
         # pyreadstat reads a .por's user-missing codes as blanks; GNU PSPP writes them out as codes.
         with tempfile.TemporaryDirectory() as tmp:
             syntax, out = Path(tmp) / "w3.sps", Path(tmp) / "w3.csv"
-            syntax.write_text(f"IMPORT FILE='{inbox / 'wave-3/wave3.por'}'.\n"
-                              f"SAVE TRANSLATE /OUTFILE='{out}' /TYPE=CSV /FIELDNAMES /REPLACE.\n", encoding="utf-8")
+            syntax.write_text(
+                f"IMPORT FILE='{inbox / 'wave-3/wave3.por'}'.\n"
+                f"SAVE TRANSLATE /OUTFILE='{out}' /TYPE=CSV /FIELDNAMES /REPLACE.\n",
+                encoding="utf-8",
+            )
             subprocess.run(["pspp", str(syntax)], check=True, capture_output=True)
             waves[3] = _csv_columns(out)
     waves[4] = _csv_columns(inbox / "wave-4/wave4.csv")
@@ -52,7 +57,10 @@ def original_waves() -> dict[int, dict[str, list]]:
 def _csv_columns(path: Path) -> dict[str, list]:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return {c: [float(r[c]) if r[c].strip() and c not in ("PROV", "COMMENT") else (r[c].strip() or None) for r in rows] for c in rows[0]}
+    return {
+        c: [float(r[c]) if r[c].strip() and c not in ("PROV", "COMMENT") else (r[c].strip() or None) for r in rows]
+        for c in rows[0]
+    }
 
 
 def counts(values: list) -> Counter:
@@ -88,7 +96,9 @@ def test_sav_round_trip_gives_the_same_frequencies(imported_study: Path, cli, tm
     try:
         for question in QUESTIONS:
             got = {}
-            for wave, value, n in con.execute(f'SELECT "wave", "{question}", count(*) FROM wave_1 GROUP BY ALL').fetchall():
+            for wave, value, n in con.execute(
+                f'SELECT "wave", "{question}", count(*) FROM wave_1 GROUP BY ALL'
+            ).fetchall():
                 got.setdefault(int(wave), Counter())[value] = n
             for wave, columns in originals.items():
                 expected = counts(columns[question]) if question in columns else Counter({None: len(columns["RESPID"])})
@@ -98,7 +108,9 @@ def test_sav_round_trip_gives_the_same_frequencies(imported_study: Path, cli, tm
             codes = np.array([np.nan if v is None else v for v in columns["Q1"]], dtype=float)
             weights = np.array(columns["WEIGHT"], dtype=float)
             for code in (1.0, 5.0, 8.0):
-                (total,) = con.execute('SELECT sum("WEIGHT") FROM wave_1 WHERE "wave" = ? AND "Q1" = ?', [wave, code]).fetchall()[0]
+                (total,) = con.execute(
+                    'SELECT sum("WEIGHT") FROM wave_1 WHERE "wave" = ? AND "Q1" = ?', [wave, code]
+                ).fetchall()[0]
                 assert total == pytest.approx(weights[codes == code].sum(), abs=1e-9)
         labels = dict(con.execute("SELECT code, label FROM value_labels WHERE variable = 'Q1'").fetchall())
         missing = sorted(r[0] for r in con.execute("SELECT code FROM missing_values WHERE variable = 'Q1'").fetchall())
@@ -119,7 +131,12 @@ def test_csv_export_with_codebook_imports_back(imported_study: Path, cli, tmp_pa
     import_wave(load_config(again), 1, [out], codebook_path=codebook)
     con = duckdb.connect(str(again / "wavetool.duckdb"), read_only=True)
     try:
-        got = Counter(dict(((int(w), v), n) for w, v, n in con.execute('SELECT "wave", "Q24", count(*) FROM wave_1 GROUP BY ALL').fetchall()))
+        got = Counter(
+            dict(
+                ((int(w), v), n)
+                for w, v, n in con.execute('SELECT "wave", "Q24", count(*) FROM wave_1 GROUP BY ALL').fetchall()
+            )
+        )
         missing = sorted(r[0] for r in con.execute("SELECT code FROM missing_values WHERE variable = 'Q24'").fetchall())
     finally:
         con.close()
@@ -170,7 +187,9 @@ def test_subscriber_export_holds_only_its_own_custom_questions(imported_study: P
             ontario_file[float(row["RESPID"])] = float(row["C1"]) if row["C1"] else None
     for subscriber in config.subscribers:
         out = tmp_path / f"{subscriber}.sav"
-        code, _, err = cli("--study", imported_study, "export", "--wave", "1", "--subscriber", subscriber, "--output", out)
+        code, _, err = cli(
+            "--study", imported_study, "export", "--wave", "1", "--subscriber", subscriber, "--output", out
+        )
         assert code == 0, err
         frame, meta = pyreadstat.read_sav(str(out), user_missing=True)
         labels = set(meta.column_labels)
@@ -182,12 +201,17 @@ def test_subscriber_export_holds_only_its_own_custom_questions(imported_study: P
         inside = frame["PROV"].isin(jurisdictions)
         assert inside.all()  # its own respondents only: no microdata of jurisdictions it does not own
         with read_store(imported_study) as con:
-            own = con.execute("SELECT count(*) FROM wave_1 WHERE list_contains(?, _jurisdiction)", [sorted(jurisdictions)]).fetchall()[0][0]
+            own = con.execute(
+                "SELECT count(*) FROM wave_1 WHERE list_contains(?, _jurisdiction)", [sorted(jurisdictions)]
+            ).fetchall()[0][0]
         assert len(frame) == own
         assert "ELIGIBLE" not in frame.columns
         assert ("BC_1" in frame.columns) == (subscriber == "british-columbia")
         if subscriber == "ontario":
-            got = {rid: (None if math.isnan(v) else v) for rid, v in zip(frame.loc[inside, "RESPID"], frame.loc[inside, "C1"], strict=True)}
+            got = {
+                rid: (None if math.isnan(v) else v)
+                for rid, v in zip(frame.loc[inside, "RESPID"], frame.loc[inside, "C1"], strict=True)
+            }
             assert {k: v for k, v in got.items() if k in ontario_file} == ontario_file
             assert all(v is None for k, v in got.items() if k not in ontario_file)
             assert meta.missing_ranges["C1"] == [{"lo": 8.0, "hi": 8.0}, {"lo": 9.0, "hi": 9.0}]

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.slow
 def tmpfs(size_kb: int):
     mount_point = Path("/tmp") / f"wavetool-tmpfs-{uuid.uuid4().hex[:8]}"
     mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         mount_point.rmdir()
         pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()}); CI runs as root and can")

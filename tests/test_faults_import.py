@@ -23,21 +23,26 @@ ROWS = 120_000
 
 def _big_wave(path: Path) -> None:
     rng = np.random.default_rng(7)
-    data = {"RESPID": np.arange(1, ROWS + 1, dtype=float), "PROV": rng.choice(["ON", "QC", "BC", "AB"], ROWS),
-            "WEIGHT": rng.uniform(0.5, 2.0, ROWS)}
+    data = {
+        "RESPID": np.arange(1, ROWS + 1, dtype=float),
+        "PROV": rng.choice(["ON", "QC", "BC", "AB"], ROWS),
+        "WEIGHT": rng.uniform(0.5, 2.0, ROWS),
+    }
     for i in range(1, 61):
         values = rng.integers(1, 6, ROWS).astype(float)
         values[rng.random(ROWS) < 0.05] = 8
         data[f"Q{i}"] = values
     labels = {f"Q{i}": {1: "Very dissatisfied", 5: "Very satisfied", 8: "Don't know"} for i in range(1, 61)}
-    pyreadstat.write_sav(pd.DataFrame(data), str(path), variable_value_labels=labels,
-                         missing_ranges={f"Q{i}": [8] for i in range(1, 61)})
+    pyreadstat.write_sav(
+        pd.DataFrame(data), str(path), variable_value_labels=labels, missing_ranges={f"Q{i}": [8] for i in range(1, 61)}
+    )
 
 
 def _import(study: Path, wave_file: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "wavetool", "--study", str(study), "import", "--wave", "1", str(wave_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -75,8 +80,11 @@ def test_kill_9_during_import_leaves_wave_absent_or_complete(sample_study, tmp_p
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         outcomes.append(_wave_state(study))
-        status = subprocess.run([sys.executable, "-m", "wavetool", "--study", str(study), "status", "--json"],
-                                capture_output=True, text=True)
+        status = subprocess.run(
+            [sys.executable, "-m", "wavetool", "--study", str(study), "status", "--json"],
+            capture_output=True,
+            text=True,
+        )
         assert status.returncode == 0, status.stderr
         rerun = _import(study, wave_file)
         assert rerun.wait(timeout=120) == 0, rerun.stderr.read()

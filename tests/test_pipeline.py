@@ -174,20 +174,28 @@ def test_concurrent_real_runs_never_interleave(sample_study):
     assert len(outbox(sample_study)) == 4
 
 
-def test_drift_gate_stops_the_run_with_79(imported_study, cli):
-    con = duckdb.connect(str(imported_study / "wavetool.duckdb"))
-    con.execute(
-        """UPDATE waves SET review_status = 'unreviewed', drift = '[{"question": "Q7", "change": "labels changed"}]' WHERE wave = 2"""
-    )
-    con.close()
+def test_drift_gate_stops_the_run_with_79_until_a_crosswalk_entry_explains_it(imported_study, cli):
+    config_path = imported_study / "wavetool.toml"
+    original = config_path.read_text(encoding="utf-8")
+    entry = original[original.index('[[crosswalk]]\nquestion = "Q3"') :]
+    entry = entry[: entry.index("\n\n") + 2]
+    config_path.write_text(original.replace(entry, ""), encoding="utf-8")
+    code, _, err = cli("--study", imported_study, "codebook", "review")
+    assert code == 79, err
 
-    code, out, err = cli("--study", imported_study, "run", "--wave", "2")
+    code, out, err = cli("--study", imported_study, "run", "--wave", "3", "--no-send")
 
     assert code == 79
-    assert "wave 2's codebook drifted" in err
-    assert not (imported_study / "reports" / "wave-2").exists()
+    assert "wave 3's codebook drifted" in err and "Q3" in err
+    assert not (imported_study / "reports" / "wave-3").exists()
     assert outbox(imported_study) == []
     assert runs(imported_study)[-1][2:] == ("failed", 79)
+
+    # The coordinator adds the crosswalk entry back: the next cron run re-reviews and goes through.
+    config_path.write_text(original, encoding="utf-8")
+    code, out, err = cli("--study", imported_study, "run", "--wave", "3", "--no-send")
+    assert code == 0, err
+    assert (imported_study / "reports" / "wave-3" / "quebec.pdf").exists()
 
 
 def test_bad_file_in_inbox_is_65_and_changes_nothing(sample_study, cli):

@@ -151,9 +151,18 @@ def test_french_report_is_french(rendered):
     config = load_config(study)
     raw = pdf_text(study / "reports" / "wave-4" / "quebec.pdf")
     text = flat(raw)
-    for phrase in ("Faits saillants", "Résultats par question", "Méthodologie", "Vos questions",
-                   "Point de comparaison", config.translations["fr"]["Q1"], config.translations["fr"]["Q1.3"],
-                   "Gouvernement du Québec", "Vague 4 (janvier 2021)", "31 janvier 2021"):
+    for phrase in (
+        "Faits saillants",
+        "Résultats par question",
+        "Méthodologie",
+        "Vos questions",
+        "Point de comparaison",
+        config.translations["fr"]["Q1"],
+        config.translations["fr"]["Q1.3"],
+        "Gouvernement du Québec",
+        "Vague 4 (janvier 2021)",
+        "31 janvier 2021",
+    ):
         assert phrase in text, phrase
     assert re.search(r"\d,\d\u00a0%", raw), "French percentages use a decimal comma and a no-break space"
     assert not re.search(r"\d\.\d%", raw), "no English-formatted percentage in the French report"
@@ -212,14 +221,20 @@ def test_fetcher_serves_only_data_and_templates(tmp_path):
         fetcher = SafeURLFetcher(templates)
         assert fetcher.fetch("data:text/plain;base64,aGk=").read() == b"hi"
         assert b"@page" in fetcher.fetch((templates / "report.css").as_uri()).read()
-        for url in ("file:///etc/passwd", (templates / ".." / "pyproject.toml").as_uri(),
-                    f"http://127.0.0.1:{server.server_port}/x.png", "ftp://127.0.0.1/x"):
+        for url in (
+            "file:///etc/passwd",
+            (templates / ".." / "pyproject.toml").as_uri(),
+            f"http://127.0.0.1:{server.server_port}/x.png",
+            "ftp://127.0.0.1/x",
+        ):
             with pytest.raises(FatalURLFetchingError):
                 fetcher.fetch(url)
         renderer = Renderer()
-        for html in (f'<p>x</p><img src="http://127.0.0.1:{server.server_port}/pixel.png">',
-                     '<link rel="attachment" href="file:///etc/passwd"><p>x</p>',
-                     f'<link rel="stylesheet" href="http://127.0.0.1:{server.server_port}/s.css"><p>x</p>'):
+        for html in (
+            f'<p>x</p><img src="http://127.0.0.1:{server.server_port}/pixel.png">',
+            '<link rel="attachment" href="file:///etc/passwd"><p>x</p>',
+            f'<link rel="stylesheet" href="http://127.0.0.1:{server.server_port}/s.css"><p>x</p>',
+        ):
             with pytest.raises(FatalURLFetchingError):
                 renderer.document(html).write_pdf()
         assert hits == []
@@ -232,10 +247,25 @@ def test_autoescape_is_on_for_every_template_name():
     assert env.autoescape is True
     assert env.from_string("{{ x }}").render(x=INJECTION).startswith("&lt;img")
     assert "&lt;img" in env.get_template("charts.svg.j2").module.bars(
-        {"width": 1, "height": 1, "title": INJECTION, "font": "f", "rows": [], "ticks": [], "grid_top": 0,
-         "grid_bottom": 0, "tick_y": 0, "legend_y": 0, "legend2_x": 0, "legend_x": 0, "subject": "a",
-         "benchmark": "b", "suppressed_text": "s", "colours": {k: "#000000" for k in
-         ("ink", "muted", "subject", "bench", "grid", "white", "on_subject")}})
+        {
+            "width": 1,
+            "height": 1,
+            "title": INJECTION,
+            "font": "f",
+            "rows": [],
+            "ticks": [],
+            "grid_top": 0,
+            "grid_bottom": 0,
+            "tick_y": 0,
+            "legend_y": 0,
+            "legend2_x": 0,
+            "legend_x": 0,
+            "subject": "a",
+            "benchmark": "b",
+            "suppressed_text": "s",
+            "colours": {k: "#000000" for k in ("ink", "muted", "subject", "bench", "grid", "white", "on_subject")},
+        }
+    )
 
 
 def test_suppressed_cells_are_shown_as_suppressed(merged_study):
@@ -283,7 +313,9 @@ def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study
     monkeypatch.undo()
 
     path = merged_study / "wavetool.toml"
-    path.write_text(path.read_text().replace('[report]\noutput_dir = "reports"', '[report]\noutput_dir = "reports"\ntimeout = 0.05'))
+    path.write_text(
+        path.read_text().replace('[report]\noutput_dir = "reports"', '[report]\noutput_dir = "reports"\ntimeout = 0.05')
+    )
     result = render_reports(load_config(merged_study), 4, subscribers=["ontario"], questions=["Q3"], jobs=1)
     assert "gave up after 0.05 s" in result.failed["ontario"]
     assert not (folder / "ontario.pdf").exists()
@@ -305,8 +337,9 @@ def test_strings_catalogues_match():
     en, fr = load_strings(templates_dir(), "en"), load_strings(templates_dir(), "fr")
     assert set(en) == set(fr)
     for key in en:
-        assert re.findall(r"{(\w+)}", en[key]) == re.findall(r"{(\w+)}", fr[key]) or \
-            sorted(re.findall(r"{(\w+)}", en[key])) == sorted(re.findall(r"{(\w+)}", fr[key])), key
+        assert re.findall(r"{(\w+)}", en[key]) == re.findall(r"{(\w+)}", fr[key]) or sorted(
+            re.findall(r"{(\w+)}", en[key])
+        ) == sorted(re.findall(r"{(\w+)}", fr[key])), key
 
 
 def test_text_colours_have_enough_contrast():

@@ -115,7 +115,7 @@ def _width(format_: str | None) -> int | None:
 def from_pyreadstat(meta: Any, por_missing: dict[str, tuple[MissingSpec, ...]] | None = None) -> Codebook:
     """Build a Codebook from pyreadstat metadata read with ``user_missing=True``."""
     variables = {}
-    labels = dict(zip(meta.column_names, meta.column_labels or [None] * len(meta.column_names)))
+    labels = dict(zip(meta.column_names, meta.column_labels or [None] * len(meta.column_names), strict=True))
     for name in meta.column_names:
         fmt = (meta.original_variable_types or {}).get(name)
         rtype = (meta.readstat_variable_types or {}).get(name, "double")
@@ -165,7 +165,9 @@ def read_codebook_file(path: Path) -> Codebook:
     or a TOML file with one ``[variables.NAME]`` table per variable."""
     path = Path(path)
     if not path.exists():
-        raise InputMissingError(f"{path}: codebook file not found", hint="check the wave's `codebook` path in wavetool.toml")
+        raise InputMissingError(
+            f"{path}: codebook file not found", hint="check the wave's `codebook` path in wavetool.toml"
+        )
     if path.suffix.lower() == ".toml":
         return _read_codebook_toml(path)
     return _read_codebook_csv(path)
@@ -195,7 +197,9 @@ def _read_codebook_csv(path: Path) -> Codebook:
                         raise DataError(f"{path}: line {line}, column type: {vtype!r} is not one of {', '.join(TYPES)}")
                     measure = (row["measure"] or "unknown").strip() or "unknown"
                     if measure not in MEASURES:
-                        raise DataError(f"{path}: line {line}, column measure: {measure!r} is not one of {', '.join(MEASURES)}")
+                        raise DataError(
+                            f"{path}: line {line}, column measure: {measure!r} is not one of {', '.join(MEASURES)}"
+                        )
                     entry.update(label=row["label"] or None, type=vtype, measure=measure, format=row["format"] or None)
                     continue
                 code = _normal_code(code)
@@ -285,8 +289,19 @@ def save_codebook(
     var_rows, label_rows, missing_rows = [], [], []
     for position, var in enumerate(codebook.variables.values(), start=1):
         var_rows.append(
-            (wave, var.name, position, var.label, var.type, var.measure, var.format, var.width,
-             role_of.get(var.name), owners.get(var.name), questions.get(var.name, var.name))
+            (
+                wave,
+                var.name,
+                position,
+                var.label,
+                var.type,
+                var.measure,
+                var.format,
+                var.width,
+                role_of.get(var.name),
+                owners.get(var.name),
+                questions.get(var.name, var.name),
+            )
         )
         for code, label in var.value_labels.items():
             label_rows.append((wave, var.name, code, _as_number(code) if var.type != "string" else None, label))
@@ -331,7 +346,9 @@ def load_codebook(con: duckdb.DuckDBPyConnection, wave: int) -> Codebook:
         "SELECT name, label, type, measure, format, width FROM variables WHERE wave = ? ORDER BY position",
         [wave],
     ).fetchall():
-        variables[name] = Variable(name, label, vtype, measure, fmt, width, labels.get(name, {}), tuple(missing.get(name, ())))
+        variables[name] = Variable(
+            name, label, vtype, measure, fmt, width, labels.get(name, {}), tuple(missing.get(name, ()))
+        )
     mr_sets = {
         name: MrSet(name, label, mtype, counted, tuple(vars_))
         for name, label, mtype, counted, vars_ in con.execute(
@@ -431,9 +448,13 @@ def harmonised_codebook(con: duckdb.DuckDBPyConnection, config: Any, wave: int) 
         var = book.variables[variable]
         recode = _recode_for(config, question, wave)
         if recode:
-            labels = {code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
-                      for c, lbl in var.value_labels.items()}
-            var = replace(var, value_labels=labels, missing=tuple(_recode_missing(spec, recode) for spec in var.missing))
+            labels = {
+                code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
+                for c, lbl in var.value_labels.items()
+            }
+            var = replace(
+                var, value_labels=labels, missing=tuple(_recode_missing(spec, recode) for spec in var.missing)
+            )
         result[question] = replace(var, name=question)
     return result
 
@@ -476,8 +497,16 @@ def drift_summary(drift: Any) -> str:
 
 CORE_LANGUAGE = "en"  # the language of the main wave files' labels (a custom file's is its subscriber's)
 DRIFT_KINDS = (
-    "added", "dropped", "renamed", "type changed", "label changed", "value label changed", "code added",
-    "code removed", "missing codes changed", "recoded",
+    "added",
+    "dropped",
+    "renamed",
+    "type changed",
+    "label changed",
+    "value label changed",
+    "code added",
+    "code removed",
+    "missing codes changed",
+    "recoded",
 )
 
 
@@ -508,8 +537,10 @@ def _question_view(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> di
         var = book.variables[name]
         recode = _recode_for(config, question, wave)
         if recode:
-            labels = {code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
-                      for c, lbl in var.value_labels.items()}
+            labels = {
+                code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
+                for c, lbl in var.value_labels.items()
+            }
             var = replace(var, value_labels=labels, missing=tuple(_recode_missing(s, recode) for s in var.missing))
         view[question] = (name, var)
     return view
@@ -528,7 +559,9 @@ def _entry_text(entry: Any) -> str:
     return "crosswalk " + ", ".join(parts) + f" (v{entry.version})"
 
 
-def _crosswalk_note(config: Any, question: str, waves: tuple[int, int], kind: str, variables: tuple[str, ...] = ()) -> str | None:
+def _crosswalk_note(
+    config: Any, question: str, waves: tuple[int, int], kind: str, variables: tuple[str, ...] = ()
+) -> str | None:
     """The crosswalk entry (as text) that explains a ``kind`` of change of ``question`` between two waves."""
     for entry in config.crosswalk:
         if entry.question != question or not set(entry.waves) & set(waves):
@@ -546,12 +579,29 @@ def _norm(text: str | None) -> str:
     return " ".join((text or "").lower().split())
 
 
-def _record(question: str, change: str, detail: str, a: int, b: int, var_a: str | None, var_b: str | None,
-            explained_by: str | None = None, gates: bool | None = None, suggestion: str | None = None) -> dict[str, Any]:
+def _record(
+    question: str,
+    change: str,
+    detail: str,
+    a: int,
+    b: int,
+    var_a: str | None,
+    var_b: str | None,
+    explained_by: str | None = None,
+    gates: bool | None = None,
+    suggestion: str | None = None,
+) -> dict[str, Any]:
     return {
-        "question": question, "change": change, "detail": detail, "explained_by": explained_by,
+        "question": question,
+        "change": change,
+        "detail": detail,
+        "explained_by": explained_by,
         "gates": (explained_by is None) if gates is None else gates,
-        "wave_a": a, "wave_b": b, "variable_a": var_a, "variable_b": var_b, "suggestion": suggestion,
+        "wave_a": a,
+        "wave_b": b,
+        "variable_a": var_a,
+        "variable_b": var_b,
+        "suggestion": suggestion,
     }
 
 
@@ -559,19 +609,33 @@ def _fmt_labels(labels: dict[str, str], codes: list[str]) -> str:
     return ", ".join(f"{c} {labels[c]!r}" for c in codes)
 
 
-def _compare_question(config: Any, question: str, a: int, b: int, var_a: str, old: Variable, var_b: str, new: Variable) -> list[dict[str, Any]]:
+def _compare_question(
+    config: Any, question: str, a: int, b: int, var_a: str, old: Variable, var_b: str, new: Variable
+) -> list[dict[str, Any]]:
     """Every difference of one question between wave ``a`` and wave ``b``."""
     out = []
     rec = lambda change, detail, note=None, gates=None: out.append(  # noqa: E731
-        _record(question, change, detail, a, b, var_a, var_b, note, gates))
+        _record(question, change, detail, a, b, var_a, var_b, note, gates)
+    )
     if var_a != var_b:
-        rec("renamed", f"variable {var_a} in wave {a} is {var_b} in wave {b}",
-            _crosswalk_note(config, question, (a, b), "renamed", (var_a, var_b)))
+        rec(
+            "renamed",
+            f"variable {var_a} in wave {a} is {var_b} in wave {b}",
+            _crosswalk_note(config, question, (a, b), "renamed", (var_a, var_b)),
+        )
     recodes = {w: _recode_for(config, question, w) for w in (a, b)}
     if recodes[a] != recodes[b]:
-        shown = "; ".join(f"wave {w}: " + ", ".join(f"{code_text(k)}→{code_text(v)}" for k, v in r.items())
-                          for w, r in recodes.items() if r)
-        rec("recoded", f"codes recoded to the study's coding ({shown})", _crosswalk_note(config, question, (a, b), "recoded"), False)
+        shown = "; ".join(
+            f"wave {w}: " + ", ".join(f"{code_text(k)}→{code_text(v)}" for k, v in r.items())
+            for w, r in recodes.items()
+            if r
+        )
+        rec(
+            "recoded",
+            f"codes recoded to the study's coding ({shown})",
+            _crosswalk_note(config, question, (a, b), "recoded"),
+            False,
+        )
     if old.type != new.type:
         rec("type changed", f"{old.type} in wave {a}, {new.type} in wave {b}")
     reworded = _crosswalk_note(config, question, (a, b), "reworded")
@@ -585,11 +649,18 @@ def _compare_question(config: Any, question: str, a: int, b: int, var_a: str, ol
         rec("code added", f"{_fmt_labels(new.value_labels, added)} new in wave {b}")
     for code in old.value_labels:
         if code in new.value_labels and _norm(old.value_labels[code]) != _norm(new.value_labels[code]):
-            rec("value label changed", f"code {code}: {old.value_labels[code]!r} in wave {a}, {new.value_labels[code]!r} in wave {b}", reworded)
+            rec(
+                "value label changed",
+                f"code {code}: {old.value_labels[code]!r} in wave {a}, {new.value_labels[code]!r} in wave {b}",
+                reworded,
+            )
     old_missing = sorted(s.describe() for s in old.missing)
     new_missing = sorted(s.describe() for s in new.missing)
     if old_missing != new_missing:
-        rec("missing codes changed", f"{', '.join(old_missing) or 'none'} in wave {a}, {', '.join(new_missing) or 'none'} in wave {b}")
+        rec(
+            "missing codes changed",
+            f"{', '.join(old_missing) or 'none'} in wave {a}, {', '.join(new_missing) or 'none'} in wave {b}",
+        )
     return out
 
 
@@ -600,7 +671,9 @@ def diff_waves(con: duckdb.DuckDBPyConnection, config: Any, a: int, b: int) -> l
     without a crosswalk explanation) and what ``explained_by`` it."""
     for wave in (a, b):
         if not con.execute("SELECT 1 FROM waves WHERE wave = ?", [wave]).fetchall():
-            raise InputMissingError(f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first")
+            raise InputMissingError(
+                f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first"
+            )
     old_view, new_view = _question_view(con, config, a), _question_view(con, config, b)
     records: list[dict[str, Any]] = []
     dropped = [q for q in old_view if q not in new_view]
@@ -611,20 +684,48 @@ def diff_waves(con: duckdb.DuckDBPyConnection, config: Any, a: int, b: int) -> l
             records.extend(_compare_question(config, question, a, b, var_a, old, var_b, new))
     for question in dropped:
         var_a, old = old_view[question]
-        twin = next((q for q in added if _norm(new_view[q][1].label) == _norm(old.label) and old.label
-                     and new_view[q][1].type == old.type), None)
+        twin = next(
+            (
+                q
+                for q in added
+                if _norm(new_view[q][1].label) == _norm(old.label) and old.label and new_view[q][1].type == old.type
+            ),
+            None,
+        )
         if twin is not None:
             added.remove(twin)
             suggestion = f'[[crosswalk]]\nquestion = "{question}"\nvariable = "{new_view[twin][0]}"\nwaves = [{b}]'
-            records.append(_record(question, "renamed",
-                                   f"{var_a} (wave {a}) looks renamed to {new_view[twin][0]} (wave {b}): same label {old.label!r}",
-                                   a, b, var_a, new_view[twin][0], suggestion=suggestion))
+            records.append(
+                _record(
+                    question,
+                    "renamed",
+                    f"{var_a} (wave {a}) looks renamed to {new_view[twin][0]} (wave {b}): same label {old.label!r}",
+                    a,
+                    b,
+                    var_a,
+                    new_view[twin][0],
+                    suggestion=suggestion,
+                )
+            )
             continue
-        records.append(_record(question, "dropped", f"{var_a} ({old.label or 'no label'}) is not in wave {b}", a, b, var_a, None))
+        records.append(
+            _record(question, "dropped", f"{var_a} ({old.label or 'no label'}) is not in wave {b}", a, b, var_a, None)
+        )
     for question in added:
         var_b, new = new_view[question]
         # A new question changes no existing one: listed, never gating.
-        records.append(_record(question, "added", f"{var_b} ({new.label or 'no label'}) is new in wave {b}", a, b, None, var_b, gates=False))
+        records.append(
+            _record(
+                question,
+                "added",
+                f"{var_b} ({new.label or 'no label'}) is new in wave {b}",
+                a,
+                b,
+                None,
+                var_b,
+                gates=False,
+            )
+        )
     order = {q: i for i, q in enumerate([*old_view, *(q for q in new_view if q not in old_view)])}
     records.sort(key=lambda r: (order.get(r["question"], len(order)), DRIFT_KINDS.index(r["change"])))
     return records
@@ -675,15 +776,23 @@ def review_waves(config: Any, waves: list[int] | None = None) -> list[dict[str, 
     from .store import transaction, write_store
 
     results = []
-    with write_store(config.root, timeout=config.pipeline.lock_timeout, purpose="wavetool codebook review") as con, transaction(con):
+    with (
+        write_store(config.root, timeout=config.pipeline.lock_timeout, purpose="wavetool codebook review") as con,
+        transaction(con),
+    ):
         stored = [r[0] for r in con.execute("SELECT wave FROM waves ORDER BY wave").fetchall()]
         for wave in waves or stored:
             if wave not in stored:
-                raise InputMissingError(f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first")
+                raise InputMissingError(
+                    f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first"
+                )
         for wave in stored:
             names = [r[0] for r in con.execute("SELECT name FROM variables WHERE wave = ?", [wave]).fetchall()]
             for name, question in question_map(config, wave, names).items():
-                con.execute("UPDATE variables SET question = ? WHERE wave = ? AND name = ? AND question <> ?", [question, wave, name, question])
+                con.execute(
+                    "UPDATE variables SET question = ? WHERE wave = ? AND name = ? AND question <> ?",
+                    [question, wave, name, question],
+                )
         for wave in stored:
             manual = first_row(con, "SELECT reviewed_at FROM waves WHERE wave = ?", [wave])[0]
             status, records = _verdict(con, config, wave)
@@ -691,8 +800,14 @@ def review_waves(config: Any, waves: list[int] | None = None) -> list[dict[str, 
                 status = "approved"
             _store_verdict(con, wave, status, records)
             if not waves or wave in waves:
-                results.append({"wave": wave, "review_status": status, "approved_by_hand": manual is not None,
-                                "drift": [r for r in records if r["gates"]]})
+                results.append(
+                    {
+                        "wave": wave,
+                        "review_status": status,
+                        "approved_by_hand": manual is not None,
+                        "drift": [r for r in records if r["gates"]],
+                    }
+                )
     return results
 
 
@@ -702,19 +817,33 @@ def approve_wave(config: Any, wave: int) -> dict[str, Any]:
 
     from .store import transaction, write_store
 
-    with write_store(config.root, timeout=config.pipeline.lock_timeout, purpose=f"wavetool codebook approve --wave {wave}") as con:
+    with write_store(
+        config.root, timeout=config.pipeline.lock_timeout, purpose=f"wavetool codebook approve --wave {wave}"
+    ) as con:
         row = first_row(con, "SELECT review_status, drift FROM waves WHERE wave = ?", [wave])
         if row is None:
-            raise InputMissingError(f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first")
+            raise InputMissingError(
+                f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first"
+            )
         if row[0] == "approved":  # nothing to accept; a hand approval would also freeze the verdict
             reviewed = first_row(con, "SELECT reviewed_at FROM waves WHERE wave = ?", [wave])[0]
-            return {"wave": wave, "previous_status": "approved", "review_status": "approved",
-                    "reviewed_at": reviewed.isoformat() if reviewed else None, "accepted": None}
+            return {
+                "wave": wave,
+                "previous_status": "approved",
+                "review_status": "approved",
+                "reviewed_at": reviewed.isoformat() if reviewed else None,
+                "accepted": None,
+            }
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         with transaction(con):
             con.execute("UPDATE waves SET review_status = 'approved', reviewed_at = ? WHERE wave = ?", [now, wave])
-    return {"wave": wave, "previous_status": row[0], "review_status": "approved", "reviewed_at": now.isoformat(),
-            "accepted": drift_summary(row[1]) if row[0] == "unreviewed" else None}
+    return {
+        "wave": wave,
+        "previous_status": row[0],
+        "review_status": "approved",
+        "reviewed_at": now.isoformat(),
+        "accepted": drift_summary(row[1]) if row[0] == "unreviewed" else None,
+    }
 
 
 def codebook_diff(config: Any, a: int, b: int) -> list[dict[str, Any]]:
@@ -728,7 +857,9 @@ def codebook_diff(config: Any, a: int, b: int) -> list[dict[str, Any]]:
 # --- texts in English and French ------------------------------------------------------------------
 
 
-def translated(config: Any, language: str, key: str, source_text: str | None, source_language: str = CORE_LANGUAGE) -> str | None:
+def translated(
+    config: Any, language: str, key: str, source_text: str | None, source_language: str = CORE_LANGUAGE
+) -> str | None:
     """The text of a question or value label in ``language``: the source text when it is already in that
     language, else the config's ``[translations.<language>]`` entry for ``key`` ("Q1", "Q1.1" for code 1,
     "quebec:C1" and "quebec:C1.1" for a subscriber's custom question), else None."""
@@ -760,13 +891,25 @@ def translation_gaps(config: Any) -> list[dict[str, Any]]:
             for sub in config.subscribers:
                 for cq in custom_questions(con, wave, sub):
                     custom[(sub, cq.question)] = (cq.variable, cq.language)
-    items = [("core", key_kind, key, text, CORE_LANGUAGE) for q, var in core.items() for key_kind, key, text in _text_items(q, var)]
+    items = [
+        ("core", key_kind, key, text, CORE_LANGUAGE)
+        for q, var in core.items()
+        for key_kind, key, text in _text_items(q, var)
+    ]
     for (sub, question), (var, language) in custom.items():
         items += [(sub, kind, key, text, language) for kind, key, text in _text_items(f"{sub}:{question}", var)]
     gaps = []
     for owner, kind, key, text, source_language in items:
         for language in LANGUAGES:
             if translated(config, language, key, text, source_language) is None:
-                gaps.append({"owner": owner, "kind": kind, "key": key, "language": language,
-                             "source_language": source_language, "source_text": text})
+                gaps.append(
+                    {
+                        "owner": owner,
+                        "kind": kind,
+                        "key": key,
+                        "language": language,
+                        "source_language": source_language,
+                        "source_text": text,
+                    }
+                )
     return gaps

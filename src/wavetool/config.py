@@ -17,7 +17,9 @@ from .errors import ConfigError
 
 CONFIG_NAME = "wavetool.toml"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 LANGUAGES = ("en", "fr")
 
 
@@ -222,9 +224,7 @@ class _Section:
     def check_keys(self, allowed: set[str]) -> None:
         unknown = sorted(set(self.data) - allowed)
         if unknown:
-            raise self.error(
-                unknown[0], "unknown key", hint=f"allowed keys here: {', '.join(sorted(allowed))}"
-            )
+            raise self.error(unknown[0], "unknown key", hint=f"allowed keys here: {', '.join(sorted(allowed))}")
 
     def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
         if name not in self.data:
@@ -252,7 +252,14 @@ class _Section:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a table"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
@@ -278,8 +285,20 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
     """Validate an already-parsed TOML document into a :class:`StudyConfig`."""
     top = _Section(path, "", data)
     top.check_keys(
-        {"study", "columns", "waves", "jurisdictions", "subscribers", "crosswalk", "translations",
-         "tables", "weighting", "report", "delivery", "pipeline"}
+        {
+            "study",
+            "columns",
+            "waves",
+            "jurisdictions",
+            "subscribers",
+            "crosswalk",
+            "translations",
+            "tables",
+            "weighting",
+            "report",
+            "delivery",
+            "pipeline",
+        }
     )
     study = top.section("study")
     study.check_keys({"name", "name_fr"})
@@ -333,7 +352,9 @@ def _date(sec: _Section, name: str) -> dt.date | None:
 def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
     waves: dict[int, Wave] = {}
     for sec in _items(top, "waves", path):
-        sec.check_keys({"number", "label", "label_fr", "fieldwork_start", "fieldwork_end", "inbox", "codebook", "columns"})
+        sec.check_keys(
+            {"number", "label", "label_fr", "fieldwork_start", "fieldwork_end", "inbox", "codebook", "columns"}
+        )
         number = sec.get("number", int, required=True)
         if not 1 <= number <= 4:
             raise sec.error("number", f"{number} is not a wave number 1-4")
@@ -372,13 +393,25 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
     subscribers: dict[str, Subscriber] = {}
     for sec in _items(top, "subscribers", path):
         sec.check_keys(
-            {"id", "name", "name_fr", "jurisdictions", "language", "contacts", "cc", "bcc", "reply_to",
-             "custom_prefix", "custom"}
+            {
+                "id",
+                "name",
+                "name_fr",
+                "jurisdictions",
+                "language",
+                "contacts",
+                "cc",
+                "bcc",
+                "reply_to",
+                "custom_prefix",
+                "custom",
+            }
         )
         sub_id = sec.get("id", str, required=True)
         if not SLUG_RE.match(sub_id):
             raise sec.error(
-                "id", f"{sub_id!r} is not a safe id",
+                "id",
+                f"{sub_id!r} is not a safe id",
                 hint="use lowercase letters, digits and hyphens only (it becomes a file name)",
             )
         if sub_id in subscribers:
@@ -388,8 +421,11 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
             raise sec.error("jurisdictions", "must list at least one jurisdiction code")
         for code in codes:
             if jurisdictions and code not in jurisdictions:
-                raise sec.error("jurisdictions", f"unknown jurisdiction code {code!r}",
-                                hint=f"known codes: {', '.join(jurisdictions)}")
+                raise sec.error(
+                    "jurisdictions",
+                    f"unknown jurisdiction code {code!r}",
+                    hint=f"known codes: {', '.join(jurisdictions)}",
+                )
         language = sec.get("language", str, default="en")
         if language not in LANGUAGES:
             raise sec.error("language", f"{language!r} is not one of en, fr")
@@ -398,7 +434,11 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
             addresses[key] = sec.strings(key, required=key == "contacts")
             for address in addresses[key]:
                 if not EMAIL_RE.match(address):
-                    raise sec.error(key, f"{address!r} is not a valid e-mail address", hint="use full addresses like analyst@example.org")
+                    raise sec.error(
+                        key,
+                        f"{address!r} is not a valid e-mail address",
+                        hint="use full addresses like analyst@example.org",
+                    )
         reply_to = sec.get("reply_to", str)
         if reply_to and not EMAIL_RE.match(reply_to):
             raise sec.error("reply_to", f"{reply_to!r} is not a valid e-mail address")
@@ -406,8 +446,13 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
         for i, item in enumerate(sec.data.get("custom", [])):
             c = _Section(path, f"{sec.path}.custom[{i}]", item)
             c.check_keys({"wave", "file", "codebook"})
-            custom.append(CustomFile(wave=c.get("wave", int, required=True), file=c.get("file", str, required=True),
-                                     codebook=c.get("codebook", str)))
+            custom.append(
+                CustomFile(
+                    wave=c.get("wave", int, required=True),
+                    file=c.get("file", str, required=True),
+                    codebook=c.get("codebook", str),
+                )
+            )
         name = sec.get("name", str, required=True)
         subscribers[sub_id] = Subscriber(
             id=sub_id,
@@ -504,7 +549,9 @@ def _parse_weighting(sec: _Section) -> WeightingConfig:
             raise margins_sec.error(variable, f"shares sum to {sum(shares.values()):.6f}, not 1")
         margins[variable] = shares
     trim = sec.get("trim", list)
-    if trim is not None and (len(trim) != 2 or not all(isinstance(t, (int, float)) for t in trim) or not 0 < trim[0] < trim[1]):
+    if trim is not None and (
+        len(trim) != 2 or not all(isinstance(t, (int, float)) for t in trim) or not 0 < trim[0] < trim[1]
+    ):
         raise sec.error("trim", "must be [low, high] with 0 < low < high, e.g. [0.2, 5.0]")
     return WeightingConfig(
         margins=margins,
@@ -519,8 +566,11 @@ def _parse_report(sec: _Section) -> ReportConfig:
     jobs = sec.get("jobs", int)
     if jobs is not None and jobs < 1:
         raise sec.error("jobs", "must be at least 1")
-    return ReportConfig(output_dir=sec.get("output_dir", str, default="reports"), jobs=jobs,
-                        timeout=sec.get("timeout", float, default=300.0))
+    return ReportConfig(
+        output_dir=sec.get("output_dir", str, default="reports"),
+        jobs=jobs,
+        timeout=sec.get("timeout", float, default=300.0),
+    )
 
 
 def _parse_delivery(sec: _Section) -> DeliveryConfig:
@@ -544,7 +594,9 @@ def _parse_delivery(sec: _Section) -> DeliveryConfig:
             timeout=s.get("timeout", float, default=30.0),
         )
     if transport == "smtp" and smtp is None:
-        raise sec.error("smtp", "is required when transport = \"smtp\"", hint="add a [delivery.smtp] table with host and port")
+        raise sec.error(
+            "smtp", 'is required when transport = "smtp"', hint="add a [delivery.smtp] table with host and port"
+        )
     reply_to = sec.get("reply_to", str)
     if reply_to and not EMAIL_RE.match(reply_to):
         raise sec.error("reply_to", f"{reply_to!r} is not a valid e-mail address")

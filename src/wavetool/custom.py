@@ -90,7 +90,9 @@ def _companion(path: Path) -> Path | None:
 # --- preparing a file (no database needed) --------------------------------------------------------
 
 
-def _prepare(config: StudyConfig, subscriber_id: str, wave: int, file: Path, codebook: Path | None, encoding: str | None) -> _Prepared:
+def _prepare(
+    config: StudyConfig, subscriber_id: str, wave: int, file: Path, codebook: Path | None, encoding: str | None
+) -> _Prepared:
     subscriber = config.subscriber(subscriber_id)
     config.wave(wave)
     file = Path(file)
@@ -125,21 +127,29 @@ def _prepare(config: StudyConfig, subscriber_id: str, wave: int, file: Path, cod
     if codebook is not None:
         digest.update(file_sha256(Path(codebook)).encode())
     digest.update(f"|{encoding or ''}".encode())
-    return _Prepared(subscriber, wave, decoded, Path(codebook) if codebook else None, id_column, questions, digest.hexdigest())
+    return _Prepared(
+        subscriber, wave, decoded, Path(codebook) if codebook else None, id_column, questions, digest.hexdigest()
+    )
 
 
 def _check_ids(decoded: DecodedFile, id_column: str) -> None:
     """Blank or duplicate respondent ids: DataError naming the first rows."""
     con = duckdb.connect()
     try:
-        con.register("incoming", decoded.table.select([id_column]).append_column(
-            "__row", pa.array(range(1, decoded.table.num_rows + 1), pa.int64())))
+        con.register(
+            "incoming",
+            decoded.table.select([id_column]).append_column(
+                "__row", pa.array(range(1, decoded.table.num_rows + 1), pa.int64())
+            ),
+        )
         text = id_text_expr(quote(id_column), decoded.codebook.variables.get(id_column))
         blank = con.execute(f"SELECT __row FROM incoming WHERE {text} IS NULL OR {text} = '' ORDER BY __row").fetchall()
         if blank:
             rows = [r[0] for r in blank]
-            raise DataError(f"{decoded.path}: column {id_column}: empty respondent id at row{'s' if len(rows) > 1 else ''} {_listed(rows, len(rows))}",
-                            hint="every row of a custom-question file needs the respondent's id")
+            raise DataError(
+                f"{decoded.path}: column {id_column}: empty respondent id at row{'s' if len(rows) > 1 else ''} {_listed(rows, len(rows))}",
+                hint="every row of a custom-question file needs the respondent's id",
+            )
         dups = con.execute(
             f"SELECT {text}, list(__row ORDER BY __row) FROM incoming GROUP BY 1 HAVING count(*) > 1 ORDER BY min(__row)"
         ).fetchall()
@@ -171,7 +181,7 @@ def _check_collisions(con: duckdb.DuckDBPyConnection, p: _Prepared) -> None:
     taken = {q for r in rows for q in (r[0], r[1]) if q in p.questions}
     first = next(q for q in p.questions if q in taken)
     name, question, owner, role = next(r for r in rows if first in (r[0], r[1]))
-    what = (f"the {role} column" if role else f"{owner}'s column" if owner else "the core question")
+    what = f"the {role} column" if role else f"{owner}'s column" if owner else "the core question"
     raise DataError(
         f"{p.decoded.path}: column {first} collides with {what} {name} of wave {p.wave}"
         f" ({len(taken)} colliding column{'s' if len(taken) > 1 else ''}: {_listed(sorted(taken), len(taken))})",
@@ -249,15 +259,23 @@ def _drop_merge(con: duckdb.DuckDBPyConnection, subscriber_id: str, wave: int) -
         con.execute(f"DELETE FROM {table} WHERE subscriber = ? AND wave = ?", [subscriber_id, wave])
 
 
-def _write(con: duckdb.DuckDBPyConnection, config: StudyConfig, p: _Prepared, replace: bool, from_config: bool = False) -> MergeResult:
+def _write(
+    con: duckdb.DuckDBPyConnection, config: StudyConfig, p: _Prepared, replace: bool, from_config: bool = False
+) -> MergeResult:
     """Validate a prepared file against the study and store it (inside the caller's transaction)."""
     sub, wave, decoded = p.subscriber.id, p.wave, p.decoded
     table = custom_table(sub, wave)
-    result = MergeResult(sub, wave, "merged", decoded.table.num_rows, list(p.questions), str(decoded.path), decoded.sha256, table)
+    result = MergeResult(
+        sub, wave, "merged", decoded.table.num_rows, list(p.questions), str(decoded.path), decoded.sha256, table
+    )
     if not _imported(con, wave):
-        raise InputMissingError(f"wave {wave} is not imported, so {decoded.path} cannot be merged",
-                                hint=f"run `wavetool import --wave {wave} FILE` first")
-    existing = first_row(con, "SELECT content_sha256, file_name FROM custom_merges WHERE subscriber = ? AND wave = ?", [sub, wave])
+        raise InputMissingError(
+            f"wave {wave} is not imported, so {decoded.path} cannot be merged",
+            hint=f"run `wavetool import --wave {wave} FILE` first",
+        )
+    existing = first_row(
+        con, "SELECT content_sha256, file_name FROM custom_merges WHERE subscriber = ? AND wave = ?", [sub, wave]
+    )
     if existing and existing[0] == p.content and (not replace or from_config):
         result.status = "unchanged"
         return result
@@ -281,23 +299,44 @@ def _write(con: duckdb.DuckDBPyConnection, config: StudyConfig, p: _Prepared, re
         con.unregister("incoming_custom")
     con.execute(
         "INSERT INTO custom_merges VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [sub, wave, table, decoded.path.name, str(decoded.path.resolve()), decoded.format, decoded.size, decoded.sha256,
-         p.content, str(p.codebook_path.resolve()) if p.codebook_path else None, decoded.table.num_rows,
-         p.subscriber.language, decoded.reader, dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)],
+        [
+            sub,
+            wave,
+            table,
+            decoded.path.name,
+            str(decoded.path.resolve()),
+            decoded.format,
+            decoded.size,
+            decoded.sha256,
+            p.content,
+            str(p.codebook_path.resolve()) if p.codebook_path else None,
+            decoded.table.num_rows,
+            p.subscriber.language,
+            decoded.reader,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+        ],
     )
     _save_custom_codebook(con, p)
     return result
 
 
 def merge_custom(
-    config: StudyConfig, subscriber_id: str, wave: int, file: Path, codebook: Path | None = None,
-    replace: bool = False, encoding: str | None = None,
+    config: StudyConfig,
+    subscriber_id: str,
+    wave: int,
+    file: Path,
+    codebook: Path | None = None,
+    replace: bool = False,
+    encoding: str | None = None,
 ) -> MergeResult:
     """Merge a subscriber's custom-question file (SPSS, or CSV + codebook) keyed by respondent id into
     ``wave``, all or nothing. Re-merging the same file is a no-op; ``replace`` swaps a different one."""
     prepared = _prepare(config, subscriber_id, wave, Path(file), Path(codebook) if codebook else None, encoding)
-    with write_store(config.root, timeout=config.pipeline.lock_timeout,
-                     purpose=f"wavetool custom merge --subscriber {subscriber_id} --wave {wave}") as con:
+    with write_store(
+        config.root,
+        timeout=config.pipeline.lock_timeout,
+        purpose=f"wavetool custom merge --subscriber {subscriber_id} --wave {wave}",
+    ) as con:
         with transaction(con):
             return _write(con, config, prepared, replace)
 
@@ -308,49 +347,88 @@ def merge_from_config(config: StudyConfig, wave: int | None = None) -> list[Merg
     same file is left alone ('unchanged')."""
     entries = [(sub, cf) for sub in config.subscribers.values() for cf in sub.custom if wave is None or cf.wave == wave]
     prepared = [
-        _prepare(config, sub.id, cf.wave, config.resolve(cf.file), config.resolve(cf.codebook) if cf.codebook else None, None)
+        _prepare(
+            config, sub.id, cf.wave, config.resolve(cf.file), config.resolve(cf.codebook) if cf.codebook else None, None
+        )
         for sub, cf in entries
     ]
     if not prepared:
         return []
-    with write_store(config.root, timeout=config.pipeline.lock_timeout,
-                     purpose=f"wavetool custom merge --from-config{f' --wave {wave}' if wave else ''}") as con:
+    with write_store(
+        config.root,
+        timeout=config.pipeline.lock_timeout,
+        purpose=f"wavetool custom merge --from-config{f' --wave {wave}' if wave else ''}",
+    ) as con:
         with transaction(con):
             return [_write(con, config, p, replace=True, from_config=True) for p in prepared]
 
 
-def remove_custom(config: StudyConfig, subscriber_id: str, wave: int, questions: list[str] | None = None) -> dict[str, Any]:
+def remove_custom(
+    config: StudyConfig, subscriber_id: str, wave: int, questions: list[str] | None = None
+) -> dict[str, Any]:
     """Remove a subscriber's merged custom questions of a wave (all, or the named ones)."""
     config.subscriber(subscriber_id)
-    with write_store(config.root, timeout=config.pipeline.lock_timeout,
-                     purpose=f"wavetool custom remove --subscriber {subscriber_id} --wave {wave}") as con:
-        merged = [r[0] for r in con.execute(
-            "SELECT name FROM custom_variables WHERE subscriber = ? AND wave = ? ORDER BY position", [subscriber_id, wave]).fetchall()]
+    with write_store(
+        config.root,
+        timeout=config.pipeline.lock_timeout,
+        purpose=f"wavetool custom remove --subscriber {subscriber_id} --wave {wave}",
+    ) as con:
+        merged = [
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM custom_variables WHERE subscriber = ? AND wave = ? ORDER BY position",
+                [subscriber_id, wave],
+            ).fetchall()
+        ]
         if not merged:
-            raise InputMissingError(f"{subscriber_id} has no custom questions merged for wave {wave}",
-                                    hint="see `wavetool custom list`")
+            raise InputMissingError(
+                f"{subscriber_id} has no custom questions merged for wave {wave}", hint="see `wavetool custom list`"
+            )
         chosen = list(questions or merged)
         unknown = [q for q in chosen if q not in merged]
         if unknown:
-            prefix = [q for q in unknown if first_row(con, "SELECT 1 FROM variables WHERE wave = ? AND name = ? AND owner = ?",
-                                                      [wave, q, subscriber_id])]
+            prefix = [
+                q
+                for q in unknown
+                if first_row(
+                    con, "SELECT 1 FROM variables WHERE wave = ? AND name = ? AND owner = ?", [wave, q, subscriber_id]
+                )
+            ]
             if prefix:
-                raise DataError(f"{prefix[0]} is a column of the main wave-{wave} file, not a merged custom question",
-                                hint="prefix columns go away only by re-importing the wave without them")
-            raise DataError(f"{subscriber_id} has no merged custom question {unknown[0]} in wave {wave} (it has {', '.join(merged)})",
-                            hint="see `wavetool custom list`")
+                raise DataError(
+                    f"{prefix[0]} is a column of the main wave-{wave} file, not a merged custom question",
+                    hint="prefix columns go away only by re-importing the wave without them",
+                )
+            raise DataError(
+                f"{subscriber_id} has no merged custom question {unknown[0]} in wave {wave} (it has {', '.join(merged)})",
+                hint="see `wavetool custom list`",
+            )
         with transaction(con):
             if set(chosen) == set(merged):
                 _drop_merge(con, subscriber_id, wave)
             else:
                 for q in chosen:
                     con.execute(f"ALTER TABLE {custom_table(subscriber_id, wave)} DROP COLUMN {quote(q)}")
-                    for table, column in (("custom_variables", "name"), ("custom_value_labels", "variable"),
-                                          ("custom_missing_values", "variable")):
-                        con.execute(f"DELETE FROM {table} WHERE subscriber = ? AND wave = ? AND {column} = ?", [subscriber_id, wave, q])
+                    for table, column in (
+                        ("custom_variables", "name"),
+                        ("custom_value_labels", "variable"),
+                        ("custom_missing_values", "variable"),
+                    ):
+                        con.execute(
+                            f"DELETE FROM {table} WHERE subscriber = ? AND wave = ? AND {column} = ?",
+                            [subscriber_id, wave, q],
+                        )
                 # The stored questions are no longer the file's: re-merging it must not be a no-op.
-                con.execute("UPDATE custom_merges SET content_sha256 = '' WHERE subscriber = ? AND wave = ?", [subscriber_id, wave])
-    return {"subscriber": subscriber_id, "wave": wave, "removed": chosen, "kept": [q for q in merged if q not in chosen]}
+                con.execute(
+                    "UPDATE custom_merges SET content_sha256 = '' WHERE subscriber = ? AND wave = ?",
+                    [subscriber_id, wave],
+                )
+    return {
+        "subscriber": subscriber_id,
+        "wave": wave,
+        "removed": chosen,
+        "kept": [q for q in merged if q not in chosen],
+    }
 
 
 # --- reading custom questions ---------------------------------------------------------------------
@@ -364,18 +442,21 @@ def _merged_codebook(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: s
     key = [subscriber_id, wave]
     labels: dict[str, dict[str, str]] = {}
     for variable, code, label in con.execute(
-        "SELECT variable, code, label FROM custom_value_labels WHERE subscriber = ? AND wave = ? ORDER BY variable, code_num NULLS LAST, code", key
+        "SELECT variable, code, label FROM custom_value_labels WHERE subscriber = ? AND wave = ? ORDER BY variable, code_num NULLS LAST, code",
+        key,
     ).fetchall():
         labels.setdefault(variable, {})[code] = label
     missing: dict[str, list[MissingSpec]] = {}
     for variable, kind, code, low, high in con.execute(
-        "SELECT variable, kind, code, low, high FROM custom_missing_values WHERE subscriber = ? AND wave = ? ORDER BY variable, low, code", key
+        "SELECT variable, kind, code, low, high FROM custom_missing_values WHERE subscriber = ? AND wave = ? ORDER BY variable, low, code",
+        key,
     ).fetchall():
         missing.setdefault(variable, []).append(MissingSpec(kind, code, low, high))
     variables = {
         name: Variable(name, label, vtype, measure, fmt, width, labels.get(name, {}), tuple(missing.get(name, ())))
         for name, label, vtype, measure, fmt, width in con.execute(
-            "SELECT name, label, type, measure, format, width FROM custom_variables WHERE subscriber = ? AND wave = ? ORDER BY position", key
+            "SELECT name, label, type, measure, format, width FROM custom_variables WHERE subscriber = ? AND wave = ? ORDER BY position",
+            key,
         ).fetchall()
     }
     language = first_row(con, "SELECT language FROM custom_merges WHERE subscriber = ? AND wave = ?", key)
@@ -386,14 +467,25 @@ def custom_questions(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: s
     """A subscriber's custom questions in ``wave``: prefix columns of the main file (in file order),
     then the questions merged from its custom file."""
     result = []
-    prefix = con.execute("SELECT name, question FROM variables WHERE wave = ? AND owner = ? ORDER BY position",
-                         [wave, subscriber_id]).fetchall()
+    prefix = con.execute(
+        "SELECT name, question FROM variables WHERE wave = ? AND owner = ? ORDER BY position", [wave, subscriber_id]
+    ).fetchall()
     if prefix:
         book = load_codebook(con, wave)
         for name, question in prefix:
             var = book.variables[name]
-            result.append(CustomQuestion(subscriber_id, wave, question, Variable(
-                question, var.label, var.type, var.measure, var.format, var.width, var.value_labels, var.missing), CORE_LANGUAGE, "prefix"))
+            result.append(
+                CustomQuestion(
+                    subscriber_id,
+                    wave,
+                    question,
+                    Variable(
+                        question, var.label, var.type, var.measure, var.format, var.width, var.value_labels, var.missing
+                    ),
+                    CORE_LANGUAGE,
+                    "prefix",
+                )
+            )
     if _has_custom_tables(con):
         merged, language = _merged_codebook(con, wave, subscriber_id)
         for name, var in merged.variables.items():
@@ -414,21 +506,28 @@ def custom_select(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int
     names = [q.question for q in questions]
     clash = next((n for n in names if names.count(n) > 1 or n in ("_id", "_jurisdiction", "_weight")), None)
     if clash:
-        raise DataError(f"wave {wave}: {subscriber_id}'s custom question {clash} is both a main-file column and a merged question",
-                        hint=f"rename one, or `wavetool custom remove --subscriber {subscriber_id} --wave {wave} {clash}`")
+        raise DataError(
+            f"wave {wave}: {subscriber_id}'s custom question {clash} is both a main-file column and a merged question",
+            hint=f"rename one, or `wavetool custom remove --subscriber {subscriber_id} --wave {wave} {clash}`",
+        )
     columns = ["w._id", "w._jurisdiction", "w._weight"]
     merged_table = None
     for q in questions:
         if q.source == "prefix":
-            variable = first_row(con, "SELECT name FROM variables WHERE wave = ? AND owner = ? AND question = ?",
-                                 [wave, subscriber_id, q.question])[0]
+            variable = first_row(
+                con,
+                "SELECT name FROM variables WHERE wave = ? AND owner = ? AND question = ?",
+                [wave, subscriber_id, q.question],
+            )[0]
             columns.append(f"w.{quote(variable)} AS {quote(q.question)}")
         else:
             merged_table = custom_table(subscriber_id, wave)
             columns.append(f"c.{quote(q.question)} AS {quote(q.question)}")
     join = f" LEFT JOIN {merged_table} AS c ON c._id = w._id" if merged_table else ""
-    return (f"SELECT {', '.join(columns)} FROM {wave_table(wave)} AS w{join}"
-            f" WHERE list_contains({_jurisdiction_list(subscriber.jurisdictions)}, w._jurisdiction)")
+    return (
+        f"SELECT {', '.join(columns)} FROM {wave_table(wave)} AS w{join}"
+        f" WHERE list_contains({_jurisdiction_list(subscriber.jurisdictions)}, w._jurisdiction)"
+    )
 
 
 def missing_sql(column: str, var: Variable) -> str:
@@ -459,8 +558,12 @@ def list_custom(config: StudyConfig, wave: int | None = None, subscriber: str | 
                 continue
             files = {}
             if has_tables:
-                files = {r[0]: r[1:] for r in con.execute(
-                    "SELECT subscriber, file_name, sha256, rows FROM custom_merges WHERE wave = ?", [w]).fetchall()}
+                files = {
+                    r[0]: r[1:]
+                    for r in con.execute(
+                        "SELECT subscriber, file_name, sha256, rows FROM custom_merges WHERE wave = ?", [w]
+                    ).fetchall()
+                }
             for sub in subscribers:
                 questions = custom_questions(con, w, sub.id)
                 if not questions:
@@ -470,21 +573,46 @@ def list_custom(config: StudyConfig, wave: int | None = None, subscriber: str | 
                     for q in questions
                 ]
                 totals = first_row(con, f"SELECT {', '.join(counts)} FROM ({custom_select(con, config, w, sub.id)})")
-                main_file = ", ".join(r[0] for r in con.execute(
-                    "SELECT file_name FROM wave_files WHERE wave = ? ORDER BY position", [w]).fetchall())
+                main_file = ", ".join(
+                    r[0]
+                    for r in con.execute(
+                        "SELECT file_name FROM wave_files WHERE wave = ? ORDER BY position", [w]
+                    ).fetchall()
+                )
                 for q, answered in zip(questions, totals[1:], strict=True):
-                    file_name, sha, file_rows = files.get(sub.id, (None, None, None)) if q.source == "file" else (main_file, None, None)
-                    rows.append({
-                        "subscriber": sub.id, "wave": w, "question": q.question, "text": q.variable.label,
-                        "language": q.language, "source": q.source, "type": q.variable.type,
-                        "value_labels": len(q.variable.value_labels),
-                        "missing": [s.describe() for s in q.variable.missing],
-                        "eligible": totals[0], "answered": answered, "rows": file_rows, "file": file_name, "sha256": sha,
-                    })
+                    file_name, sha, file_rows = (
+                        files.get(sub.id, (None, None, None)) if q.source == "file" else (main_file, None, None)
+                    )
+                    rows.append(
+                        {
+                            "subscriber": sub.id,
+                            "wave": w,
+                            "question": q.question,
+                            "text": q.variable.label,
+                            "language": q.language,
+                            "source": q.source,
+                            "type": q.variable.type,
+                            "value_labels": len(q.variable.value_labels),
+                            "missing": [s.describe() for s in q.variable.missing],
+                            "eligible": totals[0],
+                            "answered": answered,
+                            "rows": file_rows,
+                            "file": file_name,
+                            "sha256": sha,
+                        }
+                    )
     return rows
 
 
 __all__ = [
-    "CustomQuestion", "MergeResult", "custom_questions", "custom_select", "custom_table", "list_custom", "merge_custom",
-    "merge_from_config", "missing_sql", "remove_custom",
+    "CustomQuestion",
+    "MergeResult",
+    "custom_questions",
+    "custom_select",
+    "custom_table",
+    "list_custom",
+    "merge_custom",
+    "merge_from_config",
+    "missing_sql",
+    "remove_custom",
 ]

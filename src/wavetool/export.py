@@ -44,8 +44,10 @@ def format_for(output: Path, fmt: str | None) -> str:
     """The export format: ``fmt`` if given, else the output file's suffix."""
     chosen = (fmt or Path(output).suffix.lstrip(".")).lower()
     if chosen not in FORMATS:
-        raise DataError(f"{output}: unknown export format {chosen or '(none)'!r}",
-                        hint=f"pass --format {'|'.join(FORMATS)} (or name the output .parquet, .csv or .sav)")
+        raise DataError(
+            f"{output}: unknown export format {chosen or '(none)'!r}",
+            hint=f"pass --format {'|'.join(FORMATS)} (or name the output .parquet, .csv or .sav)",
+        )
     return chosen
 
 
@@ -72,8 +74,16 @@ def _merge_variables(versions: list[Variable]) -> Variable:
         missing.update({spec.describe(): spec for spec in var.missing})
     types = {v.type for v in versions}
     vtype = latest.type if len(types) == 1 else "string"
-    return Variable(latest.name, latest.label, vtype, latest.measure, latest.format if len(types) == 1 else None,
-                    latest.width, dict(sorted(labels.items(), key=lambda kv: _code_key(kv[0]))), tuple(missing.values()))
+    return Variable(
+        latest.name,
+        latest.label,
+        vtype,
+        latest.measure,
+        latest.format if len(types) == 1 else None,
+        latest.width,
+        dict(sorted(labels.items(), key=lambda kv: _code_key(kv[0]))),
+        tuple(missing.values()),
+    )
 
 
 def _code_key(code: str) -> tuple[int, float, str]:
@@ -89,7 +99,9 @@ def _plan(
     """The stacking SQL, the codebook of every exported column (in column order), the custom questions."""
     roles = config.columns
     per_wave = {w: harmonised_codebook(con, config, w) for w in waves}
-    customs: dict[int, list[CustomQuestion]] = {w: custom_questions(con, w, subscriber) for w in waves} if subscriber else {}
+    customs: dict[int, list[CustomQuestion]] = (
+        {w: custom_questions(con, w, subscriber) for w in waves} if subscriber else {}
+    )
     books = {w: load_codebook(con, w) for w in waves}
     role_vars = {}
     for role, name in (("id", roles.id), ("jurisdiction", roles.jurisdiction), ("weight", roles.weight)):
@@ -99,23 +111,42 @@ def _plan(
             if stored:
                 versions.append(books[w].variables[stored[0][0]])
         merged = _merge_variables(versions) if versions else Variable(name)
-        role_vars[name] = Variable(name, merged.label, merged.type, merged.measure, merged.format, merged.width,
-                                   merged.value_labels, merged.missing)
-    questions = {q: _merge_variables([per_wave[w][q] for w in waves if q in per_wave[w]])
-                 for q in _merge_order([list(per_wave[w]) for w in waves])}
+        role_vars[name] = Variable(
+            name,
+            merged.label,
+            merged.type,
+            merged.measure,
+            merged.format,
+            merged.width,
+            merged.value_labels,
+            merged.missing,
+        )
+    questions = {
+        q: _merge_variables([per_wave[w][q] for w in waves if q in per_wave[w]])
+        for q in _merge_order([list(per_wave[w]) for w in waves])
+    }
     custom_vars = {}
     if subscriber:
         for q in _merge_order([[c.question for c in customs[w]] for w in waves]):
             custom_vars[q] = _merge_variables([c.variable for w in waves for c in customs[w] if c.question == q])
-    wave_var = Variable(WAVE_COLUMN, "Wave", "numeric", "ordinal", "F2.0", 2,
-                        {str(n): config.waves[n].label for n in waves if n in config.waves})
+    wave_var = Variable(
+        WAVE_COLUMN,
+        "Wave",
+        "numeric",
+        "ordinal",
+        "F2.0",
+        2,
+        {str(n): config.waves[n].label for n in waves if n in config.waves},
+    )
     columns: dict[str, Variable] = {WAVE_COLUMN: wave_var, **role_vars}
     extra: dict[str, Variable] = {}
     for name in [*questions, *extra, *custom_vars]:
         if name in columns:
-            raise DataError(f"cannot export: column {name} would appear twice (a question has the name of a"
-                            f" {'custom question' if name in custom_vars else 'reserved column'})",
-                            hint="rename the question (crosswalk) or the custom question")
+            raise DataError(
+                f"cannot export: column {name} would appear twice (a question has the name of a"
+                f" {'custom question' if name in custom_vars else 'reserved column'})",
+                hint="rename the question (crosswalk) or the custom question",
+            )
         columns[name] = questions.get(name) or extra.get(name) or custom_vars[name]
 
     id_numeric = role_vars[roles.id].type == "numeric"
@@ -123,9 +154,12 @@ def _plan(
     for w in waves:
         have = per_wave[w]
         mine = {c.question for c in customs.get(w, [])}
-        select = [f"{w}::DOUBLE AS {quote(WAVE_COLUMN)}",
-                  f"{'TRY_CAST(h._id AS DOUBLE)' if id_numeric else 'h._id'} AS {quote(roles.id)}",
-                  f"h._jurisdiction AS {quote(roles.jurisdiction)}", f"h._weight AS {quote(roles.weight)}"]
+        select = [
+            f"{w}::DOUBLE AS {quote(WAVE_COLUMN)}",
+            f"{'TRY_CAST(h._id AS DOUBLE)' if id_numeric else 'h._id'} AS {quote(roles.id)}",
+            f"h._jurisdiction AS {quote(roles.jurisdiction)}",
+            f"h._weight AS {quote(roles.weight)}",
+        ]
         for name, var in columns.items():
             if name in (WAVE_COLUMN, roles.id, roles.jurisdiction, roles.weight):
                 continue
@@ -144,15 +178,19 @@ def _plan(
     return f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY {order}", columns, list(custom_vars)
 
 
-def export_data(config: StudyConfig, waves: list[int] | None, subscriber: str | None, fmt: str | None, output: Path) -> dict[str, Any]:
+def export_data(
+    config: StudyConfig, waves: list[int] | None, subscriber: str | None, fmt: str | None, output: Path
+) -> dict[str, Any]:
     """Write the harmonised data of ``waves`` (default: every imported wave), stacked, to ``output`` as
     Parquet, CSV or .sav. Unreviewed waves are refused (drift gate). Returns a summary."""
     output = Path(output)
     fmt = format_for(output, fmt)
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise OutputError(f"{output}: cannot write the export: folder {folder} {'is not writable' if folder.is_dir() else 'does not exist'}",
-                          hint="create the folder first, or choose another --output")
+        raise OutputError(
+            f"{output}: cannot write the export: folder {folder} {'is not writable' if folder.is_dir() else 'does not exist'}",
+            hint="create the folder first, or choose another --output",
+        )
     if subscriber:
         config.subscriber(subscriber)
     with read_store(config.root) as con:
@@ -160,8 +198,10 @@ def export_data(config: StudyConfig, waves: list[int] | None, subscriber: str | 
         chosen = sorted(set(waves)) if waves else stored
         absent = [w for w in chosen if w not in stored]
         if not chosen or absent:
-            raise InputMissingError(f"wave {absent[0] if absent else '(any)'} is not imported, nothing to export",
-                                    hint="run `wavetool import --wave N FILE` first (see `wavetool status`)")
+            raise InputMissingError(
+                f"wave {absent[0] if absent else '(any)'} is not imported, nothing to export",
+                hint="run `wavetool import --wave N FILE` first (see `wavetool status`)",
+            )
         ensure_reviewed(con, chosen)
         sql, columns, custom_names = _plan(con, config, chosen, subscriber)
         data = con.sql(sql).to_arrow_table()
@@ -177,8 +217,14 @@ def export_data(config: StudyConfig, waves: list[int] | None, subscriber: str | 
         _check_spss_names(columns)
         _atomic(output, lambda tmp: _write_sav(data, columns, tmp, config))
     return {
-        "output": str(output), "format": fmt, "waves": chosen, "subscriber": subscriber, "rows": data.num_rows,
-        "columns": data.num_columns, "custom_questions": custom_names, "codebook": str(codebook_path) if codebook_path else None,
+        "output": str(output),
+        "format": fmt,
+        "waves": chosen,
+        "subscriber": subscriber,
+        "rows": data.num_rows,
+        "columns": data.num_columns,
+        "custom_questions": custom_names,
+        "codebook": str(codebook_path) if codebook_path else None,
         "warnings": warnings,
     }
 
@@ -191,8 +237,10 @@ def _atomic(path: Path, write: Any) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the export: {exc.strerror or exc}",
-                          hint="check the folder exists and is writable, and the disk is not full") from None
+        raise OutputError(
+            f"{path}: cannot write the export: {exc.strerror or exc}",
+            hint="check the folder exists and is writable, and the disk is not full",
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -201,13 +249,24 @@ def _atomic(path: Path, write: Any) -> None:
 def _metadata(var: Variable) -> dict[bytes, bytes]:
     missing = [{"kind": s.kind, "code": s.code, "low": s.low, "high": s.high} for s in var.missing]
     values = {
-        "label": var.label or "", "type": var.type, "measure": var.measure, "format": var.format or "",
-        "value_labels": json.dumps(var.value_labels, ensure_ascii=False), "missing": json.dumps(missing),
+        "label": var.label or "",
+        "type": var.type,
+        "measure": var.measure,
+        "format": var.format or "",
+        "value_labels": json.dumps(var.value_labels, ensure_ascii=False),
+        "missing": json.dumps(missing),
     }
     return {f"wavetool.{k}".encode(): str(v).encode("utf-8") for k, v in values.items()}
 
 
-def _write_parquet(data: pa.Table, columns: dict[str, Variable], path: Path, config: StudyConfig, waves: list[int], subscriber: str | None) -> None:
+def _write_parquet(
+    data: pa.Table,
+    columns: dict[str, Variable],
+    path: Path,
+    config: StudyConfig,
+    waves: list[int],
+    subscriber: str | None,
+) -> None:
     import pyarrow.parquet as pq
 
     fields = [data.schema.field(name).with_metadata(_metadata(columns[name])) for name in data.column_names]
@@ -225,8 +284,10 @@ def _write_csv(data: pa.Table, columns: dict[str, Variable], path: Path) -> None
             col = quote(name)
             if columns[name].type == "numeric":
                 # Codes as 1, not 1.0; decimals (weights) at full precision.
-                select.append(f"CASE WHEN {col} = trunc({col}) AND abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR)"
-                              f" ELSE CAST({col} AS VARCHAR) END AS {col}")
+                select.append(
+                    f"CASE WHEN {col} = trunc({col}) AND abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR)"
+                    f" ELSE CAST({col} AS VARCHAR) END AS {col}"
+                )
             else:
                 select.append(col)
         literal = str(path).replace("'", "''")
@@ -250,7 +311,9 @@ def _write_codebook_csv(columns: dict[str, Variable], path: Path) -> list[str]:
                 elif spec.kind == "range":
                     warnings.append(f"{name}: missing range {spec.describe()} cannot be written to a CSV codebook")
             for code in sorted(codes, key=_code_key):
-                writer.writerow([name, "", "", "", "", code, codes[code], "true" if var.is_missing_code(_as_code(code)) else ""])
+                writer.writerow(
+                    [name, "", "", "", "", code, codes[code], "true" if var.is_missing_code(_as_code(code)) else ""]
+                )
     return warnings
 
 
@@ -264,9 +327,11 @@ def _as_code(code: str) -> Any:
 def _check_spss_names(columns: dict[str, Variable]) -> None:
     bad = [n for n in columns if not _SPSS_NAME.match(n) or len(n.encode("utf-8")) > 64]
     if bad:
-        raise DataError(f"cannot export to .sav: {bad[0]!r} is not a valid SPSS variable name"
-                        f"{f' ({len(bad)} invalid names)' if len(bad) > 1 else ''}",
-                        hint="export as --format parquet or csv, or rename the question")
+        raise DataError(
+            f"cannot export to .sav: {bad[0]!r} is not a valid SPSS variable name"
+            f"{f' ({len(bad)} invalid names)' if len(bad) > 1 else ''}",
+            hint="export as --format parquet or csv, or rename the question",
+        )
 
 
 def _spss_missing(var: Variable) -> list[Any] | None:
@@ -275,9 +340,11 @@ def _spss_missing(var: Variable) -> list[Any] | None:
     values = [s for s in var.missing if s.kind == "value"]
     ranges = [s for s in var.missing if s.kind == "range"]
     if len(ranges) > 1 or (ranges and len(values) > 1) or len(values) > 3:
-        raise DataError(f"cannot export to .sav: {var.name} has user-missing codes SPSS cannot hold"
-                        f" ({', '.join(s.describe() for s in var.missing)}; SPSS allows 3 codes, or one range and one code)",
-                        hint="export as --format parquet, which keeps every missing code")
+        raise DataError(
+            f"cannot export to .sav: {var.name} has user-missing codes SPSS cannot hold"
+            f" ({', '.join(s.describe() for s in var.missing)}; SPSS allows 3 codes, or one range and one code)",
+            hint="export as --format parquet, which keeps every missing code",
+        )
     out: list[Any] = []
     for spec in ranges:
         out.append({"lo": -1e300 if spec.low is None else spec.low, "hi": 1e300 if spec.high is None else spec.high})
@@ -294,7 +361,9 @@ def _write_sav(data: pa.Table, columns: dict[str, Variable], path: Path, config:
     value_labels = {}
     for name, var in columns.items():
         if var.value_labels:
-            value_labels[name] = {(code if var.type == "string" else float(code)): text for code, text in var.value_labels.items()}
+            value_labels[name] = {
+                (code if var.type == "string" else float(code)): text for code, text in var.value_labels.items()
+            }
     missing = {n: m for n, v in columns.items() if (m := _spss_missing(v))}
     measures = {n: v.measure for n, v in columns.items() if v.measure in ("nominal", "ordinal", "scale")}
     formats = {n: v.format for n, v in columns.items() if v.format and v.type in ("numeric", "string")}
@@ -303,9 +372,17 @@ def _write_sav(data: pa.Table, columns: dict[str, Variable], path: Path, config:
             width = max(1, int(frame[name].fillna("").astype(str).str.encode("utf-8").str.len().max() or 1))
             formats[name] = f"A{max(width, var.width or 1)}"
             frame[name] = frame[name].fillna("")
-    pyreadstat.write_sav(frame, str(path), file_label=config.name[:64], column_labels=labels,
-                         variable_value_labels=value_labels, missing_ranges=missing, variable_measure=measures,
-                         variable_format=formats, compress=False)
+    pyreadstat.write_sav(
+        frame,
+        str(path),
+        file_label=config.name[:64],
+        column_labels=labels,
+        variable_value_labels=value_labels,
+        missing_ranges=missing,
+        variable_measure=measures,
+        variable_format=formats,
+        compress=False,
+    )
 
 
 __all__ = ["FORMATS", "export_data", "format_for"]

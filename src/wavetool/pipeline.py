@@ -251,10 +251,18 @@ def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None
 
 
 def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .codebook import ensure_reviewed
+    from .codebook import ensure_reviewed, review_waves
 
+    waves = list(range(1, summary.wave + 1))
     with read_store(config.root) as con:
-        ensure_reviewed(con, list(range(1, summary.wave + 1)))
+        unreviewed = con.execute(
+            "SELECT wave FROM waves WHERE review_status = 'unreviewed' AND list_contains(?, wave)", [waves]
+        ).fetchall()
+    if unreviewed:
+        # A crosswalk entry added since the import may explain the drift now: re-review before refusing.
+        review_waves(config)
+    with read_store(config.root) as con:
+        ensure_reviewed(con, waves)
     say(f"drift gate: waves 1-{summary.wave} reviewed" if summary.wave > 1 else "drift gate: wave 1 reviewed")
 
 

@@ -55,11 +55,19 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     study: Path = typer.Option(
-        Path("."), "--study", "-C", envvar="WAVETOOL_STUDY", help="Study folder (holds wavetool.toml).",
+        Path("."),
+        "--study",
+        "-C",
+        envvar="WAVETOOL_STUDY",
+        help="Study folder (holds wavetool.toml).",
         file_okay=False,
     ),
-    traceback: bool = typer.Option(False, "--traceback", help="Show the full stack trace of an error (for bug reports)."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    traceback: bool = typer.Option(
+        False, "--traceback", help="Show the full stack trace of an error (for bug reports)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     """Run a multi-wave public-sector survey: import, harmonise, tabulate, report and deliver.
 
@@ -73,16 +81,16 @@ def ctx_obj(ctx: typer.Context) -> AppContext:
     return ctx.find_root().obj
 
 
-from . import study as _study  # noqa: E402,F401  (registers commands)
-from . import ingest as _ingest  # noqa: E402,F401
 from . import codebook as _codebook  # noqa: E402,F401
 from . import custom as _custom  # noqa: E402,F401
+from . import deliver as _deliver  # noqa: E402,F401
 from . import export as _export  # noqa: E402,F401
+from . import ingest as _ingest  # noqa: E402,F401
+from . import pipeline as _pipeline  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
+from . import study as _study  # noqa: E402,F401  (registers commands)
 from . import tables as _tables  # noqa: E402,F401
 from . import weight as _weight  # noqa: E402,F401
-from . import report as _report  # noqa: E402,F401
-from . import deliver as _deliver  # noqa: E402,F401
-from . import pipeline as _pipeline  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClickException as exc:
         exc.show()
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+    except Exception as exc:
         if show_traceback:
             raise
         err.print(f"Error: internal error: {type(exc).__name__}: {exc}", markup=False)

@@ -52,15 +52,32 @@ def show(
         for key in ("name", "question", "label", "type", "measure", "format", "role", "owner"):
             console.print(f"{key:>9}: {row[key] if row[key] is not None else ''}", markup=False)
         console.print(f"  missing: {', '.join(row['missing']) or 'none'}", markup=False)
-        console.print(table("Value labels", ["code", "label", "missing"],
-                            [(c, lbl, "yes" if c in row["missing"] else "") for c, lbl in row["value_labels"].items()]))
+        console.print(
+            table(
+                "Value labels",
+                ["code", "label", "missing"],
+                [(c, lbl, "yes" if c in row["missing"] else "") for c, lbl in row["value_labels"].items()],
+            )
+        )
         return
-    console.print(table(
-        f"Wave {wave} codebook",
-        ["variable", "label", "type", "measure", "values", "missing", "role"],
-        [(r["name"], r["label"], r["type"], r["measure"], len(r["value_labels"]) or "", ", ".join(r["missing"]), r["role"] or r["owner"] or "")
-         for r in rows],
-    ))
+    console.print(
+        table(
+            f"Wave {wave} codebook",
+            ["variable", "label", "type", "measure", "values", "missing", "role"],
+            [
+                (
+                    r["name"],
+                    r["label"],
+                    r["type"],
+                    r["measure"],
+                    len(r["value_labels"]) or "",
+                    ", ".join(r["missing"]),
+                    r["role"] or r["owner"] or "",
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 @codebook_app.command("diff")
@@ -85,12 +102,22 @@ def diff(
     if not records:
         console.print(f"waves {wave_a} and {wave_b}: no differences", markup=False)
         return
-    console.print(table(
-        f"Codebook differences, wave {wave_a} -> wave {wave_b}",
-        ["question", "change", "detail", "explained by", "gates"],
-        [(r["question"], r["change"], r["detail"] + (f"\nsuggestion:\n{r['suggestion']}" if r["suggestion"] else ""),
-          r["explained_by"] or "", "yes" if r["gates"] else "") for r in records],
-    ))
+    console.print(
+        table(
+            f"Codebook differences, wave {wave_a} -> wave {wave_b}",
+            ["question", "change", "detail", "explained by", "gates"],
+            [
+                (
+                    r["question"],
+                    r["change"],
+                    r["detail"] + (f"\nsuggestion:\n{r['suggestion']}" if r["suggestion"] else ""),
+                    r["explained_by"] or "",
+                    "yes" if r["gates"] else "",
+                )
+                for r in records
+            ],
+        )
+    )
     gating = sum(r["gates"] for r in records)
     console.print(f"{len(records)} difference(s), {gating} unexplained by the crosswalk", markup=False)
 
@@ -112,7 +139,9 @@ def approve(
     if result["previous_status"] == "approved":
         make_console().print(f"wave {wave}: already approved, nothing to do", markup=False)
         return
-    make_console().print(f"wave {wave}: approved at {result['reviewed_at']} UTC (accepted: {result['accepted']})", markup=False)
+    make_console().print(
+        f"wave {wave}: approved at {result['reviewed_at']} UTC (accepted: {result['accepted']})", markup=False
+    )
 
 
 @codebook_app.command("review")
@@ -129,11 +158,20 @@ def review(
     if json_out:
         print_json(results)
     else:
-        make_console().print(table(
-            "Drift gate", ["wave", "review", "unexplained drift"],
-            [(r["wave"], r["review_status"] + (" (by hand)" if r["approved_by_hand"] else ""), drift_summary(r["drift"]) if r["drift"] else "")
-             for r in results],
-        ))
+        make_console().print(
+            table(
+                "Drift gate",
+                ["wave", "review", "unexplained drift"],
+                [
+                    (
+                        r["wave"],
+                        r["review_status"] + (" (by hand)" if r["approved_by_hand"] else ""),
+                        drift_summary(r["drift"]) if r["drift"] else "",
+                    )
+                    for r in results
+                ],
+            )
+        )
     return ExitCode.DRIFT_GATE if any(r["review_status"] == "unreviewed" for r in results) else ExitCode.OK
 
 
@@ -151,11 +189,16 @@ def check_translations(
     if json_out:
         print_json(gaps)
     elif gaps:
-        make_console().print(table(
-            "Texts lacking a translation", ["owner", "kind", "key", "lacks", "source text"],
-            [(g["owner"], g["kind"], g["key"], g["language"], g["source_text"]) for g in gaps],
-        ))
-        make_console().print(f"{len(gaps)} text(s) lack a translation; add them to [translations.en] / [translations.fr]", markup=False)
+        make_console().print(
+            table(
+                "Texts lacking a translation",
+                ["owner", "kind", "key", "lacks", "source text"],
+                [(g["owner"], g["kind"], g["key"], g["language"], g["source_text"]) for g in gaps],
+            )
+        )
+        make_console().print(
+            f"{len(gaps)} text(s) lack a translation; add them to [translations.en] / [translations.fr]", markup=False
+        )
     else:
         make_console().print("every question and value label has an English and a French text", markup=False)
     return ExitCode.DATA if strict and gaps else ExitCode.OK

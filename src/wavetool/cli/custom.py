@@ -22,13 +22,19 @@ app.add_typer(custom_app, name="custom")
 @custom_app.command("merge")
 def merge(
     ctx: typer.Context,
-    file: Path = typer.Argument(None, help="Custom-question file keyed by respondent id: .sav/.zsav/.por, or .csv + codebook."),
+    file: Path = typer.Argument(
+        None, help="Custom-question file keyed by respondent id: .sav/.zsav/.por, or .csv + codebook."
+    ),
     subscriber: str = typer.Option(None, "--subscriber", "-s", help="The subscriber who owns the questions."),
-    wave: int = typer.Option(None, "--wave", "-w", min=1, max=4, help="Wave number (1-4); with --from-config, default all."),
+    wave: int = typer.Option(
+        None, "--wave", "-w", min=1, max=4, help="Wave number (1-4); with --from-config, default all."
+    ),
     codebook: Path = typer.Option(None, "--codebook", help="Codebook of a CSV (default: FILE-codebook.csv beside it)."),
     encoding: str = typer.Option(None, "--encoding", help="Text encoding of the file, e.g. cp1252."),
     replace: bool = typer.Option(False, "--replace", help="Swap an already merged file for this one (atomic)."),
-    from_config: bool = typer.Option(False, "--from-config", help="Merge every [[subscribers.custom]] file of the config."),
+    from_config: bool = typer.Option(
+        False, "--from-config", help="Merge every [[subscribers.custom]] file of the config."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Merge a subscriber's custom-question file into a wave (all or nothing; the same file again is a no-op).
@@ -39,8 +45,10 @@ def merge(
     if from_config:
         results = merge_from_config(config, wave)
     elif file is None or subscriber is None or wave is None:
-        raise InputMissingError("custom merge needs FILE, --subscriber and --wave (or --from-config)",
-                                hint="e.g. wavetool custom merge FILE --subscriber quebec --wave 1")
+        raise InputMissingError(
+            "custom merge needs FILE, --subscriber and --wave (or --from-config)",
+            hint="e.g. wavetool custom merge FILE --subscriber quebec --wave 1",
+        )
     else:
         results = [merge_custom(config, subscriber, wave, file, codebook=codebook, replace=replace, encoding=encoding)]
     if json_out:
@@ -49,7 +57,9 @@ def merge(
     console = make_console()
     for r in results:
         what = "already merged, nothing changed" if r.status == "unchanged" else f"{r.status} {r.rows} rows"
-        console.print(f"{r.subscriber} wave {r.wave}: {Path(r.file).name}: {what} ({', '.join(r.questions)})", markup=False)
+        console.print(
+            f"{r.subscriber} wave {r.wave}: {Path(r.file).name}: {what} ({', '.join(r.questions)})", markup=False
+        )
     if not results:
         console.print("the config lists no custom-question files" + (f" for wave {wave}" if wave else ""), markup=False)
 
@@ -69,11 +79,25 @@ def list_cmd(
     if json_out:
         print_json(rows)
         return
-    make_console().print(table(
-        "Custom questions",
-        ["subscriber", "wave", "question", "text", "source", "eligible", "answered", "file"],
-        [(r["subscriber"], r["wave"], r["question"], r["text"], r["source"], r["eligible"], r["answered"], r["file"]) for r in rows],
-    ))
+    make_console().print(
+        table(
+            "Custom questions",
+            ["subscriber", "wave", "question", "text", "source", "eligible", "answered", "file"],
+            [
+                (
+                    r["subscriber"],
+                    r["wave"],
+                    r["question"],
+                    r["text"],
+                    r["source"],
+                    r["eligible"],
+                    r["answered"],
+                    r["file"],
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 @custom_app.command("remove")

@@ -16,8 +16,12 @@ def export_cmd(
     ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="File to write (.parquet, .csv or .sav)."),
     fmt: str = typer.Option(None, "--format", "-f", help="parquet, csv or sav (default: from the --output suffix)."),
-    wave: list[int] = typer.Option(None, "--wave", "-w", min=1, max=4, help="Wave(s) to export (default: all imported)."),
-    subscriber: str = typer.Option(None, "--subscriber", "-s", help="Add this subscriber's custom questions and ELIGIBLE."),
+    wave: list[int] = typer.Option(
+        None, "--wave", "-w", min=1, max=4, help="Wave(s) to export (default: all imported)."
+    ),
+    subscriber: str = typer.Option(
+        None, "--subscriber", "-s", help="Add this subscriber's custom questions and ELIGIBLE."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Export the harmonised waves stacked (a `wave` column, one column per question), labels kept.
@@ -33,7 +37,9 @@ def export_cmd(
         return
     console = make_console()
     waves = ", ".join(str(w) for w in result["waves"])
-    console.print(f"wrote {result['output']}: {result['rows']} rows x {result['columns']} columns (waves {waves})", markup=False)
+    console.print(
+        f"wrote {result['output']}: {result['rows']} rows x {result['columns']} columns (waves {waves})", markup=False
+    )
     if result["codebook"]:
         console.print(f"codebook {result['codebook']}", markup=False)
     for warning in result["warnings"]:

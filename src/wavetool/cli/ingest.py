@@ -32,8 +32,16 @@ def import_cmd(
     config = ctx_obj(ctx).config
     with progress_steps(console, f"Importing wave {wave}") as step:
         result = import_wave(
-            config, wave, files, id_column=id_column, jurisdiction_column=jurisdiction_column,
-            weight_column=weight_column, encoding=encoding, codebook_path=codebook, replace=replace, progress=step,
+            config,
+            wave,
+            files,
+            id_column=id_column,
+            jurisdiction_column=jurisdiction_column,
+            weight_column=weight_column,
+            encoding=encoding,
+            codebook_path=codebook,
+            replace=replace,
+            progress=step,
         )
     if json_out:
         print_json(result.to_dict())
@@ -45,7 +53,9 @@ def import_cmd(
     if result.status == "unchanged":
         console.print(f"wave {wave}: {names} already imported, nothing changed", markup=False)
     else:
-        console.print(f"wave {wave}: {result.status} {result.rows} rows x {result.columns} columns from {names}", markup=False)
+        console.print(
+            f"wave {wave}: {result.status} {result.rows} rows x {result.columns} columns from {names}", markup=False
+        )
     if result.review_status == "unreviewed":
         err.print(
             f"Warning: wave {wave}'s codebook drifted from the previous wave; review it with "

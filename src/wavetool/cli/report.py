@@ -23,8 +23,13 @@ def report(
     ctx: typer.Context,
     wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave to report on."),
     subscriber: list[str] = typer.Option(None, "--subscriber", "-s", help="Only this subscriber (repeatable)."),
-    output_dir: Path = typer.Option(None, "--output-dir", "-o", file_okay=False,
-                                    help="Folder for the reports (default: [report] output_dir of the study)."),
+    output_dir: Path = typer.Option(
+        None,
+        "--output-dir",
+        "-o",
+        file_okay=False,
+        help="Folder for the reports (default: [report] output_dir of the study).",
+    ),
     final: bool = typer.Option(False, "--final", help="The full-study report with trends across all waves."),
     jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Reports rendered in parallel (default: CPU count)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -38,15 +43,25 @@ def report(
     config = ctx_obj(ctx).config
     console = make_console()
     with _progress(console, wave) as progress:
-        result = render_reports(config, wave, subscribers=subscriber or None, output_dir=output_dir, final=final,
-                                jobs=jobs, progress=progress)
+        result = render_reports(
+            config,
+            wave,
+            subscribers=subscriber or None,
+            output_dir=output_dir,
+            final=final,
+            jobs=jobs,
+            progress=progress,
+        )
     if json_out:
         print_json(result.to_dict())
     else:
         for sub_id, entry in result.reports.items():
             state = "rendered" if entry["rendered"] else "unchanged"
-            console.print(f"wave {wave}: {sub_id}: {state} {result.folder / entry['file']} "
-                          f"({entry['pages']} pages, {entry['language']})", markup=False)
+            console.print(
+                f"wave {wave}: {sub_id}: {state} {result.folder / entry['file']} "
+                f"({entry['pages']} pages, {entry['language']})",
+                markup=False,
+            )
         err = make_console(stderr=True)
         for sub_id, reason in result.failed.items():
             err.print(f"Error: wave {wave}: {sub_id}: report failed: {reason}", markup=False)
@@ -59,8 +74,13 @@ def _progress(console: Console, wave: int) -> Iterator[ProgressCallback | None]:
     if not console.is_terminal:
         yield None
         return
-    columns = (TextColumn(f"Wave {wave} reports"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn(f"Wave {wave} reports"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("", total=None)
 

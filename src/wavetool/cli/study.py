@@ -51,29 +51,61 @@ def status(
     rows = []
     for w in data["waves"]:
         for f in w["files"] or [{}]:
-            rows.append((w["wave"], f.get("file_name"), f.get("rows"), f.get("sha256", "")[:12], w["imported_at"], w["review_status"]))
+            rows.append(
+                (
+                    w["wave"],
+                    f.get("file_name"),
+                    f.get("rows"),
+                    f.get("sha256", "")[:12],
+                    w["imported_at"],
+                    w["review_status"],
+                )
+            )
     console.print(table("Waves imported", ["wave", "file", "rows", "sha256", "imported (UTC)", "review"], rows))
     wave_numbers = [str(w["wave"]) for w in data["waves"]]
-    console.print(table(
-        "Respondents per jurisdiction",
-        ["jurisdiction", *[f"wave {n}" for n in wave_numbers]],
-        [(r["jurisdiction"], *[r["waves"].get(n, 0) for n in wave_numbers]) for r in data["respondents"]],
-    ))
-    console.print(table(
-        "Subscribers",
-        ["id", "name", "jurisdictions", "language", "contacts"],
-        [(s["id"], s["name"], " ".join(s["jurisdictions"]), s["language"], len(s["contacts"])) for s in data["subscribers"]],
-    ))
+    console.print(
+        table(
+            "Respondents per jurisdiction",
+            ["jurisdiction", *[f"wave {n}" for n in wave_numbers]],
+            [(r["jurisdiction"], *[r["waves"].get(n, 0) for n in wave_numbers]) for r in data["respondents"]],
+        )
+    )
+    console.print(
+        table(
+            "Subscribers",
+            ["id", "name", "jurisdictions", "language", "contacts"],
+            [
+                (s["id"], s["name"], " ".join(s["jurisdictions"]), s["language"], len(s["contacts"]))
+                for s in data["subscribers"]
+            ],
+        )
+    )
     if data.get("runs"):
-        console.print(table(
-            "Pipeline runs (latest first; manifest: inputs → tables → reports → deliveries)",
-            ["run", "wave", "started (UTC)", "status", "exit", "inputs", "tables sha256", "reports", "delivered"],
-            [(r["run_id"], r["wave"], r["started_at"], r["status"], r["exit_code"], r["inputs"],
-              (r["tables_sha256"] or "")[:12], r["reports"], r["delivered"]) for r in data["runs"]],
-        ))
+        console.print(
+            table(
+                "Pipeline runs (latest first; manifest: inputs → tables → reports → deliveries)",
+                ["run", "wave", "started (UTC)", "status", "exit", "inputs", "tables sha256", "reports", "delivered"],
+                [
+                    (
+                        r["run_id"],
+                        r["wave"],
+                        r["started_at"],
+                        r["status"],
+                        r["exit_code"],
+                        r["inputs"],
+                        (r["tables_sha256"] or "")[:12],
+                        r["reports"],
+                        r["delivered"],
+                    )
+                    for r in data["runs"]
+                ],
+            )
+        )
     if data.get("deliveries"):
-        console.print(table(
-            "Deliveries (latest message per subscriber)",
-            ["wave", "status", "subscribers", "last change (UTC)"],
-            [(d["wave"], d["status"], d["n"], d["last"]) for d in data["deliveries"]],
-        ))
+        console.print(
+            table(
+                "Deliveries (latest message per subscriber)",
+                ["wave", "status", "subscribers", "last change (UTC)"],
+                [(d["wave"], d["status"], d["n"], d["last"]) for d in data["deliveries"]],
+            )
+        )

@@ -134,7 +134,9 @@ def _chosen(config: StudyConfig, subscribers: list[str] | tuple[str, ...] | None
     ids = list(subscribers) if subscribers else list(config.subscribers)
     for sub_id in ids:
         if not SLUG_RE.match(sub_id):
-            raise ConfigError(f"{sub_id!r} is not a safe subscriber id", hint="ids are lowercase letters, digits and hyphens")
+            raise ConfigError(
+                f"{sub_id!r} is not a safe subscriber id", hint="ids are lowercase letters, digits and hyphens"
+            )
         config.subscriber(sub_id)  # unknown → ConfigError listing the known ones
     return list(dict.fromkeys(ids))
 
@@ -174,8 +176,9 @@ def render_reports(
         lock = FileLock(str(folder / ".manifest.lock"), timeout=config.pipeline.lock_timeout)
         lock.acquire()
     except Timeout:
-        raise StudyLockedError(f"{folder}: another `wavetool report` is writing here",
-                               hint="wait for it to finish, then run again") from None
+        raise StudyLockedError(
+            f"{folder}: another `wavetool report` is writing here", hint="wait for it to finish, then run again"
+        ) from None
     try:
         manifest = read_manifest(folder)
         entries: dict[str, dict[str, Any]] = dict(manifest.get("reports", {}))
@@ -236,9 +239,7 @@ def render_reports(
     return result
 
 
-def _render_all(
-    todo: dict[str, tuple[ReportModel, str]], jobs: int | None, timeout: float, templates: Path
-) -> Any:
+def _render_all(todo: dict[str, tuple[ReportModel, str]], jobs: int | None, timeout: float, templates: Path) -> Any:
     """Yield ``(subscriber id, outcome)`` as reports finish: in this process for one report or one job,
     else in a pool of ``jobs`` workers (default: CPU count)."""
     if not todo:
@@ -249,12 +250,15 @@ def _render_all(
             yield sub_id, render_task(model.to_dict(), timeout, str(templates))
         return
     context = _pool_context()
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=init_worker,
-                                  initargs=(str(templates),))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=init_worker, initargs=(str(templates),)
+    )
     hung = False
     try:
-        futures = {pool.submit(render_task, model.to_dict(), timeout, str(templates)): sub_id
-                   for sub_id, (model, _key) in todo.items()}
+        futures = {
+            pool.submit(render_task, model.to_dict(), timeout, str(templates)): sub_id
+            for sub_id, (model, _key) in todo.items()
+        }
         # The worker enforces the per-report limit itself (SIGALRM); this is the backstop for a worker
         # stuck in C code, measured over the whole batch.
         budget = timeout * (len(todo) / jobs + 1) + 30
@@ -263,7 +267,10 @@ def _render_all(
                 try:
                     outcome = future.result()
                 except Exception as exc:
-                    outcome = {"ok": False, "error": f"{futures[future]}: render worker failed: {type(exc).__name__}: {exc}"}
+                    outcome = {
+                        "ok": False,
+                        "error": f"{futures[future]}: render worker failed: {type(exc).__name__}: {exc}",
+                    }
                 yield futures[future], outcome
         except cf.TimeoutError:
             hung = True

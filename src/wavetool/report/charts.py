@@ -193,22 +193,31 @@ class ChartKit:
                 for value, (fill, base) in zip(row.segments, fills, strict=True):
                     w = plot_w * max(0.0, value or 0.0) / 100
                     fits = w >= 30
-                    segments.append({
-                        "x": _n(x), "w": _n(w), "fill": fill,
-                        "text": self.fmt.pct(value, 0) if fits else "",
-                        "text_x": _n(x + w / 2), "text_fill": text_on(base),
-                        "bold": base == BOTTOM_BOX,
-                    })
+                    segments.append(
+                        {
+                            "x": _n(x),
+                            "w": _n(w),
+                            "fill": fill,
+                            "text": self.fmt.pct(value, 0) if fits else "",
+                            "text_x": _n(x + w / 2),
+                            "text_fill": text_on(base),
+                            "bold": base == BOTTOM_BOX,
+                        }
+                    )
                     x += w
-            items.append({
-                "lines": [{"x": _n(label_w - 8), "y": _n(first_line_y + j * 12), "text": t} for j, t in enumerate(lines)],
-                "segments": segments,
-                "suppressed": row.suppressed,
-                "bar_y": _n(y + (row_h - bar_h) / 2),
-                "bar_h": _n(bar_h),
-                "text_y": _n(y + row_h / 2 + 4),
-                "sup_x": _n(label_w + 4),
-            })
+            items.append(
+                {
+                    "lines": [
+                        {"x": _n(label_w - 8), "y": _n(first_line_y + j * 12), "text": t} for j, t in enumerate(lines)
+                    ],
+                    "segments": segments,
+                    "suppressed": row.suppressed,
+                    "bar_y": _n(y + (row_h - bar_h) / 2),
+                    "bar_h": _n(bar_h),
+                    "text_y": _n(y + row_h / 2 + 4),
+                    "sup_x": _n(label_w + 4),
+                }
+            )
         plot_bottom = top + len(rows) * row_h
         legend = []
         x = float(label_w)
@@ -217,9 +226,16 @@ class ChartKit:
             x += 18 + 7 * len(label) + 18
         height = plot_bottom + 30
         geometry = {
-            "width": width, "height": height, "title": title, "font": FONT, "rows": items,
-            "legend": legend, "legend_y": _n(plot_bottom + 10), "legend_text_y": _n(plot_bottom + 21),
-            "suppressed_text": self.s["suppressed_short"], "colours": self._colours(),
+            "width": width,
+            "height": height,
+            "title": title,
+            "font": FONT,
+            "rows": items,
+            "legend": legend,
+            "legend_y": _n(plot_bottom + 10),
+            "legend_text_y": _n(plot_bottom + 21),
+            "suppressed_text": self.s["suppressed_short"],
+            "colours": self._colours(),
         }
         svg = str(self.macros.stacked(geometry))
         parts = []
@@ -251,24 +267,50 @@ class ChartKit:
             subject_above = not both or p.value >= p.benchmark
             if p.value is not None:
                 y = y_of(p.value)
-                subject_pts.append({"x": _n(x), "y": _n(y), "text": self.fmt.pct(p.value),
-                                    "text_y": _n(y - 7 if subject_above else y + 15)})
+                subject_pts.append(
+                    {
+                        "x": _n(x),
+                        "y": _n(y),
+                        "text": self.fmt.pct(p.value),
+                        "text_y": _n(y - 7 if subject_above else y + 15),
+                    }
+                )
             if p.benchmark is not None:
                 y = y_of(p.benchmark)
-                bench_pts.append({"x": _n(x), "y": _n(y), "text": self.fmt.pct(p.benchmark),
-                                  "text_y": _n(y + 15 if subject_above else y - 7)})
+                bench_pts.append(
+                    {
+                        "x": _n(x),
+                        "y": _n(y),
+                        "text": self.fmt.pct(p.benchmark),
+                        "text_y": _n(y + 15 if subject_above else y - 7),
+                    }
+                )
         grid = [{"y": _n(y_of(t)), "label": self.fmt.pct(t, 0)} for t in (0, 25, 50, 75, 100)]
         geometry = {
-            "width": width, "height": height, "title": title, "font": FONT, "grid": grid,
-            "left": _n(left), "right": _n(left + plot_w), "label_y": _n(top + plot_h + 14),
-            "labels": labels, "subject_pts": subject_pts, "bench_pts": bench_pts,
-            "subject_path": _polyline(subject_pts), "bench_path": _polyline(bench_pts),
-            "legend_y": _n(top + plot_h + 33), "legend2_x": _n(4 + 40 + 6.2 * len(subject)), "legend_x": _n(4), "subject": subject, "benchmark": benchmark,
+            "width": width,
+            "height": height,
+            "title": title,
+            "font": FONT,
+            "grid": grid,
+            "left": _n(left),
+            "right": _n(left + plot_w),
+            "label_y": _n(top + plot_h + 14),
+            "labels": labels,
+            "subject_pts": subject_pts,
+            "bench_pts": bench_pts,
+            "subject_path": _polyline(subject_pts),
+            "bench_path": _polyline(bench_pts),
+            "legend_y": _n(top + plot_h + 33),
+            "legend2_x": _n(4 + 40 + 6.2 * len(subject)),
+            "legend_x": _n(4),
+            "subject": subject,
+            "benchmark": benchmark,
             "colours": self._colours(),
         }
         svg = str(self.macros.trend(geometry))
         parts = [
-            f"{p.label}: {subject} {self.fmt.pct(p.value)}" + (f", {benchmark} {self.fmt.pct(p.benchmark)}" if benchmark else "")
+            f"{p.label}: {subject} {self.fmt.pct(p.value)}"
+            + (f", {benchmark} {self.fmt.pct(p.benchmark)}" if benchmark else "")
             for p in points
         ]
         alt = self.s["alt_trend"].format(title=title) + " " + "; ".join(parts) + "."
@@ -276,8 +318,16 @@ class ChartKit:
 
     def _colours(self) -> dict[str, str]:
         return {
-            "ink": INK, "muted": MUTED, "subject": SUBJECT, "bench": BENCH, "grid": GRID, "white": WHITE,
-            "bottom": BOTTOM_BOX, "hatch": BOTTOM_HATCH, "middle": MIDDLE_BOX, "top": TOP_BOX,
+            "ink": INK,
+            "muted": MUTED,
+            "subject": SUBJECT,
+            "bench": BENCH,
+            "grid": GRID,
+            "white": WHITE,
+            "bottom": BOTTOM_BOX,
+            "hatch": BOTTOM_HATCH,
+            "middle": MIDDLE_BOX,
+            "top": TOP_BOX,
             "on_subject": text_on(SUBJECT),
         }
 

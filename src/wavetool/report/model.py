@@ -207,13 +207,29 @@ def key_findings(questions: tuple[Question, ...] | list[Question], limit: int = 
             continue
         if q.sig_benchmark in ("higher", "lower") and q.benchmark_topbox is not None:
             versus_benchmark.append(
-                Finding("benchmark", q.sig_benchmark, q.key, q.number, q.text, q.topbox, q.benchmark_topbox,
-                        q.topbox - q.benchmark_topbox)
+                Finding(
+                    "benchmark",
+                    q.sig_benchmark,
+                    q.key,
+                    q.number,
+                    q.text,
+                    q.topbox,
+                    q.benchmark_topbox,
+                    q.topbox - q.benchmark_topbox,
+                )
             )
         if q.sig_previous in ("higher", "lower") and q.previous_topbox is not None:
             versus_previous.append(
-                Finding("previous", q.sig_previous, q.key, q.number, q.text, q.topbox, q.previous_topbox,
-                        q.topbox - q.previous_topbox)
+                Finding(
+                    "previous",
+                    q.sig_previous,
+                    q.key,
+                    q.number,
+                    q.text,
+                    q.topbox,
+                    q.previous_topbox,
+                    q.topbox - q.previous_topbox,
+                )
             )
 
     def biggest(items: list[Finding]) -> list[Finding]:
@@ -295,7 +311,9 @@ def build_models(
         if wave not in span:
             from ..errors import InputMissingError
 
-            raise InputMissingError(f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first")
+            raise InputMissingError(
+                f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
+            )
         tables = tabulate_waves(config, span, scopes=["all", *subscriber_ids], questions=questions, con=con)
         sizes = _sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
@@ -323,17 +341,21 @@ def build_models(
         models[sub_id] = ReportModel(
             subscriber_id=sub_id,
             subscriber_name=subscriber.display_name(language),
-            subscriber_short=(config.jurisdictions[subscriber.jurisdictions[0]].name(language)
-                              if len(subscriber.jurisdictions) == 1 and subscriber.jurisdictions[0] in config.jurisdictions
-                              else subscriber.display_name(language)),
+            subscriber_short=(
+                config.jurisdictions[subscriber.jurisdictions[0]].name(language)
+                if len(subscriber.jurisdictions) == 1 and subscriber.jurisdictions[0] in config.jurisdictions
+                else subscriber.display_name(language)
+            ),
             language=language,
             study_name=config.name_fr if language == "fr" else config.name,
             wave=_wave_info(config, wave, language),
             waves=tuple(_wave_info(config, w, language) for w in span),
             final=final,
             created=_created(config, wave),
-            jurisdictions=tuple(config.jurisdictions[c].name(language) if c in config.jurisdictions else c
-                                for c in subscriber.jurisdictions),
+            jurisdictions=tuple(
+                config.jurisdictions[c].name(language) if c in config.jurisdictions else c
+                for c in subscriber.jurisdictions
+            ),
             confidence=config.tables.confidence,
             min_base=config.tables.min_base,
             questions=core,
@@ -390,7 +412,13 @@ def _custom_languages(con: Any, waves: list[int], subscriber_ids: list[str]) -> 
 
 
 def _questions(
-    config: Any, wave: int, span: list[int], sub_id: str, summaries: dict, rows: dict, texts: _Texts,
+    config: Any,
+    wave: int,
+    span: list[int],
+    sub_id: str,
+    summaries: dict,
+    rows: dict,
+    texts: _Texts,
     strings: dict[str, str],
 ) -> list[tuple[Question, str]]:
     result = []
@@ -398,9 +426,16 @@ def _questions(
         if w != wave or scope != sub_id or summary["kind"] not in _REPORTED_KINDS:
             continue
         owner = sub_id if summary["kind"] == "custom" else None
-        categories = _categories(wave, owner, name, rows.get((wave, sub_id, name), []),
-                                 rows.get((wave, "all", name), []) if owner is None else [],
-                                 config.tables.min_base, texts, strings)
+        categories = _categories(
+            wave,
+            owner,
+            name,
+            rows.get((wave, sub_id, name), []),
+            rows.get((wave, "all", name), []) if owner is None else [],
+            config.tables.min_base,
+            texts,
+            strings,
+        )
         trend = []
         for t in span:
             s = summaries.get((t, sub_id, name))
@@ -408,42 +443,52 @@ def _questions(
             if s is None:
                 trend.append(TrendPoint(t, wave_label, None, None, None, False))
             else:
-                trend.append(TrendPoint(t, wave_label, s["topbox"], s["benchmark_topbox"], s["base_n"], bool(s["suppressed"])))
+                trend.append(
+                    TrendPoint(t, wave_label, s["topbox"], s["benchmark_topbox"], s["base_n"], bool(s["suppressed"]))
+                )
         present = [p for p in trend if p.base_n is not None]
-        result.append((
-            Question(
-                key=name,
-                number=name,
-                text=texts.get(wave, owner, name, None, summary["label"]),
-                kind=summary["kind"],
-                base_n=summary["base_n"],
-                base_weighted=summary["base_weighted"],
-                n_eff=summary["n_eff"],
-                topbox=summary["topbox"],
-                topbox_ci_low=summary["topbox_ci_low"],
-                topbox_ci_high=summary["topbox_ci_high"],
-                bottombox=summary["bottombox"],
-                mean=summary["mean"],
-                sd=summary["sd"],
-                benchmark_topbox=summary["benchmark_topbox"],
-                benchmark_mean=summary["benchmark_mean"],
-                sig_benchmark=summary["sig_topbox_vs_benchmark"] or "",
-                previous_topbox=summary["previous_topbox"],
-                sig_previous=summary["sig_topbox_vs_previous"] or "",
-                test=summary["test"] or "",
-                suppressed=bool(summary["suppressed"]),
-                suppression_reason=summary["suppression_reason"] or "",
-                categories=tuple(categories),
-                trend=tuple(trend) if len(present) > 1 else (),
-            ),
-            summary["kind"],
-        ))
+        result.append(
+            (
+                Question(
+                    key=name,
+                    number=name,
+                    text=texts.get(wave, owner, name, None, summary["label"]),
+                    kind=summary["kind"],
+                    base_n=summary["base_n"],
+                    base_weighted=summary["base_weighted"],
+                    n_eff=summary["n_eff"],
+                    topbox=summary["topbox"],
+                    topbox_ci_low=summary["topbox_ci_low"],
+                    topbox_ci_high=summary["topbox_ci_high"],
+                    bottombox=summary["bottombox"],
+                    mean=summary["mean"],
+                    sd=summary["sd"],
+                    benchmark_topbox=summary["benchmark_topbox"],
+                    benchmark_mean=summary["benchmark_mean"],
+                    sig_benchmark=summary["sig_topbox_vs_benchmark"] or "",
+                    previous_topbox=summary["previous_topbox"],
+                    sig_previous=summary["sig_topbox_vs_previous"] or "",
+                    test=summary["test"] or "",
+                    suppressed=bool(summary["suppressed"]),
+                    suppression_reason=summary["suppression_reason"] or "",
+                    categories=tuple(categories),
+                    trend=tuple(trend) if len(present) > 1 else (),
+                ),
+                summary["kind"],
+            )
+        )
     return result
 
 
 def _categories(
-    wave: int, owner: str | None, name: str, mine: list[dict[str, Any]], everyone: list[dict[str, Any]],
-    min_base: int, texts: _Texts, strings: dict[str, str],
+    wave: int,
+    owner: str | None,
+    name: str,
+    mine: list[dict[str, Any]],
+    everyone: list[dict[str, Any]],
+    min_base: int,
+    texts: _Texts,
+    strings: dict[str, str],
 ) -> list[Category]:
     """The subscriber's rows with the benchmark beside them. The benchmark (all other respondents) is
     the ``all`` scope minus the subscriber's own cells: both are sums of the same weights, so the
@@ -464,12 +509,23 @@ def _categories(
         label = strings["system_missing"] if code == "." else texts.get(wave, owner, name, code, r["label"])
         b = bench.get(code)
         bench_percent = 100.0 * b[1] / bench_base_w if (b and bench_ok and not r["missing"]) else None
-        result.append(Category(
-            code=code, label=label, missing=bool(r["missing"]), n=r["n"], weighted_n=r["weighted_n"],
-            percent=r["percent"], ci_low=r["ci_low"], ci_high=r["ci_high"], suppressed=bool(r["suppressed"]),
-            bench_n=b[0] if b else None, bench_weighted_n=b[1] if b else None, bench_percent=bench_percent,
-            bench_suppressed=bool(bench) and not bench_ok,
-        ))
+        result.append(
+            Category(
+                code=code,
+                label=label,
+                missing=bool(r["missing"]),
+                n=r["n"],
+                weighted_n=r["weighted_n"],
+                percent=r["percent"],
+                ci_low=r["ci_low"],
+                ci_high=r["ci_high"],
+                suppressed=bool(r["suppressed"]),
+                bench_n=b[0] if b else None,
+                bench_weighted_n=b[1] if b else None,
+                bench_percent=bench_percent,
+                bench_suppressed=bool(bench) and not bench_ok,
+            )
+        )
     return result
 
 
@@ -488,8 +544,9 @@ def _sample_sizes(con: Any, waves: list[int]) -> dict[int, dict[str, tuple[int, 
     return result
 
 
-def _samples(config: Any, span: list[int], subscriber: Any, sizes: dict, z: float, strings: dict[str, str],
-             language: str) -> tuple[SampleRow, ...]:
+def _samples(
+    config: Any, span: list[int], subscriber: Any, sizes: dict, z: float, strings: dict[str, str], language: str
+) -> tuple[SampleRow, ...]:
     def row(w: int, group: str, parts: list[tuple[int, float, float]]) -> SampleRow:
         n = sum(p[0] for p in parts)
         sw = sum(p[1] for p in parts)
@@ -507,15 +564,24 @@ def _samples(config: Any, span: list[int], subscriber: Any, sizes: dict, z: floa
                 name = config.jurisdictions[code].name(language) if code in config.jurisdictions else code
                 result.append(row(w, name, [per[code]]))
         if len(subscriber.jurisdictions) > 1:
-            result.append(row(w, subscriber.display_name(language), [per[c] for c in subscriber.jurisdictions if c in per]))
+            result.append(
+                row(w, subscriber.display_name(language), [per[c] for c in subscriber.jurisdictions if c in per])
+            )
         others = [v for c, v in per.items() if c not in mine]
         if others:
             result.append(row(w, strings["benchmark_group"], others))
     return tuple(result)
 
 
-def _notes(config: Any, span: list[int], core: tuple[Question, ...], summaries: dict, sub_id: str,
-           strings: dict[str, str], language: str) -> tuple[str, ...]:
+def _notes(
+    config: Any,
+    span: list[int],
+    core: tuple[Question, ...],
+    summaries: dict,
+    sub_id: str,
+    strings: dict[str, str],
+    language: str,
+) -> tuple[str, ...]:
     """Comparability notes, generated in the report's language from the crosswalk's structure (its free
     ``note`` is in one language only) and from when each question was first asked."""
     shown = {q.key: q for q in core}
@@ -527,7 +593,11 @@ def _notes(config: Any, span: list[int], core: tuple[Question, ...], summaries: 
             continue
         waves_text = _waves_text(strings, waves, language)
         if entry.variable and entry.variable != entry.question:
-            notes.append(strings["note_renamed"].format(question=q.number, text=q.text, variable=entry.variable, waves=waves_text))
+            notes.append(
+                strings["note_renamed"].format(
+                    question=q.number, text=q.text, variable=entry.variable, waves=waves_text
+                )
+            )
         if entry.recode:
             notes.append(strings["note_recoded"].format(question=q.number, text=q.text, waves=waves_text))
         if entry.labels_reworded:
@@ -539,10 +609,14 @@ def _notes(config: Any, span: list[int], core: tuple[Question, ...], summaries: 
     return tuple(notes)
 
 
-def _suppressed(audit: list[dict[str, Any]], sub_id: str, wave: int, summaries: dict, texts: _Texts,
-                strings: dict[str, str]) -> tuple[SuppressedCell, ...]:
-    what = {"question": strings["whole_question"], "benchmark": strings["benchmark"],
-            "previous wave": strings["previous_wave"]}
+def _suppressed(
+    audit: list[dict[str, Any]], sub_id: str, wave: int, summaries: dict, texts: _Texts, strings: dict[str, str]
+) -> tuple[SuppressedCell, ...]:
+    what = {
+        "question": strings["whole_question"],
+        "benchmark": strings["benchmark"],
+        "previous wave": strings["previous_wave"],
+    }
     result = []
     for a in audit:
         if a["scope"] != sub_id or a["wave"] > wave:
@@ -551,9 +625,15 @@ def _suppressed(audit: list[dict[str, Any]], sub_id: str, wave: int, summaries: 
         if summary is None or summary["kind"] not in _REPORTED_KINDS:
             continue
         owner = sub_id if summary["kind"] == "custom" else None
-        result.append(SuppressedCell(
-            wave=a["wave"], question=a["question"], number=a["question"],
-            text=texts.get(a["wave"], owner, a["question"], None, summary["label"]),
-            answer=what.get(a["withheld"], a["withheld"]), base_n=a["base_n"], reason=a["reason"] or "",
-        ))
+        result.append(
+            SuppressedCell(
+                wave=a["wave"],
+                question=a["question"],
+                number=a["question"],
+                text=texts.get(a["wave"], owner, a["question"], None, summary["label"]),
+                answer=what.get(a["withheld"], a["withheld"]),
+                base_n=a["base_n"],
+                reason=a["reason"] or "",
+            )
+        )
     return tuple(result)

@@ -97,9 +97,7 @@ def _points(trend: tuple[TrendPoint, ...], short_label: str) -> list[Point]:
 
 
 def _rows(questions: list[Question]) -> list[StackedRow]:
-    return [
-        StackedRow(f"{q.number} {q.text}", (q.bottombox, q.middle, q.topbox), q.suppressed) for q in questions
-    ]
+    return [StackedRow(f"{q.number} {q.text}", (q.bottombox, q.middle, q.topbox), q.suppressed) for q in questions]
 
 
 class Renderer:
@@ -123,7 +121,9 @@ class Renderer:
         """The report's HTML."""
         strings = self.strings[model.language]
         fmt = Formatter(model.language)
-        title = f"{model.study_name} – {strings['title_final' if model.final else 'title_wave']} – {model.subscriber_name}"
+        title = (
+            f"{model.study_name} – {strings['title_final' if model.final else 'title_wave']} – {model.subscriber_name}"
+        )
         subject = strings["pdf_subject"].format(
             study=model.study_name, subscriber=model.subscriber_name, wave=model.wave.label
         )

@@ -22,7 +22,14 @@ WAVE4 = SAMPLE / "inbox" / "wave-4" / "wave4.csv"
 CASES: list[dict] = []
 
 
-def case(name: str, args: list[str], exit_code: int, expect: list[str], files: dict[str, bytes] | None = None, config: str | None = None) -> None:
+def case(
+    name: str,
+    args: list[str],
+    exit_code: int,
+    expect: list[str],
+    files: dict[str, bytes] | None = None,
+    config: str | None = None,
+) -> None:
     """Register a case: the CLI args ({case} = the case folder, {study} = the study), the exit code and
     the substrings the one-line error must contain."""
     folder = HERE / name
@@ -39,7 +46,7 @@ def wave4_rows(count: int = 60) -> tuple[list[str], list[list[str]]]:
     with open(WAVE4, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader)
-        rows = [row for _, row in zip(range(count), reader)]
+        rows = [row for _, row in zip(range(count), reader, strict=False)]
     return header, rows
 
 
@@ -61,7 +68,9 @@ def with_column(header: list[str], rows: list[list[str]], column: str, value_at:
 
 def without_column(header: list[str], rows: list[list[str]], column: str) -> bytes:
     idx = header.index(column)
-    return to_csv([h for i, h in enumerate(header) if i != idx], [[v for i, v in enumerate(r) if i != idx] for r in rows])
+    return to_csv(
+        [h for i, h in enumerate(header) if i != idx], [[v for i, v in enumerate(r) if i != idx] for r in rows]
+    )
 
 
 def main() -> None:
@@ -70,64 +79,159 @@ def main() -> None:
     sav = (SAMPLE / "inbox" / "wave-1" / "wave1.sav").read_bytes()
     imp = ["import", "--wave", "4"]
 
-    case("truncated-sav", ["import", "--wave", "1", "{case}/wave1.sav"], 65, ["wave1.sav", "SPSS"],
-         {"wave1.sav": sav[: len(sav) * 6 // 10]})
-    case("random-bytes-sav", ["import", "--wave", "1", "{case}/export.sav"], 65, ["export.sav", "SPSS"],
-         {"export.sav": bytes(rng.randrange(256) for _ in range(4096))})
+    case(
+        "truncated-sav",
+        ["import", "--wave", "1", "{case}/wave1.sav"],
+        65,
+        ["wave1.sav", "SPSS"],
+        {"wave1.sav": sav[: len(sav) * 6 // 10]},
+    )
+    case(
+        "random-bytes-sav",
+        ["import", "--wave", "1", "{case}/export.sav"],
+        65,
+        ["export.sav", "SPSS"],
+        {"export.sav": bytes(rng.randrange(256) for _ in range(4096))},
+    )
     case("empty-file", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", "empty"], {"wave4.csv": b""})
 
     latin = [list(r) for r in rows]
     comment = header.index("COMMENT")
     latin[2][comment] = "Le service était « très » lent, déçu."
-    case("latin1-csv-without-encoding", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", "UTF-8", "--encoding"],
-         {"wave4.csv": to_csv(header, latin, encoding="latin-1")})
+    case(
+        "latin1-csv-without-encoding",
+        [*imp, "{case}/wave4.csv"],
+        65,
+        ["wave4.csv", "UTF-8", "--encoding"],
+        {"wave4.csv": to_csv(header, latin, encoding="latin-1")},
+    )
 
     ragged = to_csv(header, rows).decode().splitlines()
     ragged[7] = ragged[7] + ",extra,fields"
-    case("ragged-csv", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv"], {"wave4.csv": ("\n".join(ragged) + "\n").encode()})
-    case("header-only-csv", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", "no data rows"], {"wave4.csv": to_csv(header, [])})
+    case(
+        "ragged-csv", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv"], {"wave4.csv": ("\n".join(ragged) + "\n").encode()}
+    )
+    case(
+        "header-only-csv",
+        [*imp, "{case}/wave4.csv"],
+        65,
+        ["wave4.csv", "no data rows"],
+        {"wave4.csv": to_csv(header, [])},
+    )
 
     dup = [list(r) for r in rows]
     dup[9][0] = dup[3][0]
-    case("duplicate-ids", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", "RESPID", dup[3][0], "row"], {"wave4.csv": to_csv(header, dup)})
+    case(
+        "duplicate-ids",
+        [*imp, "{case}/wave4.csv"],
+        65,
+        ["wave4.csv", "RESPID", dup[3][0], "row"],
+        {"wave4.csv": to_csv(header, dup)},
+    )
     for role, column in (("id", "RESPID"), ("jurisdiction", "PROV"), ("weight", "WEIGHT")):
-        case(f"missing-{role}-column", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", column, f"--{role}"],
-             {"wave4.csv": without_column(header, rows, column)})
+        case(
+            f"missing-{role}-column",
+            [*imp, "{case}/wave4.csv"],
+            65,
+            ["wave4.csv", column, f"--{role}"],
+            {"wave4.csv": without_column(header, rows, column)},
+        )
     for name, value in (("negative", "-1.5"), ("zero", "0"), ("nan", "NaN")):
-        case(f"{name}-weight", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", "WEIGHT", "row 5"],
-             {"wave4.csv": with_column(header, rows, "WEIGHT", {5: value})})
-    case("unknown-jurisdiction", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", "PROV", "XX", "row 12"],
-         {"wave4.csv": with_column(header, rows, "PROV", {12: "XX"})})
-    case("bad-numeric-value", [*imp, "{case}/wave4.csv"], 65, ["wave4.csv", "Q1", "line 8"],
-         {"wave4.csv": with_column(header, rows, "Q1", {7: "five"})})
+        case(
+            f"{name}-weight",
+            [*imp, "{case}/wave4.csv"],
+            65,
+            ["wave4.csv", "WEIGHT", "row 5"],
+            {"wave4.csv": with_column(header, rows, "WEIGHT", {5: value})},
+        )
+    case(
+        "unknown-jurisdiction",
+        [*imp, "{case}/wave4.csv"],
+        65,
+        ["wave4.csv", "PROV", "XX", "row 12"],
+        {"wave4.csv": with_column(header, rows, "PROV", {12: "XX"})},
+    )
+    case(
+        "bad-numeric-value",
+        [*imp, "{case}/wave4.csv"],
+        65,
+        ["wave4.csv", "Q1", "line 8"],
+        {"wave4.csv": with_column(header, rows, "Q1", {7: "five"})},
+    )
 
     # Custom questions: Ontario's wave-1 file whose ids are Quebec respondents, and the same file for wave 2.
     ontario = (SAMPLE / "inbox" / "wave-1" / "custom-ontario.csv").read_text(encoding="utf-8").splitlines()
     codebook = (SAMPLE / "inbox" / "wave-1" / "custom-ontario-codebook.csv").read_bytes()
-    case("custom-wrong-jurisdiction", ["custom", "merge", "{case}/custom-ontario.csv", "--subscriber", "quebec",
-                                       "--wave", "1", "--codebook", "{case}/custom-ontario-codebook.csv"],
-         65, ["custom-ontario.csv", "quebec"],
-         {"custom-ontario.csv": ("\n".join(ontario) + "\n").encode(), "custom-ontario-codebook.csv": codebook})
-    case("custom-wrong-wave", ["custom", "merge", "{case}/custom-ontario.csv", "--subscriber", "ontario",
-                               "--wave", "2", "--codebook", "{case}/custom-ontario-codebook.csv"],
-         65, ["custom-ontario.csv", "wave 2"],
-         {"custom-ontario.csv": ("\n".join(ontario) + "\n").encode(), "custom-ontario-codebook.csv": codebook})
+    case(
+        "custom-wrong-jurisdiction",
+        [
+            "custom",
+            "merge",
+            "{case}/custom-ontario.csv",
+            "--subscriber",
+            "quebec",
+            "--wave",
+            "1",
+            "--codebook",
+            "{case}/custom-ontario-codebook.csv",
+        ],
+        65,
+        ["custom-ontario.csv", "quebec"],
+        {"custom-ontario.csv": ("\n".join(ontario) + "\n").encode(), "custom-ontario-codebook.csv": codebook},
+    )
+    case(
+        "custom-wrong-wave",
+        [
+            "custom",
+            "merge",
+            "{case}/custom-ontario.csv",
+            "--subscriber",
+            "ontario",
+            "--wave",
+            "2",
+            "--codebook",
+            "{case}/custom-ontario-codebook.csv",
+        ],
+        65,
+        ["custom-ontario.csv", "wave 2"],
+        {"custom-ontario.csv": ("\n".join(ontario) + "\n").encode(), "custom-ontario-codebook.csv": codebook},
+    )
 
     good = (SAMPLE / "wavetool.toml").read_text(encoding="utf-8")
-    case("config-unknown-key", ["status"], 78, ["wavetool.toml", "study.nmae", "unknown key"],
-         config=good.replace("[study]\n", "[study]\nnmae = \"typo\"\n", 1))
+    case(
+        "config-unknown-key",
+        ["status"],
+        78,
+        ["wavetool.toml", "study.nmae", "unknown key"],
+        config=good.replace("[study]\n", '[study]\nnmae = "typo"\n', 1),
+    )
     first_sub = good.index("[[subscribers]]")
     block_end = good.index("[[subscribers]]", first_sub + 1)
     block = good[first_sub:block_end]
     block_plain = block.split("[[subscribers.custom]]")[0]
-    case("config-duplicate-subscriber", ["status"], 78, ["wavetool.toml", "duplicate subscriber id"],
-         config=good + "\n" + block_plain)
+    case(
+        "config-duplicate-subscriber",
+        ["status"],
+        78,
+        ["wavetool.toml", "duplicate subscriber id"],
+        config=good + "\n" + block_plain,
+    )
     sub_id = block.split('id = "', 1)[1].split('"', 1)[0]
-    case("config-path-traversal-id", ["status"], 78, ["wavetool.toml", "../../etc", "not a safe id"],
-         config=good.replace(f'id = "{sub_id}"', 'id = "../../etc"', 1))
+    case(
+        "config-path-traversal-id",
+        ["status"],
+        78,
+        ["wavetool.toml", "../../etc", "not a safe id"],
+        config=good.replace(f'id = "{sub_id}"', 'id = "../../etc"', 1),
+    )
     contact = block.split('contacts = ["', 1)[1].split('"', 1)[0]
-    case("config-invalid-email", ["status"], 78, ["wavetool.toml", "not-an-address", "e-mail"],
-         config=good.replace(contact, "not-an-address", 1))
+    case(
+        "config-invalid-email",
+        ["status"],
+        78,
+        ["wavetool.toml", "not-an-address", "e-mail"],
+        config=good.replace(contact, "not-an-address", 1),
+    )
 
     lines = ["# Generated by generate.py: the bad-input corpus. Do not edit by hand.", ""]
     for c in CASES:
@@ -135,9 +239,9 @@ def main() -> None:
             "[[case]]",
             f'name = "{c["name"]}"',
             "args = [" + ", ".join(f'"{a}"' for a in c["args"]) + "]",
-            f'exit = {c["exit"]}',
+            f"exit = {c['exit']}",
             "expect = [" + ", ".join('"' + e.replace('"', '\\"') + '"' for e in c["expect"]) + "]",
-            f'config = {"true" if c["config"] else "false"}',
+            f"config = {'true' if c['config'] else 'false'}",
             "",
         ]
     (HERE / "cases.toml").write_text("\n".join(lines), encoding="utf-8")
