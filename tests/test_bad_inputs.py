@@ -31,6 +31,8 @@ def test_bad_input_fails_cleanly_and_changes_nothing(case, imported_study, cli, 
     shutil.copytree(BAD / case["name"], folder)
     if case["config"]:
         shutil.copy(folder / "wavetool.toml", imported_study / "wavetool.toml")
+    if (folder / "study").is_dir():
+        shutil.copytree(folder / "study", imported_study, dirs_exist_ok=True)
     before = snapshot(imported_study)
     args = [a.replace("{case}", str(folder)).replace("{study}", str(imported_study)) for a in case["args"]]
 
@@ -70,5 +72,6 @@ def test_corpus_has_the_cases_the_issue_lists():
         "config-duplicate-subscriber",
         "config-path-traversal-id",
         "config-invalid-email",
+        "template-missing-variable",
     ):
         assert required in names

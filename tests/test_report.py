@@ -352,3 +352,30 @@ def test_text_colours_have_enough_contrast():
 
     for fill in (TOP_BOX, MIDDLE_BOX, BOTTOM_BOX, SUBJECT):
         assert contrast(text_on(fill), fill) >= 4.5, fill
+
+
+def test_study_templates_override_wavetools_own(merged_study):
+    """`[report] templates = DIR`: a coordinator's own report.html.j2 is used; the other files stay
+    wavetool's; a template edit re-renders (the inputs hash covers the study's templates too)."""
+    own = merged_study / "my-templates"
+    own.mkdir()
+    builtin = (templates_dir() / "report.html.j2").read_text(encoding="utf-8")
+    marker = "</body>"
+    assert marker in builtin
+    (own / "report.html.j2").write_text(
+        builtin.replace(marker, "<p>Prepared by the Coordination Office</p>" + marker, 1), encoding="utf-8"
+    )
+    config_path = merged_study / "wavetool.toml"
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8").replace("[report]\n", '[report]\ntemplates = "my-templates"\n', 1),
+        encoding="utf-8",
+    )
+    config = load_config(merged_study)
+    result = render_reports(config, 1, subscribers=["ontario"], jobs=1, questions=["Q1"])
+    assert result.rendered == ["ontario"]
+    pdf = merged_study / "reports" / "wave-1" / "ontario.pdf"
+    assert "Prepared by the Coordination Office" in flat(pdf_text(pdf))
+    assert render_reports(config, 1, subscribers=["ontario"], jobs=1, questions=["Q1"]).unchanged == ["ontario"]
+    (own / "report.html.j2").write_text(builtin, encoding="utf-8")
+    assert render_reports(config, 1, subscribers=["ontario"], jobs=1, questions=["Q1"]).rendered == ["ontario"]
+    assert "Coordination Office" not in pdf_text(pdf)

@@ -125,6 +125,7 @@ class ReportConfig:
     output_dir: str = "reports"
     jobs: int | None = None
     timeout: float = 300.0
+    templates: str | None = None
 
 
 @dataclass(frozen=True)
@@ -562,7 +563,7 @@ def _parse_weighting(sec: _Section) -> WeightingConfig:
 
 
 def _parse_report(sec: _Section) -> ReportConfig:
-    sec.check_keys({"output_dir", "jobs", "timeout"})
+    sec.check_keys({"output_dir", "jobs", "timeout", "templates"})
     jobs = sec.get("jobs", int)
     if jobs is not None and jobs < 1:
         raise sec.error("jobs", "must be at least 1")
@@ -570,6 +571,7 @@ def _parse_report(sec: _Section) -> ReportConfig:
         output_dir=sec.get("output_dir", str, default="reports"),
         jobs=jobs,
         timeout=sec.get("timeout", float, default=300.0),
+        templates=sec.get("templates", str),
     )
 
 

@@ -28,7 +28,7 @@ from .. import __version__
 from ..config import SLUG_RE, StudyConfig
 from ..errors import ConfigError, OutputError, StudyLockedError
 from .model import ReportModel
-from .render import init_worker, render_task, templates_dir
+from .render import check_templates, init_worker, render_task, templates_dir
 
 MANIFEST = "manifest.json"
 Progress = Callable[[int, int, str, str], None]  # (done, total, subscriber id, 'rendered'|'unchanged'|'failed')
@@ -163,14 +163,15 @@ def render_reports(
     config.wave(wave)
     ids = _chosen(config, subscribers)
     folder = report_folder(config, wave, output_dir)
+    models = build_models(config, wave, ids, final=final, questions=questions)
+    templates, overrides = templates_dir(), study_templates(config)
+    if ids:
+        check_templates(templates, overrides, models[ids[0]])
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{folder}: cannot create the report folder: {exc.strerror}") from None
-
-    models = build_models(config, wave, ids, final=final, questions=questions)
-    templates = templates_dir()
-    tpl_hash = templates_sha256(templates)
+    tpl_hash = templates_sha256(templates) + (templates_sha256(overrides) if overrides else "")
     result = RenderResult(wave=wave, final=final, folder=folder)
     try:
         lock = FileLock(str(folder / ".manifest.lock"), timeout=config.pipeline.lock_timeout)
@@ -198,7 +199,9 @@ def render_reports(
             else:
                 todo[sub_id] = (model, key)
 
-        for sub_id, outcome in _render_all(todo, jobs or config.report.jobs, config.report.timeout, templates):
+        for sub_id, outcome in _render_all(
+            todo, jobs or config.report.jobs, config.report.timeout, templates, overrides
+        ):
             model, key = todo[sub_id]
             pdf_path = folder / f"{sub_id}.pdf"
             if "pid" in outcome:
@@ -239,24 +242,40 @@ def render_reports(
     return result
 
 
-def _render_all(todo: dict[str, tuple[ReportModel, str]], jobs: int | None, timeout: float, templates: Path) -> Any:
+def study_templates(config: StudyConfig) -> Path | None:
+    """The study's own template folder (``[report] templates``), whose files replace wavetool's."""
+    if not config.report.templates:
+        return None
+    folder = config.resolve(config.report.templates)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{config.path}: report.templates: {folder} is not a folder",
+            hint="point it at a folder holding your report.html.j2 / charts.svg.j2 / report.css, or remove the key",
+        )
+    return folder
+
+
+def _render_all(
+    todo: dict[str, tuple[ReportModel, str]], jobs: int | None, timeout: float, templates: Path, overrides: Path | None
+) -> Any:
     """Yield ``(subscriber id, outcome)`` as reports finish: in this process for one report or one job,
     else in a pool of ``jobs`` workers (default: CPU count)."""
     if not todo:
         return
+    extra = str(overrides) if overrides else None
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     if jobs == 1:
         for sub_id, (model, _key) in todo.items():
-            yield sub_id, render_task(model.to_dict(), timeout, str(templates))
+            yield sub_id, render_task(model.to_dict(), timeout, str(templates), extra)
         return
     context = _pool_context()
     pool = cf.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=init_worker, initargs=(str(templates),)
+        max_workers=jobs, mp_context=context, initializer=init_worker, initargs=(str(templates), extra)
     )
     hung = False
     try:
         futures = {
-            pool.submit(render_task, model.to_dict(), timeout, str(templates)): sub_id
+            pool.submit(render_task, model.to_dict(), timeout, str(templates), extra): sub_id
             for sub_id, (model, _key) in todo.items()
         }
         # The worker enforces the per-report limit itself (SIGALRM); this is the backstop for a worker

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
@@ -43,11 +43,13 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def make_environment(templates: Path) -> Environment:
+def make_environment(templates: Path, overrides: Path | None = None) -> Environment:
     """The Jinja environment of the report: autoescaping ON for every template whatever its name
-    (``select_autoescape()`` with its defaults would leave ``report.html.j2`` unescaped)."""
+    (``select_autoescape()`` with its defaults would leave ``report.html.j2`` unescaped). Templates in
+    ``overrides`` (the study's ``[report] templates`` folder) take precedence over wavetool's own."""
+    folders = [str(overrides)] if overrides else []
     return Environment(
-        loader=FileSystemLoader(str(templates)),
+        loader=ChoiceLoader([FileSystemLoader(f) for f in [*folders, str(templates)]]),
         autoescape=True,
         undefined=StrictUndefined,
         keep_trailing_newline=False,
@@ -60,9 +62,10 @@ def make_environment(templates: Path) -> Environment:
 class SafeURLFetcher(URLFetcher):
     """Serve ``data:`` URLs and files under ``root``; refuse everything else by stopping the render."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *more_roots: Path) -> None:
         super().__init__(timeout=1, allowed_protocols=("data", "file"), allow_redirects=False, fail_on_errors=True)
         self.root = Path(root).resolve()
+        self.roots = tuple(Path(r).resolve() for r in (root, *more_roots))
 
     def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
@@ -74,7 +77,7 @@ class SafeURLFetcher(URLFetcher):
             if parts.netloc not in ("", "localhost"):
                 raise FatalURLFetchingError(f"refused to fetch {_short(url)}: not a local file")
             path = Path(urllib.request.url2pathname(unquote(parts.path))).resolve()
-            if path.is_relative_to(self.root) and path.is_file():
+            if any(path.is_relative_to(root) for root in self.roots) and path.is_file():
                 kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                 return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": kind})
             raise FatalURLFetchingError(f"refused to fetch {_short(url)}: outside the report templates")
@@ -103,16 +106,19 @@ def _rows(questions: list[Question]) -> list[StackedRow]:
 class Renderer:
     """Renders report models to PDF; build once per process and reuse."""
 
-    def __init__(self, templates: Path | None = None) -> None:
+    def __init__(self, templates: Path | None = None, overrides: Path | None = None) -> None:
         quiet_logs()
         self.templates = Path(templates or templates_dir()).resolve()
-        self.env = make_environment(self.templates)
+        self.overrides = Path(overrides).resolve() if overrides else None
+        self.overrides_state = _folder_state(self.overrides)
+        self.env = make_environment(self.templates, self.overrides)
         self.template = self.env.get_template("report.html.j2")
         self.macros = self.env.get_template("charts.svg.j2").module
-        self.fetcher = SafeURLFetcher(self.templates)
+        self.fetcher = SafeURLFetcher(self.templates, *([self.overrides] if self.overrides else []))
         self.font_config = FontConfiguration()
+        css = self.overrides / "report.css" if self.overrides and (self.overrides / "report.css").is_file() else None
         self.css = CSS(
-            filename=str(self.templates / "report.css"), url_fetcher=self.fetcher, font_config=self.font_config
+            filename=str(css or self.templates / "report.css"), url_fetcher=self.fetcher, font_config=self.font_config
         )
         self.strings = {language: load_strings(self.templates, language) for language in LANGUAGES}
         self.base_url = self.templates.as_uri() + "/"
@@ -161,18 +167,32 @@ class RenderTimeout(BaseException):
     """A render took longer than its time limit (BaseException: WeasyPrint must not swallow it)."""
 
 
-def init_worker(templates: str) -> None:
+def init_worker(templates: str, overrides: str | None = None) -> None:
     """Process-pool initializer: build the Jinja environment, fonts, CSS and fetcher once per worker."""
     global _renderer
-    _renderer = Renderer(Path(templates))
+    _renderer = Renderer(Path(templates), Path(overrides) if overrides else None)
 
 
-def shared_renderer(templates: Path | None = None) -> Renderer:
+def shared_renderer(templates: Path | None = None, overrides: Path | None = None) -> Renderer:
     """This process's renderer (built on first use)."""
     global _renderer
-    if _renderer is None or (templates is not None and _renderer.templates != Path(templates).resolve()):
-        _renderer = Renderer(templates)
+    wanted = Path(overrides).resolve() if overrides else None
+    if (
+        _renderer is None
+        or (templates is not None and _renderer.templates != Path(templates).resolve())
+        or _renderer.overrides != wanted
+        or _renderer.overrides_state != _folder_state(wanted)
+    ):
+        _renderer = Renderer(templates, overrides)
     return _renderer
+
+
+def _folder_state(folder: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and mtimes of a study's template files: an edit between two renders in one process
+    must not be hidden by the compiled templates this process keeps."""
+    if folder is None or not folder.is_dir():
+        return ()
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file())
 
 
 @contextlib.contextmanager
@@ -201,12 +221,14 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def render_task(model_data: dict[str, Any], timeout: float | None, templates: str | None = None) -> dict[str, Any]:
+def render_task(
+    model_data: dict[str, Any], timeout: float | None, templates: str | None = None, overrides: str | None = None
+) -> dict[str, Any]:
     """Render one report (in a worker or in-process): ``{"ok": True, "pdf": bytes, "pages": n}`` or
     ``{"ok": False, "error": "..."}``. Never raises for a report-level failure."""
     subscriber = model_data.get("subscriber_id", "?")
     try:
-        renderer = shared_renderer(Path(templates) if templates else None)
+        renderer = shared_renderer(Path(templates) if templates else None, Path(overrides) if overrides else None)
         with time_limit(timeout):
             pdf, pages = renderer.pdf(ReportModel.from_dict(model_data))
         # The worker's cumulative CPU (since it was forked), for the benchmark's accounting.
@@ -217,3 +239,33 @@ def render_task(model_data: dict[str, Any], timeout: float | None, templates: st
         return {"ok": False, "error": f"{subscriber}: {exc}"}
     except Exception as exc:
         return {"ok": False, "error": f"{subscriber}: {type(exc).__name__}: {exc}"}
+
+
+def check_templates(templates: Path, overrides: Path | None, model: ReportModel) -> None:
+    """Fill the report's templates once for ``model`` before anything is rendered or written, so a
+    template error (an undefined variable, a syntax error) is one clear message naming the template file
+    and line rather than one failed report per subscriber."""
+    import traceback
+
+    from jinja2 import TemplateError, TemplateSyntaxError
+
+    from ..errors import ConfigError
+
+    try:
+        Renderer(templates, overrides).html(model)
+    except TemplateError as exc:
+        where = ""
+        if isinstance(exc, TemplateSyntaxError) and exc.filename:
+            where = f"{exc.filename}: line {exc.lineno}: "
+        else:
+            roots = [str(r) for r in (overrides, templates) if r]
+            frames = [
+                f for f in traceback.extract_tb(exc.__traceback__) if any(f.filename.startswith(r) for r in roots)
+            ]
+            if frames:
+                where = f"{frames[-1].filename}: line {frames[-1].lineno}: "
+        raise ConfigError(
+            f"{where}report template error: {exc.message or exc}",
+            hint="fix the template (variables available: m, s, fmt, charts, title, subject, lang_tag), or remove"
+            " [report] templates from wavetool.toml to use wavetool's own",
+        ) from None
