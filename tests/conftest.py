@@ -57,8 +57,12 @@ def imported_study(tmp_path: Path, _imported_template: Path) -> Path:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    """Run the CLI in-process: ``cli("--study", d, "status")`` -> (exit code, stdout, stderr)."""
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run the CLI in-process: ``cli("--study", d, "status")`` -> (exit code, stdout, stderr).
+
+    Output is captured (not a terminal), as under cron; COLUMNS is pinned wide so a test runner's own
+    terminal width never folds a table cell the test looks for."""
+    monkeypatch.setenv("COLUMNS", "300")
 
     def run(*args: object) -> tuple[int, str, str]:
         code = main([str(a) for a in args])
