@@ -181,6 +181,7 @@ def render_reports(
             f"{folder}: another `wavetool report` is writing here", hint="wait for it to finish, then run again"
         ) from None
     try:
+        _remove_temporaries(folder)
         manifest = read_manifest(folder)
         entries: dict[str, dict[str, Any]] = dict(manifest.get("reports", {}))
         todo: dict[str, tuple[ReportModel, str]] = {}
@@ -198,6 +199,12 @@ def render_reports(
                     progress(done, len(ids), sub_id, "unchanged")
             else:
                 todo[sub_id] = (model, key)
+        # A report about to be rendered again leaves the manifest first and comes back only once its new PDF
+        # is in place (the manifest is rewritten after each one), so a kill at any moment never leaves an
+        # entry whose file differs from it, and the reports finished before the kill are kept.
+        stale = [sub_id for sub_id in todo if entries.pop(sub_id, None) is not None]
+        if stale:
+            _write_manifest(folder, wave, final, entries)
 
         for sub_id, outcome in _render_all(
             todo, jobs or config.report.jobs, config.report.timeout, templates, overrides
@@ -219,6 +226,7 @@ def render_reports(
                     "inputs_sha256": key,
                     "rendered": True,
                 }
+                _write_manifest(folder, wave, final, entries)
                 result.rendered.append(sub_id)
             else:
                 # The inputs changed and the new report could not be made: an older PDF would be stale.
@@ -230,16 +238,32 @@ def render_reports(
             if progress:
                 progress(done, len(ids), sub_id, "rendered" if outcome["ok"] else "failed")
 
-        ordered = {k: entries[k] for k in sorted(entries)}
-        document = {"wave": wave, "final": final, "reports": ordered}
-        try:
-            write_atomic(folder / MANIFEST, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
-        except OSError as exc:
-            raise OutputError(f"{folder / MANIFEST}: cannot write the manifest: {exc.strerror}") from None
+        ordered = _write_manifest(folder, wave, final, entries)
         result.reports = {k: ordered[k] for k in ids if k in ordered}
     finally:
         lock.release()
     return result
+
+
+def _write_manifest(
+    folder: Path, wave: int, final: bool, entries: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Write ``manifest.json`` atomically, entries sorted by subscriber id; return the sorted entries."""
+    ordered = {k: entries[k] for k in sorted(entries)}
+    document = {"wave": wave, "final": final, "reports": ordered}
+    try:
+        write_atomic(folder / MANIFEST, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+    except OSError as exc:
+        raise OutputError(f"{folder / MANIFEST}: cannot write the manifest: {exc.strerror}") from None
+    return ordered
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Delete the temporary files (``.<name>.XXXX.tmp``) a killed run left behind; called under the manifest
+    lock, so no other render is writing one."""
+    for path in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def study_templates(config: StudyConfig) -> Path | None:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import mimetypes
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -170,7 +173,26 @@ class RenderTimeout(BaseException):
 def init_worker(templates: str, overrides: str | None = None) -> None:
     """Process-pool initializer: build the Jinja environment, fonts, CSS and fetcher once per worker."""
     global _renderer
+    exit_with_parent()
     _renderer = Renderer(Path(templates), Path(overrides) if overrides else None)
+
+
+def exit_with_parent() -> None:
+    """End this worker as soon as the process that started it dies.
+
+    A pool worker holds both ends of its own task and result pipes, so it never sees the parent go: after a
+    ``kill -9`` of ``wavetool report`` the workers (and through them the forkserver) would wait forever,
+    holding memory and the caller's stdout (cron waits for it to close). The parent's sentinel becomes
+    readable when the parent dies, whoever kills it."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wavetool-exit-with-parent", daemon=True).start()
 
 
 def shared_renderer(templates: Path | None = None, overrides: Path | None = None) -> Renderer:
