@@ -16,9 +16,12 @@ from typing import Any
 from .errors import ConfigError
 
 CONFIG_NAME = "wavetool.toml"
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+# \A...\Z, not ^...$: `$` also matches before a final line break ("ontario\n" is no file name).
+SLUG_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+# The local part is an RFC 5322 dot-atom: no leading, trailing or doubled dot.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 EMAIL_RE = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+    rf"\A{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
 )
 LANGUAGES = ("en", "fr")
 
@@ -441,7 +444,7 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
                         hint="use full addresses like analyst@example.org",
                     )
         reply_to = sec.get("reply_to", str)
-        if reply_to and not EMAIL_RE.match(reply_to):
+        if reply_to is not None and not EMAIL_RE.match(reply_to):  # "" is no address either
             raise sec.error("reply_to", f"{reply_to!r} is not a valid e-mail address")
         custom = []
         for i, item in enumerate(sec.data.get("custom", [])):
@@ -600,7 +603,7 @@ def _parse_delivery(sec: _Section) -> DeliveryConfig:
             "smtp", 'is required when transport = "smtp"', hint="add a [delivery.smtp] table with host and port"
         )
     reply_to = sec.get("reply_to", str)
-    if reply_to and not EMAIL_RE.match(reply_to):
+    if reply_to is not None and not EMAIL_RE.match(reply_to):  # "" is no address either
         raise sec.error("reply_to", f"{reply_to!r} is not a valid e-mail address")
     rate = sec.get("rate_limit", float)
     if rate is not None and rate <= 0:

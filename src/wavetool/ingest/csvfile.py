@@ -206,6 +206,15 @@ def _check_values(con: duckdb.DuckDBPyConnection, raw: str, codebook: Codebook, 
     row = rowid + 1
     more = f" ({len(found)} columns have invalid values)" if len(found) > 1 else ""
     raise DataError(
-        f"{path}: line {row + 1} (data row {row}), column {name}: {value!r} is not a valid {target.lower()} value{more}",
+        f"{path}: line {_line_of_row(con, raw, list(codebook.variables), rowid)} (data row {row}), column {name}:"
+        f" {value!r} is not a valid {target.lower()} value{more}",
         hint="fix the value, or declare the column as type string in the codebook",
     )
+
+
+def _line_of_row(con: duckdb.DuckDBPyConnection, raw: str, names: list[str], rowid: int) -> int:
+    """The line of the file (header = line 1) on which the data row ``rowid`` starts: quoted values of
+    the rows before it may hold line breaks (CRLF, LF or CR), each of which starts a new line."""
+    breaks = " + ".join(f"len(regexp_extract_all(coalesce({quote(n)}, ''), '\\r\\n|\\r|\\n'))" for n in names)
+    extra = con.execute(f"SELECT coalesce(sum({breaks}), 0) FROM {quote(raw)} WHERE rowid < ?", [rowid]).fetchall()
+    return rowid + 2 + int(extra[0][0])
