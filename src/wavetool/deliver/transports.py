@@ -309,14 +309,29 @@ class SmtpTransport:
             raise TemporaryFailure(f"connection to {self.where} failed before the message was sent: {exc}") from None
 
         payload = _dot_stuffed(envelope.message)
+        self._data_sent = True  # from here on the server may accept the message at any moment
         try:
-            self._data_sent = True  # from here on the server may accept the message at any moment
             conn.send(payload)
+        except (smtplib.SMTPException, OSError) as exc:
+            # The socket refused part of the message, so its final "." never left: a server does not accept
+            # a message that did not end, and sending it again is safe. (An interrupt is different: it can
+            # arrive after the last byte went out, so it stays uncertain.)
+            self._data_sent = False
+            self._drop()
+            raise TemporaryFailure(
+                f"connection to {self.where} lost while the message was being sent (so not accepted): {_cause(exc)}"
+            ) from None
+        try:
             code, reply = conn.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
+            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+                raise UncertainFailure(
+                    f"no answer from mail server {self.where} within {self.settings.timeout:g} s after the message"
+                    " was sent (timeout)"
+                ) from None
             raise UncertainFailure(
-                f"connection to {self.where} lost after the message was sent, before the server answered: {exc}"
+                f"connection to {self.where} lost after the message was sent, before the server answered: {_cause(exc)}"
             ) from None
         if code != 250:
             self._data_sent = False  # an explicit refusal: the server did not take it
@@ -338,6 +353,18 @@ class SmtpTransport:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self.conn.quit()
             self._drop()
+
+
+def _cause(exc: BaseException) -> str:
+    """The socket error behind smtplib's generic 'Server not connected', which hides it."""
+    context = exc.__context__
+    if (
+        isinstance(exc, smtplib.SMTPServerDisconnected)
+        and isinstance(context, OSError)
+        and str(context) not in str(exc)
+    ):
+        return f"{exc} ({context.strerror or context})"
+    return str(exc)
 
 
 def _quietly_close(conn: smtplib.SMTP | None) -> None:
