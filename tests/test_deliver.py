@@ -654,6 +654,25 @@ def test_final_report_subject_and_file_name(tmp_path, pdf_bytes):
     assert "fieldwork January 11, 2021 – January 31, 2021" in messages["ontario"].get_body(("plain",)).get_content()
 
 
+def test_each_manifest_entry_says_whether_its_report_is_final(tmp_path, pdf_bytes):
+    """A folder holding a final report for one subscriber and a wave summary for another (a partial
+    `report --final --subscriber`): each message's subject and file name follow its own report."""
+    folder = copy_sample(tmp_path / "mixed")
+    reports = write_reports(folder, 4, pdf_bytes, final=True)
+    manifest = json.loads((reports / "manifest.json").read_text(encoding="utf-8"))
+    manifest["reports"]["ontario"]["final"] = False
+    manifest["reports"]["quebec"]["final"] = True
+    (reports / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert send_reports(load_config(folder), 4, subscribers=["quebec", "ontario"]).exit_code == 0
+    messages = {}
+    for path in (folder / "outbox").glob("*.eml"):
+        m = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        messages[m["X-Wavetool-Subscriber"]] = m
+    assert attachment(messages["quebec"])[1] == "quebec-vague-4-final.pdf"
+    assert attachment(messages["ontario"])[1] == "ontario-wave-4.pdf"
+    assert "final report" not in messages["ontario"]["Subject"]
+
+
 def test_password_comes_only_from_the_environment(study, monkeypatch):
     set_delivery(study, smtp_block(2525, user="study"))
     monkeypatch.setenv("WAVETOOL_TEST_SMTP_PASSWORD", "from-env")

@@ -136,7 +136,7 @@ def plan_messages(config: StudyConfig, wave: int, subscribers: Sequence[Subscrib
     manifest = read_manifest(config, wave)
     folder = reports_dir(config, wave)
     reports = manifest["reports"]
-    final = bool(manifest.get("final", False))
+    default_final = bool(manifest.get("final", False))
     problems: list[WavetoolError] = []
     plans = []
     for sub in subscribers:
@@ -160,6 +160,9 @@ def plan_messages(config: StudyConfig, wave: int, subscribers: Sequence[Subscrib
                     f"{pdf}: the PDF changed after it was rendered (sha256 {actual[:12]}, manifest says {str(entry['sha256'])[:12]})",
                     hint=f"re-render it: `wavetool report --wave {wave} --subscriber {sub.id}`",
                 )
+            # Each entry says whether its PDF is the final report: one folder may hold both kinds when only
+            # some subscribers were rendered with --final.
+            final = bool(entry.get("final", default_final))
             name = attachment_name(sub, wave, final)
             pages = int(entry.get("pages") or 0)
             letter = compose(config, sub, wave, final=final, pages=pages, attachment=name)

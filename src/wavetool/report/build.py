@@ -223,6 +223,7 @@ def render_reports(
                     "sha256": hashlib.sha256(outcome["pdf"]).hexdigest(),
                     "pages": outcome["pages"],
                     "language": model.language,
+                    "final": final,
                     "inputs_sha256": key,
                     "rendered": True,
                 }
