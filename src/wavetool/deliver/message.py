@@ -11,7 +11,6 @@ import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
-from importlib.resources import files
 from pathlib import Path
 
 import jinja2
@@ -19,16 +18,9 @@ from babel.dates import format_date
 
 from ..config import EMAIL_RE, StudyConfig, Subscriber
 from ..errors import ConfigError
+from ..resources import templates_root
 
 LOCALES = {"en": "en_CA", "fr": "fr_CA"}
-
-
-def templates_root() -> Path:
-    """The ``templates`` folder: inside the installed package, else the checkout's top-level one."""
-    packaged = files("wavetool") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "templates"
 
 
 @functools.lru_cache(maxsize=4)

@@ -18,6 +18,7 @@ from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
 from ..errors import ConfigError
+from ..resources import templates_root
 
 LOCALES = {"en": "en_CA", "fr": "fr_CA"}
 LANG_TAGS = {"en": "en-CA", "fr": "fr-CA"}
@@ -25,12 +26,7 @@ LANG_TAGS = {"en": "en-CA", "fr": "fr-CA"}
 
 def templates_dir() -> Path:
     """The report templates: shipped inside the wheel as ``wavetool/templates``, else the checkout's."""
-    from importlib.resources import files
-
-    packaged = files("wavetool") / "templates"
-    if packaged.is_dir() and (packaged / "report.html.j2").is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "templates"
+    return templates_root()
 
 
 def load_strings(templates: Path, language: str) -> dict[str, str]:
