@@ -158,13 +158,37 @@ def render_reports(
     out after ``[report] timeout`` seconds) is listed in ``failed``, has no PDF and is not in the manifest;
     the others are still written. ``questions`` restricts the core questions (for benchmarks and tests).
     """
-    from .model import build_models
-
     config.wave(wave)
     ids = _chosen(config, subscribers)
     folder = report_folder(config, wave, output_dir)
-    models = build_models(config, wave, ids, final=final, questions=questions)
     templates, overrides = templates_dir(), study_templates(config)
+    # Reports never rendered here are certain to be rendered: start the workers now, so that their set-up
+    # (WeasyPrint, fonts, CSS) overlaps the queries that build the models.
+    unlisted = [s for s in ids if s not in read_manifest(folder)["reports"]]
+    pool = _start_pool(jobs or config.report.jobs, len(unlisted), templates, overrides) if unlisted else None
+    try:
+        return _render_models(config, wave, ids, folder, templates, overrides, pool, final, jobs, progress, questions)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _render_models(
+    config: StudyConfig,
+    wave: int,
+    ids: list[str],
+    folder: Path,
+    templates: Path,
+    overrides: Path | None,
+    pool: cf.ProcessPoolExecutor | None,
+    final: bool,
+    jobs: int | None,
+    progress: Progress | None,
+    questions: list[str] | None,
+) -> RenderResult:
+    from .model import build_models
+
+    models = build_models(config, wave, ids, final=final, questions=questions)
     if ids:
         check_templates(templates, overrides, models[ids[0]])
     try:
@@ -207,7 +231,7 @@ def render_reports(
             _write_manifest(folder, wave, final, entries)
 
         for sub_id, outcome in _render_all(
-            todo, jobs or config.report.jobs, config.report.timeout, templates, overrides
+            todo, jobs or config.report.jobs, config.report.timeout, templates, overrides, pool
         ):
             model, key = todo[sub_id]
             pdf_path = folder / f"{sub_id}.pdf"
@@ -280,23 +304,43 @@ def study_templates(config: StudyConfig) -> Path | None:
     return folder
 
 
+def _start_pool(
+    jobs: int | None, reports: int, templates: Path, overrides: Path | None
+) -> cf.ProcessPoolExecutor | None:
+    """A pool of render workers, already starting: each runs its initializer at once (a no-op task
+    makes the executor start it). None where one worker is enough (rendering then stays in-process)."""
+    jobs = max(1, min(jobs or os.cpu_count() or 1, reports))
+    if jobs == 1:
+        return None
+    extra = str(overrides) if overrides else None
+    pool = cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=_pool_context(), initializer=init_worker, initargs=(str(templates), extra)
+    )
+    for _ in range(jobs):
+        pool.submit(os.getpid)
+    return pool
+
+
 def _render_all(
-    todo: dict[str, tuple[ReportModel, str]], jobs: int | None, timeout: float, templates: Path, overrides: Path | None
+    todo: dict[str, tuple[ReportModel, str]],
+    jobs: int | None,
+    timeout: float,
+    templates: Path,
+    overrides: Path | None,
+    pool: cf.ProcessPoolExecutor | None = None,
 ) -> Any:
     """Yield ``(subscriber id, outcome)`` as reports finish: in this process for one report or one job,
     else in a pool of ``jobs`` workers (default: CPU count)."""
     if not todo:
         return
     extra = str(overrides) if overrides else None
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
-    if jobs == 1:
+    if pool is None:
+        pool = _start_pool(jobs, len(todo), templates, overrides)
+    if pool is None:
         for sub_id, (model, _key) in todo.items():
             yield sub_id, render_task(model.to_dict(), timeout, str(templates), extra)
         return
-    context = _pool_context()
-    pool = cf.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=init_worker, initargs=(str(templates), extra)
-    )
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     hung = False
     try:
         futures = {
