@@ -42,10 +42,7 @@ def read_spss_codebook(path: Path, encoding: str | None = None) -> tuple[Codeboo
     except pyreadstat.ReadstatError as exc:
         raise unreadable(path, exc) from None
     except UnicodeError as exc:
-        raise DataError(
-            f"{path}: cannot decode the file's text with encoding {encoding or 'declared by the file'}: {exc}",
-            hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252",
-        ) from None
+        raise undecodable(path, encoding, exc) from None
     except (ValueError, OverflowError) as exc:
         raise DataError(
             f"{path}: cannot read the SPSS dictionary: {exc}",
@@ -55,6 +52,14 @@ def read_spss_codebook(path: Path, encoding: str | None = None) -> tuple[Codeboo
         codebook = Codebook(codebook.variables, codebook.mr_sets, encoding)
     rows = meta.number_rows if isinstance(meta.number_rows, int) and meta.number_rows >= 0 else None
     return codebook, rows
+
+
+def undecodable(path: Path, encoding: str | None, exc: UnicodeError) -> DataError:
+    """The error for a file whose text does not decode with the encoding given (or declared)."""
+    return DataError(
+        f"{path}: cannot decode the file's text with encoding {encoding or 'declared by the file'}: {exc}",
+        hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252",
+    )
 
 
 def unreadable(path: Path, exc: BaseException) -> DataError:
@@ -202,10 +207,7 @@ def _load_pyreadstat(
     except pyreadstat.ReadstatError as exc:
         raise unreadable(path, exc) from None
     except UnicodeError as exc:
-        raise DataError(
-            f"{path}: cannot decode text with encoding {encoding or 'declared by the file'}: {exc}",
-            hint="pass --encoding with the file's real encoding, e.g. --encoding cp1252",
-        ) from None
+        raise undecodable(path, encoding, exc) from None
     except (ValueError, OverflowError, pa.ArrowException) as exc:
         raise DataError(
             f"{path}: cannot read the values: {exc}", hint="the file may be damaged; ask the vendor to re-export it"
