@@ -440,21 +440,24 @@ def harmonised_columns(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -
     return columns
 
 
+def in_study_coding(var: Variable, recode: dict[float, float]) -> Variable:
+    """``var`` with its value labels and user-missing codes moved into the study's coding by a crosswalk
+    recode (unchanged without one)."""
+    if not recode:
+        return var
+    labels = {
+        code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
+        for c, lbl in var.value_labels.items()
+    }
+    return replace(var, value_labels=labels, missing=tuple(_recode_missing(spec, recode) for spec in var.missing))
+
+
 def harmonised_codebook(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> dict[str, Variable]:
     """A wave's core questions keyed by study-level question, with codes in the study's coding."""
     book = load_codebook(con, wave)
     result = {}
     for variable, question in core_variables(con, wave):
-        var = book.variables[variable]
-        recode = _recode_for(config, question, wave)
-        if recode:
-            labels = {
-                code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
-                for c, lbl in var.value_labels.items()
-            }
-            var = replace(
-                var, value_labels=labels, missing=tuple(_recode_missing(spec, recode) for spec in var.missing)
-            )
+        var = in_study_coding(book.variables[variable], _recode_for(config, question, wave))
         result[question] = replace(var, name=question)
     return result
 
@@ -534,15 +537,7 @@ def _question_view(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> di
     for name, question in con.execute(
         "SELECT name, question FROM variables WHERE wave = ? AND role IS NULL ORDER BY position", [wave]
     ).fetchall():
-        var = book.variables[name]
-        recode = _recode_for(config, question, wave)
-        if recode:
-            labels = {
-                code_text(recode.get(float(c), float(c))) if _as_number(c) is not None else c: lbl
-                for c, lbl in var.value_labels.items()
-            }
-            var = replace(var, value_labels=labels, missing=tuple(_recode_missing(s, recode) for s in var.missing))
-        view[question] = (name, var)
+        view[question] = (name, in_study_coding(book.variables[name], _recode_for(config, question, wave)))
     return view
 
 
