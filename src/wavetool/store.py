@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -227,3 +228,16 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = No
     statement (DuckDB 2 refuses new work while a result is only partly fetched)."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0] if rows else None
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+    """The whole result of a query, in its order, as an Arrow table.
+
+    The query runs into a temporary table that is then read as a relation: a relation over the query
+    itself (``con.sql``) would bind it once to describe it and again to run it, which for the long
+    generated queries of the tables costs more than the copy."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_result AS {sql}", params)
+    try:
+        return con.sql("SELECT * FROM _wt_result").to_arrow_table()
+    finally:
+        con.execute("DROP TABLE _wt_result")

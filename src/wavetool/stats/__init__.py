@@ -22,10 +22,10 @@ from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmoni
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
-from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, mr_cells_sql, single_cells_sql, sql_text
+from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql, sql_text
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
-from .rollup import compute
+from .rollup import AGGREGATES, aggregate, report
 from .significance import confidence_label, test_name, z_critical
 
 __all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
@@ -92,8 +92,7 @@ def tabulate_waves(
     if con is None:
         with read_store(config.root) as own:
             return tabulate_waves(config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own)
-    with _one_thread_per_query(con):
-        return _tabulate(config, waves, scopes, questions, weighted, con)
+    return _tabulate(config, waves, scopes, questions, weighted, con)
 
 
 @contextlib.contextmanager
@@ -102,7 +101,7 @@ def _one_thread_per_query(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
     Floating-point sums depend on the order of addition, and DuckDB's threads combine partial sums in
     whatever order they finish, so two runs over the same data could differ in the last bit and the CSV
-    bytes change. One thread per query makes the tables byte-for-byte reproducible."""
+    bytes change. Summing on one thread per query makes the tables byte-for-byte reproducible."""
     previous = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     con.execute("SET threads = 1")
     try:
@@ -133,9 +132,10 @@ def _tabulate(
     subscribers = [s for s in scope_list if s in config.subscribers and s not in config.jurisdictions]
     wanted = set(questions) if questions else None
 
-    collected = _collect_waves(con, config, needed, subscribers, wanted, weighted)
+    with _one_thread_per_query(con):
+        scanned = _aggregate_waves(con, config, needed, scope_list, subscribers, wanted, weighted)
     if wanted:
-        known = {q.name for (w, q) in collected.questions if w in targets}
+        known = {q.name for part in scanned if part.wave in targets for q in part.questions}
         unknown = sorted(wanted - known)
         if unknown:
             raise InputMissingError(
@@ -143,10 +143,9 @@ def _tabulate(
                 hint="tabulated are numeric questions with value labels, multiple-response sets ($NAME) and custom "
                 "questions; see `wavetool codebook --wave N`",
             )
-    inputs = collected.inputs(config, scope_list, targets, subscribers)
-    rows, summaries, audit = compute(
+    rows, summaries, audit = report(
         con,
-        inputs,
+        _report_inputs(scanned, scope_list, targets),
         z=z_critical(config.tables.confidence),
         min_base=config.tables.min_base,
         test=test_name(config.tables.confidence),
@@ -164,30 +163,25 @@ def _tabulate(
     return Tables(rows, summaries, audit, meta)
 
 
-class _Collector:
-    """Cells and question metadata gathered wave by wave, turned into the Arrow inputs of the roll-up."""
+class _Wave:
+    """One wave's cells and question metadata, and (once aggregated) its roll-ups and statistics."""
 
-    def __init__(self) -> None:
+    def __init__(self, wave: int) -> None:
+        self.wave = wave
         self.cells: list[pa.Table] = []
         self.mr: list[pa.Table] = []
-        self.questions: list[tuple[int, Question]] = []
+        self.questions: list[Question] = []
+        self.aggregates: dict[str, pa.Table] = {}
+        self.metadata: dict[str, pa.Table] = {}
 
-    def add(self, wave: int, question: Question) -> None:
-        self.questions.append((wave, question))
-
-    def extend(self, other: _Collector) -> None:
-        self.cells += other.cells
-        self.mr += other.mr
-        self.questions += other.questions
-
-    def inputs(
-        self, config: StudyConfig, scopes: list[str], targets: list[int], subscribers: list[str]
-    ) -> dict[str, pa.Table]:
+    def aggregate_inputs(self, config: StudyConfig, scopes: list[str]) -> dict[str, pa.Table]:
+        """The inputs of :func:`rollup.aggregate`; keeps the question metadata for the report stage."""
         cells = pa.concat_tables(self.cells) if self.cells else CELL_SCHEMA.empty_table()
+        mr = pa.concat_tables(self.mr) if self.mr else MR_SCHEMA.empty_table()
         keys = set(config.jurisdictions) | {
             k for k in cells.column("key").unique().to_pylist() if not k.startswith(CUSTOM_KEY)
         }
-        keys |= {k for t in self.mr for k in t.column("key").unique().to_pylist()}
+        keys |= set(mr.column("key").unique().to_pylist())
         scope_rows, bench_rows = [], []
         for position, scope in enumerate(scopes):
             members = _scope_keys(config, scope, keys)
@@ -196,50 +190,63 @@ class _Collector:
                 scope_rows.append((scope, position, CUSTOM_KEY + scope))
             if scope != "all":
                 bench_rows += [(scope, k) for k in sorted(keys - members)]
+        self.metadata = self._question_tables()
         return {
             "cells": cells,
-            "mr": pa.concat_tables(self.mr) if self.mr else MR_SCHEMA.empty_table(),
+            "mr": mr,
+            **self.metadata,
+            "scopes": _table(["scope", "spos", "key"], scope_rows, [pa.string(), pa.int32(), pa.string()]),
+            "bench": _table(["scope", "key"], bench_rows, [pa.string(), pa.string()]),
+        }
+
+    def _question_tables(self) -> dict[str, pa.Table]:
+        w = self.wave
+        questions = self.questions
+        return {
             "questions": _table(
                 ["wave", "question", "name", "kind", "label", "owner", "qpos", "is_scale"],
-                [
-                    (w, _qid(q), q.name, q.kind, q.label, q.owner, i, q.is_scale)
-                    for i, (w, q) in enumerate(self.questions)
-                ],
+                [(w, _qid(q), q.name, q.kind, q.label, q.owner, i, q.is_scale) for i, q in enumerate(questions)],
                 [pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.bool_()],
             ),
             "codes": _table(
                 ["wave", "question", "value", "label", "missing"],
-                [(w, _qid(q), c, lbl, q.is_missing(c)) for w, q in self.questions for c, lbl in q.codes.items()],
+                [(w, _qid(q), c, lbl, q.is_missing(c)) for q in questions for c, lbl in q.codes.items()],
                 [pa.int32(), pa.string(), pa.float64(), pa.string(), pa.bool_()],
             ),
             "ranges": _table(
                 ["wave", "question", "low", "high"],
-                [
-                    (w, _qid(q), *_bounds(spec))
-                    for w, q in self.questions
-                    for spec in q.missing
-                    if _bounds(spec)[0] is not None
-                ],
+                [(w, _qid(q), *_bounds(spec)) for q in questions for spec in q.missing if _bounds(spec)[0] is not None],
                 [pa.int32(), pa.string(), pa.float64(), pa.float64()],
             ),
             "boxes": _table(
                 ["wave", "question", "value", "top", "bottom"],
                 [
                     (w, _qid(q), c, c in q.top, c in q.bottom)
-                    for w, q in self.questions
+                    for q in questions
                     for c in sorted(set(q.top) | set(q.bottom))
                 ],
                 [pa.int32(), pa.string(), pa.float64(), pa.bool_(), pa.bool_()],
             ),
             "items": _table(
                 ["wave", "question", "item", "label", "ipos"],
-                [(w, _qid(q), item.code, item.label, i) for w, q in self.questions for i, item in enumerate(q.items)],
+                [(w, _qid(q), item.code, item.label, i) for q in questions for i, item in enumerate(q.items)],
                 [pa.int32(), pa.string(), pa.string(), pa.string(), pa.int32()],
             ),
-            "scopes": _table(["scope", "spos", "key"], scope_rows, [pa.string(), pa.int32(), pa.string()]),
-            "bench": _table(["scope", "key"], bench_rows, [pa.string(), pa.string()]),
-            "targets": _table(["wave", "scope"], [(w, s) for w in targets for s in scopes], [pa.int32(), pa.string()]),
         }
+
+
+def _report_inputs(scanned: list[_Wave], scopes: list[str], targets: list[int]) -> dict[str, pa.Table]:
+    """The inputs of :func:`rollup.report`: every wave's aggregates and question metadata, stacked."""
+
+    def stacked(name: str, source: str) -> pa.Table:
+        return pa.concat_tables([getattr(part, source)[name] for part in scanned])
+
+    return {
+        **{name: stacked(name, "aggregates") for name in AGGREGATES},
+        **{name: stacked(name, "metadata") for name in ("questions", "codes", "items")},
+        "scopes": _table(["scope", "spos"], [(s, i) for i, s in enumerate(scopes)], [pa.string(), pa.int32()]),
+        "targets": _table(["wave", "scope"], [(w, s) for w in targets for s in scopes], [pa.int32(), pa.string()]),
+    }
 
 
 def _qid(question: Question) -> str:
@@ -269,36 +276,33 @@ def _table(names: list[str], rows: list[tuple], types: list[pa.DataType]) -> pa.
     return pa.table({n: pa.array(list(col), type=t) for n, col, t in zip(names, columns, types, strict=True)})
 
 
-def _collect_waves(
+def _aggregate_waves(
     con: duckdb.DuckDBPyConnection,
     config: StudyConfig,
     waves: list[int],
+    scopes: list[str],
     subscribers: list[str],
     wanted: set[str] | None,
     weighted: bool,
-) -> _Collector:
-    """Scan the waves, two (one per core) at a time: each scan is one query on its own cursor, and DuckDB
-    runs a query over a 50,000-row table on one thread, so waves in parallel use the machine."""
+) -> list[_Wave]:
+    """Scan and aggregate the waves, two (one per core) at a time: each wave is a few queries on its own
+    cursor, and DuckDB runs each on one thread here (see _one_thread_per_query), so waves in parallel
+    use the machine. Returned in wave order."""
 
-    def scan(wave: int) -> _Collector:
-        part = _Collector()
+    def work(wave: int) -> _Wave:
         cursor = con.cursor()
         try:
-            _collect_wave(cursor, config, wave, subscribers, wanted, weighted, part)
+            part = _collect_wave(cursor, config, wave, subscribers, wanted, weighted)
+            part.aggregates = aggregate(cursor, part.aggregate_inputs(config, scopes))
         finally:
             cursor.close()
         return part
 
     workers = max(1, min(len(waves), os.cpu_count() or 1))
-    collected = _Collector()
     if workers == 1:
-        for wave in waves:
-            collected.extend(scan(wave))
-        return collected
+        return [work(wave) for wave in waves]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for part in pool.map(scan, waves):  # results in wave order
-            collected.extend(part)
-    return collected
+        return list(pool.map(work, waves))
 
 
 def _collect_wave(
@@ -308,35 +312,35 @@ def _collect_wave(
     subscribers: list[str],
     wanted: set[str] | None,
     weighted: bool,
-    out: _Collector,
-) -> None:
+) -> _Wave:
     """Scan one wave: core single-response questions and MR sets, then each subscriber's custom ones."""
+    out = _Wave(wave)
     singles_all = single_questions(con, config, wave)
     multiples = [m for m in mr_sets(con, wave, singles_all) if wanted is None or m.name in wanted]
     singles = [q for q in singles_all if wanted is None or q.name in wanted]
     if singles:
         expressions = harmonised_columns(con, config, wave)
         questions = [(expressions[q.name], q.name) for q in singles]
-        sql = single_cells_sql(wave_table(wave), wave, questions, weighted, "_jurisdiction")
-        out.cells.append(fetch_cells(con, sql, CELL_SCHEMA))
+        out.cells.append(fetch_single_cells(con, wave_table(wave), wave, questions, weighted, "_jurisdiction"))
     if multiples:
         select = harmonised_select(con, config, wave)
         out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
-    for question in (*singles, *multiples):
-        out.add(wave, question)
+    out.questions += [*singles, *multiples]
     for subscriber in subscribers:
         custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
         if not custom:
             continue
         from ..custom import custom_select
 
-        sql = single_cells_sql(
-            f"({custom_select(con, config, wave, subscriber)})",
-            wave,
-            [(quote(q.name), _qid(q)) for q in custom],
-            weighted,
-            sql_text(CUSTOM_KEY + subscriber),
+        out.cells.append(
+            fetch_single_cells(
+                con,
+                f"({custom_select(con, config, wave, subscriber)})",
+                wave,
+                [(quote(q.name), _qid(q)) for q in custom],
+                weighted,
+                sql_text(CUSTOM_KEY + subscriber),
+            )
         )
-        out.cells.append(fetch_cells(con, sql, CELL_SCHEMA))
-        for question in custom:
-            out.add(wave, question)
+        out.questions += custom
+    return out

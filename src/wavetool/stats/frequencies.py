@@ -13,6 +13,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from ..store import fetch_arrow
 from .questions import Question
 
 CELL_SCHEMA = pa.schema(
@@ -52,30 +53,48 @@ def _weight_expr(weighted: bool) -> str:
 BLOCK = 3  # questions grouped together in the first pass (see single_cells_sql)
 
 
-def single_cells_sql(source: str, wave: int, questions: list[tuple[str, str]], weighted: bool, key_expr: str) -> str:
-    """SQL aggregating ``questions`` ((SQL expression over ``source``, question id) pairs) of one wave into
-    cells, in one query.
+def single_cells_sql(source: str, wave: int, expressions: list[str], weighted: bool, key_expr: str) -> str:
+    """SQL aggregating the questions given as SQL ``expressions`` over ``source`` (one wave) into cells, in
+    one query; a cell's ``question`` is the position of its expression in ``expressions``.
 
     Questions are taken three at a time: a first GROUP BY on (key, Qa, Qb, Qc) collapses the respondents
-    to their distinct answer combinations (a few thousand at most), each carrying its three (question,
+    to their distinct answer combinations (a few thousand at most), each carrying its three (position,
     value) pairs as lists; unnesting them (a NULL value is a system-missing answer and stays) and a final
     GROUP BY give the cells. Each respondent row is hashed once per three questions instead of once per
-    question: about twice as fast as one UNPIVOT of the whole table, and quick to plan."""
+    question: about twice as fast as one UNPIVOT of the whole table, and quick to plan. Positions rather
+    than names keep the final GROUP BY on integers."""
     weight = _weight_expr(weighted)
     blocks = []
-    for start in range(0, len(questions), BLOCK):
-        chunk = questions[start : start + BLOCK]
-        values = [f"CAST({expr} AS DOUBLE)" for expr, _ in chunk]
-        names = ", ".join(sql_text(qid) for _, qid in chunk)
+    for start in range(0, len(expressions), BLOCK):
+        chunk = expressions[start : start + BLOCK]
+        values = [f"CAST({expr} AS DOUBLE)" for expr in chunk]
+        positions = ", ".join(str(start + offset) for offset in range(len(chunk)))
         blocks.append(
-            f"SELECT {key_expr} AS key, [{names}] AS questions, [{', '.join(values)}] AS answers, count(*) AS n, "
+            f"SELECT {key_expr} AS key, [{positions}] AS questions, [{', '.join(values)}] AS answers, count(*) AS n, "
             f"sum({weight}) AS sw, sum({weight} * {weight}) AS sw2 FROM {source} GROUP BY {key_expr}, {', '.join(values)}"
         )
     return (
-        f"SELECT {int(wave)}::INTEGER AS wave, question, key, value, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 "
+        f"SELECT {int(wave)}::INTEGER AS wave, question::INTEGER AS question, key, value, sum(n)::BIGINT AS n, "
+        f"sum(sw) AS sw, sum(sw2) AS sw2 "
         f"FROM (SELECT key, unnest(questions) AS question, unnest(answers) AS value, n, sw, sw2 "
         f"FROM ({' UNION ALL '.join(blocks)})) GROUP BY ALL"
     )
+
+
+def fetch_single_cells(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    wave: int,
+    questions: list[tuple[str, str]],
+    weighted: bool,
+    key_expr: str,
+) -> pa.Table:
+    """The cells of ``questions`` ((SQL expression over ``source``, question id) pairs) of one wave, as
+    Arrow in CELL_SCHEMA (see single_cells_sql)."""
+    sql = single_cells_sql(source, wave, [expr for expr, _ in questions], weighted, key_expr)
+    cells = fetch_arrow(con, sql)
+    ids = pa.array([qid for _, qid in questions], type=pa.string()).take(cells.column("question"))
+    return cells.set_column(cells.schema.get_field_index("question"), "question", ids).cast(CELL_SCHEMA)
 
 
 def mr_cells_sql(select_sql: str, wave: int, sets: list[Question], weighted: bool) -> str:
@@ -100,4 +119,4 @@ def mr_cells_sql(select_sql: str, wave: int, sets: list[Question], weighted: boo
 
 def fetch_cells(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema) -> pa.Table:
     """Run a cell query and return its (small) result as Arrow in the given schema."""
-    return con.sql(sql).to_arrow_table().cast(schema)
+    return fetch_arrow(con, sql).cast(schema)

@@ -1,8 +1,13 @@
 """From cells to tables: roll the cells up to scopes, benchmarks and the previous wave, compute every
 statistic, and withhold small bases. All in SQL over small Arrow inputs (a few thousand rows per wave),
-so the whole study's tables come out of three queries.
+in two stages:
 
-Inputs (registered as views named ``_wt_<name>`` for the duration of :func:`compute`):
+- :func:`aggregate`, once per wave: every sum (scopes, benchmarks, bases, means, spreads). Floating-point
+  sums depend on the order of addition, so this stage runs on one thread per wave (the waves themselves
+  run side by side), which keeps the tables byte-for-byte reproducible.
+- :func:`report`, once for all waves: joins and row-wise arithmetic only, so it may use every thread.
+
+Inputs (registered as views named ``_wt_<name>`` while a stage runs):
 
 - ``cells`` / ``mr``: see :mod:`wavetool.stats.frequencies`.
 - ``questions`` (wave, question, name, kind, label, owner, qpos, is_scale): ``question`` is the internal id
@@ -11,8 +16,9 @@ Inputs (registered as views named ``_wt_<name>`` for the duration of :func:`comp
 - ``ranges`` (wave, question, low, high): user-missing declarations, to classify unlabelled codes.
 - ``boxes`` (wave, question, value, top, bottom): top/bottom-box codes of scales.
 - ``items`` (wave, question, item, label, ipos): the lines of multiple-response sets.
-- ``scopes`` (scope, spos, key) and ``bench`` (scope, key): which cell keys make up a scope and its
-  benchmark (every other respondent of the wave: independent samples).
+- ``scopes``: for :func:`aggregate` (scope, spos, key) and ``bench`` (scope, key), which cell keys make up
+  a scope and its benchmark (every other respondent of the wave: independent samples); for
+  :func:`report` (scope, spos), the scopes in output order.
 - ``targets`` (wave, scope): the wave/scope pairs to output.
 """
 
@@ -26,20 +32,22 @@ import pyarrow as pa
 
 from .significance import mean_ci_sql, proportion_ci_sql, verdict_sql
 
-NAMES = ("cells", "mr", "questions", "codes", "ranges", "boxes", "items", "scopes", "bench", "targets")
+AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench")
+AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "mr_responses")
+REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
 CODE_TEXT = "CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e15 THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END"
 
 
 @contextlib.contextmanager
-def registered(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> Iterator[None]:
-    """Register the Arrow inputs as ``_wt_<name>`` views, and unregister them afterwards."""
-    for name in NAMES:
+def registered(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], names: tuple[str, ...]) -> Iterator[None]:
+    """Register the Arrow inputs ``names`` as ``_wt_<name>`` views, and unregister them afterwards."""
+    for name in names:
         con.register(f"_wt_{name}", inputs[name])
     try:
         yield
     finally:
-        for name in NAMES:
+        for name in names:
             con.unregister(f"_wt_{name}")
 
 
@@ -91,7 +99,7 @@ classified AS (
 ),
 """
 
-_SUMMARY_CTES = """
+_STATS_CTES = """
 base AS (
     SELECT side, wave, scope, question,
         coalesce(sum(n) FILTER (WHERE status = 'valid'), 0)::BIGINT AS base_n,
@@ -125,12 +133,21 @@ mr_stats AS (
     FROM mr_rolled GROUP BY ALL
 ),
 stats AS (SELECT * FROM single_stats UNION ALL SELECT * FROM mr_stats),
-target_questions AS (
+mr_responses AS (
+    SELECT wave, scope, question, sum(sw) AS total FROM mr_rolled WHERE side = 'scope' AND role = 'item' GROUP BY ALL
+)
+"""
+
+# The questions each (wave, scope) shows: the core ones, and a subscriber's own custom ones in its scope.
+_TARGET_QUESTIONS = """
     SELECT t.wave, t.scope, s.spos, q.question, q.name, q.kind, q.label, q.qpos, q.is_scale
     FROM _wt_targets t
-    JOIN (SELECT DISTINCT scope, spos FROM _wt_scopes) s USING (scope)
+    JOIN _wt_scopes s USING (scope)
     JOIN _wt_questions q ON q.wave = t.wave AND (q.owner IS NULL OR q.owner = t.scope)
-),
+"""
+
+# Each target question's statistics beside its benchmark's and the previous wave's.
+_JOINED_CTE = """
 joined AS (
     SELECT tq.*,
         coalesce(s.base_n, 0) AS base_n, coalesce(s.base_w, 0) AS base_w, s.n_eff, s.p_top, s.p_bottom, s.mean, s.sd,
@@ -197,86 +214,83 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _rows_select() -> str:
-    z = "$z"
-    code = CODE_TEXT.format(v="rv.value")
-    summary_cols = ", ".join(
-        f"su.{c.strip()}"
+# The columns of a row that come from its question's summary (after the row's own), in output order.
+ROW_SUMMARY_COLUMNS = (
+    "wave",
+    "scope",
+    "question",
+    "kind",
+    "label",  # as question_label
+    *(
+        c.strip()
         for c in SUMMARY_COLUMNS.split(",")[5:]
         if c.strip() not in ("n_eff", "suppressed", "suppression_reason")
-    )
-    single = f"""
-    row_values AS (
-        SELECT tq.wave, tq.scope, tq.question, k.value FROM target_questions tq JOIN _wt_codes k USING (wave, question)
-        WHERE tq.kind <> 'multiple'
-        UNION
-        SELECT c.wave, c.scope, c.question, c.value FROM classified c
-        JOIN target_questions tq USING (wave, scope, question) WHERE c.side = 'scope'
-        UNION
-        SELECT wave, scope, question, NULL::DOUBLE FROM target_questions WHERE kind <> 'multiple'
+    ),
+    "suppressed",
+    "suppression_reason",
+)
+
+
+def _rows_select() -> str:
+    """The code rows of every summary (``sidx``: the summary's position), in display order: valid codes,
+    user-missing codes, then system missing; a multiple-response set's items in set order, then the
+    respondents who gave none. Only the row's own columns: :func:`report` adds its summary's."""
+    z = "$z"
+    code = CODE_TEXT.format(v="r.value")
+    scope_cell = "c.wave = su.wave AND c.scope = su.scope AND c.question = su.qid"
+    return f"""
+    single_lines AS (
+        SELECT su.sidx, k.value, k.label, k.missing AS user_missing, c.n, c.sw
+        FROM summary su JOIN _wt_codes k ON k.wave = su.wave AND k.question = su.qid
+        LEFT JOIN classified c ON {scope_cell} AND c.value = k.value
+        WHERE su.kind <> 'multiple'
+        UNION ALL  -- values answered that have no label
+        SELECT su.sidx, c.value, NULL, im.value IS NOT NULL, c.n, c.sw
+        FROM summary su JOIN classified c ON {scope_cell}
+        LEFT JOIN _wt_codes k ON k.wave = c.wave AND k.question = c.question AND k.value = c.value
+        LEFT JOIN is_missing im ON im.wave = c.wave AND im.question = c.question AND im.value = c.value
+        WHERE su.kind <> 'multiple' AND c.value IS NOT NULL AND k.value IS NULL
+        UNION ALL  -- system missing, always shown
+        SELECT su.sidx, NULL, 'System missing', FALSE, c.n, c.sw
+        FROM summary su LEFT JOIN classified c ON {scope_cell} AND c.value IS NULL
+        WHERE su.kind <> 'multiple'
     ),
     single_rows AS (
-        SELECT rv.wave, rv.scope, su.question,
-            CASE WHEN rv.value IS NULL THEN '.' ELSE {code} END AS code,
-            CASE WHEN rv.value IS NULL THEN 'System missing' ELSE k.label END AS label,
-            (rv.value IS NULL OR im.value IS NOT NULL) AS missing,
-            coalesce(c.n, 0) AS n_raw, coalesce(c.sw, 0.0) AS w_raw,
-            CASE WHEN rv.value IS NOT NULL AND im.value IS NULL AND su.base_w_raw > 0 THEN coalesce(c.sw, 0.0) / su.base_w_raw END AS p,
+        SELECT l.sidx,
+            CASE WHEN l.value IS NULL THEN '.' ELSE {code.replace("r.value", "l.value")} END AS code,
+            l.label, (l.value IS NULL OR l.user_missing) AS missing,
+            coalesce(l.n, 0) AS n_raw, coalesce(l.sw, 0.0) AS w_raw,
+            CASE WHEN l.value IS NOT NULL AND NOT l.user_missing AND su.base_w_raw > 0 THEN coalesce(l.sw, 0.0) / su.base_w_raw END AS p,
             NULL::DOUBLE AS p_responses,
-            CASE WHEN rv.value IS NULL THEN 2 WHEN im.value IS NOT NULL THEN 1 ELSE 0 END AS rank1,
-            coalesce(rv.value, 0) AS rank2
-        FROM row_values rv
-        JOIN summary su ON su.wave = rv.wave AND su.scope = rv.scope AND su.qid = rv.question
-        LEFT JOIN classified c ON c.side = 'scope' AND c.wave = rv.wave AND c.scope = rv.scope AND c.question = rv.question
-            AND c.value IS NOT DISTINCT FROM rv.value
-        LEFT JOIN _wt_codes k ON k.wave = rv.wave AND k.question = rv.question AND k.value = rv.value
-        LEFT JOIN is_missing im ON im.wave = rv.wave AND im.question = rv.question AND im.value = rv.value
-    ),"""
-    multiple = """
-    mr_lines AS (
-        SELECT tq.wave, tq.scope, tq.question, i.item, i.label, i.ipos FROM target_questions tq
-        JOIN _wt_items i USING (wave, question)
-    ),
-    mr_responses AS (
-        SELECT wave, scope, question, sum(sw) AS total FROM mr_rolled WHERE side = 'scope' AND role = 'item' GROUP BY ALL
+            CASE WHEN l.value IS NULL THEN 2 WHEN l.user_missing THEN 1 ELSE 0 END AS rank1,
+            coalesce(l.value, 0) AS rank2
+        FROM single_lines l JOIN summary su USING (sidx)
     ),
     multiple_rows AS (
-        SELECT l.wave, l.scope, su.question, l.item AS code, l.label, FALSE AS missing,
+        SELECT su.sidx, i.item AS code, i.label, FALSE AS missing,
             coalesce(c.n, 0) AS n_raw, coalesce(c.sw, 0.0) AS w_raw,
             CASE WHEN su.base_w_raw > 0 THEN coalesce(c.sw, 0.0) / su.base_w_raw END AS p,
             CASE WHEN r.total > 0 THEN 100.0 * coalesce(c.sw, 0.0) / r.total END AS p_responses,
-            0 AS rank1, l.ipos AS rank2
-        FROM mr_lines l
-        JOIN summary su ON su.wave = l.wave AND su.scope = l.scope AND su.qid = l.question
-        LEFT JOIN mr_rolled c ON c.side = 'scope' AND c.role = 'item' AND c.wave = l.wave AND c.scope = l.scope
-            AND c.question = l.question AND c.item = l.item
-        LEFT JOIN mr_responses r ON r.wave = l.wave AND r.scope = l.scope AND r.question = l.question
+            0 AS rank1, i.ipos AS rank2
+        FROM summary su JOIN _wt_items i ON i.wave = su.wave AND i.question = su.qid
+        LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'item' AND c.item = i.item
+        LEFT JOIN mr_responses r ON r.wave = su.wave AND r.scope = su.scope AND r.question = su.qid
         UNION ALL
-        SELECT tq.wave, tq.scope, su.question, '.', 'No response counted', TRUE,
-            coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
-        FROM target_questions tq
-        JOIN summary su ON su.wave = tq.wave AND su.scope = tq.scope AND su.qid = tq.question
-        LEFT JOIN mr_rolled c ON c.side = 'scope' AND c.role = 'none' AND c.wave = tq.wave AND c.scope = tq.scope
-            AND c.question = tq.question
-        WHERE tq.kind = 'multiple'
-    ),"""
-    return f"""
-    {single}
-    {multiple}
+        SELECT su.sidx, '.', 'No response counted', TRUE, coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
+        FROM summary su LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'none'
+        WHERE su.kind = 'multiple'
+    ),
     all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows)
-    SELECT r.wave, r.scope, r.question, r.code, r.label, r.missing,
+    SELECT r.sidx, r.code, r.label, r.missing,
         CASE WHEN NOT su.suppressed THEN r.n_raw END AS n,
         CASE WHEN NOT su.suppressed THEN r.w_raw END AS weighted_n,
         CASE WHEN NOT su.suppressed THEN 100.0 * r.p END AS percent,
         CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
         CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, True)} END AS ci_low,
         CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, False)} END AS ci_high,
-        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses,
-        su.kind, su.label AS question_label, {summary_cols},
-        su.suppressed, su.suppression_reason
-    FROM all_rows r
-    JOIN summary su ON su.wave = r.wave AND su.scope = r.scope AND su.question = r.question
-    ORDER BY r.wave, su.spos, su.qpos, r.rank1, r.rank2
+        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses
+    FROM all_rows r JOIN summary su USING (sidx)
+    ORDER BY r.sidx, r.rank1, r.rank2
     """
 
 
@@ -296,46 +310,73 @@ def _audit_select() -> str:
     """
 
 
-MATERIALISED = ("classified", "is_missing", "mr_rolled", "target_questions", "summary")
-
-
 def _aliases(names: tuple[str, ...]) -> str:
-    return ", ".join(f"{name} AS (SELECT * FROM _wt_m_{name})" for name in names)
+    return ", ".join(f"{name} AS (SELECT * FROM _wt_{name})" for name in names)
 
 
-def compute(
+def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """The first stage, for one wave: roll its cells up to the scopes and benchmarks, and compute every
+    base's statistics (all of the floating-point sums, so run it on one thread: see tabulate).
+
+    Returns the ``AGGREGATES`` tables, which :func:`report` takes for all waves at once: only the scope
+    side of the roll-ups (the benchmarks live on in ``stats``)."""
+    with registered(con, inputs, AGGREGATE_INPUTS):
+        try:
+            for name in ("classified", "mr_rolled"):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_{name} AS WITH {_CELL_CTES} SELECT * FROM {name}")
+            computed = ", ".join(f"{name} AS (SELECT * FROM _wt_m_{name})" for name in ("classified", "mr_rolled"))
+            stats = f"WITH {computed}, {_STATS_CTES}"
+            return {
+                "classified": con.sql("SELECT * FROM _wt_m_classified WHERE side = 'scope'").to_arrow_table(),
+                "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
+                "is_missing": con.sql(f"WITH {_CELL_CTES} SELECT * FROM is_missing").to_arrow_table(),
+                "stats": con.sql(f"{stats} SELECT * FROM stats").to_arrow_table(),
+                "mr_responses": con.sql(f"{stats} SELECT * FROM mr_responses").to_arrow_table(),
+            }
+        finally:
+            for name in ("classified", "mr_rolled"):
+                con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
+
+
+def report(
     con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, z: float, min_base: int, test: str
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """(rows, summaries, audit) as Arrow tables, sorted by wave, scope, question and code.
+    """The second stage, for all waves: (rows, summaries, audit) as Arrow tables, sorted by wave, scope,
+    question and code, from the :func:`aggregate` tables of every wave and ``REPORT_INPUTS``.
 
-    The roll-up and the summaries are computed once into temporary tables, which the rows and the
-    audit then read."""
+    Only joins and row-wise arithmetic (no sums), so its results do not depend on how many threads run
+    it. The target questions and the summaries are computed once into temporary tables, which the rows
+    and the audit then read."""
     params = {"z": z, "min_base": min_base, "test": test}
-    with registered(con, inputs):
+    with registered(con, inputs, (*AGGREGATES, *REPORT_INPUTS)):
         try:
-            for name in ("classified", "is_missing", "mr_rolled"):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_{name} AS WITH {_CELL_CTES} SELECT * FROM {name}")
-            cells = _aliases(("classified", "is_missing", "mr_rolled"))
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_target_questions AS {_TARGET_QUESTIONS}")
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_m_target_questions AS WITH {cells}, {_SUMMARY_CTES} "
-                "SELECT * FROM target_questions",
-                {"min_base": min_base},
-            )
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_m_summary AS WITH {cells}, {_SUMMARY_CTES}, "
-                f"summary AS ({_summary_select()}) SELECT * FROM summary",
+                f"CREATE OR REPLACE TEMP TABLE _wt_summary AS WITH {_aliases((*AGGREGATES, 'target_questions'))}, "
+                f"{_JOINED_CTE}, summary AS ({_summary_select()}) "
+                "SELECT *, (row_number() OVER (ORDER BY wave, spos, qpos) - 1)::INTEGER AS sidx FROM summary",
                 params,
             )
-            summaries = con.sql(
-                f"SELECT {SUMMARY_COLUMNS} FROM _wt_m_summary ORDER BY wave, spos, qpos"
-            ).to_arrow_table()
-            rows = con.sql(f"WITH {_aliases(MATERIALISED)}, {_rows_select()}", params={"z": z}).to_arrow_table()
+            summary = con.sql("SELECT * FROM _wt_summary ORDER BY sidx").to_arrow_table()
+            own = con.sql(f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select()}", params={"z": z}).to_arrow_table()
             audit = con.sql(
                 f"WITH {_aliases(('summary',))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
                 f"FROM ({_audit_select()}) ORDER BY wave, spos, qpos, withheld",
                 params={"min_base": min_base},
             ).to_arrow_table()
         finally:
-            for name in MATERIALISED:
-                con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
-    return rows, summaries, audit
+            for name in ("target_questions", "summary"):
+                con.execute(f"DROP TABLE IF EXISTS _wt_{name}")
+    summaries = summary.select([c.strip() for c in SUMMARY_COLUMNS.split(",")])
+    return _rows_with_summaries(own, summary), summaries, audit
+
+
+def _rows_with_summaries(own: pa.Table, summary: pa.Table) -> pa.Table:
+    """Each code row followed by its question's summary columns (taken by position, not joined in SQL:
+    sorting and converting the repeated columns cost more than the rest of the query)."""
+    taken = summary.select(list(ROW_SUMMARY_COLUMNS)).take(own.column("sidx"))
+    columns = {name: taken.column(name) for name in ROW_SUMMARY_COLUMNS[:3]}
+    columns |= {name: own.column(name) for name in own.column_names if name != "sidx"}
+    columns |= {"kind": taken.column("kind"), "question_label": taken.column("label")}
+    columns |= {name: taken.column(name) for name in ROW_SUMMARY_COLUMNS[5:]}
+    return pa.table(columns)
