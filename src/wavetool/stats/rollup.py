@@ -54,24 +54,58 @@ def registered(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], name
 # The statistics of every (side, wave, scope, question) base: side 'scope' is the scope itself,
 # 'bench' its benchmark. Multiple-response sets get their base (respondents with at least one response)
 # and nothing else.
-_CELL_CTES = """
-scoped AS (
-    SELECT c.wave, s.scope, c.question, c.value, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
-    FROM _wt_cells c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
+# Every cell classified as valid, user-missing or system-missing (and in a box or not), then rolled up:
+# to each scope's code rows, and to each key's sufficient statistics, which sum to any scope's or
+# benchmark's. Sums of (value - shift), with shift the question's lowest valid value, keep the one-pass
+# variance exact to the last digits even for codes far from zero (the "shifted data" algorithm).
+_MARK_CTES = """
+observed AS (SELECT DISTINCT wave, question, value FROM _wt_cells WHERE value IS NOT NULL),
+is_missing AS (
+    SELECT wave, question, value FROM _wt_codes WHERE missing
+    UNION
+    SELECT o.wave, o.question, o.value FROM observed o
+    JOIN _wt_ranges m ON o.wave = m.wave AND o.question = m.question AND o.value BETWEEN m.low AND m.high
 ),
-bench_scopes AS (SELECT DISTINCT scope FROM _wt_bench),
-totals AS (  -- everyone of the wave, for the benchmarks: a benchmark is the total minus the scope
-    SELECT wave, question, value, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2
-    FROM _wt_cells WHERE NOT starts_with(key, '@')  -- custom answers ('@<subscriber>') have no benchmark
-    GROUP BY ALL
+marked AS (
+    SELECT c.*,
+        CASE WHEN c.value IS NULL THEN 'system' WHEN im.value IS NOT NULL THEN 'user' ELSE 'valid' END AS status,
+        coalesce(bx.top, FALSE) AS top, coalesce(bx.bottom, FALSE) AS bottom
+    FROM _wt_cells c
+    LEFT JOIN is_missing im ON c.wave = im.wave AND c.question = im.question AND c.value = im.value
+    LEFT JOIN _wt_boxes bx ON c.wave = bx.wave AND c.question = bx.question AND c.value = bx.value
+)
+"""
+
+_ROLLUP_CTES = """
+classified AS (  -- the code rows of each scope
+    SELECT m.wave, s.scope, m.question, m.value, sum(m.n)::BIGINT AS n, sum(m.sw) AS sw
+    FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY ALL
 ),
-rolled AS (
-    SELECT 'scope' AS side, * FROM scoped
+shifts AS (SELECT wave, question, min(value) FILTER (WHERE status = 'valid') AS shift FROM marked GROUP BY ALL),
+key_sums AS (
+    SELECT m.wave, m.key, m.question, sh.shift,
+        sum(m.n) FILTER (WHERE m.status = 'valid') AS n,
+        sum(m.sw) FILTER (WHERE m.status = 'valid') AS w,
+        sum(m.sw2) FILTER (WHERE m.status = 'valid') AS w2,
+        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.top) AS top_w,
+        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.bottom) AS bottom_w,
+        sum(m.sw * (m.value - sh.shift)) FILTER (WHERE m.status = 'valid') AS wd,
+        sum(m.sw * (m.value - sh.shift) * (m.value - sh.shift)) FILTER (WHERE m.status = 'valid') AS wdd
+    FROM marked m JOIN shifts sh USING (wave, question) GROUP BY ALL
+),
+sides AS (
+    SELECT 'scope' AS side, k.wave, s.scope, k.question, k.shift,
+        sum(k.n) AS n, sum(k.w) AS w, sum(k.w2) AS w2, sum(k.top_w) AS top_w, sum(k.bottom_w) AS bottom_w,
+        sum(k.wd) AS wd, sum(k.wdd) AS wdd
+    FROM key_sums k JOIN _wt_scopes s ON k.key = s.key GROUP BY ALL
     UNION ALL
-    SELECT 'bench', t.wave, b.scope, t.question, t.value, t.n - coalesce(s.n, 0), t.sw - coalesce(s.sw, 0), t.sw2 - coalesce(s.sw2, 0)
-    FROM totals t CROSS JOIN bench_scopes b
-    LEFT JOIN scoped s ON s.wave = t.wave AND s.scope = b.scope AND s.question = t.question AND s.value IS NOT DISTINCT FROM t.value
-),
+    SELECT 'bench', k.wave, b.scope, k.question, k.shift,
+        sum(k.n), sum(k.w), sum(k.w2), sum(k.top_w), sum(k.bottom_w), sum(k.wd), sum(k.wdd)
+    FROM key_sums k JOIN _wt_bench b ON k.key = b.key GROUP BY ALL
+)
+"""
+
+_MR_CTES = """
 mr_scoped AS (
     SELECT c.wave, s.scope, c.question, c.item, c.role, sum(c.n)::BIGINT AS n, sum(c.sw) AS sw, sum(c.sw2) AS sw2
     FROM _wt_mr c JOIN _wt_scopes s ON c.key = s.key GROUP BY ALL
@@ -81,48 +115,19 @@ mr_rolled AS (
     UNION ALL
     SELECT 'bench', c.wave, b.scope, c.question, c.item, c.role, sum(c.n)::BIGINT, sum(c.sw), sum(c.sw2)
     FROM _wt_mr c JOIN _wt_bench b ON c.key = b.key GROUP BY ALL
-),
-observed AS (SELECT DISTINCT wave, question, value FROM _wt_cells WHERE value IS NOT NULL),
-is_missing AS (
-    SELECT wave, question, value FROM _wt_codes WHERE missing
-    UNION
-    SELECT o.wave, o.question, o.value FROM observed o
-    JOIN _wt_ranges m ON o.wave = m.wave AND o.question = m.question AND o.value BETWEEN m.low AND m.high
-),
-classified AS (
-    SELECT r.*,
-        CASE WHEN r.value IS NULL THEN 'system' WHEN im.value IS NOT NULL THEN 'user' ELSE 'valid' END AS status,
-        coalesce(bx.top, FALSE) AS top, coalesce(bx.bottom, FALSE) AS bottom
-    FROM rolled r
-    LEFT JOIN is_missing im ON r.wave = im.wave AND r.question = im.question AND r.value = im.value
-    LEFT JOIN _wt_boxes bx ON r.wave = bx.wave AND r.question = bx.question AND r.value = bx.value
-),
+)
 """
 
 _STATS_CTES = """
-base AS (
-    SELECT side, wave, scope, question,
-        coalesce(sum(n) FILTER (WHERE status = 'valid'), 0)::BIGINT AS base_n,
-        coalesce(sum(sw) FILTER (WHERE status = 'valid'), 0) AS base_w,
-        sum(sw2) FILTER (WHERE status = 'valid') AS base_w2,
-        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND top), 0) AS top_w,
-        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND bottom), 0) AS bottom_w,
-        sum(sw * value) FILTER (WHERE status = 'valid') / nullif(sum(sw) FILTER (WHERE status = 'valid'), 0) AS mean
-    FROM classified GROUP BY ALL
-),
-spread AS (
-    SELECT b.side, b.wave, b.scope, b.question,
-        sum(c.sw * (c.value - b.mean) * (c.value - b.mean)) FILTER (WHERE c.status = 'valid') AS ss
-    FROM base b JOIN classified c USING (side, wave, scope, question) GROUP BY ALL
-),
 single_stats AS (
-    SELECT b.side, b.wave, b.scope, b.question, b.base_n, b.base_w,
-        b.base_w * b.base_w / nullif(b.base_w2, 0) AS n_eff,
-        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.top_w / b.base_w END AS p_top,
-        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.bottom_w / b.base_w END AS p_bottom,
-        CASE WHEN q.is_scale THEN b.mean END AS mean,
-        CASE WHEN q.is_scale AND b.base_n > 1 THEN sqrt(greatest(sp.ss, 0) / b.base_w * b.base_n / (b.base_n - 1)) END AS sd
-    FROM base b JOIN spread sp USING (side, wave, scope, question) JOIN _wt_questions q USING (wave, question)
+    SELECT d.side, d.wave, d.scope, d.question,
+        coalesce(d.n, 0)::BIGINT AS base_n, coalesce(d.w, 0) AS base_w,
+        d.w * d.w / nullif(d.w2, 0) AS n_eff,
+        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.top_w, 0) / d.w END AS p_top,
+        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.bottom_w, 0) / d.w END AS p_bottom,
+        CASE WHEN q.is_scale AND d.w > 0 THEN d.shift + d.wd / d.w END AS mean,
+        CASE WHEN q.is_scale AND d.n > 1 THEN sqrt(greatest(d.wdd - d.wd * d.wd / d.w, 0) / d.w * d.n / (d.n - 1)) END AS sd
+    FROM sides d JOIN _wt_questions q USING (wave, question)
 ),
 mr_stats AS (
     SELECT side, wave, scope, question,
@@ -322,19 +327,19 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
     side of the roll-ups (the benchmarks live on in ``stats``)."""
     with registered(con, inputs, AGGREGATE_INPUTS):
         try:
-            for name in ("classified", "mr_rolled"):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_{name} AS WITH {_CELL_CTES} SELECT * FROM {name}")
-            computed = ", ".join(f"{name} AS (SELECT * FROM _wt_m_{name})" for name in ("classified", "mr_rolled"))
-            stats = f"WITH {computed}, {_STATS_CTES}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS WITH {_MARK_CTES} SELECT * FROM marked")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
+            computed = "marked AS (SELECT * FROM _wt_m_marked), mr_rolled AS (SELECT * FROM _wt_m_mr_rolled)"
+            rollups = f"WITH {computed}, {_ROLLUP_CTES}"
             return {
-                "classified": con.sql("SELECT * FROM _wt_m_classified WHERE side = 'scope'").to_arrow_table(),
+                "classified": con.sql(f"{rollups} SELECT * FROM classified").to_arrow_table(),
                 "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
-                "is_missing": con.sql(f"WITH {_CELL_CTES} SELECT * FROM is_missing").to_arrow_table(),
-                "stats": con.sql(f"{stats} SELECT * FROM stats").to_arrow_table(),
-                "mr_responses": con.sql(f"{stats} SELECT * FROM mr_responses").to_arrow_table(),
+                "is_missing": con.sql(f"WITH {_MARK_CTES} SELECT * FROM is_missing").to_arrow_table(),
+                "stats": con.sql(f"{rollups}, {_STATS_CTES} SELECT * FROM stats").to_arrow_table(),
+                "mr_responses": con.sql(f"{rollups}, {_STATS_CTES} SELECT * FROM mr_responses").to_arrow_table(),
             }
         finally:
-            for name in ("classified", "mr_rolled"):
+            for name in ("marked", "mr_rolled"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
