@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
@@ -25,7 +27,7 @@ from ..store import quote, read_store, wave_table
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql, sql_text
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
-from .rollup import AGGREGATES, aggregate, report
+from .rollup import aggregate, report
 from .significance import confidence_label, test_name, z_critical
 
 __all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
@@ -129,26 +131,27 @@ def _tabulate(
             )
     ensure_reviewed(con, sorted({w for t in targets for w in (t, t - 1) if w >= 1}))
     needed = sorted(set(targets) | {t - 1 for t in targets if t - 1 in imported})
-    subscribers = [s for s in scope_list if s in config.subscribers and s not in config.jurisdictions]
-    wanted = set(questions) if questions else None
-
+    request = _Request(
+        config=config,
+        scopes=scope_list,
+        subscribers=[s for s in scope_list if s in config.subscribers and s not in config.jurisdictions],
+        wanted=set(questions) if questions else None,
+        weighted=weighted,
+        targets=targets,
+    )
     with _one_thread_per_query(con):
-        scanned = _aggregate_waves(con, config, needed, scope_list, subscribers, wanted, weighted)
-    if wanted:
-        known = {q.name for part in scanned if part.wave in targets for q in part.questions}
-        unknown = sorted(wanted - known)
+        parts = _tables_by_wave(con, request, needed)
+    if request.wanted:
+        known = {q.name for part in parts if part.wave in targets for q in part.questions}
+        unknown = sorted(request.wanted - known)
         if unknown:
             raise InputMissingError(
                 f"wave {targets[0] if len(targets) == 1 else targets}: no question {', '.join(unknown)} to tabulate",
                 hint="tabulated are numeric questions with value labels, multiple-response sets ($NAME) and custom "
                 "questions; see `wavetool codebook --wave N`",
             )
-    rows, summaries, audit = report(
-        con,
-        _report_inputs(scanned, scope_list, targets),
-        z=z_critical(config.tables.confidence),
-        min_base=config.tables.min_base,
-        test=test_name(config.tables.confidence),
+    rows, summaries, audit = (
+        pa.concat_tables(tables) for tables in zip(*(p.tables for p in parts if p.tables), strict=True)
     )
     meta = {
         "waves": targets,
@@ -173,6 +176,7 @@ class _Wave:
         self.questions: list[Question] = []
         self.aggregates: dict[str, pa.Table] = {}
         self.metadata: dict[str, pa.Table] = {}
+        self.tables: tuple[pa.Table, pa.Table, pa.Table] | None = None  # (rows, summaries, audit) of a target
 
     def aggregate_inputs(self, config: StudyConfig, scopes: list[str]) -> dict[str, pa.Table]:
         """The inputs of :func:`rollup.aggregate`; keeps the question metadata for the report stage."""
@@ -235,18 +239,15 @@ class _Wave:
         }
 
 
-def _report_inputs(scanned: list[_Wave], scopes: list[str], targets: list[int]) -> dict[str, pa.Table]:
-    """The inputs of :func:`rollup.report`: every wave's aggregates and question metadata, stacked."""
-
-    def stacked(name: str, source: str) -> pa.Table:
-        return pa.concat_tables([getattr(part, source)[name] for part in scanned])
-
-    return {
-        **{name: stacked(name, "aggregates") for name in AGGREGATES},
-        **{name: stacked(name, "metadata") for name in ("questions", "codes", "items")},
-        "scopes": _table(["scope", "spos"], [(s, i) for i, s in enumerate(scopes)], [pa.string(), pa.int32()]),
-        "targets": _table(["wave", "scope"], [(w, s) for w in targets for s in scopes], [pa.int32(), pa.string()]),
-    }
+def _report_inputs(part: _Wave, previous: _Wave | None, scopes: list[str]) -> dict[str, pa.Table]:
+    """The inputs of :func:`rollup.report` for one wave: its aggregates and question metadata, and the
+    statistics of the previous wave (for the wave-on-wave tests)."""
+    inputs = {**part.aggregates, **{name: part.metadata[name] for name in ("questions", "codes", "items")}}
+    if previous is not None:
+        inputs["stats"] = pa.concat_tables([part.aggregates["stats"], previous.aggregates["stats"]])
+    inputs["scopes"] = _table(["scope", "spos"], [(s, i) for i, s in enumerate(scopes)], [pa.string(), pa.int32()])
+    inputs["targets"] = _table(["wave", "scope"], [(part.wave, s) for s in scopes], [pa.int32(), pa.string()])
+    return inputs
 
 
 def _qid(question: Question) -> str:
@@ -276,24 +277,47 @@ def _table(names: list[str], rows: list[tuple], types: list[pa.DataType]) -> pa.
     return pa.table({n: pa.array(list(col), type=t) for n, col, t in zip(names, columns, types, strict=True)})
 
 
-def _aggregate_waves(
-    con: duckdb.DuckDBPyConnection,
-    config: StudyConfig,
-    waves: list[int],
-    scopes: list[str],
-    subscribers: list[str],
-    wanted: set[str] | None,
-    weighted: bool,
-) -> list[_Wave]:
-    """Scan and aggregate the waves, two (one per core) at a time: each wave is a few queries on its own
-    cursor, and DuckDB runs each on one thread here (see _one_thread_per_query), so waves in parallel
-    use the machine. Returned in wave order."""
+@dataclass(frozen=True)
+class _Request:
+    """What to tabulate (see tabulate_waves)."""
+
+    config: StudyConfig
+    scopes: list[str]
+    subscribers: list[str]  # the subscribers among the scopes (their custom questions are scanned)
+    wanted: set[str] | None  # only these questions, or all
+    weighted: bool
+    targets: list[int]  # the waves tabulated (the others scanned are previous waves)
+
+
+def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: list[int]) -> list[_Wave]:
+    """Scan and aggregate each wave, then (for a target wave) compute its tables, two waves (one per core)
+    at a time: each wave is a few queries on its own cursor, and DuckDB runs each on one thread here
+    (see _one_thread_per_query), so waves side by side use the machine. A wave's tables wait for the
+    previous wave's statistics; that wave was started first, so the wait is short and never circular.
+    Returned in wave order."""
+    config = request.config
+    parts: dict[int, _Wave] = {}
+    aggregated = {wave: threading.Event() for wave in waves}
 
     def work(wave: int) -> _Wave:
         cursor = con.cursor()
         try:
-            part = _collect_wave(cursor, config, wave, subscribers, wanted, weighted)
-            part.aggregates = aggregate(cursor, part.aggregate_inputs(config, scopes))
+            try:
+                part = _collect_wave(cursor, config, wave, request.subscribers, request.wanted, request.weighted)
+                part.aggregates = aggregate(cursor, part.aggregate_inputs(config, request.scopes))
+                parts[wave] = part
+            finally:
+                aggregated[wave].set()
+            if wave in request.targets:
+                if wave - 1 in aggregated:
+                    aggregated[wave - 1].wait()
+                part.tables = report(
+                    cursor,
+                    _report_inputs(part, parts.get(wave - 1), request.scopes),
+                    z=z_critical(config.tables.confidence),
+                    min_base=config.tables.min_base,
+                    test=test_name(config.tables.confidence),
+                )
         finally:
             cursor.close()
         return part

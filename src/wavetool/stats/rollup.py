@@ -1,11 +1,14 @@
 """From cells to tables: roll the cells up to scopes, benchmarks and the previous wave, compute every
 statistic, and withhold small bases. All in SQL over small Arrow inputs (a few thousand rows per wave),
-in two stages:
+in two stages, each run once per wave on that wave's own cursor (see ``stats._tables_by_wave``):
 
-- :func:`aggregate`, once per wave: every sum (scopes, benchmarks, bases, means, spreads). Floating-point
-  sums depend on the order of addition, so this stage runs on one thread per wave (the waves themselves
-  run side by side), which keeps the tables byte-for-byte reproducible.
-- :func:`report`, once for all waves: joins and row-wise arithmetic only, so it may use every thread.
+- :func:`aggregate`: every sum (scopes, benchmarks, bases, means, spreads);
+- :func:`report`: joins and row-wise arithmetic, given the wave's aggregates and the previous wave's
+  statistics.
+
+Floating-point sums depend on the order of addition, and DuckDB's threads combine partial sums in
+whatever order they finish; every query here runs on one thread, which keeps the tables byte-for-byte
+reproducible, and the waves run side by side instead.
 
 Inputs (registered as views named ``_wt_<name>`` while a stage runs):
 
@@ -321,9 +324,9 @@ def _aliases(names: tuple[str, ...]) -> str:
 
 def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> dict[str, pa.Table]:
     """The first stage, for one wave: roll its cells up to the scopes and benchmarks, and compute every
-    base's statistics (all of the floating-point sums, so run it on one thread: see tabulate).
+    base's statistics.
 
-    Returns the ``AGGREGATES`` tables, which :func:`report` takes for all waves at once: only the scope
+    Returns the ``AGGREGATES`` tables, which :func:`report` takes: only the scope
     side of the roll-ups (the benchmarks live on in ``stats``)."""
     with registered(con, inputs, AGGREGATE_INPUTS):
         try:
@@ -346,12 +349,12 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
 def report(
     con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, z: float, min_base: int, test: str
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """The second stage, for all waves: (rows, summaries, audit) as Arrow tables, sorted by wave, scope,
-    question and code, from the :func:`aggregate` tables of every wave and ``REPORT_INPUTS``.
+    """The second stage, for one wave: (rows, summaries, audit) as Arrow tables, sorted by scope, question
+    and code, from the wave's :func:`aggregate` tables (``stats`` also holding the previous wave's) and
+    ``REPORT_INPUTS``.
 
-    Only joins and row-wise arithmetic (no sums), so its results do not depend on how many threads run
-    it. The target questions and the summaries are computed once into temporary tables, which the rows
-    and the audit then read."""
+    The target questions and the summaries are computed once into temporary tables, which the rows and
+    the audit then read."""
     params = {"z": z, "min_base": min_base, "test": test}
     with registered(con, inputs, (*AGGREGATES, *REPORT_INPUTS)):
         try:
@@ -363,7 +366,9 @@ def report(
                 params,
             )
             summary = con.sql("SELECT * FROM _wt_summary ORDER BY sidx").to_arrow_table()
-            own = con.sql(f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select()}", params={"z": z}).to_arrow_table()
+            own = con.sql(
+                f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select()}", params={"z": z}
+            ).to_arrow_table()
             audit = con.sql(
                 f"WITH {_aliases(('summary',))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
                 f"FROM ({_audit_select()}) ORDER BY wave, spos, qpos, withheld",
