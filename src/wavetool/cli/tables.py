@@ -69,8 +69,8 @@ def _write(result: Tables, fmt: str, output: Path | None) -> None:
     else:
         result.to_json(output)
         audit = None
-    listed = f"; suppression audit ({len(result.suppressed)} entries) in {audit}" if audit else ""
-    err.print(f"wrote {len(result.rows)} rows to {output}{listed}", markup=False)
+    listed = f"; suppression audit ({result.suppressed_table.num_rows} entries) in {audit}" if audit else ""
+    err.print(f"wrote {result.rows_table.num_rows} rows to {output}{listed}", markup=False)
 
 
 def _fmt(value: Any, digits: int = 1) -> str:

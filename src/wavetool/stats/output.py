@@ -28,12 +28,14 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
+def _csv_column(column: pa.ChunkedArray) -> list[Any]:
+    """A column's CSV cells: empty for null (and NaN or infinity), true/false for booleans, else the value."""
+    values = column.to_pylist()
+    if pa.types.is_boolean(column.type):
+        return ["" if v is None else ("true" if v else "false") for v in values]
+    if pa.types.is_floating(column.type):
+        return ["" if v is None or not math.isfinite(v) else v for v in values]
+    return ["" if v is None else v for v in values]
 
 
 def _records(table: pa.Table) -> list[dict[str, Any]]:
@@ -83,8 +85,8 @@ class Tables:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(data.column_names)
-        for row in data.to_pylist():
-            writer.writerow([_csv_cell(v) for v in row.values()])
+        # Column by column: converting each column once is several times faster than a dict per row.
+        writer.writerows(zip(*(_csv_column(column) for column in data.columns), strict=True))
         _write(target, buffer.getvalue().encode("utf-8"))
 
     def to_json(self, target: str | Path | IO[str] | None = None) -> str:
