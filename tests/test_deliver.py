@@ -681,3 +681,43 @@ def test_password_comes_only_from_the_environment(study, monkeypatch):
     assert "from-env" not in (study / "wavetool.toml").read_text(encoding="utf-8")
     assert "from-env" not in repr(transport.__dict__.get("settings"))
     assert os.environ["WAVETOOL_TEST_SMTP_PASSWORD"] == "from-env"
+
+
+def test_uncertain_message_confirmed_by_hand_is_never_sent_again(study, smtp_server, cli):
+    """The coordinator found the uncertain message in the server's log: --confirm records it as delivered, sends
+    nothing, and later runs skip it as sent; unknown or settled Message-IDs change nothing."""
+    recorder, port = smtp_server()
+    recorder.drop_after_data = True
+    set_delivery(study, smtp_block(port))
+    send_reports(load_config(study), 1, subscribers=["ontario", "quebec"], backoff=0.01)
+    rows = {r["subscriber"]: r for r in log_rows(study)}
+    assert {s: r["status"] for s, r in rows.items()} == {"ontario": "uncertain", "quebec": "uncertain"}
+    recorder.drop_after_data = False
+    before = log_rows(study)
+
+    code, _, err = cli("--study", study, "send", "--wave", "1", "--confirm", "<nope.w1.wavetool@example.ca>")
+    assert code == 66 and "no message with Message-ID <nope.w1.wavetool@example.ca>" in err
+    assert "Traceback" not in err and log_rows(study) == before
+
+    ontario_id = rows["ontario"]["message_id"]
+    code, out, _ = cli("--study", study, "send", "--wave", "1", "--confirm", ontario_id.strip("<>"))  # no brackets
+    assert code == 0 and recorder.messages == []
+    assert f"wave 1: ontario: Message-ID {ontario_id} recorded as delivered (was uncertain" in out
+    after = {r["subscriber"]: r for r in log_rows(study)}
+    assert after["ontario"]["status"] == "sent" and after["ontario"]["sent_at"]
+    assert "confirmed delivered by the coordinator" in after["ontario"]["error"]
+    assert after["quebec"] == rows["quebec"]
+
+    code, _, err = cli("--study", study, "send", "--wave", "1", "--confirm", ontario_id)
+    assert code == 65 and "only uncertain messages can be confirmed: ontario" in err and "is sent" in err
+
+    code, out, _ = cli("--study", study, "send", "--wave", "1", "--subscriber", "ontario", "--subscriber", "quebec")
+    assert code == 0 and recorder.messages == []
+    assert "ontario: skipped, already sent" in out and "quebec: skipped, uncertain" in out
+
+    code, _, err = cli("--study", study, "send", "--wave", "1", "--confirm", ontario_id, "--resend")
+    assert code == 2 and "use it alone" in err
+
+    code, out, _ = cli("--study", study, "send", "--wave", "1", "--confirm", rows["quebec"]["message_id"], "--json")
+    assert code == 0 and [c["subscriber"] for c in json.loads(out)["confirmed"]] == ["quebec"]
+    assert {r["status"] for r in log_rows(study)} == {"sent"} and recorder.messages == []

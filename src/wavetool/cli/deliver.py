@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from ..deliver import SendResult, send_reports
+from ..deliver import SendResult, confirm_delivered, send_reports
 from . import app, ctx_obj
 from .output import make_console, print_json, progress_steps
 
@@ -18,16 +18,41 @@ def send(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent; send nothing."),
     resend: bool = typer.Option(False, "--resend", help="Send again even if sent, changed or uncertain."),
     limit: int = typer.Option(None, "--limit", min=1, help="Send at most this many messages in this run."),
+    confirm: list[str] = typer.Option(
+        None,
+        "--confirm",
+        metavar="MESSAGE-ID",
+        help="Record this uncertain message as delivered (you found it in the mail server's log); sends nothing. "
+        "Repeatable.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> int:
     """E-mail each subscriber's report of a wave, exactly once (outbox or SMTP, from the config).
 
     Exit 0 when everything was delivered, 80 when some failed, 75 when deferred, 69 when the server is unreachable, 77 when it refused the login.
 
+    A message cut off mid-delivery is "uncertain" and never sent again on its own: look for its Message-ID in the
+    mail server's log, then either --confirm it (it arrived) or --resend (it did not).
+
     Example: wavetool --study demo send --wave 1 --dry-run
+
+    Example: wavetool --study demo send --wave 1 --confirm '<3f9a0c1e2b4d6f8a1c3e.w1.wavetool@example.ca>'
     """
     config = ctx_obj(ctx).config
     console = make_console()
+    if confirm:
+        if resend or dry_run or limit is not None:
+            raise typer.BadParameter("--confirm only records deliveries; use it alone", param_hint="--confirm")
+        confirmed = confirm_delivered(config, wave, confirm)
+        if json_out:
+            print_json({"wave": wave, "confirmed": confirmed})
+        for c in [] if json_out else confirmed:
+            console.print(
+                f"wave {wave}: {c['subscriber']}: Message-ID {c['message_id']} recorded as delivered"
+                f" (was {c['was']} since {c['since']}); it will not be sent again",
+                markup=False,
+            )
+        return 0
     with progress_steps(console, f"Sending wave {wave}") as step:
         result = send_reports(
             config, wave, subscribers=subscriber or None, dry_run=dry_run, resend=resend, limit=limit, progress=step
@@ -49,8 +74,8 @@ def print_problems(wave: int, failed: list[dict], uncertain: list[dict], refused
     for u in uncertain:
         err.print(
             f"Error: wave {wave}: {u['subscriber']}: uncertain (Message-ID {u['message_id']}): {u['error']};"
-            f" check the mail server's log, then `wavetool send --wave {wave} --subscriber {u['subscriber']} --resend`"
-            " if it did not arrive",
+            f" check the mail server's log, then `wavetool send --wave {wave} --confirm '{u['message_id']}'` if it"
+            f" arrived, or `wavetool send --wave {wave} --subscriber {u['subscriber']} --resend` if it did not",
             markup=False,
         )
     for r in refused:

@@ -195,7 +195,8 @@ def decide(plan: Planned, history: list[Delivery], resend: bool) -> tuple[str, s
         d = open_rows[-1]
         return "skip", (
             f"uncertain: an earlier run was cut off while handing over Message-ID {d.message_id}"
-            f" ({d.created_at}); check the mail server's log, then pass --resend to send it again"
+            f" ({d.created_at}); check the mail server's log, then pass --confirm {d.message_id} if it arrived"
+            " or --resend to send it again"
         )
     if sent:
         return "skip", (
@@ -285,6 +286,45 @@ def send_reports(
         finally:
             transport.close()
     return result
+
+
+CONFIRMED_NOTE = "confirmed delivered by the coordinator (found in the mail server's log)"
+
+
+def confirm_delivered(config: StudyConfig, wave: int, message_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Record uncertain messages of ``wave`` as delivered, once the coordinator has found them in the mail
+    server's log; they are then never sent again (use ``--resend`` instead for one that did not arrive).
+
+    All or nothing: every Message-ID (with or without its angle brackets) must name an uncertain message of
+    the wave, or nothing changes. Returns the confirmed messages."""
+    config.wave(wave)
+    wanted = [m.strip().strip("<>").strip() for m in message_ids]
+    purpose = f"wavetool send --wave {wave} --confirm"
+    with (
+        study_lock(config.root, timeout=config.pipeline.lock_timeout, purpose=purpose, name=SEND_LOCK_NAME),
+        open_log(config.root) as log,
+    ):
+        by_id = {row.message_id.strip("<>"): row for row in log.rows(wave)}
+        unknown = [m for m in wanted if m not in by_id]
+        if unknown:
+            raise InputMissingError(
+                f"wave {wave}: no message with Message-ID {', '.join(f'<{m}>' for m in unknown)} in the delivery log",
+                hint=f"copy the Message-ID from the `uncertain` line of `wavetool send --wave {wave}`"
+                " (or `wavetool status --json`)",
+            )
+        settled = [by_id[m] for m in wanted if by_id[m].status not in ("uncertain", "sending")]
+        if settled:
+            listed = ", ".join(f"{r.subscriber} <{r.message_id.strip('<>')}> is {r.status}" for r in settled)
+            raise DataError(
+                f"wave {wave}: only uncertain messages can be confirmed: {listed}",
+                hint=f"a failed message is sent again by `wavetool send --wave {wave}`; nothing to do for a sent one",
+            )
+        rows = list({by_id[m].id: by_id[m] for m in wanted}.values())
+        log.confirm([r.id for r in rows], CONFIRMED_NOTE)
+    return [
+        {"subscriber": r.subscriber, "wave": r.wave, "message_id": r.message_id, "was": r.status, "since": r.updated_at}
+        for r in rows
+    ]
 
 
 def _describe(plan: Planned) -> dict[str, Any]:

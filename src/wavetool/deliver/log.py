@@ -167,6 +167,16 @@ class DeliveryLog:
             [status, error, int(temporary), stamp, status, stamp, destination, attempts, row_id],
         )
 
+    def confirm(self, row_ids: list[int], note: str) -> None:
+        """Mark rows ``sent`` in one statement (all or none), e.g. after the mail server's log showed them."""
+        stamp = now_text()
+        marks = ", ".join("?" for _ in row_ids)
+        self.con.execute(
+            f"UPDATE deliveries SET status = 'sent', error = ?, temporary = 0, updated_at = ?, sent_at = ?"
+            f" WHERE id IN ({marks})",
+            [note, stamp, stamp, *row_ids],
+        )
+
     def interrupted(self) -> list[Delivery]:
         """Rows left ``sending`` by a run that died; only meaningful while holding the send lock."""
         rows = self.con.execute("SELECT * FROM deliveries WHERE status = 'sending' ORDER BY id").fetchall()
