@@ -3,8 +3,8 @@ re-run keeps what the killed run finished, the run after the kills completes and
 
 The study's wave-1 reports are rendered once, then the wave's label changes, so every report must be rendered
 again while the old manifest is in place (the case where a half-updated folder could show). That re-render is
-killed repeatedly, at growing fractions of a measured full render, as a cron job cut off night after night
-would be. Every entry listed after a kill must be byte-for-byte the old report or the new one (rendering is
+killed repeatedly (while starting up, just after its first report, with two reports to go), as a cron job
+cut off night after night would be. Every entry listed after a kill must be byte-for-byte the old report or the new one (rendering is
 deterministic). Marked slow (make test and CI run it).
 """
 
@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pypdf
@@ -25,7 +26,6 @@ import pytest
 pytestmark = pytest.mark.slow
 
 SUBSCRIBERS = {"ontario", "quebec", "british-columbia", "maritimes"}
-KILL_AT = (0.05, 0.45, 0.75)  # of a full render: starting up, first reports, last reports
 REVISED = {"en": "Wave 1 (June 2020, revised)", "fr": "Vague 1 (juin 2020, révisée)"}
 
 
@@ -66,9 +66,24 @@ def session_processes(session: int) -> list[int]:
     return found
 
 
-def kill_after(study: Path, seconds: float) -> None:
+def revised_count(study: Path, old: dict[str, dict]) -> int:
+    """How many reports the manifest lists as rendered from the revised inputs (a light read for polling)."""
+    try:
+        reports = json.loads((study / "reports" / "wave-1" / "manifest.json").read_text(encoding="utf-8"))["reports"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(1 for sub, entry in reports.items() if entry["inputs_sha256"] != old[sub]["inputs_sha256"])
+
+
+def kill_when(study: Path, due: Callable[[float], bool], limit: float = 120.0) -> None:
+    """Start `wavetool report`, kill -9 it as soon as ``due(seconds since start)`` is true, and check that no
+    render worker outlives it. Polled every 10 ms: the kill lands at a point of the run's progress rather
+    than of the clock, so a busy machine cannot move every kill past the end of the render."""
     proc = report(study, wait=False)
-    time.sleep(seconds)
+    started = time.monotonic()
+    while not due(time.monotonic() - started) and time.monotonic() - started < limit:
+        assert proc.poll() is None, "the report finished before the point where it was to be killed"
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     deadline = time.monotonic() + 20
@@ -122,8 +137,13 @@ def test_kill_9_during_report_never_lists_a_pdf_that_differs_from_its_file(impor
 
     revise_wave_label(study)
     seen: list[dict[str, dict]] = []
-    for fraction in KILL_AT:
-        kill_after(study, duration * fraction)
+    kill_points = (
+        lambda elapsed: elapsed >= 0.05 * duration,  # starting up
+        lambda _elapsed: revised_count(study, old) >= 1,  # just after the first revised report
+        lambda _elapsed: revised_count(study, old) >= 2,  # with two reports still to render
+    )
+    for due in kill_points:
+        kill_when(study, due)
         entries = listed(study)
         assert entries is not None
         for sub, entry in entries.items():
