@@ -365,3 +365,43 @@ def test_merge_custom_library_result(imported_study: Path) -> None:
     result = merge_custom(config, "quebec", 1, imported_study / "inbox/wave-1/custom-quebec.sav")
     assert (result.status, result.questions, result.table) == ("merged", ["C1", "C2", "C3", "C4"], "custom_quebec_1")
     assert merge_custom(config, "quebec", 1, imported_study / "inbox/wave-1/custom-quebec.sav").status == "unchanged"
+
+
+def test_replacing_the_wave_reports_custom_answers_that_no_longer_match(
+    merged_study: Path, cli, tmp_path: Path
+) -> None:
+    """A corrected wave export drops some of Ontario's custom respondents and moves others to Quebec: the
+    replace goes through, says so once per subscriber, and those answers are counted nowhere."""
+    sav = merged_study / "inbox" / "wave-1" / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    custom_ids = [row["RESPID"] for row in read_csv_rows(merged_study / "inbox" / "wave-1" / "custom-ontario.csv")]
+    dropped, moved = {float(i) for i in custom_ids[:5]}, {float(i) for i in custom_ids[5:8]}
+    frame = frame[~frame["RESPID"].isin(dropped)].copy()
+    frame.loc[frame["RESPID"].isin(moved), "PROV"] = "QC"
+    corrected = tmp_path / "wave1-corrected.sav"
+    pyreadstat.write_sav(
+        frame,
+        str(corrected),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+
+    code, out, err = cli("--study", merged_study, "import", "--wave", "1", "--replace", corrected)
+
+    assert code == 0, err
+    assert "replaced" in out
+    notices = [line for line in err.splitlines() if "custom answers" in line]
+    assert notices == [
+        f"Warning: wave 1: ontario's custom answers (custom-ontario.csv): 5 are no longer respondents of the wave"
+        f" and 3 are now outside its jurisdictions, of {len(custom_ids)}; they are not counted. Merge a custom file"
+        " that matches the new wave (`wavetool custom merge FILE --subscriber ontario --wave 1 --replace`)"
+    ]
+    rows = query(merged_study, lambda con, cfg: f"SELECT _id FROM ({custom_select(con, cfg, 1, 'ontario')})")
+    assert {r[0] for r in rows} == {str(int(i)) for i in frame.loc[frame["PROV"] == "ON", "RESPID"]}
+    assert not {r[0] for r in rows} & {str(int(i)) for i in dropped | moved}
+
+    # Replacing it again with the original file: every custom answer matches again, nothing to report.
+    code, _, err = cli("--study", merged_study, "import", "--wave", "1", "--replace", sav)
+    assert code == 0 and "custom answers" not in err

@@ -493,6 +493,39 @@ def custom_questions(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: s
     return result
 
 
+def unmatched_custom_answers(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int) -> list[str]:
+    """One notice per subscriber whose merged custom answers for ``wave`` no longer all belong to its own
+    respondents of the wave (after the wave was replaced): those answers are not counted anywhere, since only
+    the subscriber's respondents are ever read (custom_select), but the coordinator should know."""
+    if not _has_custom_tables(con):
+        return []
+    notices = []
+    merges = con.execute(
+        "SELECT subscriber, table_name, file_name FROM custom_merges WHERE wave = ? AND content_sha256 <> ''"
+        " ORDER BY subscriber",
+        [wave],
+    ).fetchall()
+    for subscriber_id, table, file_name in merges:
+        if subscriber_id not in config.subscribers:
+            continue
+        codes = _jurisdiction_list(config.subscribers[subscriber_id].jurisdictions)
+        total, absent, outside = first_row(
+            con,
+            f"SELECT count(*), count(*) FILTER (WHERE w._id IS NULL),"
+            f" count(*) FILTER (WHERE w._id IS NOT NULL AND NOT list_contains({codes}, w._jurisdiction))"
+            f" FROM {table} c LEFT JOIN {wave_table(wave)} w ON w._id = c._id",
+        )
+        if absent or outside:
+            parts = [f"{absent} are no longer respondents of the wave"] if absent else []
+            parts += [f"{outside} are now outside its jurisdictions"] if outside else []
+            notices.append(
+                f"wave {wave}: {subscriber_id}'s custom answers ({file_name}): {' and '.join(parts)}, of {total};"
+                " they are not counted. Merge a custom file that matches the new wave"
+                f" (`wavetool custom merge FILE --subscriber {subscriber_id} --wave {wave} --replace`)"
+            )
+    return notices
+
+
 def _jurisdiction_list(codes: tuple[str, ...]) -> str:
     return "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in codes) + "]"
 

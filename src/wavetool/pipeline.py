@@ -211,6 +211,8 @@ def _step_import(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
         "warnings": result.warnings,
     }
     say(f"import: wave {wave} {result.status} ({result.rows} rows) from {', '.join(p.name for p in files)}")
+    for warning in result.warnings:
+        say(f"import: warning: {warning}")
 
 
 def _imported_files(config: StudyConfig, wave: int) -> list[dict[str, str]]:

@@ -33,7 +33,7 @@ def merge(
     encoding: str = typer.Option(None, "--encoding", help="Text encoding of the file, e.g. cp1252."),
     replace: bool = typer.Option(False, "--replace", help="Swap an already merged file for this one (atomic)."),
     from_config: bool = typer.Option(
-        False, "--from-config", help="Merge every [[subscribers.custom]] file of the config."
+        False, "--from-config", help="Merge every \\[\\[subscribers.custom]] file of the config."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:

@@ -43,7 +43,7 @@ def run_cmd(
 ) -> int:
     """Import the inbox, merge custom questions, check drift, tabulate, render and send: only what is new.
 
-    Meant for crontab: a second run waits for the first ([pipeline] lock_timeout), then exits 75. Every run is logged in wavetool.log in the study folder.
+    Meant for crontab: a second run waits for the first (\\[pipeline] lock_timeout), then exits 75. Every run is logged in wavetool.log in the study folder.
 
     Example: wavetool --study demo run --wave 1
     """

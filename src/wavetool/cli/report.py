@@ -28,7 +28,7 @@ def report(
         "--output-dir",
         "-o",
         file_okay=False,
-        help="Folder for the reports (default: [report] output_dir of the study).",
+        help="Folder for the reports (default: \\[report] output_dir of the study).",
     ),
     final: bool = typer.Option(False, "--final", help="The full-study report with trends across all waves."),
     jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Reports rendered in parallel (default: CPU count)."),

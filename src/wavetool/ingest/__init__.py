@@ -615,6 +615,10 @@ def _write(
                     _drop_wave(con, wave)
                     result.status = "replaced"
                 _write_wave(con, config, wave, decoded, codebook, roles, content, rows, sources)
+                if existing:
+                    from ..custom import unmatched_custom_answers  # custom builds on ingest
+
+                    result.warnings += unmatched_custom_answers(con, config, wave)
                 result.review_status, result.drift = _review(con, config, wave, codebook)
                 con.execute(
                     "UPDATE waves SET review_status = ?, drift = ? WHERE wave = ?",
