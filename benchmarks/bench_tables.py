@@ -97,20 +97,27 @@ def scopes() -> list[str]:
     return ["all", *JURISDICTIONS, *SUBSCRIBERS]
 
 
-def time_wavetool(study: Path, repeats: int) -> tuple[list[float], list[float], object]:
+def time_wavetool(study: Path, repeats: int) -> tuple[list[float], list[float], object, int]:
+    """Times, CPU times, the last result, and how many different CSV outputs the runs gave (1 = reproducible)."""
+    import hashlib
+    import io
+
     from wavetool.config import load_config
     from wavetool.stats import tabulate_waves
     from wavetool.store import read_store
 
     config = load_config(study)
-    times, cpu, result = [], [], None
+    times, cpu, result, outputs = [], [], None, set()
     with read_store(study) as con:
         for _ in range(repeats):
             start, start_cpu = time.perf_counter(), time.process_time()
             result = tabulate_waves(config, list(range(1, WAVES + 1)), scopes=scopes(), con=con)
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
-    return times, cpu, result
+            buffer = io.BytesIO()
+            result.to_csv(buffer)
+            outputs.add(hashlib.sha256(buffer.getvalue()).hexdigest())
+    return times, cpu, result, len(outputs)
 
 
 def load_frames(study: Path) -> dict[int, object]:
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv if argv is not None else [])
     study = build_study()
-    times, cpu, result = time_wavetool(study, args.repeats)
+    times, cpu, result, distinct = time_wavetool(study, args.repeats)
     start = time.perf_counter()
     frames = load_frames(study)
     load_time = time.perf_counter() - start
@@ -189,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work slows both)"
     )
     print(f"  same numbers on {compared:,} valid (wave, scope, question, code) cells")
+    print(
+        f"  reproducible: {'yes, byte-identical CSV' if distinct == 1 else f'NO, {distinct} different CSVs'}"
+        f" over {len(times)} runs"
+    )
     print(
         f"  ratio pandas / wavetool: {ratio:.1f}x (target >= {RATIO_TARGET:g}x): {'met' if ratio >= RATIO_TARGET else 'MISSED'}"
     )
