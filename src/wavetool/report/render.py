@@ -31,7 +31,6 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from . import svgtext
 from .charts import Bar, ChartKit, Point, StackedRow
 from .model import Category, Question, ReportModel, TrendPoint
 from .text import LANG_TAGS, Formatter, load_strings, templates_dir
@@ -112,7 +111,6 @@ class Renderer:
 
     def __init__(self, templates: Path | None = None, overrides: Path | None = None) -> None:
         quiet_logs()
-        svgtext.install()  # charts' SVG labels drawn one run at a time, not letter by letter
         self.templates = Path(templates or templates_dir()).resolve()
         self.overrides = Path(overrides).resolve() if overrides else None
         self.overrides_state = _folder_state(self.overrides)
