@@ -92,6 +92,18 @@ def test_every_subscriber_gets_a_tagged_pdf_in_its_language(rendered):
     assert not list(folder.glob(".*.tmp"))
 
 
+def test_no_appendix_table_starts_a_page_without_its_caption(rendered):
+    """A caption left alone at the foot of a page (its table on the next one) reads as a missing table."""
+    study, _ = rendered
+    config = load_config(study)
+    for sub_id, subscriber in config.subscribers.items():
+        header = load_strings(templates_dir(), subscriber.language)["answer"]
+        reader = PdfReader(str(study / "reports" / "wave-4" / f"{sub_id}.pdf"))
+        for number, page in enumerate(reader.pages, start=1):
+            lines = [line for line in page.extract_text().splitlines() if line.strip()]
+            assert not lines[0].startswith(header + " "), f"{sub_id} page {number} starts with a table, no caption"
+
+
 def test_numbers_equal_tabulate(rendered):
     study, _ = rendered
     config = load_config(study)
@@ -259,6 +271,7 @@ def test_autoescape_is_on_for_every_template_name():
             "tick_y": 0,
             "legend_y": 0,
             "legend2_x": 0,
+            "legend2_y": 0,
             "legend_x": 0,
             "subject": "a",
             "benchmark": "b",
@@ -379,3 +392,50 @@ def test_study_templates_override_wavetools_own(merged_study):
     (own / "report.html.j2").write_text(builtin, encoding="utf-8")
     assert render_reports(config, 1, subscribers=["ontario"], jobs=1, questions=["Q1"]).rendered == ["ontario"]
     assert "Coordination Office" not in pdf_text(pdf)
+
+
+def _text_width(text: str, size: float) -> float:
+    """Width of ``text`` in DejaVu Sans (the charts' font) from the font's own advance widths."""
+    import subprocess
+
+    from fontTools.ttLib import TTFont
+
+    path = subprocess.run(["fc-match", "-f", "%{file}", "DejaVu Sans"], capture_output=True, text=True).stdout
+    font = TTFont(path)
+    cmap, advances = font.getBestCmap(), font["hmtx"]
+    return sum(advances[cmap[ord(c)]][0] for c in text) * size / font["head"].unitsPerEm
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_chart_legends_stay_inside_their_chart(language):
+    """Every legend label ends inside its chart's width, measured with the font's real metrics (a French
+    legend once ran off the overview chart's right edge)."""
+    import base64
+    import xml.etree.ElementTree as ET
+
+    from wavetool.report.charts import Bar, ChartKit, Point, StackedRow
+    from wavetool.report.text import Formatter
+
+    renderer = Renderer()
+    strings = renderer.strings[language]
+    kit = ChartKit(renderer.macros, Formatter(language), strings)
+    subject = "Maritime Provinces Service Partnership"  # the longest sample subscriber name
+    charts = [
+        kit.stacked(
+            "t",
+            [StackedRow("Q1 A question", (20.0, 30.0, 50.0))],
+            (strings["bottombox"], strings["middlebox"], strings["topbox"]),
+        ),
+        kit.bars("t", [Bar("Satisfied", 40.0, 35.0)], subject, strings["benchmark"]),
+        kit.trend("t", [Point("W1", 40.0, 35.0), Point("W2", 45.0, 36.0)], subject, strings["benchmark"]),
+    ]
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    for chart in charts:
+        root = ET.fromstring(base64.b64decode(chart.uri.split(",", 1)[1]))
+        width = float(root.get("width"))
+        for node in root.iter(f"{svg_ns}text"):
+            if not node.text or node.get("text-anchor") in ("end", "middle"):
+                continue
+            size = float(node.get("font-size") or root.get("font-size") or 10)
+            right = float(node.get("x")) + _text_width(node.text, size)
+            assert right <= width, f"{language}: {node.text!r} ends at {right:.0f} > {width:.0f}"

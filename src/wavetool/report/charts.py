@@ -59,6 +59,65 @@ def _n(value: float) -> str:
     return f"{value:.1f}"
 
 
+# Legend text is DejaVu Sans at 10 px: 5.1-5.7 px a character for Latin words (measured from the font's
+# advance widths), so 6 is a safe estimate of how much room a label needs.
+LEGEND_CHAR_W = 6.0
+LEGEND_SWATCH, LEGEND_GAP, LEGEND_LINE = 18, 18, 16
+
+
+def _legend_places(sizes: list[float], start: float, width: float) -> tuple[list[tuple[float, int]], int]:
+    """(x, line) of legend items of the given widths, left to right from ``start``, moved left as far as
+    needed to end inside ``width``, and wrapped onto further lines when even that is not enough (long
+    labels, e.g. French ones or a long subscriber name). Returns the places and the number of lines."""
+    needed = sum(sizes) + LEGEND_GAP * (len(sizes) - 1)
+    x0 = max(4.0, min(float(start), width - 8 - needed))
+    places, x, line = [], x0, 0
+    for size in sizes:
+        if x > x0 and x + size > width - 8:
+            x, line = x0, line + 1
+        places.append((x, line))
+        x += size + LEGEND_GAP
+    return places, line + 1
+
+
+def _legend_row(
+    labels: tuple[str, ...] | list[str], fills: list[str], start: float, width: float, top: float
+) -> tuple[list[dict[str, str]], int]:
+    """The stacked chart's legend: a swatch and a label per segment (see _legend_places)."""
+    places, lines = _legend_places([LEGEND_SWATCH + LEGEND_CHAR_W * len(label) for label in labels], start, width)
+    items = []
+    for label, fill, (x, line) in zip(labels, fills, places, strict=True):
+        y = top + 10 + LEGEND_LINE * line
+        items.append(
+            {
+                "x": _n(x),
+                "y": _n(y),
+                "text_x": _n(x + LEGEND_SWATCH),
+                "text_y": _n(y + 11),
+                "fill": fill,
+                "label": label,
+            }
+        )
+    return items, lines
+
+
+def _pair_legend(
+    subject: str, benchmark: str, marks: tuple[float, float], start: float, width: float, y: float
+) -> tuple[dict[str, str], int]:
+    """Geometry of a subject + benchmark legend (``marks``: the width of each one's marker before its text)."""
+    sizes = [marks[0] + LEGEND_CHAR_W * len(subject)] + (
+        [marks[1] + LEGEND_CHAR_W * len(benchmark)] if benchmark else []
+    )
+    places, lines = _legend_places(sizes, start, width)
+    (x1, _), (x2, line2) = places[0], places[-1]
+    return {
+        "legend_x": _n(x1),
+        "legend_y": _n(y),
+        "legend2_x": _n(x2),
+        "legend2_y": _n(y + LEGEND_LINE * line2),
+    }, lines
+
+
 def _wrap(text: str, width: int, lines: int) -> list[str]:
     """``text`` wrapped to at most ``lines`` lines of ``width`` characters (the last one shortened)."""
     wrapped = textwrap.wrap(text, width=width, break_long_words=True) or [""]
@@ -143,7 +202,8 @@ class ChartKit:
             item["value_x"] = _n(bar_end + 4 if not item["suppressed"] else x0 + 4)
             rows.append(item)
         plot_bottom = top + len(bars) * row_h
-        height = plot_bottom + 36
+        legend, legend_lines = _pair_legend(subject, benchmark, (19, 14), 8, width, plot_bottom + 30)
+        height = plot_bottom + 36 + LEGEND_LINE * (legend_lines - 1)
         ticks = [{"x": _n(x0 + plot_w * t / 100), "label": self.fmt.pct(t, 0)} for t in (0, 25, 50, 75, 100)]
         geometry = {
             "width": width,
@@ -155,9 +215,7 @@ class ChartKit:
             "grid_top": _n(top),
             "grid_bottom": _n(plot_bottom),
             "tick_y": _n(plot_bottom + 13),
-            "legend_y": _n(plot_bottom + 30),
-            "legend2_x": _n(8 + 24 + 6.2 * len(subject)),
-            "legend_x": _n(8),
+            **legend,
             "subject": subject,
             "benchmark": benchmark,
             "suppressed_text": self.s["suppressed_short"],
@@ -219,12 +277,8 @@ class ChartKit:
                 }
             )
         plot_bottom = top + len(rows) * row_h
-        legend = []
-        x = float(label_w)
-        for label, (fill, _base) in zip(segment_labels, fills, strict=True):
-            legend.append({"x": _n(x), "text_x": _n(x + 18), "fill": fill, "label": label})
-            x += 18 + 7 * len(label) + 18
-        height = plot_bottom + 30
+        legend, legend_lines = _legend_row(segment_labels, [fill for fill, _base in fills], label_w, width, plot_bottom)
+        height = plot_bottom + 30 + LEGEND_LINE * (legend_lines - 1)
         geometry = {
             "width": width,
             "height": height,
@@ -232,8 +286,6 @@ class ChartKit:
             "font": FONT,
             "rows": items,
             "legend": legend,
-            "legend_y": _n(plot_bottom + 10),
-            "legend_text_y": _n(plot_bottom + 21),
             "suppressed_text": self.s["suppressed_short"],
             "colours": self._colours(),
         }
@@ -253,7 +305,9 @@ class ChartKit:
     def trend(self, title: str, points: list[Point], subject: str, benchmark: str) -> Chart:
         """Top-box by wave: the subscriber (solid line, dots) and the benchmark (dashed, squares)."""
         left, plot_w, plot_h, top = 44, 230, 80, 12
-        width, height = left + plot_w + 20, top + plot_h + 38
+        width = left + plot_w + 20
+        legend, legend_lines = _pair_legend(subject, benchmark, (27, 27), 4, width, top + plot_h + 33)
+        height = top + plot_h + 38 + LEGEND_LINE * (legend_lines - 1)
         step = plot_w / max(len(points), 1)
 
         def y_of(v: float) -> float:
@@ -300,9 +354,7 @@ class ChartKit:
             "bench_pts": bench_pts,
             "subject_path": _polyline(subject_pts),
             "bench_path": _polyline(bench_pts),
-            "legend_y": _n(top + plot_h + 33),
-            "legend2_x": _n(4 + 40 + 6.2 * len(subject)),
-            "legend_x": _n(4),
+            **legend,
             "subject": subject,
             "benchmark": benchmark,
             "colours": self._colours(),
