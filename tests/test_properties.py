@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import pyreadstat
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from wavefiles import db_digest, file_digest
@@ -762,8 +762,36 @@ def close(a: float | None, b: float | None, rel: float = 0.0) -> bool:
 INVARIANT = ("topbox", "topbox_ci_low", "topbox_ci_high", "bottombox", "mean", "sd", "mean_ci_low", "mean_ci_high")
 
 
+# Found by this property (kept so a fresh checkout tries them too): a single valid code must be exactly
+# 100 % (its base summed from the same rows), and equal answers must have an SD of exactly 0, not 6e-8.
+ONE_VALID_CODE = Sample(
+    codes=["NL"] * 3 + ["ON"] + ["NL"] * 8 + ["QC"],
+    weights=[
+        4.381902200480607,
+        5.3927254365606805,
+        6.096985763564232,
+        9.24046955419859,
+        11.341851292470107,
+        12.216444958101496,
+        14.233566537924524,
+        14.924854250580264,
+        14.00249731694114,
+        19.325871392919193,
+        *[0.3333333333333333] * 3,
+    ],
+    answers={"Q1": [1.0] * 10 + [5.0, 5.0, 1.0], "Q2": [1.0] * 13},
+)
+EQUAL_ANSWERS = Sample(
+    codes=["NL"] * 3 + ["PE"] + ["NL"] * 7 + ["PE", "NL"],
+    weights=[1.0, 1.0, 1.0, 9.24046955419859] + [1.0] * 7 + [0.5, 1.0],
+    answers={"Q1": [2.0, 2.0, 2.0, 5.0] + [2.0] * 7 + [5.0, 2.0], "Q2": [1.0] * 13},
+)
+
+
 @settings(max_examples=25, **SETTINGS)
 @given(sample=samples(), factor=st.one_of(st.sampled_from([0.37, 12.5]), st.floats(0.01, 100.0)))
+@example(sample=ONE_VALID_CODE, factor=0.37)
+@example(sample=EQUAL_ANSWERS, factor=0.37)
 def test_weighted_percents_sum_to_100_and_ignore_the_weights_scale(
     sample: Sample, factor: float, template: Path, examples: Path
 ) -> None:

@@ -57,10 +57,8 @@ def registered(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], name
 # The statistics of every (side, wave, scope, question) base: side 'scope' is the scope itself,
 # 'bench' its benchmark. Multiple-response sets get their base (respondents with at least one response)
 # and nothing else.
-# Every cell classified as valid, user-missing or system-missing (and in a box or not), then rolled up:
-# to each scope's code rows, and to each key's sufficient statistics, which sum to any scope's or
-# benchmark's. Sums of (value - shift), with shift the question's lowest valid value, keep the one-pass
-# variance exact to the last digits even for codes far from zero (the "shifted data" algorithm).
+# Every cell classified as valid, user-missing or system-missing (and in a box or not), before it is rolled
+# up to the scopes and the benchmarks.
 _MARK_CTES = """
 observed AS (SELECT DISTINCT wave, question, value FROM _wt_cells WHERE value IS NOT NULL),
 is_missing AS (
@@ -80,31 +78,25 @@ marked AS (
 """
 
 _ROLLUP_CTES = """
-classified AS (  -- the code rows of each scope
-    SELECT m.wave, s.scope, m.question, m.value, sum(m.n)::BIGINT AS n, sum(m.sw) AS sw
+scoped AS (  -- the code rows of each scope
+    SELECT m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom,
+        sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2
     FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY ALL
 ),
-shifts AS (SELECT wave, question, min(value) FILTER (WHERE status = 'valid') AS shift FROM marked GROUP BY ALL),
-key_sums AS (
-    SELECT m.wave, m.key, m.question, sh.shift,
-        sum(m.n) FILTER (WHERE m.status = 'valid') AS n,
-        sum(m.sw) FILTER (WHERE m.status = 'valid') AS w,
-        sum(m.sw2) FILTER (WHERE m.status = 'valid') AS w2,
-        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.top) AS top_w,
-        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.bottom) AS bottom_w,
-        sum(m.sw * (m.value - sh.shift)) FILTER (WHERE m.status = 'valid') AS wd,
-        sum(m.sw * (m.value - sh.shift) * (m.value - sh.shift)) FILTER (WHERE m.status = 'valid') AS wdd
-    FROM marked m JOIN shifts sh USING (wave, question) GROUP BY ALL
+totals AS (  -- everyone of the wave, for the benchmarks: a benchmark is the total minus the scope
+    SELECT wave, question, value, status, top, bottom, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2
+    FROM marked WHERE NOT starts_with(key, '@')  -- custom answers ('@<subscriber>') have no benchmark
+    GROUP BY ALL
 ),
-sides AS (
-    SELECT 'scope' AS side, k.wave, s.scope, k.question, k.shift,
-        sum(k.n) AS n, sum(k.w) AS w, sum(k.w2) AS w2, sum(k.top_w) AS top_w, sum(k.bottom_w) AS bottom_w,
-        sum(k.wd) AS wd, sum(k.wdd) AS wdd
-    FROM key_sums k JOIN _wt_scopes s ON k.key = s.key GROUP BY ALL
+rolled AS (
+    SELECT 'scope' AS side, * FROM scoped
     UNION ALL
-    SELECT 'bench', k.wave, b.scope, k.question, k.shift,
-        sum(k.n), sum(k.w), sum(k.w2), sum(k.top_w), sum(k.bottom_w), sum(k.wd), sum(k.wdd)
-    FROM key_sums k JOIN _wt_bench b ON k.key = b.key GROUP BY ALL
+    SELECT 'bench', t.wave, b.scope, t.question, t.value, t.status, t.top, t.bottom,
+        t.n - coalesce(s.n, 0), t.sw - coalesce(s.sw, 0), t.sw2 - coalesce(s.sw2, 0)
+    FROM totals t CROSS JOIN (SELECT DISTINCT scope FROM _wt_bench) b
+    LEFT JOIN scoped s ON s.wave = t.wave AND s.scope = b.scope AND s.question = t.question
+        AND s.value IS NOT DISTINCT FROM t.value
+    WHERE t.n > coalesce(s.n, 0)  -- a code nobody outside the scope gave is no row (not a rounding residue)
 )
 """
 
@@ -121,16 +113,33 @@ mr_rolled AS (
 )
 """
 
+# A base's sums come from its code rows, so a percent is exactly its row over the base (one valid code is
+# exactly 100 %), and the spread is taken around the base's own mean (two passes: all-equal answers have
+# an SD of exactly 0).
 _STATS_CTES = """
+base AS (
+    SELECT side, wave, scope, question,
+        coalesce(sum(n) FILTER (WHERE status = 'valid'), 0)::BIGINT AS base_n,
+        coalesce(sum(sw) FILTER (WHERE status = 'valid'), 0) AS base_w,
+        sum(sw2) FILTER (WHERE status = 'valid') AS base_w2,
+        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND top), 0) AS top_w,
+        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND bottom), 0) AS bottom_w,
+        sum(sw * value) FILTER (WHERE status = 'valid') / nullif(sum(sw) FILTER (WHERE status = 'valid'), 0) AS mean
+    FROM rolled GROUP BY ALL
+),
+spread AS (
+    SELECT b.side, b.wave, b.scope, b.question,
+        sum(r.sw * (r.value - b.mean) * (r.value - b.mean)) FILTER (WHERE r.status = 'valid') AS ss
+    FROM base b JOIN rolled r USING (side, wave, scope, question) GROUP BY ALL
+),
 single_stats AS (
-    SELECT d.side, d.wave, d.scope, d.question,
-        coalesce(d.n, 0)::BIGINT AS base_n, coalesce(d.w, 0) AS base_w,
-        d.w * d.w / nullif(d.w2, 0) AS n_eff,
-        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.top_w, 0) / d.w END AS p_top,
-        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.bottom_w, 0) / d.w END AS p_bottom,
-        CASE WHEN q.is_scale AND d.w > 0 THEN d.shift + d.wd / d.w END AS mean,
-        CASE WHEN q.is_scale AND d.n > 1 THEN sqrt(greatest(d.wdd - d.wd * d.wd / d.w, 0) / d.w * d.n / (d.n - 1)) END AS sd
-    FROM sides d JOIN _wt_questions q USING (wave, question)
+    SELECT b.side, b.wave, b.scope, b.question, b.base_n, b.base_w,
+        b.base_w * b.base_w / nullif(b.base_w2, 0) AS n_eff,
+        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.top_w / b.base_w END AS p_top,
+        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.bottom_w / b.base_w END AS p_bottom,
+        CASE WHEN q.is_scale THEN b.mean END AS mean,
+        CASE WHEN q.is_scale AND b.base_n > 1 THEN sqrt(greatest(sp.ss, 0) / b.base_w * b.base_n / (b.base_n - 1)) END AS sd
+    FROM base b JOIN spread sp USING (side, wave, scope, question) JOIN _wt_questions q USING (wave, question)
 ),
 mr_stats AS (
     SELECT side, wave, scope, question,
@@ -331,18 +340,23 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
     with registered(con, inputs, AGGREGATE_INPUTS):
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS WITH {_MARK_CTES} SELECT * FROM marked")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _wt_m_rolled AS WITH marked AS (SELECT * FROM _wt_m_marked), "
+                f"{_ROLLUP_CTES} SELECT * FROM rolled"
+            )
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
-            computed = "marked AS (SELECT * FROM _wt_m_marked), mr_rolled AS (SELECT * FROM _wt_m_mr_rolled)"
-            rollups = f"WITH {computed}, {_ROLLUP_CTES}"
+            stats = f"WITH rolled AS (SELECT * FROM _wt_m_rolled), mr_rolled AS (SELECT * FROM _wt_m_mr_rolled), {_STATS_CTES}"
             return {
-                "classified": con.sql(f"{rollups} SELECT * FROM classified").to_arrow_table(),
+                "classified": con.sql(
+                    "SELECT wave, scope, question, value, n, sw FROM _wt_m_rolled WHERE side = 'scope'"
+                ).to_arrow_table(),
                 "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
                 "is_missing": con.sql(f"WITH {_MARK_CTES} SELECT * FROM is_missing").to_arrow_table(),
-                "stats": con.sql(f"{rollups}, {_STATS_CTES} SELECT * FROM stats").to_arrow_table(),
-                "mr_responses": con.sql(f"{rollups}, {_STATS_CTES} SELECT * FROM mr_responses").to_arrow_table(),
+                "stats": con.sql(f"{stats} SELECT * FROM stats").to_arrow_table(),
+                "mr_responses": con.sql(f"{stats} SELECT * FROM mr_responses").to_arrow_table(),
             }
         finally:
-            for name in ("marked", "mr_rolled"):
+            for name in ("marked", "rolled", "mr_rolled"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
