@@ -107,3 +107,11 @@ class SmtpAuthError(DeliveryError):
     """The mail server refused the login."""
 
     exit_code = ExitCode.SMTP_AUTH
+
+
+def is_interruption(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C (SIGINT): a KeyboardInterrupt, or DuckDB reporting that the signal cut a query
+    short (its InterruptException, or the RuntimeError "Query interrupted" its Python client raises)."""
+    if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "InterruptException":
+        return True
+    return isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted"

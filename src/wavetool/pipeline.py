@@ -26,7 +26,7 @@ from typing import Any
 
 from . import __version__
 from .config import StudyConfig
-from .errors import ExitCode, InputMissingError, OutputError, WavetoolError
+from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_interruption
 from .ingest import SUFFIXES, file_sha256, import_wave
 from .store import first_row, read_store, study_lock, write_store
 
@@ -375,6 +375,14 @@ def run_wave(
             _finish(config, summary, say)
             raise
         except Exception as exc:
+            if is_interruption(exc):  # Ctrl-C while DuckDB was running a query
+                summary.status, summary.exit_code, summary.error = (
+                    "interrupted",
+                    int(ExitCode.INTERRUPTED),
+                    "interrupted",
+                )
+                _finish(config, summary, say)
+                raise KeyboardInterrupt from exc
             summary.status, summary.exit_code, summary.error = (
                 "failed",
                 int(ExitCode.FAILURE),

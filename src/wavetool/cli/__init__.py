@@ -16,7 +16,7 @@ from typer._click.exceptions import ClickException
 
 from .. import __version__
 from ..config import StudyConfig, load_config
-from ..errors import ExitCode, WavetoolError
+from ..errors import ExitCode, WavetoolError, is_interruption
 from .output import make_console
 
 app = typer.Typer(
@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except Exception as exc:
+        if is_interruption(exc):  # Ctrl-C while DuckDB was running a query
+            err.print("Interrupted.", markup=False)
+            return int(ExitCode.INTERRUPTED)
         if show_traceback:
             raise
         err.print(f"Error: internal error: {type(exc).__name__}: {exc}", markup=False)

@@ -225,7 +225,10 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         yield
         return
 
+    fired = []
+
     def expired(_signum: int, _frame: Any) -> None:
+        fired.append(True)
         raise RenderTimeout(f"gave up after {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expired)
@@ -235,6 +238,8 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if fired:  # the alarm went off, but its exception landed where Python swallows it (a gc callback, a __del__)
+        raise RenderTimeout(f"gave up after {seconds:g} s")
 
 
 def _in_main_thread() -> bool:
