@@ -486,7 +486,9 @@ def custom_questions(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: s
                     "prefix",
                 )
             )
-    if _has_custom_tables(con):
+    if _has_custom_tables(con) and first_row(
+        con, "SELECT 1 FROM custom_merges WHERE subscriber = ? AND wave = ?", [subscriber_id, wave]
+    ):
         merged, language = _merged_codebook(con, wave, subscriber_id)
         for name, var in merged.variables.items():
             result.append(CustomQuestion(subscriber_id, wave, name, var, language or CORE_LANGUAGE, "file"))

@@ -83,20 +83,33 @@ scoped AS (  -- the code rows of each scope
         sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2
     FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY ALL
 ),
-totals AS (  -- everyone of the wave, for the benchmarks: a benchmark is the total minus the scope
-    SELECT wave, question, value, status, top, bottom, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2
-    FROM marked WHERE NOT starts_with(key, '@')  -- custom answers ('@<subscriber>') have no benchmark
+rolled AS (SELECT 'scope' AS side, * FROM scoped)
+"""
+
+# A benchmark shows no code rows, only its base's statistics, so it is summed from each key's sufficient
+# statistics: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being the question's mean over the
+# whole wave (close to any benchmark's mean, which keeps the one-pass variance exact to many digits).
+_BENCH_CTES = """
+centres AS (
+    SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
+    FROM marked WHERE status = 'valid' AND NOT starts_with(key, '@')  -- custom answers have no benchmark
     GROUP BY ALL
 ),
-rolled AS (
-    SELECT 'scope' AS side, * FROM scoped
-    UNION ALL
-    SELECT 'bench', t.wave, b.scope, t.question, t.value, t.status, t.top, t.bottom,
-        t.n - coalesce(s.n, 0), t.sw - coalesce(s.sw, 0), t.sw2 - coalesce(s.sw2, 0)
-    FROM totals t CROSS JOIN (SELECT DISTINCT scope FROM _wt_bench) b
-    LEFT JOIN scoped s ON s.wave = t.wave AND s.scope = b.scope AND s.question = t.question
-        AND s.value IS NOT DISTINCT FROM t.value
-    WHERE t.n > coalesce(s.n, 0)  -- a code nobody outside the scope gave is no row (not a rounding residue)
+key_sums AS (
+    SELECT m.wave, m.key, m.question, any_value(c.centre) AS centre,
+        sum(m.n) FILTER (WHERE m.status = 'valid') AS n,
+        sum(m.sw) FILTER (WHERE m.status = 'valid') AS w,
+        sum(m.sw2) FILTER (WHERE m.status = 'valid') AS w2,
+        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.top) AS top_w,
+        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.bottom) AS bottom_w,
+        sum(m.sw * (m.value - c.centre)) FILTER (WHERE m.status = 'valid') AS wd,
+        sum(m.sw * (m.value - c.centre) * (m.value - c.centre)) FILTER (WHERE m.status = 'valid') AS wdd
+    FROM marked m JOIN centres c USING (wave, question) GROUP BY m.wave, m.key, m.question
+),
+bench_sums AS (
+    SELECT k.wave, b.scope, k.question, any_value(k.centre) AS centre, sum(k.n) AS n, sum(k.w) AS w,
+        sum(k.w2) AS w2, sum(k.top_w) AS top_w, sum(k.bottom_w) AS bottom_w, sum(k.wd) AS wd, sum(k.wdd) AS wdd
+    FROM key_sums k JOIN _wt_bench b ON k.key = b.key GROUP BY k.wave, b.scope, k.question
 )
 """
 
@@ -113,9 +126,9 @@ mr_rolled AS (
 )
 """
 
-# A base's sums come from its code rows, so a percent is exactly its row over the base (one valid code is
-# exactly 100 %), and the spread is taken around the base's own mean (two passes: all-equal answers have
-# an SD of exactly 0).
+# A scope's base sums come from its code rows, so a percent is exactly its row over the base (one valid
+# code is exactly 100 %), and the spread is taken around the base's own mean (two passes: all-equal answers
+# have an SD of exactly 0).
 _STATS_CTES = """
 base AS (
     SELECT side, wave, scope, question,
@@ -140,6 +153,14 @@ single_stats AS (
         CASE WHEN q.is_scale THEN b.mean END AS mean,
         CASE WHEN q.is_scale AND b.base_n > 1 THEN sqrt(greatest(sp.ss, 0) / b.base_w * b.base_n / (b.base_n - 1)) END AS sd
     FROM base b JOIN spread sp USING (side, wave, scope, question) JOIN _wt_questions q USING (wave, question)
+    UNION ALL
+    SELECT 'bench', d.wave, d.scope, d.question, coalesce(d.n, 0)::BIGINT, coalesce(d.w, 0),
+        d.w * d.w / nullif(d.w2, 0),
+        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.top_w, 0) / d.w END,
+        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.bottom_w, 0) / d.w END,
+        CASE WHEN q.is_scale AND d.w > 0 THEN d.centre + d.wd / d.w END,
+        CASE WHEN q.is_scale AND d.n > 1 THEN sqrt(greatest(d.wdd - d.wd * d.wd / d.w, 0) / d.w * d.n / (d.n - 1)) END
+    FROM bench_sums d JOIN _wt_questions q USING (wave, question)
 ),
 mr_stats AS (
     SELECT side, wave, scope, question,
@@ -149,10 +170,7 @@ mr_stats AS (
         NULL::DOUBLE AS p_top, NULL::DOUBLE AS p_bottom, NULL::DOUBLE AS mean, NULL::DOUBLE AS sd
     FROM mr_rolled GROUP BY ALL
 ),
-stats AS (SELECT * FROM single_stats UNION ALL SELECT * FROM mr_stats),
-mr_responses AS (
-    SELECT wave, scope, question, sum(sw) AS total FROM mr_rolled WHERE side = 'scope' AND role = 'item' GROUP BY ALL
-)
+stats AS (SELECT * FROM single_stats UNION ALL SELECT * FROM mr_stats)
 """
 
 # The questions each (wave, scope) shows: the core ones, and a subscriber's own custom ones in its scope.
@@ -345,15 +363,24 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
                 f"{_ROLLUP_CTES} SELECT * FROM rolled"
             )
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
-            stats = f"WITH rolled AS (SELECT * FROM _wt_m_rolled), mr_rolled AS (SELECT * FROM _wt_m_mr_rolled), {_STATS_CTES}"
+            stats = (
+                "WITH marked AS (SELECT * FROM _wt_m_marked), rolled AS (SELECT * FROM _wt_m_rolled), "
+                f"mr_rolled AS (SELECT * FROM _wt_m_mr_rolled), {_BENCH_CTES}, {_STATS_CTES}"
+            )
             return {
                 "classified": con.sql(
                     "SELECT wave, scope, question, value, n, sw FROM _wt_m_rolled WHERE side = 'scope'"
                 ).to_arrow_table(),
                 "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
-                "is_missing": con.sql(f"WITH {_MARK_CTES} SELECT * FROM is_missing").to_arrow_table(),
+                # the values answered that are user-missing (the report looks up the unlabelled ones here)
+                "is_missing": con.sql(
+                    "SELECT DISTINCT wave, question, value FROM _wt_m_marked WHERE status = 'user'"
+                ).to_arrow_table(),
                 "stats": con.sql(f"{stats} SELECT * FROM stats").to_arrow_table(),
-                "mr_responses": con.sql(f"{stats} SELECT * FROM mr_responses").to_arrow_table(),
+                "mr_responses": con.sql(
+                    "SELECT wave, scope, question, sum(sw) AS total FROM _wt_m_mr_rolled"
+                    " WHERE side = 'scope' AND role = 'item' GROUP BY ALL"
+                ).to_arrow_table(),
             }
         finally:
             for name in ("marked", "rolled", "mr_rolled"):
