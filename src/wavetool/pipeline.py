@@ -371,17 +371,11 @@ def run_wave(
             _finish(config, summary, say)
             raise
         except KeyboardInterrupt:
-            summary.status, summary.exit_code, summary.error = "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
-            _finish(config, summary, say)
+            _finish_interrupted(config, summary, say)
             raise
         except Exception as exc:
             if is_interruption(exc):  # Ctrl-C while DuckDB was running a query
-                summary.status, summary.exit_code, summary.error = (
-                    "interrupted",
-                    int(ExitCode.INTERRUPTED),
-                    "interrupted",
-                )
-                _finish(config, summary, say)
+                _finish_interrupted(config, summary, say)
                 raise KeyboardInterrupt from exc
             summary.status, summary.exit_code, summary.error = (
                 "failed",
@@ -393,6 +387,11 @@ def run_wave(
         summary.status = "ok" if summary.exit_code == 0 else "partial"
         _finish(config, summary, say)
     return summary
+
+
+def _finish_interrupted(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    summary.status, summary.exit_code, summary.error = "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
+    _finish(config, summary, say)
 
 
 def _finish(config: StudyConfig, summary: RunSummary, say: Progress) -> None:

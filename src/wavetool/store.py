@@ -230,13 +230,13 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = No
     return rows[0] if rows else None
 
 
-def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     """The whole result of a query, in its order, as an Arrow table.
 
     The query runs into a temporary table that is then read as a relation: a relation over the query
     itself (``con.sql``) would bind it once to describe it and again to run it, which for the long
     generated queries of the tables costs more than the copy."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_result AS {sql}", params)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_result AS {sql}")
     try:
         return con.sql("SELECT * FROM _wt_result").to_arrow_table()
     finally:

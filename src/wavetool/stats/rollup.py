@@ -82,8 +82,7 @@ scoped AS (  -- the code rows of each scope
     SELECT m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom,
         sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2
     FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY ALL
-),
-rolled AS (SELECT 'scope' AS side, * FROM scoped)
+)
 """
 
 # A benchmark shows no code rows, only its base's statistics, so it is summed from each key's sufficient
@@ -131,19 +130,19 @@ mr_rolled AS (
 # have an SD of exactly 0).
 _STATS_CTES = """
 base AS (
-    SELECT side, wave, scope, question,
+    SELECT 'scope' AS side, wave, scope, question,
         coalesce(sum(n) FILTER (WHERE status = 'valid'), 0)::BIGINT AS base_n,
         coalesce(sum(sw) FILTER (WHERE status = 'valid'), 0) AS base_w,
         sum(sw2) FILTER (WHERE status = 'valid') AS base_w2,
         coalesce(sum(sw) FILTER (WHERE status = 'valid' AND top), 0) AS top_w,
         coalesce(sum(sw) FILTER (WHERE status = 'valid' AND bottom), 0) AS bottom_w,
         sum(sw * value) FILTER (WHERE status = 'valid') / nullif(sum(sw) FILTER (WHERE status = 'valid'), 0) AS mean
-    FROM rolled GROUP BY ALL
+    FROM scoped GROUP BY wave, scope, question
 ),
 spread AS (
     SELECT b.side, b.wave, b.scope, b.question,
         sum(r.sw * (r.value - b.mean) * (r.value - b.mean)) FILTER (WHERE r.status = 'valid') AS ss
-    FROM base b JOIN rolled r USING (side, wave, scope, question) GROUP BY ALL
+    FROM base b JOIN scoped r USING (wave, scope, question) GROUP BY ALL
 ),
 single_stats AS (
     SELECT b.side, b.wave, b.scope, b.question, b.base_n, b.base_w,
@@ -359,18 +358,16 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS WITH {_MARK_CTES} SELECT * FROM marked")
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_m_rolled AS WITH marked AS (SELECT * FROM _wt_m_marked), "
-                f"{_ROLLUP_CTES} SELECT * FROM rolled"
+                f"CREATE OR REPLACE TEMP TABLE _wt_m_scoped AS WITH marked AS (SELECT * FROM _wt_m_marked), "
+                f"{_ROLLUP_CTES} SELECT * FROM scoped"
             )
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
             stats = (
-                "WITH marked AS (SELECT * FROM _wt_m_marked), rolled AS (SELECT * FROM _wt_m_rolled), "
+                "WITH marked AS (SELECT * FROM _wt_m_marked), scoped AS (SELECT * FROM _wt_m_scoped), "
                 f"mr_rolled AS (SELECT * FROM _wt_m_mr_rolled), {_BENCH_CTES}, {_STATS_CTES}"
             )
             return {
-                "classified": con.sql(
-                    "SELECT wave, scope, question, value, n, sw FROM _wt_m_rolled WHERE side = 'scope'"
-                ).to_arrow_table(),
+                "classified": con.sql("SELECT wave, scope, question, value, n, sw FROM _wt_m_scoped").to_arrow_table(),
                 "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
                 # the values answered that are user-missing (the report looks up the unlabelled ones here)
                 "is_missing": con.sql(
@@ -383,7 +380,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
                 ).to_arrow_table(),
             }
         finally:
-            for name in ("marked", "rolled", "mr_rolled"):
+            for name in ("marked", "scoped", "mr_rolled"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
