@@ -25,6 +25,7 @@ from ..errors import DataError, InputMissingError, WavetoolError
 from ..store import connect, first_row, quote, transaction, wave_table, write_store
 from .csvfile import load_csv
 from .labels import UnlabelledCodes
+from .por import por_text
 from .spss import load_spss, read_spss_codebook
 from .staging import ENGINE_MEMORY, ROW, Staging, canonical_select, export_table, read_staged, staged_schema
 
@@ -204,12 +205,8 @@ def _stage_file(
         counter = UnlabelledCodes(codebook, skip) if skip is not None else None
         reader, staged = load_spss(target, path, codebook, expected, staging.folder, encoding, count, counter, keep)
         if suffix == ".por":
-            text = [n for n, v in codebook.variables.items() if v.type == "string"]
-            if text:
-                warnings.append(
-                    f"{path}: SPSS portable files hold ASCII text only; accented letters in {', '.join(text[:MAX_LISTED])}"
-                    f"{' …' if len(text) > MAX_LISTED else ''} may have been lost (ask for a .sav to keep them)"
-                )
+            lost = por_text(path, encoding).warning(path, MAX_LISTED)
+            warnings.extend([lost] if lost else [])
     if staged.rows == 0:
         raise DataError(f"{path}: the file has no data rows (respondents)", hint="ask the vendor for the full export")
     return DecodedFile(

@@ -1,12 +1,19 @@
-"""User-missing declarations read straight from an SPSS portable (``.por``) file.
+"""User-missing declarations and text read straight from an SPSS portable (``.por``) file.
 
-pyreadstat's ``read_por`` drops them (codes 8 and 9 would come back as blanks), so wavetool reads the
-portable format's dictionary records itself: 80-column lines, base-30 numbers ending in ``/``, and
-tagged records (``7`` variable, ``8`` missing value, ``9`` LO THRU x, ``A`` x THRU HI, ``B`` range).
+pyreadstat's ``read_por`` drops the declarations (codes 8 and 9 would come back as blanks) and turns every
+byte above 127 into U+FFFD (a real Pew Research .por holds UTF-8: "Don’t know" came back as
+"Don\ufffd\ufffd\ufffdt know"). So wavetool reads the portable format's records itself: 80-column lines,
+base-30 numbers ending in ``/``, and tagged records (``7`` variable, ``8`` missing value, ``9`` LO THRU x,
+``A`` x THRU HI, ``B`` range, ``C`` variable label, ``D`` value labels, ``F`` data).
+
+The format declares no encoding. Text is decoded as UTF-8 where its bytes are valid UTF-8 (what SPSS and
+PSPP write today), else with the ``--encoding`` given; what neither decodes is lost, shown as ``?`` and named
+in one warning (:func:`por_text`), never stored as U+FFFD.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..codebook import MissingSpec, code_text
@@ -93,15 +100,109 @@ def _unwrap(raw: bytes) -> str:
 
 def read_por_missing(path: Path) -> dict[str, tuple[MissingSpec, ...]]:
     """The user-missing values of every variable declared in the portable file at ``path``."""
-    missing, _spans, _text = _parse_dictionary(Path(path))
-    return missing
+    return _parse_dictionary(Path(path)).missing
+
+
+@dataclass
+class PorText:
+    """The portable file's text, decoded: variable labels, value labels (by code text), and which of them
+    (and of the string data columns) lost characters that no decoding could recover."""
+
+    variable_labels: dict[str, str] = field(default_factory=dict)
+    value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    lost_labels: list[str] = field(default_factory=list)  # "Q1" (its label) or "Q1=9" (a value label)
+    lost_columns: list[str] = field(default_factory=list)  # string data columns with undecodable values
+
+    def warning(self, path: Path, listed: int = 8) -> str | None:
+        """The one warning naming what lost characters, or None when nothing did."""
+        parts = []
+        for what, items in (("labels", self.lost_labels), ("text values of", self.lost_columns)):
+            if items:
+                more = f" and {len(items) - listed} more" if len(items) > listed else ""
+                parts.append(f"{what} {', '.join(items[:listed])}{more}")
+        if not parts:
+            return None
+        return (
+            f"{path}: characters that are neither UTF-8 nor the encoding given were lost (shown as ?) in "
+            + "; ".join(parts)
+            + " — pass --encoding with the file's encoding (e.g. --encoding cp1252), or ask for a .sav"
+        )
+
+
+def decode_text(raw: str, encoding: str | None = None) -> tuple[str, bool]:
+    """(text, lost) for a portable-file string read as latin-1 (one character per byte): UTF-8 when its
+    bytes are valid UTF-8, else ``encoding``; else undecodable bytes become ``?`` and ``lost`` is True."""
+    if raw.isascii():
+        return raw, False
+    data = raw.encode("latin-1")
+    for candidate in ("utf-8", encoding):
+        if candidate:
+            try:
+                return data.decode(candidate), False
+            except (UnicodeDecodeError, LookupError):
+                pass
+    return data.decode("ascii", errors="replace").replace("\ufffd", "?"), True
+
+
+def por_text(path: Path, encoding: str | None = None, data: bool = True) -> PorText:
+    """The decoded labels of the portable file at ``path``; with ``data``, also which string data columns
+    hold undecodable values (the data is only scanned when it holds a byte above 127)."""
+    parsed = _parse_dictionary(Path(path))
+    out = PorText()
+    for name, raw in parsed.variable_labels.items():
+        out.variable_labels[name], lost = decode_text(raw, encoding)
+        if lost:
+            out.lost_labels.append(name)
+    for name, labels in parsed.value_labels.items():
+        decoded = out.value_labels.setdefault(name, {})
+        for code, raw in labels.items():
+            decoded[code], lost = decode_text(raw, encoding)
+            if lost:
+                out.lost_labels.append(f"{name}={code}")
+    if data:
+        strings = _data_strings(parsed, Path(path))
+        for name, values in (strings or {}).items():
+            if any(decode_text(v, encoding)[1] for v in values):
+                out.lost_columns.append(name)
+    return out
+
+
+def read_por_strings(path: Path, encoding: str | None = None) -> dict[str, list[str]] | None:
+    """Every string data column's values, decoded (trailing blanks removed, as pyreadstat does), or None
+    when the data holds no byte above 127 and pyreadstat's own text is already right."""
+    parsed = _parse_dictionary(Path(path))
+    strings = _data_strings(parsed, Path(path))
+    if strings is None:
+        return None
+    return {name: [decode_text(v, encoding)[0].rstrip(" ") for v in values] for name, values in strings.items()}
+
+
+def _data_strings(parsed: _Dictionary, path: Path) -> dict[str, list[str]] | None:
+    """The raw values of the string columns, or None when the data section is plain ASCII."""
+    text, start = parsed.text, parsed.data_start
+    if start is None or text[start:].isascii() or not any(parsed.widths.values()):
+        return None
+    cur = _Cursor(text, path)
+    cur.pos = start
+    names = list(parsed.widths)
+    out: dict[str, list[str]] = {n: [] for n in names if parsed.widths[n]}
+    while True:
+        cur.skip_spaces()
+        if cur.pos >= len(text) or text[cur.pos] == "Z":
+            return out
+        for name in names:
+            if parsed.widths[name]:
+                out[name].append(cur.string())
+            else:
+                cur.number()
 
 
 def copy_without_missing(path: Path, dest: Path) -> bool:
     """Write ``dest``: the portable file without its user-missing records, so that pyreadstat (which would
     turn those codes into blanks) returns 8 and 9 as the codes they are. False (and no copy) when the file
     declares none. The text is re-wrapped into 80-column lines, as the format requires."""
-    _missing, spans, text = _parse_dictionary(Path(path))
+    parsed = _parse_dictionary(Path(path))
+    spans, text = parsed.spans, parsed.text
     if not spans:
         return False
     pieces, last = [], 0
@@ -116,8 +217,20 @@ def copy_without_missing(path: Path, dest: Path) -> bool:
     return True
 
 
-def _parse_dictionary(path: Path) -> tuple[dict[str, tuple[MissingSpec, ...]], list[tuple[int, int]], str]:
-    """(missing values by variable, spans of the missing-value records in the unwrapped text, that text)."""
+@dataclass
+class _Dictionary:
+    """What the dictionary records say; text as read (latin-1: one character per byte), not yet decoded."""
+
+    text: str
+    missing: dict[str, tuple[MissingSpec, ...]]
+    spans: list[tuple[int, int]]  # where the missing-value records are in ``text``
+    widths: dict[str, int]  # every variable in file order: 0 numeric, else the string width
+    variable_labels: dict[str, str]
+    value_labels: dict[str, dict[str, str]]
+    data_start: int | None  # just after the ``F`` tag
+
+
+def _parse_dictionary(path: Path) -> _Dictionary:
     text = _unwrap(path.read_bytes())
     start = text.find("SPSSPORT")
     if start < 0:
@@ -132,13 +245,17 @@ def _parse_dictionary(path: Path) -> tuple[dict[str, tuple[MissingSpec, ...]], l
     result: dict[str, list[MissingSpec]] = {}
     spans: list[tuple[int, int]] = []
     widths: dict[str, int] = {}
+    variable_labels: dict[str, str] = {}
+    value_labels: dict[str, dict[str, str]] = {}
     current: str | None = None
     width = 0
+    data_start = None
     while True:
         cur.skip_spaces()
         begin = cur.pos
         tag = cur.char()
         if tag == "F" or tag == "Z":
+            data_start = cur.pos if tag == "F" else None
             break
         if tag in "123":
             cur.string()
@@ -165,14 +282,16 @@ def _parse_dictionary(path: Path) -> tuple[dict[str, tuple[MissingSpec, ...]], l
             low, high = cur.number(), cur.number()
             result.setdefault(current or "", []).append(MissingSpec("range", None, low, high))
         elif tag == "C":
-            cur.string()
+            variable_labels[current or ""] = cur.string()
         elif tag == "D":
             count = cur.integer()
             names = [cur.string() for _ in range(count)]
             numeric = widths.get(names[0], 0) == 0
             for _ in range(cur.integer()):
-                cur.number() if numeric else cur.string()
-                cur.string()
+                code = code_text(cur.number()) if numeric else cur.string().rstrip()
+                label = cur.string()
+                for name in names:
+                    value_labels.setdefault(name, {})[code] = label
         elif tag == "E":
             for _ in range(cur.integer()):
                 cur.string()
@@ -180,7 +299,15 @@ def _parse_dictionary(path: Path) -> tuple[dict[str, tuple[MissingSpec, ...]], l
             raise DataError(f"{path}: unknown record tag {tag!r} in the portable dictionary")
         if tag in "89AB":
             spans.append((begin, cur.pos))
-    return {name: tuple(specs) for name, specs in result.items() if name}, spans, text
+    return _Dictionary(
+        text=text,
+        missing={name: tuple(specs) for name, specs in result.items() if name},
+        spans=spans,
+        widths=widths,
+        variable_labels=variable_labels,
+        value_labels=value_labels,
+        data_start=data_start,
+    )
 
 
 def _missing_value(value: str | float | None) -> MissingSpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +18,7 @@ import pyreadstat
 from ..codebook import Codebook, from_pyreadstat
 from ..errors import DataError, OutputError
 from .labels import UnlabelledCodes
-from .por import copy_without_missing, read_por_missing
+from .por import copy_without_missing, por_text, read_por_missing, read_por_strings
 from .savpatch import copy_for_fast_reader
 from .staging import Staged, write_staged
 
@@ -34,8 +35,9 @@ def read_spss_codebook(path: Path, encoding: str | None = None) -> tuple[Codeboo
         kwargs["encoding"] = encoding
     try:
         if path.suffix.lower() == ".por":
-            _, meta = pyreadstat.read_por(str(path), **kwargs)
-            codebook = from_pyreadstat(meta, por_missing=read_por_missing(path))
+            # read_por takes no encoding: the text is decoded from the file's own bytes (por.py).
+            _, meta = pyreadstat.read_por(str(path), **{k: v for k, v in kwargs.items() if k != "encoding"})
+            codebook = _with_por_text(from_pyreadstat(meta, por_missing=read_por_missing(path)), path, encoding)
         else:
             _, meta = pyreadstat.read_sav(str(path), user_missing=True, **kwargs)
             codebook = from_pyreadstat(meta)
@@ -52,6 +54,17 @@ def read_spss_codebook(path: Path, encoding: str | None = None) -> tuple[Codeboo
         codebook = Codebook(codebook.variables, codebook.mr_sets, encoding)
     rows = meta.number_rows if isinstance(meta.number_rows, int) and meta.number_rows >= 0 else None
     return codebook, rows
+
+
+def _with_por_text(codebook: Codebook, path: Path, encoding: str | None) -> Codebook:
+    """``codebook`` with the labels pyreadstat garbled (every byte above 127 as U+FFFD) decoded again."""
+    text = por_text(path, encoding, data=False)
+    variables = {}
+    for name, var in codebook.variables.items():
+        labels = text.value_labels.get(name, {})
+        value_labels = {code: labels.get(code.rstrip(), label) for code, label in var.value_labels.items()}
+        variables[name] = replace(var, label=text.variable_labels.get(name) or var.label, value_labels=value_labels)
+    return Codebook(variables, codebook.mr_sets, codebook.encoding)
 
 
 def undecodable(path: Path, encoding: str | None, exc: UnicodeError) -> DataError:
@@ -191,14 +204,22 @@ def _load_pyreadstat(
     kwargs: dict[str, object] = {"disable_datetime_conversion": True}
     if not is_por:
         kwargs["user_missing"] = True
-    if encoding:
-        kwargs["encoding"] = encoding
+        if encoding:
+            kwargs["encoding"] = encoding
+    # pyreadstat turns a .por's bytes above 127 into U+FFFD: its text columns are replaced by wavetool's own
+    # decoding (None when the data is plain ASCII, the usual case, and pyreadstat's text is right).
+    strings = read_por_strings(path, encoding) if is_por else None
+    done = [0]
     schema = pa.schema(
         [(n, pa.string() if v.type == "string" else pa.float64()) for n, v in codebook.variables.items()]
     )
 
     def batches() -> Iterator[pa.RecordBatch]:
         for frame, _ in pyreadstat.read_file_in_chunks(read, str(source), chunksize=FALLBACK_CHUNK_ROWS, **kwargs):
+            if strings:
+                for name, values in strings.items():
+                    frame[name] = values[done[0] : done[0] + len(frame)]
+            done[0] += len(frame)
             count(len(frame))
             yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
 
