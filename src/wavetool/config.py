@@ -267,13 +267,26 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def find_study(start: Path) -> Path:
+    """The study folder holding ``start`` (as git finds a repository): the first of ``start`` and the folders
+    above it that holds a wavetool.toml; a ConfigError naming ``start`` when none does."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise ConfigError(
+        f"{start}: not a study folder (no {CONFIG_NAME} here or in any folder above it)",
+        hint=f"cd into the study folder, pass --study DIR (or set WAVETOOL_STUDY), or run `wavetool init {start}`",
+    )
+
+
 def load_config(study: Path) -> StudyConfig:
     """Read and validate ``study/wavetool.toml`` (or the file ``study`` itself)."""
     study = Path(study)
     path = study if study.is_file() else study / CONFIG_NAME
     if not path.exists():
         raise ConfigError(
-            f"{path}: no study configuration here",
+            f"{path.absolute()}: no study configuration here",
             hint=f"run `wavetool init {study}` or pass --study DIR (or set WAVETOOL_STUDY)",
         )
     try:

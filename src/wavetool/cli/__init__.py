@@ -15,7 +15,7 @@ import typer
 from typer._click.exceptions import ClickException
 
 from .. import __version__
-from ..config import StudyConfig, load_config
+from ..config import StudyConfig, find_study, load_config
 from ..errors import ExitCode, WavetoolError, is_interruption
 from .output import make_console
 
@@ -32,11 +32,16 @@ app = typer.Typer(
 
 @dataclass
 class AppContext:
-    """What every command receives: the study folder, and the config loaded once on first use."""
+    """What every command receives: the study folder (None: found upward from the current directory, as git
+    finds a repository), and the config loaded once on first use."""
 
-    study: Path
+    study_option: Path | None
     traceback: bool = False
     _config: StudyConfig | None = None
+
+    @property
+    def study(self) -> Path:
+        return self.study_option if self.study_option is not None else find_study(Path.cwd())
 
     @property
     def config(self) -> StudyConfig:
@@ -54,12 +59,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    study: Path = typer.Option(
-        Path("."),
+    study: Path | None = typer.Option(
+        None,
         "--study",
         "-C",
         envvar="WAVETOOL_STUDY",
-        help="Study folder (holds wavetool.toml).",
+        help="Study folder (holds wavetool.toml). Default: the current folder or the nearest one above it that holds"
+        " a wavetool.toml.",
         file_okay=False,
     ),
     traceback: bool = typer.Option(
@@ -73,7 +79,7 @@ def root(
 
     Example: wavetool --study demo status
     """
-    ctx.obj = AppContext(study=study, traceback=traceback)
+    ctx.obj = AppContext(study_option=study, traceback=traceback)
 
 
 def ctx_obj(ctx: typer.Context) -> AppContext:
