@@ -143,7 +143,7 @@ INVALID = [
         "unknown jurisdiction code 'PEI'",
     ),
     ("bad language", ('language = "fr"', 'language = "de"'), "subscribers[0].language", "not one of en, fr"),
-    ("wave number 5", ("number = 4", "number = 5"), "waves[1].number", "not a wave number 1-4"),
+    ("wave number 0", ("number = 4", "number = 0"), "waves[1].number", "not a wave number 1-99"),
     ("wave number as text", ("number = 4", 'number = "4"'), "waves[1].number", "must be an integer"),
     ("wave listed twice", ("number = 4", "number = 1"), "waves[1].number", "listed twice"),
     (

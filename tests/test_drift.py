@@ -332,3 +332,17 @@ def test_drift_compares_with_the_previous_imported_wave(study) -> None:
     study(3, spec)  # wave 2 not imported yet: compared with wave 1
     status, records = drift_of(study, 3)
     assert status == "unreviewed" and only(records, "value label changed")["wave_a"] == 1
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_codebook_diff_prints_the_suggested_crosswalk_entry_as_typed(study, cli, monkeypatch, terminal) -> None:
+    """The suggestion is TOML to paste: its [[crosswalk]] must not be eaten as rich markup (it printed as [])."""
+    if terminal:
+        monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich then renders as on a terminal
+    study(1, base_spec())
+    spec = base_spec()
+    spec["Q2B"] = spec.pop("Q2")
+    study(2, spec)
+    code, out, err = cli("--study", study.folder, "codebook", "diff", "1", "2")
+    assert code == 0, err
+    assert "[[crosswalk]]" in out and 'variable = "Q2B"' in out

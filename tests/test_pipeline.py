@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -281,3 +282,22 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_bug(sample_study,
     monkeypatch.setattr(tables_cli, "tabulate", interrupted_query)
     code, _, err = cli("--study", sample_study, "tabulate", "--wave", "1")
     assert code == 130 and err.strip() == "Interrupted."
+
+
+def test_warnings_stay_on_a_terminal_above_the_live_status(sample_study, cli, monkeypatch):
+    """On a terminal `run` shows a live status line; an import warning must still be printed (it was only in the
+    piped output and the log). The .por gets one windows-1252 byte in a question label, swapped in place."""
+    por = sample_study / "inbox/wave-3/wave3.por"
+    data = por.read_bytes()
+    assert data.count(b"were courteous") == 1
+    por.write_bytes(data.replace(b"were courteous", b"w\xe8re courteous"))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich renders as on a terminal: live display, colours
+    code, out, err = cli("--study", sample_study, "run", "--wave", "3", "--no-send")
+    assert code == 0, err
+    assert "\x1b[" in out  # it did render as a terminal
+    # The live line is redrawn in place (each redraw starts with a spinner glyph); a printed line starts
+    # with its own text and stays.
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", out + err).splitlines()
+    kept = [line for line in shown if line.startswith("import: warning:")]
+    assert len(kept) == 1 and "lost" in kept[0] and "labels Q5" in kept[0], kept
+    assert not [line for line in shown if line.startswith("render: 4 rendered")]  # routine lines do not stay

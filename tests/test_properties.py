@@ -642,7 +642,7 @@ def mutate(doc: dict[str, Any], data: st.DataObject) -> str:
         return prefix + key
     if kind == "wave number":
         i = data.draw(st.integers(0, len(doc["waves"]) - 1), label="wave")
-        doc["waves"][i]["number"] = data.draw(st.integers(-(2**63), 2**63 - 1).filter(lambda n: not 1 <= n <= 4))
+        doc["waves"][i]["number"] = data.draw(st.integers(-(2**63), 2**63 - 1).filter(lambda n: not 1 <= n <= 99))
         return f"waves[{i}].number"
     i = data.draw(st.integers(0, len(doc["subscribers"]) - 1), label="subscriber")
     sub = doc["subscribers"][i]

@@ -24,6 +24,9 @@ EMAIL_RE = re.compile(
     rf"\A{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
 )
 LANGUAGES = ("en", "fr")
+# A study's waves are its [[waves]] entries (Citizens First has four; a tracker may run more). The bound only
+# keeps a typo such as 20201 from becoming a wave.
+MAX_WAVE = 99
 
 
 @dataclass(frozen=True)
@@ -373,8 +376,8 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
             {"number", "label", "label_fr", "fieldwork_start", "fieldwork_end", "inbox", "codebook", "columns"}
         )
         number = sec.get("number", int, required=True)
-        if not 1 <= number <= 4:
-            raise sec.error("number", f"{number} is not a wave number 1-4")
+        if not 1 <= number <= MAX_WAVE:
+            raise sec.error("number", f"{number} is not a wave number 1-{MAX_WAVE}")
         if number in waves:
             raise sec.error("number", f"wave {number} is listed twice")
         overrides = sec.section("columns")
@@ -499,8 +502,8 @@ def _parse_crosswalk(top: _Section, path: Path) -> tuple[CrosswalkEntry, ...]:
     for sec in _items(top, "crosswalk", path):
         sec.check_keys({"question", "variable", "waves", "recode", "labels_reworded", "note", "version"})
         waves = sec.get("waves", list, required=True)
-        if not waves or not all(isinstance(w, int) and 1 <= w <= 4 for w in waves):
-            raise sec.error("waves", "must be a non-empty list of wave numbers 1-4")
+        if not waves or not all(isinstance(w, int) and 1 <= w <= MAX_WAVE for w in waves):
+            raise sec.error("waves", f"must be a non-empty list of wave numbers 1-{MAX_WAVE}")
         recode_sec = sec.section("recode")
         recode = {}
         for key, value in recode_sec.data.items():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from typer._click.exceptions import ClickException
+from typer.core import TyperOption
 
 from .. import __version__
 from ..config import StudyConfig, find_study, load_config
@@ -28,6 +29,18 @@ app = typer.Typer(
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+_type_column = TyperOption.display_type_rich
+
+
+def _flag_without_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    """Help's type column for an option: empty for an on/off flag (typer prints `<bool>` after every one,
+    which reads as if the flag took a value)."""
+    return None if self.is_flag else _type_column(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
 
 
 @dataclass

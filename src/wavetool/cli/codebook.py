@@ -33,7 +33,7 @@ app.add_typer(codebook_app, name="codebook")
 def show(
     ctx: typer.Context,
     variable: str = typer.Argument(None, help="One variable to show in full (default: all)."),
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave number (one of the waves in wavetool.toml)."),
     json_out: bool = typer.Option(False, "--json", help="Print the codebook as JSON."),
 ) -> None:
     """Show a wave's codebook: labels, types, measures, value labels and user-missing codes.
@@ -83,8 +83,8 @@ def show(
 @codebook_app.command("diff")
 def diff(
     ctx: typer.Context,
-    wave_a: int = typer.Argument(..., min=1, max=4, help="The earlier wave."),
-    wave_b: int = typer.Argument(..., min=1, max=4, help="The later wave."),
+    wave_a: int = typer.Argument(..., min=1, help="The earlier wave."),
+    wave_b: int = typer.Argument(..., min=1, help="The later wave."),
     json_out: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
 ) -> None:
     """Compare two waves' codebooks question by question (crosswalk applied).
@@ -125,7 +125,7 @@ def diff(
 @codebook_app.command("approve")
 def approve(
     ctx: typer.Context,
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave number (one of the waves in wavetool.toml)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Accept a wave's codebook drift so tables and reports may use it.
@@ -147,7 +147,7 @@ def approve(
 @codebook_app.command("review")
 def review(
     ctx: typer.Context,
-    wave: list[int] = typer.Option(None, "--wave", "-w", min=1, max=4, help="Wave(s) to report (default: all)."),
+    wave: list[int] = typer.Option(None, "--wave", "-w", min=1, help="Wave(s) to report (default: all)."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdicts as JSON."),
 ) -> int:
     """Re-run the drift gate with the current crosswalk (after adding an entry); exit 79 if a wave stays unreviewed.

@@ -27,7 +27,11 @@ def merge(
     ),
     subscriber: str = typer.Option(None, "--subscriber", "-s", help="The subscriber who owns the questions."),
     wave: int = typer.Option(
-        None, "--wave", "-w", min=1, max=4, help="Wave number (1-4); with --from-config, default all."
+        None,
+        "--wave",
+        "-w",
+        min=1,
+        help="Wave number (one of the waves in wavetool.toml); with --from-config, default all.",
     ),
     codebook: Path = typer.Option(None, "--codebook", help="Codebook of a CSV (default: FILE-codebook.csv beside it)."),
     encoding: str = typer.Option(None, "--encoding", help="Text encoding of the file, e.g. cp1252."),
@@ -67,7 +71,7 @@ def merge(
 @custom_app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    wave: int = typer.Option(None, "--wave", "-w", min=1, max=4, help="Only this wave."),
+    wave: int = typer.Option(None, "--wave", "-w", min=1, help="Only this wave."),
     subscriber: str = typer.Option(None, "--subscriber", "-s", help="Only this subscriber."),
     json_out: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
@@ -105,7 +109,7 @@ def remove(
     ctx: typer.Context,
     questions: list[str] = typer.Argument(None, help="Questions to remove (default: all merged ones of that wave)."),
     subscriber: str = typer.Option(..., "--subscriber", "-s", help="The subscriber who owns the questions."),
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave number (one of the waves in wavetool.toml)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Remove a subscriber's merged custom questions from a wave.

@@ -13,7 +13,7 @@ from .output import make_console, print_json, progress_steps
 @app.command()
 def send(
     ctx: typer.Context,
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave whose reports to send."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave whose reports to send."),
     subscriber: list[str] = typer.Option(None, "--subscriber", "-s", help="Only this subscriber (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent; send nothing."),
     resend: bool = typer.Option(False, "--resend", help="Send again even if sent, changed or uncertain."),

@@ -16,9 +16,7 @@ def export_cmd(
     ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="File to write (.parquet, .csv or .sav)."),
     fmt: str = typer.Option(None, "--format", "-f", help="parquet, csv or sav (default: from the --output suffix)."),
-    wave: list[int] = typer.Option(
-        None, "--wave", "-w", min=1, max=4, help="Wave(s) to export (default: all imported)."
-    ),
+    wave: list[int] = typer.Option(None, "--wave", "-w", min=1, help="Wave(s) to export (default: all imported)."),
     subscriber: str = typer.Option(
         None, "--subscriber", "-s", help="Add this subscriber's custom questions and ELIGIBLE."
     ),

@@ -15,7 +15,7 @@ from .output import make_console, print_json, progress_steps
 def import_cmd(
     ctx: typer.Context,
     files: list[Path] = typer.Argument(..., help="The wave's export file(s): .sav, .zsav, .por or .csv."),
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave number (one of the waves in wavetool.toml)."),
     id_column: str = typer.Option(None, "--id", help="Respondent id column (overrides the config)."),
     jurisdiction_column: str = typer.Option(None, "--jurisdiction", help="Jurisdiction column (overrides the config)."),
     weight_column: str = typer.Option(None, "--weight", help="Final weight column (overrides the config)."),

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+# A cell that reads as a number: 12, -3.5, 1,234, 68.6%, or an interval 61.2–70.4.
+_NUMBER = re.compile(r"\A[-+−]?\d[\d,]*(\.\d+)?%?(–[-+−]?\d[\d,]*(\.\d+)?%?)?\Z")
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -28,13 +33,23 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def _is_number(cell: Any) -> bool:
+    if isinstance(cell, bool):
+        return False
+    return isinstance(cell, (int, float)) or bool(_NUMBER.match(str(cell)))
+
+
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    """A rich table with the given columns; ``None`` cells print as empty."""
-    out = Table(title=title, title_justify="left", show_lines=False)
-    for column in columns:
-        out.add_column(column, overflow="fold")
+    """A rich table with the given columns; ``None`` cells print as empty. Cells are plain text, never rich
+    markup (a suggested ``[[crosswalk]]`` entry must print as typed), and a column whose every filled cell
+    is a number is right-aligned, so that digits line up."""
+    out = Table(title=Text(title) if title else None, title_justify="left", show_lines=False)
+    for i, column in enumerate(columns):
+        cells = [row[i] for row in rows if i < len(row) and row[i] not in (None, "")]
+        numeric = bool(cells) and all(_is_number(cell) for cell in cells)
+        out.add_column(Text(column), overflow="fold", justify="right" if numeric else "left")
     for row in rows:
-        out.add_row(*("" if cell is None else str(cell) for cell in row))
+        out.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     return out
 
 

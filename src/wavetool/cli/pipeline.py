@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import threading
 from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..pipeline import RunSummary, run_wave
 from . import app, ctx_obj
@@ -36,7 +38,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @app.command("run")
 def run_cmd(
     ctx: typer.Context,
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave to process."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave to process."),
     final: bool = typer.Option(False, "--final", help="Render the final reports (the study's last wave)."),
     no_send: bool = typer.Option(False, "--no-send", help="Stop after rendering; send nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
@@ -59,16 +61,42 @@ def run_cmd(
     return summary.exit_code
 
 
+# Lines that must stay on screen (not only in wavetool.log) when a terminal shows a live status line.
+_NOTICE = re.compile(r"warning:|FAILED|UNCERTAIN| deferred,|refused")
+_RENDERED = re.compile(r"\Arender: (\d+)/(\d+) ")
+
+
 @contextlib.contextmanager
 def _progress(console: Console, quiet: bool) -> Iterator:
-    """A live status line on a terminal; plain lines as steps finish when piped (cron); nothing with --json."""
+    """On a terminal: a live status line (a bar counting reports while they render) with warnings and
+    failures printed above it, where they stay; plain lines as steps finish when piped (cron); nothing with
+    --json."""
     if quiet:
         yield lambda _m: None
-    elif console.is_terminal:
-        with console.status("wavetool run") as status:
-            yield lambda m: status.update(m)
-    else:
+        return
+    if not console.is_terminal:
         yield lambda m: console.print(m, markup=False)
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("wavetool run", total=None)
+
+        def say(message: str) -> None:
+            if _NOTICE.search(message):
+                bar.console.print(message, markup=False, style="yellow")
+            counted = _RENDERED.match(message)
+            if counted:
+                bar.update(task, description=message, completed=int(counted[1]), total=int(counted[2]))
+            else:
+                bar.update(task, description=message)
+
+        yield say
 
 
 def _print_summary(console: Console, s: RunSummary) -> None:

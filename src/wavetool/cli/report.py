@@ -21,7 +21,7 @@ ProgressCallback = Callable[[int, int, str, str], None]
 @app.command()
 def report(
     ctx: typer.Context,
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave to report on."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave to report on."),
     subscriber: list[str] = typer.Option(None, "--subscriber", "-s", help="Only this subscriber (repeatable)."),
     output_dir: Path = typer.Option(
         None,

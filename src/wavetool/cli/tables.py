@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ..errors import DataError
 from ..stats import Tables, all_scopes, tabulate
 from . import app, ctx_obj
 from .output import make_console, table
@@ -18,7 +19,7 @@ FORMATS = ("table", "csv", "json", "parquet")
 @app.command("tabulate")
 def tabulate_cmd(
     ctx: typer.Context,
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave number (one of the waves in wavetool.toml)."),
     jurisdiction: list[str] = typer.Option(None, "--jurisdiction", "-j", help="A jurisdiction code (repeatable)."),
     subscriber: list[str] = typer.Option(None, "--subscriber", "-s", help="A subscriber id (repeatable)."),
     all_: bool = typer.Option(False, "--all", help="Everyone, every jurisdiction and every subscriber."),
@@ -45,6 +46,13 @@ def tabulate_cmd(
     config = ctx_obj(ctx).config
     scopes = all_scopes(config) if all_ else [*(jurisdiction or []), *(subscriber or [])] or ["all"]
     result = tabulate(config, wave, scopes=scopes, questions=question or None, weighted=not unweighted)
+    if not result.summaries:
+        raise DataError(
+            f"wave {wave}: nothing to tabulate: no question of the wave has value labels"
+            " (tabulate counts labelled, numerically coded questions and multiple-response sets)",
+            hint=f"check the codebook with `wavetool codebook show --wave {wave}`; a CSV export needs a companion"
+            " codebook (import --codebook FILE) to give its questions their labels",
+        )
     if fmt == "table":
         _print_tables(result)
     else:
@@ -130,7 +138,19 @@ def _summary_line(s: dict[str, Any]) -> str:
             f"mean {_fmt(s['mean'], 2)} [{_fmt(s['mean_ci_low'], 2)}–{_fmt(s['mean_ci_high'], 2)}] sd {_fmt(s['sd'], 2)}"
         )
     if s["benchmark_topbox"] is not None:
-        parts.append(f"vs rest {_fmt(s['benchmark_topbox'])}% {s['sig_topbox_vs_benchmark'] or 'n.s.'}")
+        parts.append(_comparison("the rest", s["topbox"], s["benchmark_topbox"], s["sig_topbox_vs_benchmark"]))
     if s["previous_topbox"] is not None:
-        parts.append(f"vs previous wave {_fmt(s['previous_topbox'])}% {s['sig_topbox_vs_previous'] or 'n.s.'}")
+        parts.append(_comparison("the previous wave", s["topbox"], s["previous_topbox"], s["sig_topbox_vs_previous"]))
     return "; ".join(parts)
+
+
+def _comparison(other: str, own: float | None, theirs: float, verdict: str | None) -> str:
+    """'vs the rest: top-2 68.6%, 5.2 percentage points lower here (significant)': the figure compared and the
+    gap in points, so that '68.6% lower' can never be read as a relative difference."""
+    text = f"vs {other}: top-2 {_fmt(theirs)}%"
+    if own is None:
+        return text
+    gap = own - theirs
+    direction = "higher" if gap > 0 else "lower" if gap < 0 else "the same"
+    size = f"{_fmt(abs(gap))} percentage points {direction} here" if direction != "the same" else "the same here"
+    return f"{text}, {size} ({'significant' if verdict else 'not significant'})"

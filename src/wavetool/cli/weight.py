@@ -12,7 +12,7 @@ from .output import make_console, print_json, table
 @app.command("weight")
 def weight_cmd(
     ctx: typer.Context,
-    wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
+    wave: int = typer.Option(..., "--wave", "-w", min=1, help="Wave number (one of the waves in wavetool.toml)."),
     uniform: bool = typer.Option(
         False, "--from-uniform", help="Start raking from equal weights, not the vendor weight."
     ),
