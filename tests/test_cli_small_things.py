@@ -8,8 +8,8 @@ import pandas as pd
 import pyreadstat
 import typer.main
 from rich.console import Console
-from wavefiles import wave_frame, write_sav, write_study
 
+from wavefiles import wave_frame, write_sav, write_study
 from wavetool.cli import app
 from wavetool.cli.output import table
 

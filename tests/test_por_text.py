@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pyreadstat
 import pytest
-from wavefiles import SAT, run_pspp, wave_frame, write_por, write_sav, write_study
 
+from wavefiles import SAT, run_pspp, wave_frame, write_por, write_sav, write_study
 from wavetool.ingest.spss import read_spss_codebook
 
 SYNTAX = """SET LOCALE='UTF-8'.
