@@ -54,7 +54,7 @@ def test_translated_picks_source_or_config_text(sample_study: Path) -> None:
     config = load_config(sample_study)
     assert translated(config, "en", "Q1", "Overall satisfaction") == "Overall satisfaction"
     assert translated(config, "fr", "Q1", "Overall satisfaction") == "Satisfaction globale à l'égard du service reçu"
-    assert translated(config, "fr", "Q1.3", "Neither") == "Ni satisfait ni insatisfait"
+    assert translated(config, "fr", "Q1.3", "Neither satisfied nor dissatisfied") == "Ni satisfait ni insatisfait"
     assert (
         translated(config, "en", "quebec:C1", "Satisfaction à l'égard de Services Québec", "fr")
         == "Satisfaction with Services Québec"
@@ -74,7 +74,9 @@ def test_check_translations_lists_what_lacks_a_text(imported_study: Path, cli, m
     gaps = json.loads(out)
     keys = {(g["key"], g["language"]) for g in gaps}
     assert not [g for g in gaps if g["owner"] in ("core", "quebec")]  # the sample config has them all
-    assert ("ontario:C1", "fr") in keys and ("ontario:C1.9", "fr") in keys
+    assert ("ontario:C1", "fr") in keys
+    # "Refused" is in [translations.fr.scales]: every question's answer of that text has its French already.
+    assert ("ontario:C1.9", "fr") not in keys
     assert ("british-columbia:BC_1", "fr") in keys and ("maritimes:C2", "fr") in keys
     assert all(g["language"] == "fr" for g in gaps)
     ontario_c1 = next(g for g in gaps if g["key"] == "ontario:C1")
@@ -90,7 +92,7 @@ def test_check_translations_lists_what_lacks_a_text(imported_study: Path, cli, m
     toml = imported_study / "wavetool.toml"
     text = toml.read_text(encoding="utf-8")
     toml.write_text(
-        text.replace('"Q3.3" = "Ni satisfait ni insatisfait"\n', "").replace(
+        text.replace('"Neither satisfied nor dissatisfied" = "Ni satisfait ni insatisfait"\n', "").replace(
             '"quebec:C2" = "Used clicSÉQUR in the past 12 months"\n', ""
         ),
         encoding="utf-8",
@@ -98,4 +100,6 @@ def test_check_translations_lists_what_lacks_a_text(imported_study: Path, cli, m
     code, out, _ = cli("--study", imported_study, "codebook", "check-translations", "--strict")
     assert code == 65
     assert "Q3.3" in out and "quebec:C2 " in out.replace("│", " ") and "lack a translation" in out
+    # the answer text missing from the scale shows once per question that uses it, and the count says so
+    assert "Q1.3" in out and "distinct answer text(s)" in out
     assert "A utilisé clicSÉQUR" in out

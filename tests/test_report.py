@@ -170,7 +170,7 @@ def test_french_report_is_french(rendered):
         "Vos questions",
         "Point de comparaison",
         config.translations["fr"]["Q1"],
-        config.translations["fr"]["Q1.3"],
+        config.scale_translations["fr"]["Neither satisfied nor dissatisfied"],  # Q1.3, from the shared scale
         "Gouvernement du Québec",
         "Vague 4 (janvier 2021)",
         "31 janvier 2021",
@@ -298,7 +298,8 @@ def test_suppressed_cells_are_shown_as_suppressed(merged_study):
 def test_missing_french_translation_is_an_error_listing_it(merged_study):
     path = merged_study / "wavetool.toml"
     text = path.read_text()
-    text = re.sub(r'^"Q1\.3" = .*\n', "", text, flags=re.M)
+    # Q1.3's French comes from the shared scale: without that entry, every question using the answer lacks it
+    text = re.sub(r'^"Neither satisfied nor dissatisfied" = .*\n', "", text, flags=re.M)
     text = re.sub(r'^"Q2" = .*\n', "", text, flags=re.M)
     path.write_text(text)
     with pytest.raises(ConfigError) as info:

@@ -857,10 +857,18 @@ def translated(
 ) -> str | None:
     """The text of a question or value label in ``language``: the source text when it is already in that
     language, else the config's ``[translations.<language>]`` entry for ``key`` ("Q1", "Q1.1" for code 1,
-    "quebec:C1" and "quebec:C1.1" for a subscriber's custom question), else None."""
+    "quebec:C1" and "quebec:C1.1" for a subscriber's custom question), else, for a value label, the
+    ``[translations.<language>.scales]`` entry for its source text (one entry per answer of a shared scale),
+    else None."""
     if language == source_language:
         return source_text or None
-    return (config.translations.get(language) or {}).get(key) or None
+    own = (config.translations.get(language) or {}).get(key)
+    if own:
+        return own
+    if source_text and "." in key:  # value-label keys are QUESTION.CODE
+        scales = (getattr(config, "scale_translations", None) or {}).get(language) or {}
+        return scales.get(source_text) or scales.get(source_text.strip()) or None
+    return None
 
 
 def _text_items(key: str, var: Variable) -> list[tuple[str, str, str | None]]:

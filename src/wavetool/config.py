@@ -24,6 +24,9 @@ EMAIL_RE = re.compile(
     rf"\A{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
 )
 LANGUAGES = ("en", "fr")
+# The study name `wavetool init --from` writes: `report`, `run` and `send` refuse it (StudyConfig.require_name),
+# so that no report goes out titled by a name nobody chose.
+PLACEHOLDER_NAME = "CHANGE ME: the study's name"
 # A study's waves are its [[waves]] entries (Citizens First has four; a tracker may run more). The bound only
 # keeps a typo such as 20201 from becoming a wave.
 MAX_WAVE = 99
@@ -174,11 +177,20 @@ class StudyConfig:
     subscribers: dict[str, Subscriber]
     crosswalk: tuple[CrosswalkEntry, ...] = ()
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    scale_translations: dict[str, dict[str, str]] = field(default_factory=dict)  # answer text -> translation
     tables: TablesConfig = TablesConfig()
     weighting: WeightingConfig = WeightingConfig()
     report: ReportConfig = ReportConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     pipeline: PipelineConfig = PipelineConfig()
+
+    def require_name(self) -> None:
+        """A ConfigError when [study] name is still the placeholder of `wavetool init`."""
+        if self.name.strip() == PLACEHOLDER_NAME or not self.name.strip():
+            raise ConfigError(
+                f"{self.path}: study.name is still {self.name!r}: it is the title of every report and e-mail",
+                hint=f'set [study] name (and name_fr) in {self.path.name}, e.g. name = "Citizens First 2020"',
+            )
 
     def roles_for_wave(self, wave: int) -> ColumnRoles:
         """Column roles for ``wave``: the study's roles with that wave's overrides applied."""
@@ -270,6 +282,15 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def find_column(names: list[str], wanted: str) -> str | None:
+    """The column of ``names`` that ``wanted`` names, as SPSS matches names (whatever their case): the exact
+    spelling first, else the one name equal ignoring case; None when there is none (or two)."""
+    if wanted in names:
+        return wanted
+    folded = [n for n in names if n.casefold() == wanted.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
 def find_study(start: Path) -> Path:
     """The study folder holding ``start`` (as git finds a repository): the first of ``start`` and the folders
     above it that holds a wavetool.toml; a ConfigError naming ``start`` when none does."""
@@ -336,6 +357,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
         subscribers=_parse_subscribers(top, path, jurisdictions),
         crosswalk=_parse_crosswalk(top, path),
         translations=_parse_translations(top.section("translations")),
+        scale_translations=_parse_scale_translations(top.section("translations")),
         tables=_parse_tables(top.section("tables")),
         weighting=_parse_weighting(top.section("weighting")),
         report=_parse_report(top.section("report")),
@@ -524,14 +546,35 @@ def _parse_crosswalk(top: _Section, path: Path) -> tuple[CrosswalkEntry, ...]:
     return tuple(entries)
 
 
+SCALES_KEY = "scales"
+
+
 def _parse_translations(sec: _Section) -> dict[str, dict[str, str]]:
     sec.check_keys(set(LANGUAGES))
     result = {}
     for language in LANGUAGES:
         table = sec.section(language)
         for key in table.data:
-            table.get(key, str)
-        result[language] = dict(table.data)
+            if not (key == SCALES_KEY and isinstance(table.data[key], dict)):
+                table.get(key, str)
+        result[language] = {k: v for k, v in table.data.items() if isinstance(v, str)}
+    return result
+
+
+def _parse_scale_translations(sec: _Section) -> dict[str, dict[str, str]]:
+    """``[translations.<language>.scales]``: an answer's text in the source language -> its text in
+    ``language``, for every value label of every question that uses that answer (a shared scale is translated
+    once). A table, so that a question named "scales" may still have its own string key."""
+    result: dict[str, dict[str, str]] = {}
+    for language in LANGUAGES:
+        table = sec.section(language)
+        if not isinstance(table.data.get(SCALES_KEY), dict):
+            result[language] = {}
+            continue
+        scales = table.section(SCALES_KEY)
+        for key in scales.data:
+            scales.get(key, str)
+        result[language] = dict(scales.data)
     return result
 
 

@@ -342,6 +342,7 @@ def run_wave(
     69/77 SMTP); delivery partly failing or deferred is not an exception but ``summary.exit_code`` 80/75.
     """
     config.wave(wave)
+    config.require_name()  # no run renders or sends reports under the placeholder name of `init --from`
     say_outside = progress or (lambda _m: None)
     with run_lock(config, wave):
         summary = RunSummary(

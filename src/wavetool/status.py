@@ -10,15 +10,16 @@ from .errors import OutputError
 from .store import create_database, db_path, read_store
 
 
-def init_study(folder: Path) -> dict[str, Any]:
-    """Create ``folder`` with a commented example config (never overwritten) and an empty database."""
+def init_study(folder: Path, config_text: str | None = None) -> dict[str, Any]:
+    """Create ``folder`` with a commented config (``config_text``, default the example; never overwritten) and
+    an empty database."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         config_path = folder / CONFIG_NAME
         wrote_config = not config_path.exists()
         if wrote_config:
-            config_path.write_text(example_config(), encoding="utf-8")
+            config_path.write_text(config_text or example_config(), encoding="utf-8")
         had_db = db_path(folder).exists()
         create_database(folder)
     except OSError as exc:

@@ -196,8 +196,17 @@ def check_translations(
                 [(g["owner"], g["kind"], g["key"], g["language"], g["source_text"]) for g in gaps],
             )
         )
+        answers = {(g["language"], g["source_text"]) for g in gaps if g["kind"] == "value label" and g["source_text"]}
+        labels = sum(g["kind"] == "value label" and bool(g["source_text"]) for g in gaps)
+        shared = (
+            f"; the {labels} value label(s) among them use {len(answers)} distinct answer text(s): one"
+            " [translations.<language>.scales] entry per answer text covers every question using it"
+            if labels > len(answers)
+            else ""
+        )
         make_console().print(
-            f"{len(gaps)} text(s) lack a translation; add them to [translations.en] / [translations.fr]", markup=False
+            f"{len(gaps)} text(s) lack a translation; add them to [translations.en] / [translations.fr]{shared}",
+            markup=False,
         )
     else:
         make_console().print("every question and value label has an English and a French text", markup=False)

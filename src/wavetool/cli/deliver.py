@@ -39,6 +39,7 @@ def send(
     Example: wavetool --study demo send --wave 1 --confirm '<3f9a0c1e2b4d6f8a1c3e.w1.wavetool@example.ca>'
     """
     config = ctx_obj(ctx).config
+    config.require_name()
     console = make_console()
     if confirm:
         if resend or dry_run or limit is not None:

@@ -41,6 +41,7 @@ def report(
     Example: wavetool --study demo report --wave 4 --final
     """
     config = ctx_obj(ctx).config
+    config.require_name()
     console = make_console()
     with _progress(console, wave) as progress:
         result = render_reports(

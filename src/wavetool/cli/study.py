@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..seed import init_from
 from ..status import init_study, study_status
 from . import app, ctx_obj
 from .output import make_console, print_json, table
@@ -14,15 +15,42 @@ from .output import make_console, print_json, table
 @app.command()
 def init(
     folder: Path = typer.Argument(..., help="Folder for the new study (created if missing)."),
+    from_file: Path = typer.Option(
+        None, "--from", help="Seed the config from this export (.sav, .zsav, .por or .csv) instead of the example."
+    ),
+    id_column: str = typer.Option(None, "--id", help="With --from: the respondent id column (default: guessed)."),
+    jurisdiction_column: str = typer.Option(
+        None, "--jurisdiction", help="With --from: the jurisdiction column (default: guessed)."
+    ),
+    weight_column: str = typer.Option(
+        None, "--weight", help="With --from: the final weight column (default: guessed)."
+    ),
+    encoding: str = typer.Option(None, "--encoding", help="With --from: the file's text encoding, e.g. cp1252."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Create a study folder with a commented wavetool.toml and an empty database.
 
-    An existing wavetool.toml is never overwritten.
+    With --from FILE, the config is seeded from a real export: the id, jurisdiction and weight columns (guessed
+    where only one column fits, and said so), and the jurisdictions from the jurisdiction column's value labels
+    (Statistics Canada's province and territory codes are named in English and French). The study name is left
+    as a placeholder that report, run and send refuse until you set it. An existing wavetool.toml is never
+    overwritten.
 
-    Example: wavetool init ~/studies/citizens-2020
+    Example: wavetool init ~/studies/citizens-2020 --from inbox/wave1.sav
     """
-    result = init_study(folder)
+    if from_file is None:
+        if id_column or jurisdiction_column or weight_column or encoding:
+            raise typer.BadParameter("--id, --jurisdiction, --weight and --encoding go with --from FILE")
+        result = init_study(folder)
+    else:
+        result = init_from(
+            folder,
+            from_file,
+            id_column=id_column,
+            jurisdiction_column=jurisdiction_column,
+            weight_column=weight_column,
+            encoding=encoding,
+        )
     if json_out:
         print_json(result)
         return
@@ -30,7 +58,16 @@ def init(
     verb = "created" if result["config_created"] else "kept existing"
     console.print(f"{verb} {result['config']}", markup=False)
     console.print(f"database {result['database']}", markup=False)
-    console.print(f"next: edit the config, then `wavetool --study {folder} import --wave 1 FILE`", markup=False)
+    for note in result.get("notes", []):
+        console.print(f"  {note}", markup=False)
+    if from_file is not None:
+        console.print(
+            f"next: `wavetool --study {folder} import --wave 1 {from_file}`, then set [study] name in the config"
+            " before `report` or `run`",
+            markup=False,
+        )
+    else:
+        console.print(f"next: edit the config, then `wavetool --study {folder} import --wave 1 FILE`", markup=False)
 
 
 @app.command()
