@@ -176,7 +176,8 @@ def _roles(codebook: Codebook, path: Path, given: dict[str, str | None], notes: 
                 hint=f"pass --{role} COLUMN to `wavetool init --from`",
             )
         roles[role] = candidates[0]
-        notes.append(f"guessed {role} = {candidates[0]} (the only column {how} a {role} column)")
+        article = "an" if role == "id" else "a"
+        notes.append(f"guessed {role} = {candidates[0]} (the only column {how} {article} {role} column)")
     return roles
 
 
