@@ -38,7 +38,7 @@ def show(
 ) -> None:
     """Show a wave's codebook: labels, types, measures, value labels and user-missing codes.
 
-    Example: wavetool codebook --wave 3 Q1
+    Example: wavetool codebook show --wave 3 Q1
     """
     config = ctx_obj(ctx).config
     with read_store(config.root) as con:
