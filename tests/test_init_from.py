@@ -173,3 +173,17 @@ def test_plain_init_leaves_the_name_to_set_too(tmp_path, cli):
     assert config.name == PLACEHOLDER_NAME
     code, _, err = cli("--study", tmp_path / "s", "report", "--wave", "1")
     assert code == 78 and "study.name is still" in err
+
+
+def test_a_csv_export_seeds_a_study_too(tmp_path, cli):
+    csv = tmp_path / "w.csv"
+    csv.write_text("RESPID,PROV,WEIGHT,Q1\n1,35,1.0,1\n2,24,0.5,2\n3,35,1.5,1\n4,62,1.0,2\n", encoding="utf-8")
+    code, out, err = cli("init", tmp_path / "s", "--from", csv, "--json")
+    assert code == 0, err
+    assert json.loads(out)["jurisdictions"] == {
+        "24": {"en": "Quebec", "fr": "Québec"},
+        "35": {"en": "Ontario", "fr": "Ontario"},
+        "62": {"en": "Nunavut", "fr": "Nunavut"},
+    }
+    code, out, err = cli("--study", tmp_path / "s", "import", "--wave", "1", csv)
+    assert code == 0, err
