@@ -84,7 +84,7 @@ def test_errors_are_one_line_without_traceback_and_traceback_on_request(tmp_path
 
 
 def test_usage_errors_exit_2(cli):
-    code, _, err = cli("import", "--wave", "9", "x.sav")
+    code, _, err = cli("import", "--wave", "0", "x.sav")
     assert code == 2 and "Traceback" not in err
 
 
