@@ -45,6 +45,11 @@ class ColumnRoles:
         values = {k: v for k, v in overrides.items() if v}
         return ColumnRoles(**{**self.__dict__, **values})
 
+    def resolved(self, names: list[str]) -> ColumnRoles:
+        """These roles spelled as the file spells them (SPSS names match whatever their case: ``respid`` is
+        the file's ``RESPID``); a role no column matches is left as it is, for the caller's error."""
+        return ColumnRoles(**{role: find_column(names, column) or column for role, column in self.__dict__.items()})
+
 
 @dataclass(frozen=True)
 class Wave:
@@ -289,6 +294,15 @@ def find_column(names: list[str], wanted: str) -> str | None:
         return wanted
     folded = [n for n in names if n.casefold() == wanted.casefold()]
     return folded[0] if len(folded) == 1 else None
+
+
+def by_name(table: dict[str, Any], key: str) -> Any:
+    """``table[key]`` for a config table keyed by variable or question names (``[tables.scales]``, translation
+    keys), matched as SPSS matches names: the exact key first, else the one key equal ignoring case."""
+    if key in table:
+        return table[key]
+    folded = [k for k in table if k.casefold() == key.casefold()]
+    return table[folded[0]] if len(folded) == 1 else None
 
 
 def find_study(start: Path) -> Path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from ..codebook import MissingSpec, Variable, code_text, core_variables, harmonised_codebook
-from ..config import StudyConfig
+from ..config import StudyConfig, by_name
 from ..store import quote
 
 SCALE_MEASURES = ("ordinal", "scale", "unknown")
@@ -95,7 +95,7 @@ def _boxes(
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Top and bottom box codes: from ``[tables.scales]`` when configured, else the two highest and two
     lowest valid labelled codes of an ordinal item with at least three valid codes."""
-    configured = config.tables.scales.get(config_key) or config.tables.scales.get(name)
+    configured = by_name(config.tables.scales, config_key) or by_name(config.tables.scales, name)
     if configured:
         return configured.top, configured.bottom
     measure = var.measure
