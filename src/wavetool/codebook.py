@@ -13,20 +13,11 @@ from typing import Any
 import duckdb
 
 from .errors import DataError, InputMissingError
+from .sql import code_text
 from .store import first_row
 
 MEASURES = ("nominal", "ordinal", "scale", "unknown")
 TYPES = ("numeric", "string", "date", "datetime")
-
-
-def code_text(value: Any) -> str:
-    """The canonical text of a code: ``1.0`` -> ``'1'``, ``1.5`` -> ``'1.5'``, ``'ON'`` -> ``'ON'``."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
-    return str(value)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from .codebook import CORE_LANGUAGE, Codebook, MissingSpec, Variable, load_codeb
 from .config import StudyConfig, Subscriber
 from .errors import DataError, InputMissingError
 from .ingest import DecodedFile, decode_file, file_sha256
-from .ingest import _text_expr as id_text_expr  # the same canonical id text as the wave tables
+from .sql import code_text_sql, missing_condition, text_list
 from .store import first_row, quote, read_store, transaction, wave_table, write_store
 
 MAX_LISTED = 5
@@ -69,6 +69,11 @@ class _Prepared:
     id_column: str
     questions: list[str]
     content: str
+
+
+def id_text_expr(column: str, variable: Variable | None) -> str:
+    """SQL giving an id column's canonical text, the same as the wave tables' ``_id``."""
+    return code_text_sql(column, string=variable is not None and variable.type == "string")
 
 
 def custom_table(subscriber_id: str, wave: int) -> str:
@@ -529,7 +534,7 @@ def unmatched_custom_answers(con: duckdb.DuckDBPyConnection, config: StudyConfig
 
 
 def _jurisdiction_list(codes: tuple[str, ...]) -> str:
-    return "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in codes) + "]"
+    return text_list(codes)
 
 
 def custom_select(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, subscriber_id: str) -> str:
@@ -567,17 +572,7 @@ def custom_select(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int
 
 def missing_sql(column: str, var: Variable) -> str:
     """A SQL condition true where ``column`` holds one of ``var``'s user-missing codes."""
-    parts = []
-    for spec in var.missing:
-        if spec.kind == "value" and var.type == "string" and spec.code is not None:
-            parts.append(f"{column} = '{spec.code.replace(chr(39), chr(39) * 2)}'")
-        elif spec.kind == "value" and spec.low is not None:
-            parts.append(f"{column} = {spec.low!r}")
-        elif spec.kind == "range":
-            low = "'-inf'::DOUBLE" if spec.low is None else repr(float(spec.low))
-            high = "'inf'::DOUBLE" if spec.high is None else repr(float(spec.high))
-            parts.append(f"{column} BETWEEN {low} AND {high}")
-    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
+    return missing_condition(column, var.missing, string=var.type == "string")
 
 
 def list_custom(config: StudyConfig, wave: int | None = None, subscriber: str | None = None) -> list[dict[str, Any]]:

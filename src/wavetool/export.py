@@ -32,6 +32,7 @@ from .codebook import (
 from .config import StudyConfig
 from .custom import CustomQuestion, custom_questions, custom_select
 from .errors import DataError, InputMissingError, OutputError
+from .sql import code_text_sql, literal
 from .store import quote, read_store
 
 FORMATS = ("parquet", "csv", "sav")
@@ -284,14 +285,12 @@ def _write_csv(data: pa.Table, columns: dict[str, Variable], path: Path) -> None
             col = quote(name)
             if columns[name].type == "numeric":
                 # Codes as 1, not 1.0; decimals (weights) at full precision.
-                select.append(
-                    f"CASE WHEN {col} = trunc({col}) AND abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR)"
-                    f" ELSE CAST({col} AS VARCHAR) END AS {col}"
-                )
+                select.append(f"{code_text_sql(col)} AS {col}")
             else:
                 select.append(col)
-        literal = str(path).replace("'", "''")
-        con.execute(f"COPY (SELECT {', '.join(select)} FROM export_data) TO '{literal}' (FORMAT csv, HEADER true)")
+        con.execute(
+            f"COPY (SELECT {', '.join(select)} FROM export_data) TO {literal(str(path))} (FORMAT csv, HEADER true)"
+        )
     finally:
         con.close()
 

@@ -22,6 +22,7 @@ from .. import __version__
 from ..codebook import Codebook, MrSet, Variable, code_text, load_codebook, read_codebook_file, save_codebook
 from ..config import ColumnRoles, StudyConfig
 from ..errors import DataError, InputMissingError, WavetoolError
+from ..sql import code_text_sql
 from ..store import connect, first_row, quote, transaction, wave_table, write_store
 from .csvfile import load_csv
 from .labels import UnlabelledCodes
@@ -316,12 +317,7 @@ def _check_roles(decoded: list[DecodedFile], roles: ColumnRoles) -> None:
 
 def _text_expr(column: str, variable: Variable | None) -> str:
     """SQL giving an id or code column's canonical text: strings trimmed, numbers as '100001' not '100001.0'."""
-    if variable is not None and variable.type == "string":
-        return f"trim({column})"
-    return (
-        f"CASE WHEN {column} = floor({column}) AND abs({column}) < 1e15 THEN CAST(CAST({column} AS BIGINT) AS VARCHAR)"
-        f" ELSE CAST({column} AS VARCHAR) END"
-    )
+    return code_text_sql(column, string=variable is not None and variable.type == "string")
 
 
 def validate(
