@@ -268,7 +268,7 @@ def _write_parquet(
     waves: list[int],
     subscriber: str | None,
 ) -> None:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: a heavy optional module, only for --format parquet
 
     fields = [data.schema.field(name).with_metadata(_metadata(columns[name])) for name in data.column_names]
     about = {"study": config.name, "waves": waves, "subscriber": subscriber, "wavetool_version": __version__}
@@ -353,7 +353,7 @@ def _spss_missing(var: Variable) -> list[Any] | None:
 
 
 def _write_sav(data: pa.Table, columns: dict[str, Variable], path: Path, config: StudyConfig) -> None:
-    import pyreadstat
+    import pyreadstat  # lazy: heavy (C extension), only for a .sav export
 
     frame = data.to_pandas()
     labels = {n: v.label for n, v in columns.items() if v.label}

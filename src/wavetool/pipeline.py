@@ -25,9 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .codebook import ensure_reviewed
 from .config import StudyConfig
+from .custom import merge_from_config
+from .deliver import send_reports
+from .drift import review_waves
 from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_interruption
 from .ingest import SUFFIXES, file_sha256, import_wave
+from .report import render_reports
+from .stats import all_scopes, tabulate
 from .store import first_row, read_store, study_lock, write_store
 
 RUN_LOCK_NAME = ".wavetool-run.lock"
@@ -232,7 +238,6 @@ def _differs(config: StudyConfig, wave: int, files: list[Path]) -> bool:
 
 
 def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .custom import merge_from_config
 
     results = merge_from_config(config, summary.wave)
     summary.merged = [
@@ -253,7 +258,6 @@ def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None
 
 
 def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .codebook import ensure_reviewed, review_waves
 
     waves = list(range(1, summary.wave + 1))
     with read_store(config.root) as con:
@@ -269,7 +273,6 @@ def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) ->
 
 
 def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .stats import all_scopes, tabulate
 
     wave = summary.wave
     target = config.root / TABLES_DIR / f"wave-{wave}.csv"
@@ -295,7 +298,6 @@ def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
 
 
 def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .report import render_reports
 
     def progress(done: int, total: int, subscriber: str, status: str) -> None:
         say(f"render: {done}/{total} {subscriber} {status}")
@@ -311,7 +313,6 @@ def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
 
 
 def _step_send(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .deliver import send_reports
 
     if not summary.reports:
         say("send: no reports to send")

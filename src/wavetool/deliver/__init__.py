@@ -20,7 +20,7 @@ from typing import Any
 from ..config import StudyConfig, Subscriber
 from ..errors import DataError, ExitCode, InputMissingError, WavetoolError
 from ..store import study_lock
-from .log import SEND_LOCK_NAME, Delivery, DeliveryLog, open_log
+from .log import SEND_LOCK_NAME, Delivery, DeliveryLog, open_log, read_log
 from .message import (
     Letter,
     attachment_name,
@@ -481,7 +481,6 @@ def log_destination(log: DeliveryLog, row: int) -> str:
 
 def delivery_status(config: StudyConfig) -> list[dict[str, Any]]:
     """Per wave and status, how many subscribers' latest message is there (for ``wavetool status``)."""
-    from .log import read_log
 
     log = read_log(config.root)
     if log is None:

@@ -16,6 +16,7 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -141,7 +142,6 @@ class OutboxTransport:
 
 
 def _copy(message: EmailMessage) -> EmailMessage:
-    from email import message_from_bytes
 
     return message_from_bytes(message.as_bytes(policy=SMTP), _class=EmailMessage, policy=SMTP)
 

@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 from .. import __version__
 from ..config import SLUG_RE, StudyConfig
 from ..errors import ConfigError, OutputError, StudyLockedError
-from .model import ReportModel
+from .model import ReportModel, build_models
 from .render import check_templates, init_worker, render_task, templates_dir
 
 MANIFEST = "manifest.json"
@@ -186,7 +186,6 @@ def _render_models(
     progress: Progress | None,
     questions: list[str] | None,
 ) -> RenderResult:
-    from .model import build_models
 
     models = build_models(config, wave, ids, final=final, questions=questions)
     if ids:
