@@ -32,6 +32,7 @@ from .codebook import (
 from .config import StudyConfig
 from .custom import CustomQuestion, custom_questions, custom_select
 from .errors import DataError, InputMissingError, OutputError
+from .fsutil import atomic_path
 from .sql import code_text_sql, literal
 from .store import quote, read_store
 
@@ -232,12 +233,10 @@ def export_data(
 
 def _atomic(path: Path, write: Any) -> None:
     """Write through a temporary file in the same folder, then rename: no half-written export."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            write(tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(
             f"{path}: cannot write the export: {exc.strerror or exc}",
             hint="check the folder exists and is writable, and the disk is not full",

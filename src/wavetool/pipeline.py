@@ -31,6 +31,7 @@ from .custom import merge_from_config
 from .deliver import send_reports
 from .drift import review_waves
 from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_interruption
+from .fsutil import atomic_path
 from .ingest import SUFFIXES, file_sha256, import_wave
 from .report import render_reports
 from .stats import all_scopes, tabulate
@@ -280,14 +281,12 @@ def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
     tables = tabulate(config, wave, scopes=all_scopes(config))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tables.to_csv(tmp)
-        new_sha = file_sha256(tmp)
-        old_sha = file_sha256(target) if target.exists() else None
-        if new_sha == old_sha:
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)  # readers see the old file or the new one, never half of one
+        with atomic_path(target) as tmp:  # readers see the old file or the new one, never half of one
+            tables.to_csv(tmp)
+            new_sha = file_sha256(tmp)
+            old_sha = file_sha256(target) if target.exists() else None
+            if new_sha == old_sha:
+                tmp.unlink()  # unchanged: the old file stays, with its time stamp
     except OSError as exc:
         raise OutputError(
             f"{target}: cannot write the tables: {exc.strerror}", hint="check the study folder is writable"

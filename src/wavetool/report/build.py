@@ -15,7 +15,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from filelock import FileLock, Timeout
 from .. import __version__
 from ..config import SLUG_RE, StudyConfig
 from ..errors import ConfigError, OutputError, StudyLockedError
+from ..fsutil import write_atomic
 from .model import ReportModel, build_models
 from .render import check_templates, init_worker, render_task, templates_dir
 
@@ -98,29 +98,6 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {"reports": {}}  # a damaged manifest only means every report is rendered again
     return data if isinstance(data.get("reports"), dict) else {"reports": {}}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a reader
-    (or a crash) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _sha256_file(path: Path) -> str | None:

@@ -17,8 +17,9 @@ from ..codebook import CORE_LANGUAGE
 from ..custom import custom_questions
 from ..errors import ConfigError, InputMissingError
 from ..stats import tabulate_waves, weight_source
+from ..stats.samples import sample_sizes
 from ..stats.significance import z_critical
-from ..store import read_store, wave_table
+from ..store import read_store
 from ..texts import translated
 from .text import LOCALES, load_strings, templates_dir
 
@@ -314,7 +315,7 @@ def build_models(
                 f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
             )
         tables = tabulate_waves(config, span, scopes=["all", *subscriber_ids], questions=questions, con=con)
-        sizes = _sample_sizes(con, span)
+        sizes = sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
 
@@ -524,20 +525,6 @@ def _categories(
                 bench_suppressed=bool(bench) and not bench_ok,
             )
         )
-    return result
-
-
-def _sample_sizes(con: Any, waves: list[int]) -> dict[int, dict[str, tuple[int, float, float]]]:
-    """Per wave and jurisdiction: (n, sum of weights, sum of squared weights), from the weights the
-    tables use (``_weight``: the raked weight once ``wavetool weight`` ran)."""
-
-    result: dict[int, dict[str, tuple[int, float, float]]] = {}
-    for w in waves:
-        rows = con.execute(
-            f"SELECT _jurisdiction, count(*), sum(_weight), sum(_weight * _weight) FROM {wave_table(w)} "
-            "GROUP BY _jurisdiction ORDER BY _jurisdiction"
-        ).fetchall()
-        result[w] = {code: (n, sw, sw2) for code, n, sw, sw2 in rows}
     return result
 
 
