@@ -12,7 +12,7 @@ import duckdb
 from .codebook.gate import _previous_wave, drift_summary
 from .codebook.harmonise import _recode_for, in_study_coding, question_map
 from .codebook.model import Variable
-from .codebook.persist import load_codebook
+from .codebook.persist import load_codebook, set_questions
 from .errors import InputMissingError
 from .sql import code_text
 from .store import first_row, read_store, transaction, write_store
@@ -279,11 +279,7 @@ def review_waves(config: Any, waves: list[int] | None = None) -> list[dict[str, 
                 )
         for wave in stored:
             names = [r[0] for r in con.execute("SELECT name FROM variables WHERE wave = ?", [wave]).fetchall()]
-            for name, question in question_map(config, wave, names).items():
-                con.execute(
-                    "UPDATE variables SET question = ? WHERE wave = ? AND name = ? AND question <> ?",
-                    [question, wave, name, question],
-                )
+            set_questions(con, wave, question_map(config, wave, names))
         for wave in stored:
             manual = first_row(con, "SELECT reviewed_at FROM waves WHERE wave = ?", [wave])[0]
             status, records = _verdict(con, config, wave)

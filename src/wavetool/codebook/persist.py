@@ -21,8 +21,7 @@ def save_codebook(
     questions: dict[str, str] | None = None,
 ) -> None:
     """Write a wave's codebook into the codebook tables (inside the caller's transaction)."""
-    for table in ("variables", "value_labels", "missing_values", "mr_sets"):
-        con.execute(f"DELETE FROM {table} WHERE wave = ?", [wave])
+    delete_codebook(con, wave)
     role_of = {column: role for role, column in roles.items()}
     questions = questions or {}
     var_rows, label_rows, missing_rows = [], [], []
@@ -56,6 +55,21 @@ def save_codebook(
         con.execute(
             "INSERT INTO mr_sets VALUES (?,?,?,?,?,?)",
             [wave, mr.name, mr.label, mr.type, mr.counted_value, list(mr.variables)],
+        )
+
+
+def delete_codebook(con: duckdb.DuckDBPyConnection, wave: int) -> None:
+    """Remove a wave's codebook from the codebook tables (inside the caller's transaction)."""
+    for table in ("variables", "value_labels", "missing_values", "mr_sets"):
+        con.execute(f"DELETE FROM {table} WHERE wave = ?", [wave])
+
+
+def set_questions(con: duckdb.DuckDBPyConnection, wave: int, questions: dict[str, str]) -> None:
+    """Store the study-level question of each named variable of ``wave`` (a crosswalk rename re-applied)."""
+    for name, question in questions.items():
+        con.execute(
+            "UPDATE variables SET question = ? WHERE wave = ? AND name = ? AND question <> ?",
+            [question, wave, name, question],
         )
 
 

@@ -17,6 +17,7 @@ import duckdb
 
 from .. import __version__
 from ..codebook import Codebook, question_map, save_codebook
+from ..codebook.persist import delete_codebook
 from ..config import ColumnRoles, StudyConfig
 from ..custom.query import unmatched_custom_answers
 from ..drift import review_drift
@@ -253,8 +254,9 @@ def _json(value: object) -> str:
 
 def _drop_wave(con: duckdb.DuckDBPyConnection, wave: int) -> None:
     con.execute(f"DROP TABLE IF EXISTS {wave_table(wave)}")
-    for table in ("waves", "wave_files", "variables", "value_labels", "missing_values", "mr_sets"):
+    for table in ("waves", "wave_files"):
         con.execute(f"DELETE FROM {table} WHERE wave = ?", [wave])
+    delete_codebook(con, wave)
 
 
 def _owners(config: StudyConfig, names: list[str]) -> dict[str, str]:
