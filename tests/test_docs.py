@@ -46,7 +46,11 @@ class _Sections:
         for _ in range(4):  # a call chain is at most a few functions deep
             for name, func in self.functions.items():
                 for call in ast.walk(func):
-                    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in self.functions:
+                    if (
+                        isinstance(call, ast.Call)
+                        and isinstance(call.func, ast.Name)
+                        and call.func.id in self.functions
+                    ):
                         callee = self.functions[call.func.id]
                         for arg, param in zip(call.args, callee.args.args, strict=False):
                             path = self.path(name, arg)
@@ -115,7 +119,9 @@ def config_keys() -> list[tuple[str, str, int]]:
     keys = []
     for name, func in sections.functions.items():
         for call in ast.walk(func):
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "check_keys"):
+            if not (
+                isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "check_keys"
+            ):
                 continue
             if not call.args or not isinstance(call.args[0], ast.Set):
                 continue  # a computed set (e.g. the languages): not a fixed list of keys

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from wavefiles import wave_frame, write_sav, write_study
 
-from wavetool.codebook import translated
+from wavefiles import wave_frame, write_sav, write_study
 from wavetool.config import load_config
 from wavetool.errors import ConfigError
+from wavetool.texts import translated
 
 SCALES = """
 [translations.fr]

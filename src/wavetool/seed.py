@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from .codebook import Codebook, Variable, code_text
 from .config import CONFIG_NAME, PLACEHOLDER_NAME, find_column
 from .errors import ConfigError, DataError, InputMissingError
+from .ingest.spss import read_spss_codebook
+from .status import init_study
 
 # Statistics Canada's Standard Geographical Classification codes of the provinces and territories, with their
 # two-letter abbreviations and English and French names.
@@ -69,8 +73,6 @@ def _plain(text: str) -> str:
 
 
 def _read_codebook(path: Path, encoding: str | None) -> Codebook:
-    from .ingest.spss import read_spss_codebook
-
     if not path.exists():
         raise InputMissingError(f"{path}: file not found", hint="check the path of the export")
     suffix = path.suffix.lower()
@@ -83,8 +85,6 @@ def _read_codebook(path: Path, encoding: str | None) -> Codebook:
 
 def _csv_header(path: Path) -> Codebook:
     """A CSV's columns (it has no labels: a companion codebook gives them at import)."""
-    import duckdb
-
     con = duckdb.connect()
     try:
         names = [
@@ -99,8 +99,7 @@ def _csv_header(path: Path) -> Codebook:
 
 def _column_codes(path: Path, column: str, encoding: str | None) -> list[str]:
     """The distinct codes found in one column of the file (its canonical text: 35.0 -> '35')."""
-    import duckdb
-    import pyreadstat
+    import pyreadstat  # lazy: pyreadstat is heavy and only `init --from` reads data here
 
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -311,8 +310,6 @@ def init_from(
 ) -> dict[str, Any]:
     """Create the study ``folder`` with a config seeded from ``path`` and an empty database. An existing
     config is never overwritten (ConfigError)."""
-    from .status import init_study
-
     folder = Path(folder)
     if (folder / CONFIG_NAME).exists():
         raise ConfigError(
