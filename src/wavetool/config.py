@@ -46,6 +46,10 @@ class ColumnRoles:
         values = {k: v for k, v in overrides.items() if v}
         return ColumnRoles(**{**self.__dict__, **values})
 
+    def columns(self) -> list[str]:
+        """The id, jurisdiction and weight columns, in that order."""
+        return [self.id, self.jurisdiction, self.weight]
+
     def resolved(self, names: list[str]) -> ColumnRoles:
         """These roles spelled as the file spells them (SPSS names match whatever their case: ``respid`` is
         the file's ``RESPID``); a role no column matches is left as it is, for the caller's error."""

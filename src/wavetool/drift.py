@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from .codebook.gate import _previous_wave, drift_summary
-from .codebook.harmonise import _recode_for, in_study_coding, question_map
+from .codebook.harmonise import _recode_for, in_study_coding, known_questions, question_map
 from .codebook.model import Variable
 from .codebook.persist import load_codebook, set_questions
 from .errors import InputMissingError
@@ -68,9 +68,9 @@ def _crosswalk_note(
 ) -> str | None:
     """The crosswalk entry (as text) that explains a ``kind`` of change of ``question`` between two waves."""
     for entry in config.crosswalk:
-        if entry.question != question or not set(entry.waves) & set(waves):
+        if entry.question.casefold() != question.casefold() or not set(entry.waves) & set(waves):
             continue
-        if kind == "renamed" and entry.variable and entry.variable in variables:
+        if kind == "renamed" and entry.variable and entry.variable.casefold() in {v.casefold() for v in variables}:
             return _entry_text(entry)
         if kind == "reworded" and entry.labels_reworded:
             return _entry_text(entry)
@@ -121,7 +121,7 @@ def _compare_question(
     rec = lambda change, detail, note=None, gates=None: out.append(  # noqa: E731
         _record(question, change, detail, a, b, var_a, var_b, note, gates)
     )
-    if var_a != var_b:
+    if var_a.casefold() != var_b.casefold():  # SPSS names ignore case: q1 (.sav) is Q1 (.por), no rename
         rec(
             "renamed",
             f"variable {var_a} in wave {a} is {var_b} in wave {b}",
@@ -279,7 +279,7 @@ def review_waves(config: Any, waves: list[int] | None = None) -> list[dict[str, 
                 )
         for wave in stored:
             names = [r[0] for r in con.execute("SELECT name FROM variables WHERE wave = ?", [wave]).fetchall()]
-            set_questions(con, wave, question_map(config, wave, names))
+            set_questions(con, wave, question_map(config, wave, names, known_questions(con, wave)))
         for wave in stored:
             manual = first_row(con, "SELECT reviewed_at FROM waves WHERE wave = ?", [wave])[0]
             status, records = _verdict(con, config, wave)

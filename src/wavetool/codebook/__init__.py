@@ -13,6 +13,7 @@ from .harmonise import (
     harmonised_columns,
     harmonised_select,
     in_study_coding,
+    known_questions,
     question_map,
 )
 from .model import CORE_LANGUAGE, MEASURES, TYPES, Codebook, MissingSpec, MrSet, Variable, is_missing_code
@@ -37,6 +38,7 @@ __all__ = [
     "harmonised_select",
     "in_study_coding",
     "is_missing_code",
+    "known_questions",
     "load_codebook",
     "question_map",
     "read_codebook_file",

@@ -18,7 +18,7 @@ from .persist import _as_number, load_codebook
 
 def _recode_for(config: Any, question: str, wave: int) -> dict[float, float]:
     for entry in config.crosswalk:
-        if entry.question == question and wave in entry.waves and entry.recode:
+        if entry.question.casefold() == question.casefold() and wave in entry.waves and entry.recode:
             return entry.recode
     return {}
 
@@ -83,11 +83,27 @@ def _recode_missing(spec: MissingSpec, recode: dict[float, float]) -> MissingSpe
     return MissingSpec("value", code_text(new), new, new)
 
 
-def question_map(config: Any, wave: int, names: list[str]) -> dict[str, str]:
+def question_map(config: Any, wave: int, names: list[str], known: dict[str, str] | None = None) -> dict[str, str]:
     """The study-level question of each variable of ``wave``: its own name unless a crosswalk entry
-    for that wave maps the variable to a question (e.g. Q5A in wave 4 answers Q5)."""
-    questions = {n: n for n in names}
+    for that wave maps the variable to a question (e.g. Q5A in wave 4 answers Q5).
+
+    Names match as SPSS matches them, whatever their case (a .por stores Q1 for a .sav's q1): ``known``
+    (casefolded name -> question, see :func:`known_questions`) gives a question the spelling the other
+    waves already use, so that a case-only difference is the same question, not drift."""
+    known = known or {}
+    questions = {n: known.get(n.casefold(), n) for n in names}
     for entry in config.crosswalk:
-        if entry.variable and wave in entry.waves and entry.variable in questions:
-            questions[entry.variable] = entry.question
+        if entry.variable and wave in entry.waves:
+            for name in names:
+                if name.casefold() == entry.variable.casefold():
+                    questions[name] = known.get(entry.question.casefold(), entry.question)
     return questions
+
+
+def known_questions(con: duckdb.DuckDBPyConnection, wave: int) -> dict[str, str]:
+    """casefolded question -> its spelling in the other stored waves (the earliest wave's wins)."""
+    rows = con.execute(
+        "SELECT question, min(wave) FROM variables WHERE wave <> ? AND question IS NOT NULL GROUP BY 1 ORDER BY 2 DESC",
+        [wave],
+    ).fetchall()
+    return {question.casefold(): question for question, _ in rows}

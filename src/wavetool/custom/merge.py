@@ -77,8 +77,8 @@ def _prepare(
                 hint=f"pass --codebook FILE (or put it beside the data as {file.stem}-codebook.csv)",
             )
     decoded = decode_file(file, wave, config, encoding, codebook, wave_codebook=False)
-    id_column = config.roles_for_wave(wave).id
     names = decoded.table.column_names
+    id_column = config.roles_for_wave(wave).resolved(names).id  # whatever its case, as SPSS matches names
     if id_column not in names:
         raise DataError(
             f"{file}: no respondent id column {id_column!r} (columns: {_listed(names, len(names))})",
@@ -142,15 +142,21 @@ def _imported(con: duckdb.DuckDBPyConnection, wave: int) -> bool:
 
 
 def _check_collisions(con: duckdb.DuckDBPyConnection, p: _Prepared) -> None:
+    # Names collide whatever their case (SPSS names ignore case): a custom c1 collides with a core C1.
+    folded = [q.casefold() for q in p.questions]
     rows = con.execute(
-        "SELECT name, question, owner, role FROM variables WHERE wave = ? AND (list_contains(?, name) OR list_contains(?, question))",
-        [p.wave, p.questions, p.questions],
+        "SELECT name, question, owner, role FROM variables WHERE wave = ?"
+        " AND (list_contains(?, lower(name)) OR list_contains(?, lower(question)))",
+        [p.wave, folded, folded],
     ).fetchall()
     if not rows:
         return
-    taken = {q for r in rows for q in (r[0], r[1]) if q in p.questions}
+    stored = {n.casefold() for r in rows for n in (r[0], r[1]) if n}
+    taken = {q for q in p.questions if q.casefold() in stored}
     first = next(q for q in p.questions if q in taken)
-    name, question, owner, role = next(r for r in rows if first in (r[0], r[1]))
+    name, question, owner, role = next(
+        r for r in rows if first.casefold() in {(r[0] or "").casefold(), (r[1] or "").casefold()}
+    )
     what = f"the {role} column" if role else f"{owner}'s column" if owner else "the core question"
     raise DataError(
         f"{p.decoded.path}: column {first} collides with {what} {name} of wave {p.wave}"

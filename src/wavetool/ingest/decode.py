@@ -169,6 +169,7 @@ def stage_file(
             encoding,
             skip,
         )
+        keep = roles.resolved(list(codebook.variables)).columns() if roles else []
         staged = export_table(staging.con, name, target, keep)
         staging.con.execute(f"DROP TABLE {quote(name)}")
         reader = "duckdb read_csv"
@@ -181,6 +182,7 @@ def stage_file(
             progress.rows(done[0], expected)
 
         counter = UnlabelledCodes(codebook, skip) if skip is not None else None
+        keep = roles.resolved(list(codebook.variables)).columns() if roles else []
         reader, staged = load_spss(target, path, codebook, expected, staging.folder, encoding, count, counter, keep)
         if suffix == ".por":
             lost = por_text(path, encoding).warning(path, MAX_LISTED)

@@ -39,8 +39,9 @@ class UnlabelledCodes:
 
     def __init__(self, codebook: Codebook, skip: set[str]) -> None:
         self.checks: dict[str, _Check] = {}
+        skip = {name.casefold() for name in skip}  # role names as the config spells them: SPSS ignores case
         for v in codebook.variables.values():
-            if not v.value_labels or v.type != "numeric" or v.name in skip:
+            if not v.value_labels or v.type != "numeric" or v.name.casefold() in skip:
                 continue
             allowed = {n for n in (_number(c) for c in v.value_labels) if n is not None}
             ranges = []

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from .. import __version__
-from ..codebook import Codebook, question_map, save_codebook
+from ..codebook import Codebook, known_questions, question_map, save_codebook
 from ..codebook.persist import delete_codebook
 from ..config import ColumnRoles, StudyConfig
 from ..custom.query import unmatched_custom_answers
@@ -113,8 +113,10 @@ def import_wave(
         hashes = [hasher.submit(file_sha256, p) for p in paths]
         codebook_hash = file_sha256(companion) if uses_companion and companion and companion.exists() else ""
 
+        given = roles  # the no-op check compares the roles as asked for, before the file's spelling is known
+
         def content() -> str:
-            return _content_hash([h.result() for h in hashes], roles, encoding, codebook_hash)
+            return _content_hash([h.result() for h in hashes], given, encoding, codebook_hash)
 
         if stored and not replace and stored[0] == content():
             # The same files with the same options: nothing to decode, nothing to write.
@@ -146,6 +148,7 @@ def import_wave(
                     )
                 )  # the hasher's sha256 is filled in below
             codebook = stacked_codebook(decoded)
+            roles = roles.resolved(list(codebook.variables))  # `respid` is the file's RESPID, as in SPSS
             report.step("validating")
             warnings = [w for d in decoded for w in d.warnings] + validate(
                 staging.con, decoded, codebook, roles, config
@@ -263,7 +266,8 @@ def _owners(config: StudyConfig, names: list[str]) -> dict[str, str]:
     owners = {}
     for sub in config.subscribers.values():
         if sub.custom_prefix:
-            owners.update({n: sub.id for n in names if n.startswith(sub.custom_prefix)})
+            prefix = sub.custom_prefix.casefold()
+            owners.update({n: sub.id for n in names if n.casefold().startswith(prefix)})
     return owners
 
 
@@ -291,7 +295,7 @@ def _write_wave(
         codebook,
         {"id": roles.id, "jurisdiction": roles.jurisdiction, "weight": roles.weight},
         _owners(config, names),
-        question_map(config, wave, names),
+        question_map(config, wave, names, known_questions(con, wave)),
     )
     con.execute(
         "INSERT INTO waves (wave, table_name, id_column, jurisdiction_column, weight_column, rows, columns, encoding,"
