@@ -260,7 +260,8 @@ id = {_q(roles["id"])}
 jurisdiction = {_q(roles["jurisdiction"])}
 weight = {_q(roles["weight"])}
 
-# The waves of the study. `inbox` is the folder `wavetool run` imports the wave's files from.
+# The waves of the study. `inbox` is the folder `wavetool run` imports the wave's files from. Give each wave
+# its fieldwork dates before rendering its reports: the cover shows them.
 {waves}
 # Jurisdictions: the codes of the {roles["jurisdiction"]} column -> English and French names.
 [jurisdictions]
