@@ -99,7 +99,7 @@ def test_check_translations_lists_what_lacks_a_text(imported_study: Path, cli, m
     )
     code, out, _ = cli("--study", imported_study, "codebook", "check-translations", "--strict")
     assert code == 65
-    assert "Q3.3" in out and "quebec:C2 " in out.replace("│", " ") and "lack a translation" in out
+    assert "Q2.3" in out and "quebec:C2 " in out.replace("│", " ") and "lack a translation" in out
     # the answer text missing from the scale shows once per question that uses it, and the count says so
     assert "Q1.3" in out and "distinct answer text(s)" in out
     assert "A utilisé clicSÉQUR" in out
