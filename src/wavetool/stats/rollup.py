@@ -10,9 +10,17 @@ Floating-point sums depend on the order of addition, and DuckDB's threads combin
 whatever order they finish; every query here runs on one thread, which keeps the tables byte-for-byte
 reproducible, and the waves run side by side instead.
 
+The design (see :mod:`wavetool.stats.design`): cells are sums per *key*, and no SQL here parses a key. The
+``keys`` input maps every key to its jurisdiction, owner (custom answers), stratum and PSU, and ``strata``
+gives each stratum's n_h (units over all the wave's respondents); the linearised variances sum each
+domain's per-key statistics by stratum (and by PSU). So a caller may key the cells more finely (banner
+columns: jurisdiction + SEP + banner code; a strata or cluster column) and, by supplying the matching
+``keys`` / ``strata`` and ``scopes`` tables, get every statistic of the finer domains unchanged.
+
 Inputs (registered as views named ``_wt_<name>`` while a stage runs):
 
 - ``cells`` / ``mr``: see :mod:`wavetool.stats.frequencies`.
+- ``keys`` (key, jurisdiction, owner, stratum, psu) and ``strata`` (stratum, n_h): see above.
 - ``questions`` (wave, question, name, kind, label, owner, qpos, is_scale): ``question`` is the internal id
   (``<subscriber>:<name>`` for a custom question, so it never merges with a core question of that name).
 - ``codes`` (wave, question, value, label, missing): labelled codes; ``missing`` = declared user-missing.
@@ -35,7 +43,7 @@ import pyarrow as pa
 
 from .significance import mean_ci_sql, proportion_ci_sql, verdict_sql
 
-AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench")
+AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench", "keys", "strata")
 AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "mr_responses")
 REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
@@ -91,7 +99,8 @@ scoped AS (  -- the code rows of each scope
 _BENCH_CTES = """
 centres AS (
     SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
-    FROM marked WHERE status = 'valid' AND NOT starts_with(key, '@')  -- custom answers have no benchmark
+    FROM marked WHERE status = 'valid'
+        AND key IN (SELECT key FROM _wt_keys WHERE owner IS NULL)  -- custom answers have no benchmark
     GROUP BY ALL
 ),
 key_sums AS (
