@@ -186,7 +186,8 @@ _TARGET_QUESTIONS = """
     SELECT t.wave, t.scope, s.spos, q.question, q.name, q.kind, q.label, q.qpos, q.is_scale
     FROM _wt_targets t
     JOIN _wt_scopes s USING (scope)
-    JOIN _wt_questions q ON q.wave = t.wave AND (q.owner IS NULL OR q.owner = t.scope)
+    -- a banner column's scope id is its scope + chr(31) + … (stats.banners): it shows its scope's questions
+    JOIN _wt_questions q ON q.wave = t.wave AND (q.owner IS NULL OR q.owner = split_part(t.scope, chr(31), 1))
 """
 
 # Each target question's statistics beside its benchmark's and the previous wave's.
