@@ -628,7 +628,9 @@ def _parse_delivery(sec: _Section) -> DeliveryConfig:
     attach = sec.strings("attach") if "attach" in sec.data else ("pdf",)
     if "pdf" not in attach or any(a not in ATTACHMENTS for a in attach) or len(set(attach)) != len(attach):
         raise sec.error(
-            "attach", f"{list(attach)!r} must list pdf and optionally xlsx, each once", hint='e.g. attach = ["pdf", "xlsx"]'
+            "attach",
+            f"{list(attach)!r} must list pdf and optionally xlsx, each once",
+            hint='e.g. attach = ["pdf", "xlsx"]',
         )
     transport = sec.get("transport", str, default="outbox")
     if transport not in ("outbox", "smtp"):
@@ -686,7 +688,9 @@ def _parse_banners(sec: _Section) -> BannersConfig:
     nets: dict[str, dict[str, tuple[float, ...]]] = {}
     for variable in nets_sec.data:
         if variable not in variables:
-            raise nets_sec.error(variable, "is not one of [banners] variables", hint=f"variables: {', '.join(variables)}")
+            raise nets_sec.error(
+                variable, "is not one of [banners] variables", hint=f"variables: {', '.join(variables)}"
+            )
         table = nets_sec.section(variable)
         nets[variable] = {}
         for name in table.data:
