@@ -1121,7 +1121,6 @@ def write_config(custom_files):
         'outbox_dir = "outbox"',
         'from = "Citizens\' Service Study <study@example.org>"',
         'reply_to = "coordinator@example.org"',
-        'attach = ["pdf", "xlsx"]  # the data book goes with the report',
         "",
         "[pipeline]",
         "lock_timeout = 60",
