@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,7 +40,6 @@ from ..store import fetch_arrow
 from .design import SEP
 from .frequencies import CELL_SCHEMA, MR_SCHEMA
 from .questions import Question
-from .rollup import registered
 
 LETTERS = string.ascii_uppercase
 ROW_COLUMNS = (
@@ -299,24 +299,17 @@ def domain_tables(
 # --- column tests and the combined tables ---------------------------------------------------------------
 
 
-def _critical_values(plan: BannerPlan, confidence: float) -> pa.Table:
-    """z critical values for each (m pairs in a row, rank k of a pair by |z|): Bonferroni
-    z(1 − α/2m), Benjamini–Hochberg z(1 − kα/2m) (step-up on the ranks), none z(1 − α/2)."""
+def _critical_values(largest: int, adjust: str, confidence: float) -> np.ndarray:
+    """z critical values ``crit[m, k]`` for a row of ``m`` tested pairs and a pair ranked ``k`` (1 = largest
+    |z|): Bonferroni z(1 − α/2m), Benjamini–Hochberg z(1 − kα/2m) (a step-up on the ranks), none z(1 − α/2)."""
     alpha = 1 - confidence
-    largest = max((len(_pairs_of(b)) for b in plan.banners), default=0)
     inv = NormalDist().inv_cdf
-    rows = []
+    crit = np.full((largest + 1, largest + 1), np.inf)
     for m in range(1, largest + 1):
         for k in range(1, m + 1):
-            level = {"bonferroni": alpha / m, "bh": k * alpha / m, "none": alpha}[plan.adjust]
-            rows.append((m, k, inv(1 - level / 2)))
-    return pa.table(
-        {
-            "m": pa.array([r[0] for r in rows], pa.int64()),
-            "k": pa.array([r[1] for r in rows], pa.int64()),
-            "crit": pa.array([r[2] for r in rows], pa.float64()),
-        }
-    )
+            level = {"bonferroni": alpha / m, "bh": k * alpha / m, "none": alpha}[adjust]
+            crit[m, k] = inv(1 - level / 2)
+    return crit
 
 
 def _pairs_of(banner: Banner) -> list[tuple[int, int]]:
@@ -331,65 +324,94 @@ def _pairs_of(banner: Banner) -> list[tuple[int, int]]:
     ]
 
 
-_LETTERS_SQL = """
-WITH r AS (
-    SELECT u.rn, u.wave, d.scope, d.bpos, d.cpos, d.letter, u.question, u.code, u.val, u.se
-    FROM _wt_units u JOIN _wt_domains d ON u.scope = d.id WHERE u.ok
-),
-t AS (
-    SELECT a.rn AS rn_a, b.rn AS rn_b, a.letter AS la, b.letter AS lb, a.val - b.val AS diff,
-        sqrt(a.se * a.se + b.se * b.se) AS se, a.wave, a.scope, a.question, a.code, a.bpos
-    FROM r a JOIN r b ON a.wave = b.wave AND a.scope = b.scope AND a.question = b.question AND a.code = b.code
-        AND a.bpos = b.bpos AND a.cpos < b.cpos
-    JOIN _wt_pairs p ON p.bpos = a.bpos AND p.ca = a.cpos AND p.cb = b.cpos
-),
-s AS (
-    SELECT *, CASE WHEN diff IS NULL OR se IS NULL OR diff = 0 THEN 0.0 WHEN se = 0 THEN 'inf'::DOUBLE
-        ELSE abs(diff) / se END AS z
-    FROM t
-),
-ranked AS (
-    SELECT *, count(*) OVER g AS m, row_number() OVER (g ORDER BY z DESC, la, lb) AS k
-    FROM s WINDOW g AS (PARTITION BY wave, scope, question, code, bpos)
-),
-judged AS (
-    SELECT r.*, max(CASE WHEN r.z > c.crit THEN r.k END) OVER (PARTITION BY wave, scope, question, code, bpos) AS kstar
-    FROM ranked r JOIN _wt_crit c ON c.m = r.m AND c.k = r.k
-),
-sig AS (
-    SELECT CASE WHEN diff > 0 THEN rn_a ELSE rn_b END AS rn, CASE WHEN diff > 0 THEN lb ELSE la END AS letter
-    FROM judged WHERE k <= kstar AND diff <> 0
-),
-letters AS (SELECT rn, string_agg(letter, '' ORDER BY letter) AS letters FROM sig GROUP BY rn)
-SELECT coalesce(l.letters, '') AS letters FROM range($n) AS x(rn) LEFT JOIN letters l USING (rn) ORDER BY x.rn
-"""
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def _letters(con: duckdb.DuckDBPyConnection, units: pa.Table, tables: dict[str, pa.Table]) -> pa.ChunkedArray:
-    """For each unit (rn, wave, scope, question, code, val, se, ok) in order: the letters of the columns of
-    its banner it is significantly higher than."""
-    with registered(con, {"units": units, **tables}, ("units", *tables)):
-        return fetch_arrow(con, _LETTERS_SQL.replace("$n", str(int(units.num_rows)))).column("letters")
+def _codes(*columns: pa.ChunkedArray) -> np.ndarray:
+    """One exact integer id per distinct combination of the columns' values."""
+    combined = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        encoded = pc.dictionary_encode(array, null_encoding="encode")
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        combined = combined * (len(encoded.dictionary) + 1) + codes
+    return np.unique(combined, return_inverse=True)[1]
 
 
-def _units(table: pa.Table, val: str, se: str, ok: str, code: str = "code") -> str:
-    return (
-        f"SELECT (row_number() OVER () - 1)::BIGINT AS rn, wave, scope, question, {code} AS code, "
-        f"{val} AS val, {se} AS se, ({ok}) AS ok FROM _wt_t"
-    )
+def _column_tests(
+    plan: BannerPlan,
+    confidence: float,
+    domain: np.ndarray,
+    domains: list[Domain],
+    group: np.ndarray,
+    value: np.ndarray,
+    se: np.ndarray,
+    ok: np.ndarray,
+) -> pa.Array:
+    """For each unit (a banner column's estimate in one row: ``group`` ids the row, ``domain`` the column):
+    the letters of the columns of its banner it is significantly higher than (see the module docstring).
+
+    Vectorised over rows: the estimates go into a (row × column) grid, and each tested pair of columns is
+    one array operation over all rows."""
+    if len(group) == 0:
+        return pa.array([], pa.string())
+    cpos = np.array([d.cpos for d in domains], dtype=np.int64)[domain]
+    bpos = np.array([d.bpos for d in domains], dtype=np.int64)[domain]
+    rows = int(group.max()) + 1
+    width = max(len(b.columns) for b in plan.banners)
+    grid_v = np.full((rows, width), np.nan)
+    grid_s = np.full((rows, width), np.nan)
+    grid_ok = np.zeros((rows, width), dtype=bool)
+    grid_v[group, cpos], grid_s[group, cpos], grid_ok[group, cpos] = value, se, ok
+    row_banner = np.zeros(rows, dtype=np.int64)
+    row_banner[group] = bpos
+    masks = np.zeros((rows, width), dtype=np.int64)  # bit b set: higher than column b
+    for position, banner in enumerate(plan.banners):
+        pairs = _pairs_of(banner)
+        mine = np.flatnonzero(row_banner == position)
+        if not pairs or not len(mine):
+            continue
+        a_cols = np.array([a for a, _ in pairs])
+        b_cols = np.array([b for _, b in pairs])
+        va, vb = grid_v[mine][:, a_cols], grid_v[mine][:, b_cols]
+        sa, sb = grid_s[mine][:, a_cols], grid_s[mine][:, b_cols]
+        valid = grid_ok[mine][:, a_cols] & grid_ok[mine][:, b_cols]
+        diff = va - vb
+        spread = np.sqrt(sa * sa + sb * sb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(diff == 0, 0.0, np.where(spread == 0, np.inf, np.abs(diff) / spread))
+        z = np.where(valid & ~np.isnan(z), z, -np.inf)
+        m = valid.sum(axis=1)
+        crit = _critical_values(len(pairs), plan.adjust, confidence)
+        ordered = -np.sort(-z, axis=1)  # each row's |z| from the largest
+        ranks = np.arange(1, len(pairs) + 1)
+        passing = (ordered > crit[m][:, ranks]) & (ranks[None, :] <= m[:, None])
+        kstar = np.where(passing.any(axis=1), len(pairs) - np.argmax(passing[:, ::-1], axis=1), 0)
+        threshold = np.where(kstar > 0, ordered[np.arange(len(mine)), np.maximum(kstar - 1, 0)], np.inf)
+        significant = valid & (z >= threshold[:, None]) & (kstar[:, None] > 0)
+        for j, (a, b) in enumerate(pairs):
+            up = significant[:, j] & (diff[:, j] > 0)
+            down = significant[:, j] & (diff[:, j] < 0)
+            masks[mine[up], a] |= 1 << b
+            masks[mine[down], b] |= 1 << a
+    unit_masks = masks[group, cpos]
+    distinct, index = np.unique(unit_masks, return_inverse=True)
+    words = pa.array(["".join(LETTERS[i] for i in range(width) if int(mask) >> i & 1) for mask in distinct])
+    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), words).cast(pa.string())
 
 
-def _unit_table(con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> pa.Table:
-    con.register("_wt_t", table)
-    try:
-        return fetch_arrow(con, sql)
-    finally:
-        con.unregister("_wt_t")
-
-
-def _se(table: pa.Table, design: str, kish: str) -> str:
-    """The standard error the main tables use: the design's when the table carries it, else Kish's."""
-    return design if design in table.column_names else kish
+def _se(table: pa.Table, design: str, estimate: str, n_eff: np.ndarray, kind: str) -> np.ndarray:
+    """The standard errors the main tables use: the design's column when the table carries it, else
+    Kish's (a percent's √(p(1−p)/n_eff), a mean's s/√n_eff)."""
+    if design in table.column_names:
+        return _numbers(table.column(design))
+    x = _numbers(table.column(estimate))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "percent":
+            p = x / 100
+            return 100 * np.sqrt(np.maximum(p * (1 - p), 0) / n_eff)
+        return _numbers(table.column("sd")) / np.sqrt(n_eff)
 
 
 def combine(
@@ -401,70 +423,39 @@ def combine(
     confidence: float,
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """The main tables (the Total columns) and the banner columns' tables as one set of (rows,
-    summaries, audit): each scope's Total, then its banner columns, with the banner columns and the
-    column-test letters appended."""
+    summaries, audit): the Total rows as without banners, then the banner columns', with the banner
+    columns and the column-test letters appended."""
     rows_b, summaries_b, audit_b = banner
     domains = plan.domains(scopes)
     ids = pa.array([d.id for d in domains], pa.string())
-    tables = {
-        "domains": pa.table(
-            {
-                "id": ids,
-                "scope": pa.array([d.scope for d in domains], pa.string()),
-                "bpos": pa.array([d.bpos for d in domains], pa.int64()),
-                "cpos": pa.array([d.cpos for d in domains], pa.int64()),
-                "letter": pa.array([d.column.letter for d in domains], pa.string()),
-            }
-        ),
-        "pairs": pa.table(
-            {
-                name: pa.array(
-                    [p[i] for b, banner_ in enumerate(plan.banners) for p in [(b, *x) for x in _pairs_of(banner_)]],
-                    pa.int64(),
-                )
-                for i, name in enumerate(("bpos", "ca", "cb"))
-            }
-        ),
-        "crit": _critical_values(plan, confidence),
-    }
-    kish_p = "100.0 * sqrt(greatest(percent / 100 * (1 - percent / 100), 0) / n_eff)"
-    row_units = _unit_table(
-        con,
-        rows_b,
-        _units(rows_b, "percent", _se(rows_b, "se", kish_p), "NOT suppressed AND percent IS NOT NULL AND n_eff > 0"),
-    )
-    kish_top = "100.0 * sqrt(greatest(topbox / 100 * (1 - topbox / 100), 0) / n_eff)"
-    top_units = _unit_table(
-        con,
-        summaries_b,
-        _units(
-            summaries_b,
-            "topbox",
-            _se(summaries_b, "topbox_se", kish_top),
-            "NOT suppressed AND topbox IS NOT NULL AND n_eff > 0",
-            "''",
-        ),
-    )
-    mean_units = _unit_table(
-        con,
-        summaries_b,
-        _units(
-            summaries_b,
-            "mean",
-            _se(summaries_b, "mean_se", "sd / sqrt(n_eff)"),
-            "NOT suppressed AND mean IS NOT NULL AND n_eff > 0",
-            "''",
-        ),
-    )
-    row_letters = _letters(con, row_units, tables)
-    top_letters = _letters(con, top_units, tables)
-    mean_letters = _letters(con, mean_units, tables)
-    # each row's question's top-box and mean letters
-    position = _summary_position(con, rows_b, summaries_b)
+    parents = pa.array([d.scope for d in domains], pa.string())
+
+    def domain_of(table: pa.Table) -> np.ndarray:
+        return pc.index_in(table.column("scope"), value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def tested(table: pa.Table, estimate: str, design_se: str, kind: str, code: pa.ChunkedArray | None) -> pa.Array:
+        domain = domain_of(table)
+        n_eff = _numbers(table.column("n_eff"))
+        value = _numbers(table.column(estimate))
+        se = _se(table, design_se, estimate, n_eff, kind)
+        withheld = table.column("suppressed").to_numpy(zero_copy_only=False).astype(bool)
+        ok = ~withheld & ~np.isnan(value) & ~np.isnan(se) & (n_eff > 0)
+        keys = [table.column("wave"), parents.take(pa.array(domain)), table.column("question")]
+        bpos = pa.array(np.array([d.bpos for d in domains], dtype=np.int64)[domain])
+        group = _codes(*keys, pa.chunked_array([bpos]), *([code] if code is not None else []))
+        return _column_tests(plan, confidence, domain, domains, group, value, se, ok)
+
+    row_letters = tested(rows_b, "percent", "se", "percent", rows_b.column("code"))
+    top_letters = tested(summaries_b, "topbox", "topbox_se", "percent", None)
+    mean_letters = tested(summaries_b, "mean", "mean_se", "mean", None)
+    position = _summary_position(rows_b)
     index = pc.index_in(summaries_b.column("scope"), value_set=ids)
-    sums_meta = _domain_columns(plan, domains, index)
     summaries_b = _replace_scope(summaries_b, domains, index)
-    for name, column in (*sums_meta, ("topbox_sig_columns", top_letters), ("mean_sig_columns", mean_letters)):
+    for name, column in (
+        *_domain_columns(plan, domains, index),
+        ("topbox_sig_columns", top_letters),
+        ("mean_sig_columns", mean_letters),
+    ):
         summaries_b = summaries_b.append_column(name, column)
     index = pc.index_in(rows_b.column("scope"), value_set=ids)
     rows_meta = _domain_columns(plan, domains, index)
@@ -494,19 +485,18 @@ def combine(
     )
 
 
-def _summary_position(con: duckdb.DuckDBPyConnection, rows: pa.Table, summaries: pa.Table) -> pa.Array:
-    """For each row, the position of its question's summary."""
-    with registered(
-        con,
-        {"r": rows.select(["wave", "scope", "question"]), "s": summaries.select(["wave", "scope", "question"])},
-        ("r", "s"),
-    ):
-        return fetch_arrow(
-            con,
-            "WITH s AS (SELECT *, (row_number() OVER () - 1)::BIGINT AS pos FROM _wt_s), "
-            "r AS (SELECT *, row_number() OVER () AS rn FROM _wt_r) "
-            "SELECT s.pos FROM r JOIN s USING (wave, scope, question) ORDER BY r.rn",
-        ).column("pos")
+def _summary_position(rows: pa.Table) -> pa.Array:
+    """For each row, the position of its question's summary: the report writes each summary's rows
+    together, in the summaries' order, and every summary has at least one row (system missing, or no
+    response counted), so a new summary starts wherever (wave, scope, question) changes."""
+    if rows.num_rows == 0:
+        return pa.array([], pa.int64())
+    change = np.zeros(rows.num_rows, dtype=bool)
+    change[0] = True
+    for name in ("wave", "scope", "question"):
+        column = rows.column(name).combine_chunks()
+        change[1:] |= pc.not_equal(column.slice(1), column.slice(0, rows.num_rows - 1)).to_numpy(zero_copy_only=False)
+    return pa.array(np.cumsum(change) - 1)
 
 
 def _domain_columns(plan: BannerPlan, domains: list[Domain], index: pa.Array) -> list[tuple[str, pa.Array]]:
