@@ -677,10 +677,8 @@ def report(
                 params,
             )
             summary = con.sql("SELECT * FROM _wt_summary ORDER BY sidx").to_arrow_table()
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_own_rows AS WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}",
-                {"z": z},
-            )
+            rows_sql = f"CREATE OR REPLACE TEMP TABLE _wt_own_rows AS WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
+            con.execute(rows_sql, {"z": z} if "$z" in rows_sql else None)
             own = con.sql("SELECT * FROM _wt_own_rows ORDER BY sidx, rowid").to_arrow_table()
             audit = con.sql(
                 f"WITH {_aliases(('summary', 'own_rows'))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
