@@ -354,7 +354,7 @@ class _Book:
                 s and (s.get("benchmark_topbox") if c.get("benchmark") else s.get("topbox"))
                 for c, s in zip(cols, summaries, strict=True)
             ]
-            qual = [(s or {}).get("topbox_quality") or "" for s in summaries]
+            qual = [(s or {}).get("quality") or "" for s in summaries]
             r = self._line(ws, fmt, r, self.t["topbox"], values, "pct_b", cols, notes, qual)
             r = self._letters(ws, fmt, r, [(s or {}).get("topbox_sig_columns") or "" for s in summaries])
             values = [

@@ -29,8 +29,8 @@ from .design import Design, custom_key_sql, design_tables, wave_design
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
-from .rollup import aggregate, report
-from .significance import confidence_label, test_name, z_critical
+from .rollup import Methods, aggregate, report
+from .significance import confidence_label, methods_meta, register_functions, test_name, z_critical
 
 __all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
 
@@ -151,6 +151,7 @@ def _tabulate(
         if banner_names
         else None,
     )
+    register_functions(con)
     with _one_thread_per_query(con):
         parts = _tables_by_wave(con, request, needed)
     if request.wanted:
@@ -178,8 +179,9 @@ def _tabulate(
         "weight": {str(w): (weight_source(con, w) if weighted else "none") for w in targets},
         "min_base": config.tables.min_base,
         "confidence": confidence_label(config.tables.confidence),
-        "test": test_name(config.tables.confidence),
+        "test": test_name(config.tables.confidence, config.tables),
         "percent": "weighted percent of valid responses (user- and system-missing excluded), 0-100",
+        "methods": methods_meta(config.tables, {str(p.wave): p.design.description for p in parts if p.wave in targets}),
     }
     if request.banners is not None:
         meta["banners"] = banner_meta(request.banners, config.tables.confidence)
@@ -337,9 +339,13 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                 part = _collect_wave(
                     cursor, config, wave, request.subscribers, request.wanted, request.weighted, request.banners
                 )
-                part.aggregates = aggregate(cursor, part.aggregate_inputs(config, request.scopes))
+                part.aggregates = aggregate(
+                    cursor, part.aggregate_inputs(config, request.scopes), variance=config.tables.variance
+                )
                 if request.banners is not None:
-                    part.banner_aggregates = aggregate(cursor, _banner_inputs(part, config, request))
+                    part.banner_aggregates = aggregate(
+                        cursor, _banner_inputs(part, config, request), variance=config.tables.variance
+                    )
                 parts[wave] = part
             finally:
                 aggregated[wave].set()
@@ -351,7 +357,8 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                     _report_inputs(part, parts.get(wave - 1), request.scopes),
                     z=z_critical(config.tables.confidence),
                     min_base=config.tables.min_base,
-                    test=test_name(config.tables.confidence),
+                    test=test_name(config.tables.confidence, config.tables),
+                    methods=_methods(config),
                 )
                 if request.banners is not None:
                     part.banner_tables = report(
@@ -359,7 +366,8 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                         _banner_report_inputs(part, parts.get(wave - 1), request),
                         z=z_critical(config.tables.confidence),
                         min_base=config.tables.min_base,
-                        test=test_name(config.tables.confidence),
+                        test=test_name(config.tables.confidence, config.tables),
+                        methods=_methods(config),
                     )
         finally:
             cursor.close()
@@ -370,6 +378,22 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
         return [work(wave) for wave in waves]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(work, waves))
+
+
+def _methods(config: StudyConfig) -> Methods:
+    t = config.tables
+    return Methods(
+        z=z_critical(t.confidence),
+        confidence=t.confidence,
+        min_base=t.min_base,
+        test=test_name(t.confidence, t),
+        variance=t.variance,
+        interval=t.interval,
+        adjust=t.adjust,
+        cv_caution=t.cv_caution,
+        cv_suppress=t.cv_suppress,
+        min_effective_base=t.min_effective_base,
+    )
 
 
 def _collect_wave(
