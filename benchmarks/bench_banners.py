@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_tables  # noqa: E402
+import bench_tables
 
 BANNERS = ["Q1", "Q2"]
 RATIO_MAX, PANDAS_MIN = 2.5, 20.0
