@@ -130,12 +130,17 @@ def _print_tables(result: Tables) -> None:
         columns = ["code", "label", "n", "weighted n", "% of respondents" if is_mr else "valid %", "CI"]
         if is_mr:
             columns.append("% of responses")
+        lettered = bool(summary.get("column"))
+        if lettered:
+            columns.append("higher than")
         body = []
         for r in rows:
             ci = f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}" if r["ci_low"] is not None else ""
             line = [r["code"], r["label"], r["n"], _fmt(r["weighted_n"]), _fmt(r["percent"]), ci]
             if is_mr:
                 line.append(_fmt(r["percent_of_responses"]))
+            if lettered:
+                line.append(r.get("sig_columns") or "")
             body.append(line)
         console.print(table(title, columns, body))
         console.print(_summary_line(summary), markup=False)
@@ -167,4 +172,8 @@ def _summary_line(s: dict[str, Any]) -> str:
         parts.append(f"vs rest {_fmt(s['benchmark_topbox'])}% {s['sig_topbox_vs_benchmark'] or 'n.s.'}")
     if s["previous_topbox"] is not None:
         parts.append(f"vs previous wave {_fmt(s['previous_topbox'])}% {s['sig_topbox_vs_previous'] or 'n.s.'}")
+    if s.get("topbox_sig_columns") or s.get("mean_sig_columns"):
+        parts.append(
+            f"higher than column(s): top-2 {s['topbox_sig_columns'] or '-'}, mean {s['mean_sig_columns'] or '-'}"
+        )
     return "; ".join(parts)
