@@ -15,7 +15,6 @@ book holds the subscriber's own scope, its benchmark's top-2 box and mean, and i
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -25,6 +24,7 @@ import xlsxwriter
 
 from .config import StudyConfig
 from .errors import OutputError
+from .fsutil import atomic_path
 from .stats import Tables
 
 TEXTS = {
@@ -139,9 +139,8 @@ def write_databook(config: StudyConfig, tables: Tables, subscriber: str, path: s
     book = _Book(config, tables, subscriber, language)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        book.write(tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            book.write(tmp)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the data book: {exc.strerror or exc}") from None
     return path

@@ -25,9 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .codebook import ensure_reviewed
 from .config import StudyConfig
+from .custom import merge_from_config
+from .databook import book_path, write_databook
+from .deliver import send_reports
+from .drift import review_waves
 from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_interruption
+from .fsutil import atomic_path
 from .ingest import SUFFIXES, file_sha256, import_wave
+from .report import render_reports
+from .stats import all_scopes, tabulate
 from .store import first_row, read_store, study_lock, write_store
 
 RUN_LOCK_NAME = ".wavetool-run.lock"
@@ -233,7 +241,6 @@ def _differs(config: StudyConfig, wave: int, files: list[Path]) -> bool:
 
 
 def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .custom import merge_from_config
 
     results = merge_from_config(config, summary.wave)
     summary.merged = [
@@ -254,7 +261,6 @@ def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None
 
 
 def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .codebook import ensure_reviewed, review_waves
 
     waves = list(range(1, summary.wave + 1))
     with read_store(config.root) as con:
@@ -270,7 +276,6 @@ def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) ->
 
 
 def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .stats import all_scopes, tabulate
 
     wave = summary.wave
     target = config.root / TABLES_DIR / f"wave-{wave}.csv"
@@ -278,14 +283,12 @@ def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
     tables = tabulate(config, wave, scopes=all_scopes(config))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tables.to_csv(tmp)
-        new_sha = file_sha256(tmp)
-        old_sha = file_sha256(target) if target.exists() else None
-        if new_sha == old_sha:
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)  # readers see the old file or the new one, never half of one
+        with atomic_path(target) as tmp:  # readers see the old file or the new one, never half of one
+            tables.to_csv(tmp)
+            new_sha = file_sha256(tmp)
+            old_sha = file_sha256(target) if target.exists() else None
+            if new_sha == old_sha:
+                tmp.unlink()  # unchanged: the old file stays, with its time stamp
     except OSError as exc:
         raise OutputError(
             f"{target}: cannot write the tables: {exc.strerror}", hint="check the study folder is writable"
@@ -299,9 +302,6 @@ def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None
     """Each subscriber's data book, ``tables/wave-N/<subscriber>.xlsx``: its own scope (with the benchmark),
     its banners and its custom questions. Rewritten only when its bytes change; one subscriber's failure
     is recorded and the others still get theirs."""
-    from .databook import book_path, write_databook
-    from .stats import tabulate
-
     if not config.subscribers:
         return
     wave = summary.wave
@@ -310,19 +310,18 @@ def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None
     tables = tabulate(config, wave, scopes=list(config.subscribers), banners=banners)
     folder = book_path(config, wave, "x").parent
     written = 0
+    folder.mkdir(parents=True, exist_ok=True)
     for sub in config.subscribers:
         target = book_path(config, wave, sub)
-        tmp = folder / f".{sub}.{os.getpid()}.book.xlsx"
         try:
-            write_databook(config, tables, sub, tmp)
-            sha = file_sha256(tmp)
-            if target.exists() and file_sha256(target) == sha:
-                tmp.unlink()
-            else:
-                os.replace(tmp, target)
-                written += 1
+            with atomic_path(target) as tmp:
+                write_databook(config, tables, sub, tmp)
+                sha = file_sha256(tmp)
+                if target.exists() and file_sha256(target) == sha:
+                    tmp.unlink()  # unchanged: the old file stays, untouched
+                else:
+                    written += 1
         except (WavetoolError, OSError) as exc:
-            tmp.unlink(missing_ok=True)
             reason = exc.message if isinstance(exc, WavetoolError) else str(exc)
             summary.failed.append({"subscriber": sub, "step": "books", "error": reason, "temporary": False})
             say(f"books: {sub} FAILED, {reason}")
@@ -332,7 +331,6 @@ def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None
 
 
 def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .report import render_reports
 
     def progress(done: int, total: int, subscriber: str, status: str) -> None:
         say(f"render: {done}/{total} {subscriber} {status}")
@@ -348,7 +346,6 @@ def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
 
 
 def _step_send(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .deliver import send_reports
 
     if not summary.reports:
         say("send: no reports to send")

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ..databook import write_databook
 from ..stats import Tables, all_scopes, tabulate
 from . import app, ctx_obj
 from .output import make_console, table
@@ -64,8 +65,6 @@ def tabulate_cmd(
         config, wave, scopes=scopes, questions=question or None, weighted=not unweighted, banners=names or None
     )
     if fmt == "xlsx":
-        from ..databook import write_databook
-
         write_databook(config, result, subscriber[0], output)
         make_console(stderr=True).print(f"wrote the data book of {subscriber[0]} to {output}", markup=False)
         return
