@@ -514,40 +514,50 @@ def _audit_select() -> str:
 # n_h/(n_h − 1) · (ΣQ − (ΣT)²/n_h), and a stratum of one unit contributes (ΣT)² (R's
 # survey.lonely.psu = "adjust": centred on the grand mean, which is 0 for a domain ratio).
 _PART_CTES = """
-dom_cells AS (
-    SELECT d.side, m.wave, d.scope, m.question, m.key, m.value, m.top, m.n, m.sw, m.sw2
-    FROM _wt_m_marked m
-    JOIN (SELECT 'scope' AS side, scope, key FROM _wt_scopes UNION ALL SELECT 'bench', scope, key FROM _wt_bench) d
-        ON m.key = d.key
-    WHERE m.status = 'valid'
+sides AS (SELECT 'scope' AS side, scope, key FROM _wt_scopes UNION ALL SELECT 'bench', scope, key FROM _wt_bench),
+key_centres AS (  -- each question's mean over the wave, which keeps the centred sums below exact
+    SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
+    FROM _wt_m_marked WHERE status = 'valid' GROUP BY ALL
 ),
-est_parts AS (
-    SELECT c.side, c.wave, c.scope, c.question, c.key, any_value(s.base_w) AS bw,
-        sum(c.sw * (c.value - s.mean)) AS t_mean, sum(c.sw2 * (c.value - s.mean) * (c.value - s.mean)) AS q_mean,
-        sum(c.sw * (c.top::INTEGER - s.p_top)) AS t_top,
-        sum(c.sw2 * (c.top::INTEGER - s.p_top) * (c.top::INTEGER - s.p_top)) AS q_top,
-        sum(c.n) AS n
-    FROM dom_cells c
-    JOIN _wt_m_stats s USING (side, wave, scope, question)
+key_stats AS (  -- per key and question, once: the sums every domain's z-sums follow from
+    SELECT m.wave, m.key, m.question, any_value(c.centre) AS centre, sum(m.n) AS n, sum(m.sw) AS w,
+        sum(m.sw2) AS w2, coalesce(sum(m.sw) FILTER (WHERE m.top), 0) AS top_w,
+        coalesce(sum(m.sw2) FILTER (WHERE m.top), 0) AS top_w2,
+        sum(m.sw * (m.value - c.centre)) AS wd, sum(m.sw2 * (m.value - c.centre)) AS w2d,
+        sum(m.sw2 * (m.value - c.centre) * (m.value - c.centre)) AS w2dd
+    FROM _wt_m_marked m JOIN key_centres c USING (wave, question)
+    WHERE m.status = 'valid' GROUP BY m.wave, m.key, m.question
+),
+dom_keys AS (
+    SELECT d.side, d.scope, k.*, s.base_w AS bw, s.mean - k.centre AS shift, s.p_top
+    FROM key_stats k JOIN sides d ON k.key = d.key
+    JOIN _wt_m_stats s ON s.side = d.side AND s.wave = k.wave AND s.scope = d.scope AND s.question = k.question
     WHERE s.base_w > 0
-    GROUP BY c.side, c.wave, c.scope, c.question, c.key
+),
+scope_cells AS (  -- the code rows' per-key cells (scopes only: benchmarks show no code rows)
+    SELECT d.scope, m.wave, m.question, m.key, m.value, m.sw, m.sw2
+    FROM _wt_m_marked m JOIN _wt_scopes d ON m.key = d.key WHERE m.status = 'valid'
 ),
 parts AS (
-    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, key, t_mean / bw AS t,
-        q_mean / (bw * bw) AS q, n FROM est_parts
+    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, key,
+        (wd - shift * w) / bw AS t, (w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw) AS q, n
+    FROM dom_keys
     UNION ALL
-    SELECT side, wave, scope, question, 'top', NULL, key, t_top / bw, q_top / (bw * bw), n FROM est_parts
-    WHERE t_top IS NOT NULL
+    SELECT side, wave, scope, question, 'top', NULL, key, (top_w - p_top * w) / bw,
+        (top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw), n
+    FROM dom_keys WHERE p_top IS NOT NULL
     UNION ALL
-    SELECT k.side, k.wave, k.scope, k.question, 'code', v.value, k.key,
-        (coalesce(c.sw, 0) - v.p * k.w) / v.bw,
-        (coalesce(c.sw2, 0) * (1 - v.p) * (1 - v.p) + (k.w2 - coalesce(c.sw2, 0)) * v.p * v.p) / (v.bw * v.bw), k.n
-    FROM (SELECT side, wave, scope, question, key, sum(sw) AS w, sum(sw2) AS w2, NULL::BIGINT AS n
-          FROM dom_cells WHERE side = 'scope' GROUP BY ALL) k
-    JOIN (SELECT wave, scope, question, value, sum(sw) / any_value(s.base_w) AS p, any_value(s.base_w) AS bw
-          FROM dom_cells JOIN _wt_m_stats s USING (side, wave, scope, question)
-          WHERE side = 'scope' AND s.base_w > 0 GROUP BY ALL) v USING (wave, scope, question)
-    LEFT JOIN dom_cells c ON c.side = 'scope' AND c.wave = k.wave AND c.scope = k.scope AND c.question = k.question
+    SELECT 'scope', k.wave, k.scope, k.question, 'code', v.value, k.key,
+        (coalesce(c.sw, 0) - v.p * k.w) / k.bw,
+        (coalesce(c.sw2, 0) * (1 - v.p) * (1 - v.p) + (k.w2 - coalesce(c.sw2, 0)) * v.p * v.p) / (k.bw * k.bw),
+        NULL::BIGINT
+    FROM dom_keys k
+    JOIN (SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) / any_value(s.base_w) AS p
+          FROM scope_cells c JOIN _wt_m_stats s
+              ON s.side = 'scope' AND s.wave = c.wave AND s.scope = c.scope AND s.question = c.question
+          WHERE s.base_w > 0 GROUP BY ALL) v
+        ON k.side = 'scope' AND v.wave = k.wave AND v.scope = k.scope AND v.question = k.question
+    LEFT JOIN scope_cells c ON c.wave = k.wave AND c.scope = k.scope AND c.question = k.question
         AND c.key = k.key AND c.value = v.value
 ),
 units AS (
