@@ -20,6 +20,7 @@ from rsurvey import domain_estimates, p_adjust, rscript
 from test_stats import CONFIG, make_wave, write_sav
 from wavetool.codebook import harmonised_select
 from wavetool.config import load_config
+from wavetool.custom import merge_from_config
 from wavetool.ingest import import_wave
 from wavetool.stats import all_scopes, tabulate, tabulate_waves
 from wavetool.stats.questions import single_questions
@@ -434,3 +435,43 @@ def test_cluster_column_with_a_lonely_psu_equals_r(tmp_path):
             s["topbox_ci_high"] / 100, top.ci_high, rel=1e-7
         )
     assert kg.meta["methods"]["design"]["2"] == "strata = jurisdiction, clusters (PSUs) = PSU"
+
+
+@pytest.fixture
+def merged_study(imported_study: Path) -> Path:
+    merge_from_config(load_config(imported_study))
+    return imported_study
+
+
+def test_custom_question_se_equals_r_on_the_whole_wave_design(merged_study, tmp_path):
+    """A subscriber's custom answers keep their stratum: the domain (Quebec's valid C1 answers) is a subset
+    of the whole wave's design (every jurisdiction's respondents count in n_h)."""
+    from wavetool.custom import custom_select
+    from wavetool.stats.questions import custom_question_list
+
+    config = load_config(merged_study)
+    con = duckdb.connect(str(merged_study / "wavetool.duckdb"), read_only=True)
+    try:
+        frame = con.sql(
+            f"SELECT w._jurisdiction AS PROV, w._weight AS WEIGHT, c.C1 FROM wave_1 w "
+            f"LEFT JOIN ({custom_select(con, config, 1, 'quebec')}) c USING (_id)"
+        ).df()
+        c1 = next(q for q in custom_question_list(con, config, 1, "quebec") if q.name == "C1")
+    finally:
+        con.close()
+    valid = sorted(
+        {c for c in c1.codes if not c1.is_missing(c)}
+        | {float(v) for v in frame.C1.dropna().unique() if not c1.is_missing(v)}
+    )
+    reference = domain_estimates(
+        tmp_path / "r", {1: frame}, {"quebec": ["QC"]}, {"C1": (valid, list(c1.top))}, benchmarks=False
+    )
+    tables = tabulate(with_tables(merged_study, cv_suppress=0), 1, scopes=["quebec"], questions=["C1"])
+    s = tables.summary(1, "quebec", "C1")
+    if c1.top:
+        assert close(s["topbox_se"] / 100, ref(reference, 1, "quebec", "scope", "C1", "top").se)
+        assert close(s["mean_se"], ref(reference, 1, "quebec", "scope", "C1", "mean").se)
+    rows = [r for r in tables.question_rows(1, "quebec", "C1") if not r["missing"]]
+    assert rows
+    for row in rows:
+        assert close(row["se"] / 100, ref(reference, 1, "quebec", "scope", "C1", row["code"]).se), row["code"]
