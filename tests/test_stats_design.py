@@ -475,3 +475,26 @@ def test_custom_question_se_equals_r_on_the_whole_wave_design(merged_study, tmp_
     assert rows
     for row in rows:
         assert close(row["se"] / 100, ref(reference, 1, "quebec", "scope", "C1", row["code"]).se), row["code"]
+
+
+def test_strata_column_other_than_the_jurisdiction_equals_r(tmp_path):
+    """[columns] strata = "REGION": AA's respondents fall in two strata, one of which BB shares (a
+    stratum across jurisdictions); the domains' variances sum over the configured strata."""
+    frames = {}
+    for w in (1, 2):
+        df = make_wave(w, seed=w * 7)
+        df["REGION"] = [
+            ("R1" if i % 2 else "R2") if p == "AA" else ("R2" if p == "BB" else f"R-{p}")
+            for p, i in zip(df.PROV, range(len(df)), strict=True)
+        ]
+        frames[w] = df
+    study = edge_study(tmp_path / "study", frames, extra='[columns]\nstrata = "REGION"\n')
+    reference = domain_estimates(
+        tmp_path / "r",
+        export(study, [1, 2], extra=("REGION",)),
+        EDGE_SCOPES,
+        question_codes(study, 2, EDGE_Q),
+        stratum="REGION",
+        benchmarks=False,
+    )
+    assert compare_edge(study, reference, [1, 2]) > 40
