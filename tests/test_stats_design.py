@@ -498,3 +498,24 @@ def test_strata_column_other_than_the_jurisdiction_equals_r(tmp_path):
         benchmarks=False,
     )
     assert compare_edge(study, reference, [1, 2]) > 40
+
+
+def test_multiple_response_items_se_equals_r(_imported_template, tmp_path):
+    """An item of a multiple-response set is a proportion of the set's base (respondents who gave any):
+    R's svymean of the item indicator over that domain."""
+    study = _imported_template
+    frame = export(study, [1])[1]
+    items = [f"CH_{i}" for i in range(1, 7)]
+    base = (frame[items] == 1).any(axis=1)
+    for item in items:  # the item as a 0/1 answer of the base, missing outside it
+        frame[f"{item}_in"] = np.where(base, (frame[item] == 1).astype(float), np.nan)
+    scopes = {"all": sorted(frame.PROV.unique()), "maritimes": ["NS", "NB"], "PE": ["PE"]}
+    questions = {f"{item}_in": ([0.0, 1.0], [1.0]) for item in items}
+    reference = domain_estimates(tmp_path / "r", {1: frame}, scopes, questions, benchmarks=False)
+    tables = tabulate(with_tables(study, min_base=1, cv_suppress=0), 1, scopes=list(scopes), questions=["$CHANNELS"])
+    for scope in scopes:
+        rows = {r["code"]: r for r in tables.question_rows(1, scope, "$CHANNELS")}
+        for item in items:
+            r = ref(reference, 1, scope, "scope", f"{item}_in", "top")
+            assert close(rows[item]["percent"] / 100, r.est, rel=1e-12)
+            assert close(rows[item]["se"] / 100, r.se), (scope, item, rows[item]["se"], r.se)

@@ -70,7 +70,6 @@ def methods_meta(tables: Any, designs: dict[str, str]) -> dict[str, Any]:
         "family": "every test reported for one scope in one wave",
         "quality": f"E: CV >= {tables.cv_caution:g}%; F (withheld): CV > {tables.cv_suppress:g}%",
         "min_effective_base": tables.min_effective_base,
-        "multiple_response_variance": "Kish (not linearised)",
     }
 
 
