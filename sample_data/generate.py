@@ -1090,7 +1090,7 @@ def write_config(custom_files):
         "bottom = []",
         "",
         "[weighting]",
-        "max_iterations = 100",
+        "max_iterations = 1000",
         "tolerance = 1e-6",
         "trim = [0.2, 5.0]",
         "[weighting.margins.AGEGRP]",

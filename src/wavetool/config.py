@@ -118,9 +118,11 @@ class TablesConfig:
 @dataclass(frozen=True)
 class WeightingConfig:
     margins: dict[str, dict[str, float]] = field(default_factory=dict)
-    max_iterations: int = 100
+    max_iterations: int = 1000
     tolerance: float = 1e-6
     trim: tuple[float, float] | None = None
+    # hold each jurisdiction's share of the starting weights as an extra margin when the jurisdiction is not one
+    keep_jurisdiction_totals: bool = True
 
 
 @dataclass(frozen=True)
@@ -543,7 +545,7 @@ def _parse_tables(sec: _Section) -> TablesConfig:
 
 
 def _parse_weighting(sec: _Section) -> WeightingConfig:
-    sec.check_keys({"margins", "max_iterations", "tolerance", "trim"})
+    sec.check_keys({"margins", "max_iterations", "tolerance", "trim", "keep_jurisdiction_totals"})
     margins = {}
     margins_sec = sec.section("margins")
     for variable in margins_sec.data:
@@ -559,9 +561,10 @@ def _parse_weighting(sec: _Section) -> WeightingConfig:
         raise sec.error("trim", "must be [low, high] with 0 < low < high, e.g. [0.2, 5.0]")
     return WeightingConfig(
         margins=margins,
-        max_iterations=sec.get("max_iterations", int, default=100),
+        max_iterations=sec.get("max_iterations", int, default=1000),
         tolerance=sec.get("tolerance", float, default=1e-6),
         trim=(float(trim[0]), float(trim[1])) if trim else None,
+        keep_jurisdiction_totals=sec.get("keep_jurisdiction_totals", bool, default=True),
     )
 
 
