@@ -26,18 +26,50 @@ EMAIL_RE = re.compile(
 LANGUAGES = ("en", "fr")
 
 
+ROW_IDS = "row"  # `id = "row"`: the file has no respondent id; row numbers are the ids
+NO_WEIGHT = "none"  # `weight = "none"`: the file has no weight; every respondent weighs 1 (unweighted)
+ROLE_KEYS = ("id", "jurisdiction", "weight", "jurisdiction_code")
+
+
 @dataclass(frozen=True)
 class ColumnRoles:
-    """Which file columns hold the respondent id, the jurisdiction and the final weight."""
+    """Which file columns hold the respondent id, the jurisdiction and the final weight, or the explicit
+    opt-outs: ``id = "row"`` (row numbers as ids), ``weight = "none"`` (unweighted) and ``jurisdiction_code``
+    ((file name, code) pairs; file name "" = every file): the jurisdiction of every row of a file without
+    a jurisdiction column."""
 
     id: str = "RESPID"
     jurisdiction: str = "PROV"
     weight: str = "WEIGHT"
+    jurisdiction_code: tuple[tuple[str, str], ...] = ()
 
-    def merged(self, **overrides: str | None) -> ColumnRoles:
-        """These roles with the non-empty ``overrides`` applied."""
+    def merged(self, **overrides: Any) -> ColumnRoles:
+        """These roles with the non-empty ``overrides`` applied. A jurisdiction column given without a
+        jurisdiction code replaces an inherited code (the column is then what holds the jurisdiction)."""
         values = {k: v for k, v in overrides.items() if v}
+        if values.get("jurisdiction") and "jurisdiction_code" not in values:
+            values["jurisdiction_code"] = ()
         return ColumnRoles(**{**self.__dict__, **values})
+
+    @property
+    def row_ids(self) -> bool:
+        return self.id == ROW_IDS
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight != NO_WEIGHT
+
+    def code_for(self, file_name: str) -> str | None:
+        """The jurisdiction code every row of ``file_name`` gets, or None (its jurisdiction column holds it)."""
+        codes = dict(self.jurisdiction_code)
+        return codes.get(file_name, codes.get(""))
+
+    def describe(self) -> dict[str, Any]:
+        """The roles as shown in ``import --json`` and stored with a wave."""
+        out: dict[str, Any] = {"id": self.id, "jurisdiction": self.jurisdiction, "weight": self.weight}
+        if self.jurisdiction_code:
+            out["jurisdiction_code"] = {name or "*": code for name, code in self.jurisdiction_code}
+        return out
 
 
 @dataclass(frozen=True)
@@ -49,7 +81,7 @@ class Wave:
     fieldwork_end: dt.date | None
     inbox: str | None = None
     codebook: str | None = None
-    column_overrides: dict[str, str] = field(default_factory=dict)
+    column_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -332,8 +364,35 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
 
 
 def _parse_columns(sec: _Section, base: ColumnRoles) -> ColumnRoles:
-    sec.check_keys({"id", "jurisdiction", "weight"})
-    return base.merged(**{k: sec.get(k, str) for k in ("id", "jurisdiction", "weight")})
+    return base.merged(**_role_values(sec))
+
+
+def _role_values(sec: _Section) -> dict[str, Any]:
+    """The role keys of a ``[columns]`` table (study-wide or a wave's): column names, or the opt-outs
+    ``id = "row"``, ``weight = "none"`` and ``jurisdiction_code = "CODE"`` / ``{ "file.sav" = "CODE" }``."""
+    sec.check_keys(set(ROLE_KEYS))
+    values: dict[str, Any] = {}
+    for key in ("id", "jurisdiction", "weight"):
+        value = sec.get(key, str)
+        if value is not None and not value.strip():
+            opt_out = {"id": f' or "{ROW_IDS}" (row numbers as ids)', "weight": f' or "{NO_WEIGHT}" (unweighted)'}
+            raise sec.error(
+                key,
+                "is empty: name the column" + opt_out.get(key, '; a file without one takes jurisdiction_code = "CODE"'),
+            )
+        values[key] = value
+    code = sec.data.get("jurisdiction_code")
+    if code is not None:
+        pairs = {"": code} if isinstance(code, str) else code if isinstance(code, dict) else None
+        if not pairs or not all(isinstance(v, str) and v.strip() for v in pairs.values()):
+            raise sec.error("jurisdiction_code", 'must be a jurisdiction code ("YT") or a table of file name = code')
+        if values.get("jurisdiction") and "" in pairs:
+            raise sec.error(
+                "jurisdiction_code",
+                f"gives every file one jurisdiction, but jurisdiction = {values['jurisdiction']!r} names a column: keep one",
+            )
+        values["jurisdiction_code"] = tuple((name, c.strip()) for name, c in pairs.items())
+    return values
 
 
 def _items(top: _Section, name: str, path: Path) -> list[_Section]:
@@ -366,8 +425,7 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
             raise sec.error("number", f"{number} is not a wave number 1-4")
         if number in waves:
             raise sec.error("number", f"wave {number} is listed twice")
-        overrides = sec.section("columns")
-        overrides.check_keys({"id", "jurisdiction", "weight"})
+        overrides = _role_values(sec.section("columns"))
         label = sec.get("label", str, default=f"Wave {number}")
         start, end = _date(sec, "fieldwork_start"), _date(sec, "fieldwork_end")
         if start and end and end < start:
@@ -380,7 +438,7 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
             fieldwork_end=end,
             inbox=sec.get("inbox", str),
             codebook=sec.get("codebook", str),
-            column_overrides={k: overrides.get(k, str) for k in overrides.data},
+            column_overrides={k: v for k, v in overrides.items() if v is not None},
         )
     return dict(sorted(waves.items()))
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from .. import __version__
 from ..codebook import Codebook, MrSet, Variable, code_text, load_codebook, read_codebook_file, save_codebook
-from ..config import ColumnRoles, StudyConfig
+from ..config import NO_WEIGHT, ROW_IDS, ColumnRoles, StudyConfig
 from ..errors import DataError, InputMissingError, WavetoolError
 from ..store import connect, first_row, quote, transaction, wave_table, write_store
 from .csvfile import load_csv
@@ -177,7 +177,7 @@ def _stage_file(
     count the codes that are neither labelled nor missing in every other column."""
     suffix = _check_file(path)
     warnings: list[str] = []
-    keep = [roles.id, roles.jurisdiction, roles.weight] if roles else []
+    keep = list(dict.fromkeys(role_columns(roles, path.name).values())) if roles else []
     skip = set(keep) if roles else None
     target = staging.path(name)
     if suffix == ".csv":
@@ -283,34 +283,158 @@ def _stacked_codebook(decoded: list[DecodedFile]) -> Codebook:
     return Codebook(variables, mr_sets, decoded[0].codebook.encoding)
 
 
-def _stacked_sql(
-    decoded: list[DecodedFile], codebook: Codebook, sources: list[str], columns: list[str] | None = None
-) -> str:
-    """SQL reading the files' staged rows (registered as ``sources``) as one table in canonical types, with
-    ``columns`` (default: every column of the codebook; NULL where a file lacks one)."""
-    parts = []
-    for item, source in zip(decoded, sources, strict=True):
-        parts.append(
-            f"SELECT {canonical_select(staged_schema(Path(item.staged_as)), codebook, columns)} FROM {quote(source)}"
-        )
-    return " UNION ALL ".join(parts)
-
-
 def _rows_text(rows: list[int], total: int) -> str:
     listed = ", ".join(str(r) for r in rows[:MAX_LISTED])
     more = f" and {total - MAX_LISTED} more" if total > MAX_LISTED else ""
     return f"row{'s' if total > 1 else ''} {listed}{more}"
 
 
+OPT_OUT = {
+    "id": f"--id {ROW_IDS} (row numbers as ids)",
+    "jurisdiction": "--jurisdiction-code CODE (one jurisdiction for every row of the file)",
+    "weight": f"--weight {NO_WEIGHT} (unweighted)",
+}
+
+
+def role_columns(roles: ColumnRoles, file_name: str) -> dict[str, str]:
+    """role -> the column of ``file_name`` that holds it; an opted-out role (``id = "row"``,
+    ``weight = "none"``, a jurisdiction code for the file) has none."""
+    columns = {}
+    if not roles.row_ids:
+        columns["id"] = roles.id
+    if roles.code_for(file_name) is None:
+        columns["jurisdiction"] = roles.jurisdiction
+    if roles.weighted:
+        columns["weight"] = roles.weight
+    return columns
+
+
+def resolve_roles(
+    config: StudyConfig,
+    wave: int,
+    paths: list[Path],
+    *,
+    id_column: str | None = None,
+    jurisdiction_column: str | None = None,
+    weight_column: str | None = None,
+    jurisdiction_codes: Sequence[str] | None = None,
+) -> ColumnRoles:
+    """The wave's roles with the command line's applied, checked before any file is decoded: one column
+    one role, opt-outs that make sense for these files (DataError naming the file and the columns)."""
+    first = paths[0]
+    given = {"id": id_column, "jurisdiction": jurisdiction_column, "weight": weight_column}
+    for role, value in given.items():
+        if value is not None and not value.strip():
+            raise DataError(
+                f"{first}: --{role} is empty",
+                hint=f"name the file's {role} column, or pass {OPT_OUT[role]}",
+            )
+    codes = _parse_codes(first, jurisdiction_codes or ())
+    if jurisdiction_column and any(name == "" for name, _ in codes):
+        raise DataError(
+            f"{first}: --jurisdiction {jurisdiction_column} and --jurisdiction-code {dict(codes)['']} both say where"
+            " every row's jurisdiction comes from",
+            hint="keep one: the column, or the code (FILE=CODE gives one file a code and leaves the others to the column)",
+        )
+    roles = config.roles_for_wave(wave).merged(jurisdiction_code=codes, **given)
+    names = {p.name for p in paths}
+    unknown_files = [name for name, _ in roles.jurisdiction_code if name and name not in names]
+    if unknown_files and codes:
+        raise DataError(
+            f"{first}: --jurisdiction-code {unknown_files[0]}=… names no file of this import"
+            f" (files: {', '.join(sorted(names))})",
+            hint="give FILE=CODE with the file's own name, or CODE alone for every file",
+        )
+    for path in paths:
+        _one_column_one_role(path, role_columns(roles, path.name))
+    _check_codes(config, first, roles)
+    if roles.row_ids:
+        _check_row_ids(config, wave, paths)
+    return roles
+
+
+def _parse_codes(path: Path, values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, _, code = value.rpartition("=")
+        if not code.strip():
+            raise DataError(f"{path}: --jurisdiction-code {value!r} gives no code", hint="pass CODE or FILE=CODE")
+        if name.strip() in pairs:
+            raise DataError(
+                f"{path}: --jurisdiction-code is given twice for {name.strip() or 'every file'}",
+                hint="one code per file (FILE=CODE), or one CODE for every file",
+            )
+        pairs[name.strip()] = code.strip()
+    if "" in pairs and len(pairs) > 1:
+        raise DataError(
+            f"{path}: --jurisdiction-code {pairs['']} (every file) and FILE=CODE both given",
+            hint="give every file its code as FILE=CODE, or one CODE for all",
+        )
+    return tuple(pairs.items())
+
+
+def _one_column_one_role(path: Path, columns: dict[str, str]) -> None:
+    seen: dict[str, str] = {}
+    for role, column in columns.items():
+        if column in seen:
+            other = seen[column]
+            raise DataError(
+                f"{path}: column {column} is given two roles, {other} and {role}",
+                hint=f"one column, one role: pass --{role} with the file's {role} column, or {OPT_OUT[role]}",
+            )
+        seen[column] = role
+
+
+def _check_codes(config: StudyConfig, path: Path, roles: ColumnRoles) -> None:
+    if not config.jurisdictions:
+        return  # the jurisdictions then come from the data's value labels; any code is its own
+    for name, code in roles.jurisdiction_code:
+        if code not in config.jurisdictions:
+            raise DataError(
+                f"{path}: jurisdiction code {code!r}{f' for {name}' if name else ''} is not one of the study's"
+                f" jurisdictions ({', '.join(sorted(config.jurisdictions))})",
+                hint="use a code listed in [jurisdictions] in wavetool.toml, or add it there",
+            )
+
+
+def _check_row_ids(config: StudyConfig, wave: int, paths: list[Path]) -> None:
+    """Row numbers identify respondents only within one file, and nothing outside the file knows them."""
+    if len(paths) > 1:
+        raise DataError(
+            f"{paths[1]}: --id {ROW_IDS} numbers each file's rows from 1, so the {len(paths)} files of wave {wave}"
+            f" would share ids ({', '.join(p.name for p in paths)})",
+            hint="import with the files' real id column (--id COLUMN), or stack them into one file first",
+        )
+    custom = [sub.id for sub in config.subscribers.values() if any(c.wave == wave for c in sub.custom)]
+    merged = _merged_custom(config, wave)
+    if custom or merged:
+        who = ", ".join(sorted({*custom, *merged}))
+        raise DataError(
+            f"{paths[0]}: --id {ROW_IDS}: the custom questions of {who} for wave {wave} are matched to respondents"
+            " by their real ids, which row numbers are not",
+            hint="import with the file's respondent id column (--id COLUMN)",
+        )
+
+
+def _merged_custom(config: StudyConfig, wave: int) -> list[str]:
+    try:
+        con = connect(config.root, read_only=True, timeout=2.0)
+    except WavetoolError:
+        return []
+    try:
+        return [r[0] for r in con.execute("SELECT subscriber FROM custom_merges WHERE wave = ?", [wave]).fetchall()]
+    finally:
+        con.close()
+
+
 def _check_roles(decoded: list[DecodedFile], roles: ColumnRoles) -> None:
     for item in decoded:
         names = list(item.codebook.variables)
-        for role in ("id", "jurisdiction", "weight"):
-            column = getattr(roles, role)
+        for role, column in role_columns(roles, item.path.name).items():
             if column not in names:
                 raise DataError(
                     f"{item.path}: no {role} column {column!r} (columns: {', '.join(names[:12])}{', …' if len(names) > 12 else ''})",
-                    hint=f"pass --{role} COLUMN or set [columns] {role} in wavetool.toml",
+                    hint=f"pass --{role} COLUMN or set [columns] {role} in wavetool.toml; without one, {OPT_OUT[role]}",
                 )
 
 
@@ -334,22 +458,22 @@ def validate(
     """Check ids, jurisdictions and weights in staging (raise DataError naming file, column and rows) and
     collect warnings about codes that are neither labelled nor missing."""
     _check_roles(decoded, roles)
-    weight_var = codebook.variables[roles.weight]
-    if weight_var.type != "numeric":
+    weight_var = codebook.variables.get(roles.weight)
+    if roles.weighted and weight_var is not None and weight_var.type != "numeric":
         raise DataError(
             f"{decoded[0].path}: column {roles.weight}: the weight column is {weight_var.type}, not numeric",
-            hint="pass --weight with the numeric weight column",
+            hint=f"pass --weight with the numeric weight column, or --weight {NO_WEIGHT} to import unweighted",
         )
     parts = []
     for index, item in enumerate(decoded):
         assert item.kept is not None
         con.register(f"kept_{index}", item.kept)
-        select = canonical_select(item.kept.schema, codebook, [roles.id, roles.jurisdiction, roles.weight])
-        parts.append(f"SELECT {index} AS __file, {ROW} AS __row, {select} FROM kept_{index}")
+        columns = role_columns(roles, item.path.name)
+        select = canonical_select(item.kept.schema, codebook, list(dict.fromkeys(columns.values())))
+        inner = f"SELECT {', '.join([ROW, select] if select else [ROW])} FROM kept_{index}"
+        parts.append(f"SELECT {index} AS __file, {_role_select(roles, item.path.name, codebook)} FROM ({inner})")
     con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS {' UNION ALL '.join(parts)}")
-    rid, jur, wt = quote(roles.id), quote(roles.jurisdiction), quote(roles.weight)
-    id_text = _text_expr(rid, codebook.variables.get(roles.id))
-    jur_text = _text_expr(jur, codebook.variables.get(roles.jurisdiction))
+    id_text, jur_text, wt = "__id", "__jur", "__wt"
 
     def where(file_index: int) -> Path:
         return decoded[file_index].path
@@ -414,7 +538,7 @@ def validate(
             f" ({total} bad weight{'s' if total > 1 else ''}: {_rows_text(rows, total)})",
             hint="fix the weights, or import with another --weight column",
         )
-    counts = UnlabelledCodes(codebook, {roles.id, roles.jurisdiction, roles.weight})
+    counts = UnlabelledCodes(codebook, {c for d in decoded for c in role_columns(roles, d.path.name).values()})
     counts.checks.clear()
     for item in decoded:
         if item.unlabelled is not None:
@@ -425,7 +549,27 @@ def validate(
 def _known_jurisdictions(config: StudyConfig, codebook: Codebook, roles: ColumnRoles) -> set[str]:
     if config.jurisdictions:
         return set(config.jurisdictions)
-    return set(codebook.variables.get(roles.jurisdiction, Variable(roles.jurisdiction)).value_labels)
+    labelled = set(codebook.variables.get(roles.jurisdiction, Variable(roles.jurisdiction)).value_labels)
+    return labelled | {code for _, code in roles.jurisdiction_code}
+
+
+def _role_select(roles: ColumnRoles, file_name: str, codebook: Codebook) -> str:
+    """``__row, __id, __jur, __wt`` of one file's rows (over its canonical columns and ``__row``): the role
+    columns' text, or the opt-outs' row number, jurisdiction code and weight 1."""
+    columns = role_columns(roles, file_name)
+    code = roles.code_for(file_name)
+    id_expr = (
+        _text_expr(quote(columns["id"]), codebook.variables.get(columns["id"]))
+        if "id" in columns
+        else f"CAST({ROW} AS VARCHAR)"
+    )
+    jur_expr = (
+        _text_expr(quote(columns["jurisdiction"]), codebook.variables.get(columns["jurisdiction"]))
+        if code is None
+        else "'" + code.replace("'", "''") + "'"
+    )
+    wt_expr = f"CAST({quote(columns['weight'])} AS DOUBLE)" if "weight" in columns else "CAST(1 AS DOUBLE)"
+    return f"{ROW} AS __row, {id_expr} AS __id, {jur_expr} AS __jur, {wt_expr} AS __wt"
 
 
 def _content_hash(hashes: list[str], roles: ColumnRoles, encoding: str | None, codebook_hash: str) -> str:
@@ -433,6 +577,8 @@ def _content_hash(hashes: list[str], roles: ColumnRoles, encoding: str | None, c
     for sha in hashes:
         digest.update(sha.encode())
     digest.update(f"{roles.id}|{roles.jurisdiction}|{roles.weight}|{encoding or ''}|{codebook_hash}".encode())
+    if roles.jurisdiction_code:  # only then, so that the waves imported before the option keep their hash
+        digest.update(f"|codes={sorted(roles.jurisdiction_code)}".encode())
     return digest.hexdigest()
 
 
@@ -459,6 +605,7 @@ def import_wave(
     id_column: str | None = None,
     jurisdiction_column: str | None = None,
     weight_column: str | None = None,
+    jurisdiction_codes: Sequence[str] | None = None,
     encoding: str | None = None,
     codebook_path: Path | None = None,
     replace: bool = False,
@@ -467,7 +614,10 @@ def import_wave(
 ) -> ImportResult:
     """Import one wave from one or more exports into the study database, all or nothing.
 
-    Re-importing the same files (same roles and options) is a no-op; different files need ``replace``."""
+    Roles: ``id_column="row"`` numbers the rows (one file, no custom questions), ``weight_column="none"``
+    imports unweighted (every weight 1), ``jurisdiction_codes`` (``["YT"]`` or ``["yt.sav=YT", ...]``)
+    gives every row of a file one jurisdiction. Re-importing the same files (same roles and options) is a
+    no-op; different files need ``replace``."""
     config.wave(wave)
     if not files:
         raise InputMissingError(f"wave {wave}: no files given", hint="name the wave's export file(s)")
@@ -475,7 +625,15 @@ def import_wave(
     paths = [Path(p) for p in files]
     for path in paths:
         _check_file(path)
-    roles = config.roles_for_wave(wave).merged(id=id_column, jurisdiction=jurisdiction_column, weight=weight_column)
+    roles = resolve_roles(
+        config,
+        wave,
+        paths,
+        id_column=id_column,
+        jurisdiction_column=jurisdiction_column,
+        weight_column=weight_column,
+        jurisdiction_codes=jurisdiction_codes,
+    )
     wave_entry = config.waves[wave]
     companion = codebook_path or (config.resolve(wave_entry.codebook) if wave_entry.codebook else None)
     uses_companion = companion is not None and any(p.suffix.lower() == ".csv" for p in paths)
@@ -495,7 +653,7 @@ def import_wave(
                 "unchanged",
                 *_stored_size(config, wave),
                 files=_stored_files(config, wave),
-                roles=roles.__dict__.copy(),
+                roles=roles.describe(),
                 review_status=stored[1],
             )
         with Staging() as staging:
@@ -594,7 +752,7 @@ def _write(
     ]
     rows = sum(d.rows for d in decoded)
     result = ImportResult(
-        wave, "imported", rows, len(codebook.variables), file_rows, roles.__dict__.copy(), warnings=warnings
+        wave, "imported", rows, len(codebook.variables), file_rows, roles.describe(), warnings=warnings
     )
     timeout = config.pipeline.lock_timeout if lock_timeout is None else lock_timeout
     with write_store(config.root, timeout=timeout, purpose=f"wavetool import --wave {wave}") as con:
@@ -668,20 +826,17 @@ def _write_wave(
     sources: list[str],
 ) -> None:
     names = list(codebook.variables)
-    id_text = _text_expr(quote(roles.id), codebook.variables.get(roles.id))
-    jur_text = _text_expr(quote(roles.jurisdiction), codebook.variables.get(roles.jurisdiction))
-    con.execute(
-        f"CREATE TABLE {wave_table(wave)} AS SELECT {id_text} AS _id, {jur_text} AS _jurisdiction,"
-        f" CAST({quote(roles.weight)} AS DOUBLE) AS _weight, * FROM ({_stacked_sql(decoded, codebook, sources)})"
-    )
-    save_codebook(
-        con,
-        wave,
-        codebook,
-        {"id": roles.id, "jurisdiction": roles.jurisdiction, "weight": roles.weight},
-        _owners(config, names),
-        _questions(config, wave, names),
-    )
+    parts = []
+    for item, source in zip(decoded, sources, strict=True):
+        # the role columns (or their opt-outs) per file, over the file's rows in canonical types
+        inner = f"SELECT {ROW}, {canonical_select(staged_schema(Path(item.staged_as)), codebook)} FROM {quote(source)}"
+        parts.append(
+            f"SELECT __id AS _id, __jur AS _jurisdiction, __wt AS _weight, * EXCLUDE (__row, __id, __jur, __wt)"
+            f" FROM (SELECT {_role_select(roles, item.path.name, codebook)}, * EXCLUDE ({ROW}) FROM ({inner}))"
+        )
+    con.execute(f"CREATE TABLE {wave_table(wave)} AS {' UNION ALL '.join(parts)}")
+    used = {role: column for d in decoded for role, column in role_columns(roles, d.path.name).items()}
+    save_codebook(con, wave, codebook, used, _owners(config, names), _questions(config, wave, names))
     con.execute(
         "INSERT INTO waves (wave, table_name, id_column, jurisdiction_column, weight_column, rows, columns, encoding,"
         " reader, content_sha256, imported_at, wavetool_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -689,7 +844,7 @@ def _write_wave(
             wave,
             wave_table(wave),
             roles.id,
-            roles.jurisdiction,
+            used.get("jurisdiction", ""),  # '' when every file's jurisdiction is a --jurisdiction-code
             roles.weight,
             rows,
             len(names),

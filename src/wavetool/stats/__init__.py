@@ -57,11 +57,15 @@ def resolve_scopes(config: StudyConfig, scopes: Iterable[str] | None) -> list[st
 
 def weight_source(con: duckdb.DuckDBPyConnection, wave: int) -> str:
     """'raked' when ``wavetool weight`` re-weighted the wave (its ``_weight`` holds the raked weight),
-    else 'vendor' (the weight delivered with the file)."""
+    'unweighted' when it was imported without a weight (``--weight none``: every weight 1), else 'vendor'
+    (the weight delivered with the file)."""
     found = con.execute(
         "SELECT 1 FROM duckdb_columns() WHERE table_name = ? AND column_name = '_weight_raked'", [wave_table(wave)]
     ).fetchall()
-    return "raked" if found else "vendor"
+    if found:
+        return "raked"
+    unweighted = con.execute("SELECT 1 FROM waves WHERE wave = ? AND weight_column = 'none'", [wave]).fetchall()
+    return "unweighted" if unweighted else "vendor"
 
 
 def tabulate(
