@@ -587,6 +587,7 @@ KNOWN_KEYS = {
     *("contacts", "cc", "bcc", "reply_to", "custom_prefix", "custom", "wave", "file", "min_base", "confidence"),
     *("scales", "margins", "max_iterations", "tolerance", "trim", "output_dir", "jobs", "timeout", "transport"),
     "keep_jurisdiction_totals",
+    "jurisdiction_code",
     *("outbox_dir", "from", "rate_limit", "max_retries", "smtp", "lock_timeout"),
 }
 UNKNOWN_KEYS = st.from_regex(r"\A[a-z][a-z0-9_]{0,11}\Z").filter(lambda k: k not in KNOWN_KEYS)
