@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,18 @@ class ColumnRoles:
         """The jurisdiction code every row of ``file_name`` gets, or None (its jurisdiction column holds it)."""
         codes = dict(self.jurisdiction_code)
         return codes.get(file_name, codes.get(""))
+
+    def columns_for(self, file_name: str) -> dict[str, str]:
+        """role -> the column of ``file_name`` that holds it; an opted-out role (``id = "row"``,
+        ``weight = "none"``, a jurisdiction code for the file) has none."""
+        columns = {}
+        if not self.row_ids:
+            columns["id"] = self.id
+        if self.code_for(file_name) is None:
+            columns["jurisdiction"] = self.jurisdiction
+        if self.weighted:
+            columns["weight"] = self.weight
+        return columns
 
     def describe(self) -> dict[str, Any]:
         """The roles as shown in ``import --json`` and stored with a wave."""
@@ -690,6 +703,5 @@ def _parse_pipeline(sec: _Section) -> PipelineConfig:
 
 def example_config() -> str:
     """The commented example configuration that ``wavetool init`` writes."""
-    from importlib.resources import files
 
     return files("wavetool").joinpath("example_config.toml").read_text(encoding="utf-8")
