@@ -24,13 +24,24 @@ from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmoni
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
+from .drivers import Drivers, drivers
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql, sql_text
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
 from .rollup import aggregate, report
 from .significance import confidence_label, test_name, z_critical
 
-__all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
+__all__ = [
+    "ROW_KEYS_FIRST",
+    "Drivers",
+    "Tables",
+    "all_scopes",
+    "drivers",
+    "resolve_scopes",
+    "tabulate",
+    "tabulate_waves",
+    "weight_source",
+]
 
 CUSTOM_KEY = "@"  # cell key prefix of a subscriber's custom answers ('@ontario')
 
