@@ -2,10 +2,11 @@
 (4 waves x 50,000 respondents x 400 questions x 14 scopes; built by ``bench_tables.build_study``), against
 the time of all the tables of the same study, measured in the same run.
 
-Target (issue 12): drivers for every scope and wave take under 20 % of the tables' time. The drivers are
-run as ``wavetool drivers`` runs them, on their own: one sufficient-statistics query per wave plus the
-attributes' top-2 boxes tabulated for them (``wavetool run`` takes those from the tables it has just made,
-which is cheaper; that time is printed too). The study's answers are independent draws, so the
+Target (issue 12): drivers for every scope and wave take under 20 % of the tables' time. Two measures,
+each with its verdict: as ``wavetool run`` computes them (one sufficient-statistics query per wave, the
+attributes' top-2 boxes taken from the tables just made), and alone as ``wavetool drivers`` does (which
+also tabulates the attributes for their top-2 boxes: a ``tabulate`` call of 10 questions, whose fixed cost
+per wave is most of that time). The study's answers are independent draws, so the
 importances are noise; the work is the same as on real data. Run ``python benchmarks/bench_drivers.py``.
 """
 
@@ -70,15 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         f"outcome Q1 on {ATTRIBUTES} attributes"
     )
     print(f"  all tables (tabulate, every question):  median {tables_median:.3f} s over {len(tables_times)} runs")
-    print(
-        f"  drivers, every scope and wave (alone):  median {alone:.3f} s -> {rows} rows, {skipped} scopes skipped"
-    )
+    print(f"  drivers, every scope and wave (alone):  median {alone:.3f} s -> {rows} rows, {skipped} scopes skipped")
     print(f"  drivers given the tables (as in `run`): median {given:.3f} s")
     print(f"  drivers with {args.replicates} bootstrap replicates (alone): {boot_times[0]:.3f} s (no target)")
     print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work slows both)")
+    given_ratio = given / tables_median
     print(
-        f"  ratio drivers / tables: {ratio:.3f} (target < {RATIO_TARGET:g}): "
-        f"{'met' if ratio < RATIO_TARGET else 'MISSED'}; given the tables: {given / tables_median:.3f}"
+        f"  ratio drivers / tables, as `run` computes them (the tables given): {given_ratio:.3f} "
+        f"(target < {RATIO_TARGET:g}): {'met' if given_ratio < RATIO_TARGET else 'MISSED'}"
+    )
+    print(
+        f"  ratio drivers / tables, alone (tabulating the {ATTRIBUTES} attributes' top-2 boxes too): {ratio:.3f} "
+        f"(target < {RATIO_TARGET:g}): {'met' if ratio < RATIO_TARGET else 'MISSED'}"
     )
     return 0
 

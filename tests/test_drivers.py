@@ -315,6 +315,31 @@ def test_an_attribute_constant_in_a_scope_gets_importance_0_and_a_note(tmp_path)
     assert bc["reason"] == "the outcome Y is constant in this scope (every valid answer is 5)"
 
 
+def test_a_scope_where_nobody_answered_the_outcome_gets_no_drivers_and_the_counts(tmp_path):
+    study = synthetic_study(tmp_path / "s", attributes=3)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    qc = frame.PROV == "QC"
+    frame.loc[qc, "Y"] = np.where(np.arange(qc.sum()) % 4 == 0, np.nan, 9.0)  # refused or blank, all of them
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(load_config(study), 1, [sav])
+    result = drivers(load_config(study), 1, scopes=["QC", "ON"])
+    blank, refused = int(frame.Y[qc].isna().sum()), int((frame.Y[qc] == 9).sum())
+    assert [s["scope"] for s in result.skipped] == ["QC"]
+    assert result.skipped[0]["reason"] == (
+        f"no respondent with a valid answer to Y and to every attribute (Y: {refused} user-missing, {blank} blank)"
+    )
+    assert result.skipped[0]["respondents"] == int(qc.sum()) and result.skipped[0]["n"] == 0
+    assert len(result.scope_rows("ON")) == 3
+
+
 def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=17, rows=1500)
     frame = _import(study)

@@ -58,16 +58,8 @@ def _write(result: Drivers, fmt: str, output: Path | None) -> None:
         else:
             result.to_json(sys.stdout)
         return
-    beside = output.with_name(f"{output.stem}-scopes{'.parquet' if fmt == 'parquet' else '.csv'}")
-    if fmt == "csv":
-        result.to_csv(output)
-        result.to_csv(beside, table="scopes")
-    elif fmt == "parquet":
-        result.to_parquet(output)
-        result.to_parquet(beside, table="scopes")
-    else:
-        result.to_json(output)
-    listed = f"; scopes ({result.scopes_table.num_rows}) in {beside}" if fmt != "json" else ""
+    written = result.write(output, fmt)
+    listed = f"; scopes ({result.scopes_table.num_rows}) in {written[1]}" if len(written) > 1 else ""
     make_console(stderr=True).print(f"wrote {result.table.num_rows} rows to {output}{listed}", markup=False)
 
 

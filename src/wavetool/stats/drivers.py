@@ -79,12 +79,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ..codebook import MissingSpec, ensure_reviewed, harmonised_codebook, harmonised_columns
+from ..codebook import MissingSpec, code_text, ensure_reviewed, harmonised_codebook, harmonised_columns
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..store import read_store, wave_table
 from .output import _records, _write, write_csv, write_parquet
-from .questions import single_questions
+from .questions import is_missing_code, single_questions
 from .significance import confidence_label
 
 CONTRACT_COLUMNS = (
@@ -203,6 +203,21 @@ class Drivers:
         """Write one table as Parquet (``meta`` in the file's key-value metadata)."""
         write_parquet(path, self._table(table), self.meta)
 
+    def write(self, path: str | Path, fmt: str) -> list[Path]:
+        """Write the result to ``path`` as ``csv``, ``json`` or ``parquet``; a CSV or Parquet file gets the
+        scopes table beside it (``NAME-scopes.csv`` / ``.parquet``; JSON holds both). Returns the paths."""
+        path = Path(path)
+        if fmt == "json":
+            self.to_json(path)
+            return [path]
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"unknown format {fmt!r}; one of csv, json, parquet")
+        beside = path.with_name(f"{path.stem}-scopes.{fmt}")
+        writer = self.to_csv if fmt == "csv" else self.to_parquet
+        writer(path)
+        writer(beside, table="scopes")
+        return [path, beside]
+
     def _table(self, name: str) -> pa.Table:
         tables = {"drivers": self.table, "scopes": self.scopes_table}
         if name not in tables:
@@ -229,7 +244,7 @@ def drivers(
     if con is None:
         with read_store(config.root) as own:
             return drivers(config, wave, scopes=scopes, con=own, tables=tables)
-    from . import resolve_scopes
+    from . import resolve_scopes  # the package re-exports this module: imported at call time, not at import
 
     spec = config.drivers
     if spec.outcome is None:
@@ -305,8 +320,6 @@ class _Model:
 def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> float:
     """The midpoint of a question's valid labelled codes (0 without any): the shift its sums are taken
     around, so that Σw·x² − (Σw·x)²/Σw loses no digits to cancellation."""
-    from .questions import is_missing_code
-
     codes = []
     for code in value_labels:
         try:
@@ -375,26 +388,38 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
     p = model.k + 1
     ok = f"({_valid_sql(p)})"
     any_blank = "(" + " OR ".join(f"b{i}" for i in range(p)) + ")"
+    # The listwise-invalid rows get NULL weight and values, which every sum skips: ten times faster than a
+    # FILTER clause on each of the (p+1)(p+2)/2 sums.
+    inner = ", ".join(
+        [
+            f"{ok} AS ok",
+            f"{any_blank} AS any_blank",
+            f"CASE WHEN {ok} THEN w END AS wv",
+            *(f"CASE WHEN {ok} THEN v{i} END AS x{i}" for i in range(p)),
+            *(f"b{i}, u{i}" for i in range(p)),
+        ]
+    )
     columns = [
         "count(*) AS respondents",
-        f"count(*) FILTER (WHERE {ok}) AS n",
-        f"count(*) FILTER (WHERE NOT {ok} AND NOT {any_blank}) AS excluded_user_missing",
-        f"count(*) FILTER (WHERE {any_blank}) AS excluded_blank",
-        f"coalesce(sum(w * w) FILTER (WHERE {ok}), 0) AS sw2",
-        f"coalesce(sum(w) FILTER (WHERE {ok}), 0) AS s_w",
+        "count_if(ok) AS n",
+        "count_if(NOT ok AND NOT any_blank) AS excluded_user_missing",
+        "count_if(any_blank) AS excluded_blank",
+        "coalesce(sum(wv * wv), 0) AS sw2",
+        "coalesce(sum(wv), 0) AS s_w",
     ]
-    columns += [f"coalesce(sum(w * v{i}) FILTER (WHERE {ok}), 0) AS s_{i}" for i in range(p)]
-    columns += [
-        f"coalesce(sum(w * v{i} * v{j}) FILTER (WHERE {ok}), 0) AS s_{i}_{j}" for i in range(p) for j in range(i, p)
-    ]
-    columns += [f"min(v{i}) FILTER (WHERE {ok}) AS lo_{i}, max(v{i}) FILTER (WHERE {ok}) AS hi_{i}" for i in range(p)]
-    columns += [f"count(*) FILTER (WHERE u{i}) AS um_{i}, count(*) FILTER (WHERE b{i}) AS bl_{i}" for i in range(p)]
-    sql = f"SELECT key, {', '.join(columns)} FROM ({_base_sql(model)}) GROUP BY key ORDER BY key"
+    columns += [f"coalesce(sum(wv * x{i}), 0) AS s_{i}" for i in range(p)]
+    columns += [f"coalesce(sum(wv * x{i} * x{j}), 0) AS s_{i}_{j}" for i in range(p) for j in range(i, p)]
+    columns += [f"min(x{i}) AS lo_{i}, max(x{i}) AS hi_{i}" for i in range(p)]
+    columns += [f"count_if(u{i}) AS um_{i}, count_if(b{i}) AS bl_{i}" for i in range(p)]
+    sql = (
+        f"SELECT key, {', '.join(columns)} FROM (SELECT key, {inner} FROM ({_base_sql(model)})) "
+        "GROUP BY key ORDER BY key"
+    )
     # One thread: DuckDB's threads add partial sums in any order, and the CSV must be the same every run.
     previous = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     con.execute("SET threads = 1")
     try:
-        data = con.sql(sql).fetchnumpy()
+        data = con.execute(sql).fetchnumpy()
     finally:
         con.execute(f"SET threads = {int(previous)}")
     keys = [str(k) for k in data["key"]]
@@ -575,7 +600,7 @@ def _performance(
     the attributes only)."""
     attributes = list(model.names[1:])
     if tables is None:
-        from . import tabulate
+        from . import tabulate  # the package re-exports this module: imported at call time, not at import
 
         tabulated = {q.name for q in single_questions(con, config, wave)}
         wanted = [a for a in attributes if a in tabulated]
@@ -720,8 +745,6 @@ def _skip_reason(
 
 
 def _code(value: float) -> str:
-    from ..codebook import code_text
-
     return code_text(round(value, 9))
 
 
@@ -762,7 +785,7 @@ def _arrow(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Tabl
 
 
 def _meta(config: StudyConfig, con: duckdb.DuckDBPyConnection, wave: int, model: _Model) -> dict[str, Any]:
-    from . import weight_source
+    from . import weight_source  # the package re-exports this module: imported at call time, not at import
 
     spec = config.drivers
     return {
