@@ -340,6 +340,43 @@ def test_a_scope_where_nobody_answered_the_outcome_gets_no_drivers_and_the_count
     assert len(result.scope_rows("ON")) == 3
 
 
+def test_bootstrap_keeps_a_stratum_of_one_respondent_and_a_scope_sees_only_its_own_strata(tmp_path):
+    toml = '[drivers]\noutcome = "Y"\nattributes = ["A1", "A2", "A3"]\nmin_base = 50\nreplicates = 80\nseed = 11\n'
+    study = synthetic_study(tmp_path / "s", attributes=3, drivers_toml=toml)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    bc = np.flatnonzero(frame.PROV == "BC")
+    frame.loc[bc[1:], "PROV"] = "ON"  # BC keeps a single respondent
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(load_config(study), 1, [sav])
+    config = load_config(study)
+    result = drivers(config, 1, scopes=["all", "ON", "QC"])
+    assert [s["scope"] for s in result.scopes if s["status"] == "ok"] == ["all", "ON", "QC"]
+    for r in result.rows:
+        assert r["importance_ci_low"] <= r["importance"] <= r["importance_ci_high"]
+    # QC's replicates come from QC's respondents alone: its intervals do not move when ON's answers change
+    frame.loc[frame.PROV == "ON", "A1"] = frame.loc[frame.PROV == "ON", "A2"]
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(config, 1, [sav], replace=True)
+    again = drivers(load_config(study), 1, scopes=["ON", "QC"])
+    assert again.scope_rows("QC") == result.scope_rows("QC")
+    assert again.scope_rows("ON") != result.scope_rows("ON")
+
+
 def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=17, rows=1500)
     frame = _import(study)
