@@ -1,7 +1,7 @@
 """Drivers of satisfaction: which service attributes move the outcome (overall satisfaction), and where a
 scope under-performs on what matters most.
 
-``drivers(config, wave, scopes=[...])`` returns a :class:`Drivers` result: one row per (wave, scope,
+``wavetool.stats.drivers(config, wave, scopes=[...])`` returns a :class:`Drivers` result: one row per (wave, scope,
 attribute) in ``table`` with these columns, in this order (a contract: new columns go after them):
 
 ``wave``             the wave number.
@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -82,7 +83,7 @@ import pyarrow as pa
 from ..codebook import MissingSpec, code_text, ensure_reviewed, harmonised_codebook, harmonised_columns
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
-from ..store import read_store, wave_table
+from ..store import wave_table
 from .output import _records, _write, write_csv, write_parquet
 from .questions import is_missing_code, single_questions
 from .significance import confidence_label
@@ -225,34 +226,25 @@ class Drivers:
         return tables[name]
 
 
-def drivers(
+def compute(
     config: StudyConfig,
     wave: int,
+    scopes: list[str],
+    con: duckdb.DuckDBPyConnection,
     *,
-    scopes: list[str] | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
-    tables: Any = None,
+    tables: Any,
+    tabulate: Callable[..., Any],
+    weight: str,
 ) -> Drivers:
-    """The drivers of ``[drivers] outcome`` among ``[drivers] attributes`` in ``wave`` for ``scopes``
-    (default ``["all"]``).
-
-    ``tables``: a :class:`~wavetool.stats.Tables` of this wave that holds the attributes' summaries for
-    these scopes (``wavetool run`` passes the tables it has just computed); without it the attributes'
-    top-2 boxes are tabulated here. Raises ConfigError when ``[drivers]`` is not configured or names a
-    question the wave does not have, InputMissingError when the wave is not imported, DriftGateError
-    when its codebook drift is unreviewed."""
-    if con is None:
-        with read_store(config.root) as own:
-            return drivers(config, wave, scopes=scopes, con=own, tables=tables)
-    from . import resolve_scopes  # the package re-exports this module: imported at call time, not at import
-
+    """The drivers for already-checked ``scopes`` (the entry point is ``wavetool.stats.drivers``, which
+    passes its ``tabulate`` for the attributes' top-2 boxes when no ``tables`` are given, and the wave's
+    weight source for ``meta``)."""
     spec = config.drivers
     if spec.outcome is None:
         raise ConfigError(
             f"{config.path}: no drivers analysis configured",
             hint='add a [drivers] table with outcome = "Q1" and attributes = ["Q2", ...] to the config',
         )
-    scope_list = resolve_scopes(config, scopes)
     config.wave(wave)
     if not con.execute("SELECT 1 FROM waves WHERE wave = ?", [wave]).fetchall():
         raise InputMissingError(
@@ -261,12 +253,15 @@ def drivers(
     ensure_reviewed(con, [wave])
     model = _Model.of(con, config, wave)
     sums = _wave_sums(con, model)
-    members = _membership(config, scope_list, sums.keys)
-    performance = _performance(config, con, wave, scope_list, model, tables)
+    members = _membership(config, scopes, sums.keys)
+    if tables is None:
+        tabulated = {q.name for q in single_questions(con, config, wave)}
+        wanted = [a for a in model.names[1:] if a in tabulated]
+        tables = tabulate(config, wave, scopes=scopes, questions=wanted, con=con) if wanted else None
+    performance = _performance(wave, model, tables)
     replicates = _replicate_sums(con, model, sums, config) if spec.replicates > 0 else None
-    rows, scope_rows = _analyse(config, model, sums, members, scope_list, performance, replicates)
-    meta = _meta(config, con, wave, model)
-    return Drivers(_arrow(rows, _ROW_TYPES), _arrow(scope_rows, _SCOPE_TYPES), meta)
+    rows, scope_rows = _analyse(config, model, sums, members, scopes, performance, replicates)
+    return Drivers(_arrow(rows, _ROW_TYPES), _arrow(scope_rows, _SCOPE_TYPES), _meta(config, wave, model, weight))
 
 
 # --- the model: which columns, how they are valid --------------------------------------------------------
@@ -593,21 +588,12 @@ def _shares(corr: np.ndarray) -> tuple[np.ndarray, str]:
 # --- putting a scope together ----------------------------------------------------------------------------
 
 
-def _performance(
-    config: StudyConfig, con: duckdb.DuckDBPyConnection, wave: int, scopes: list[str], model: _Model, tables: Any
-) -> dict[tuple[str, str], float | None]:
-    """{(scope, attribute): top-2 box} from the tables engine (the given tables, or tabulated here for
-    the attributes only)."""
-    attributes = list(model.names[1:])
+def _performance(wave: int, model: _Model, tables: Any) -> dict[tuple[str, str], float | None]:
+    """{(scope, attribute): top-2 box} from the tables' summaries (core questions only: a subscriber's
+    custom question may share an attribute's name)."""
     if tables is None:
-        from . import tabulate  # the package re-exports this module: imported at call time, not at import
-
-        tabulated = {q.name for q in single_questions(con, config, wave)}
-        wanted = [a for a in attributes if a in tabulated]
-        if not wanted:
-            return {}
-        tables = tabulate(config, wave, scopes=scopes, questions=wanted, con=con)
-    wanted_set = set(attributes)
+        return {}
+    wanted = set(model.names[1:])
     found: dict[tuple[str, str], float | None] = {}
     table = tables.summaries_table
     for w, scope, question, kind, topbox in zip(
@@ -618,7 +604,7 @@ def _performance(
         table.column("topbox").to_pylist(),
         strict=True,
     ):
-        if w == wave and kind == "single" and question in wanted_set:
+        if w == wave and kind == "single" and question in wanted:
             found[(scope, question)] = topbox
     return found
 
@@ -784,15 +770,13 @@ def _arrow(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Tabl
     return pa.table({name: pa.array([r[name] for r in rows], type=t) for name, t in types.items()})
 
 
-def _meta(config: StudyConfig, con: duckdb.DuckDBPyConnection, wave: int, model: _Model) -> dict[str, Any]:
-    from . import weight_source  # the package re-exports this module: imported at call time, not at import
-
+def _meta(config: StudyConfig, wave: int, model: _Model, weight: str) -> dict[str, Any]:
     spec = config.drivers
     return {
         "wave": wave,
         "outcome": model.names[0],
         "attributes": list(model.names[1:]),
-        "weight": weight_source(con, wave),
+        "weight": weight,
         "min_base": spec.min_base,
         "replicates": spec.replicates,
         "seed": spec.seed,
