@@ -609,6 +609,48 @@ def _performance(wave: int, model: _Model, tables: Any) -> dict[tuple[str, str],
     return found
 
 
+@dataclass
+class _Rolled:
+    """The wave's per-jurisdiction sums rolled up to the scopes (sums of their jurisdictions' rows)."""
+
+    s: np.ndarray  # (scopes, p+1, p+1)
+    counts: dict[str, np.ndarray]  # respondents, n, excluded_user_missing, excluded_blank, sw2: (scopes,)
+    user_missing: np.ndarray  # (scopes, p)
+    blank: np.ndarray
+    low: np.ndarray  # (scopes, p): min over the listwise base (inf: nobody)
+    high: np.ndarray
+    replicates: np.ndarray | None  # (scopes, B, p+1, p+1)
+
+    @classmethod
+    def of(cls, sums: _Sums, members: np.ndarray, replicates: np.ndarray | None) -> _Rolled:
+        inside = members[:, :, None] > 0
+        return cls(
+            s=np.einsum("sk,kij->sij", members, sums.s),
+            counts={
+                name: members @ getattr(sums, name).astype(np.float64)
+                for name in ("respondents", "n", "excluded_user_missing", "excluded_blank", "sw2")
+            },
+            user_missing=members @ sums.user_missing,
+            blank=members @ sums.blank,
+            low=np.where(inside, sums.low[None], np.inf).min(axis=1),
+            high=np.where(inside, sums.high[None], -np.inf).max(axis=1),
+            replicates=np.einsum("sk,bkij->sbij", members, replicates) if replicates is not None else None,
+        )
+
+    def base(self, wave: int, scope: str, i: int) -> dict[str, Any]:
+        """The scope's row of the scopes table, without its status."""
+        n, sw2, total = int(self.counts["n"][i]), self.counts["sw2"][i], self.s[i, 0, 0]
+        return {
+            "wave": wave,
+            "scope": scope,
+            "respondents": int(self.counts["respondents"][i]),
+            "n": n,
+            "n_eff": total * total / sw2 if n > 0 and sw2 > 0 else None,
+            "excluded_user_missing": int(self.counts["excluded_user_missing"][i]),
+            "excluded_blank": int(self.counts["excluded_blank"][i]),
+        }
+
+
 def _analyse(
     config: StudyConfig,
     model: _Model,
@@ -618,91 +660,84 @@ def _analyse(
     performance: dict[tuple[str, str], float | None],
     replicates: np.ndarray | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    spec = config.drivers
-    scoped = np.einsum("sk,kij->sij", members, sums.s)
-    counts = {
-        name: members @ getattr(sums, name).astype(np.float64)
-        for name in ("respondents", "n", "excluded_user_missing", "excluded_blank", "sw2")
-    }
-    user_missing, blank = members @ sums.user_missing, members @ sums.blank
-    inside = members[:, :, None] > 0
-    low = np.where(inside, sums.low[None], np.inf).min(axis=1)  # (scopes, p)
-    high = np.where(inside, sums.high[None], -np.inf).max(axis=1)
-    scoped_reps = np.einsum("sk,bkij->sbij", members, replicates) if replicates is not None else None
+    """(attribute rows, scope rows) of every scope."""
+    rolled = _Rolled.of(sums, members, replicates)
     rows: list[dict[str, Any]] = []
     scope_rows: list[dict[str, Any]] = []
     for i, scope in enumerate(scopes):
-        n = int(counts["n"][i])
-        total = scoped[i, 0, 0]
-        n_eff = total * total / counts["sw2"][i] if n > 0 and counts["sw2"][i] > 0 else None
-        base = {
-            "wave": model.wave,
-            "scope": scope,
-            "respondents": int(counts["respondents"][i]),
-            "n": n,
-            "n_eff": n_eff,
-            "excluded_user_missing": int(counts["excluded_user_missing"][i]),
-            "excluded_blank": int(counts["excluded_blank"][i]),
-        }
-        constant = low[i] == high[i]  # (p,): every listwise-valid answer the same
-        reason = _skip_reason(model, spec.min_base, n, int(user_missing[i, 0]), int(blank[i, 0]), constant, low[i])
+        base = rolled.base(model.wave, scope, i)
+        constant = rolled.low[i] == rolled.high[i]  # (p,): every listwise-valid answer the same
+        outcome_counts = int(rolled.user_missing[i, 0]), int(rolled.blank[i, 0])
+        reason = _skip_reason(model, config.drivers.min_base, base["n"], *outcome_counts, constant, rolled.low[i])
         if reason:
             scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": None, "method": None})
             continue
         used = [j for j in range(model.k) if not constant[j + 1]]
         index = [0, *(j + 1 for j in used)]
-        corr, _ = _correlations(scoped[i])
+        corr, _ = _correlations(rolled.s[i])
         shares, method = _shares(corr[np.ix_(index, index)])
         r2 = float(shares.sum())
-        interval = None
-        if scoped_reps is not None:
-            interval = _interval(scoped_reps[i], index, config.tables.confidence)
-        full = np.zeros(model.k)
-        full[used] = shares
         if r2 <= 0:
             reason = f"R² of {model.names[0]} on the attributes is 0: nothing to share out"
             scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": r2, "method": method})
             continue
-        importance = 100.0 * full / r2
-        low_ci = high_ci = None
-        if interval is not None:
-            low_ci, high_ci = np.zeros(model.k), np.zeros(model.k)
-            low_ci[used], high_ci[used] = interval
-        perf = [performance.get((scope, a)) for a in model.names[1:]]
-        quadrants = _quadrants(importance, perf)
-        ranks = _ranks(importance)
+        full = np.zeros(model.k)
+        full[used] = shares
+        interval = None
+        if rolled.replicates is not None:
+            interval = np.zeros((2, model.k))
+            interval[:, used] = _interval(rolled.replicates[i], index, config.tables.confidence)
         scope_rows.append({**base, "status": "ok", "reason": "", "r2": r2, "method": method})
-        for j, attribute in enumerate(model.names[1:]):
-            note = ""
-            if constant[j + 1]:
-                note = (
-                    f"constant in this scope (every valid answer is {_code(low[i, j + 1] + model.centres[j + 1])}): "
-                    "no variance to explain the outcome, importance 0"
-                )
-            rows.append(
-                {
-                    "wave": model.wave,
-                    "scope": scope,
-                    "outcome": model.names[0],
-                    "attribute": attribute,
-                    "label": model.labels[j + 1],
-                    "importance": float(importance[j]),
-                    "importance_rank": ranks[j],
-                    "r2": r2,
-                    "n": n,
-                    "n_eff": n_eff,
-                    "performance": perf[j],
-                    "quadrant": quadrants[j],
-                    "method": method,
-                    "importance_ci_low": None if low_ci is None else float(low_ci[j]),
-                    "importance_ci_high": None if high_ci is None else float(high_ci[j]),
-                    "r2_share": float(full[j]),
-                    "user_missing": int(user_missing[i, j + 1]),
-                    "blank": int(blank[i, j + 1]),
-                    "note": note,
-                }
-            )
+        fit = {"r2": r2, "n": base["n"], "n_eff": base["n_eff"], "method": method}
+        rows += _attribute_rows(model, scope, full, interval, fit, performance, rolled, i, constant)
     return rows, scope_rows
+
+
+def _attribute_rows(
+    model: _Model,
+    scope: str,
+    shares: np.ndarray,
+    interval: np.ndarray | None,
+    fit: dict[str, Any],
+    performance: dict[tuple[str, str], float | None],
+    rolled: _Rolled,
+    i: int,
+    constant: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One scope's rows, in the configured attribute order."""
+    importance = 100.0 * shares / fit["r2"]
+    perf = [performance.get((scope, a)) for a in model.names[1:]]
+    quadrants, ranks = _quadrants(importance, perf), _ranks(importance)
+    rows = []
+    for j, attribute in enumerate(model.names[1:]):
+        note = ""
+        if constant[j + 1]:
+            value = _code(rolled.low[i, j + 1] + model.centres[j + 1])
+            note = f"constant in this scope (every valid answer is {value}): no variance to explain the outcome, importance 0"
+        rows.append(
+            {
+                "wave": model.wave,
+                "scope": scope,
+                "outcome": model.names[0],
+                "attribute": attribute,
+                "label": model.labels[j + 1],
+                "importance": float(importance[j]),
+                "importance_rank": ranks[j],
+                "r2": fit["r2"],
+                "n": fit["n"],
+                "n_eff": fit["n_eff"],
+                "performance": perf[j],
+                "quadrant": quadrants[j],
+                "method": fit["method"],
+                "importance_ci_low": None if interval is None else float(interval[0, j]),
+                "importance_ci_high": None if interval is None else float(interval[1, j]),
+                "r2_share": float(shares[j]),
+                "user_missing": int(rolled.user_missing[i, j + 1]),
+                "blank": int(rolled.blank[i, j + 1]),
+                "note": note,
+            }
+        )
+    return rows
 
 
 def _skip_reason(
