@@ -480,6 +480,11 @@ def test_cli_table_csv_json_and_parquet(imported_study, cli, tmp_path):
     assert pq.read_table(tmp_path / "drivers-scopes.parquet").num_rows == len(data["scopes"])
 
 
+def test_cli_help_names_the_config_keys(cli):
+    code, out, _ = cli("drivers", "--help")
+    assert code == 0 and "[drivers] min_base" in " ".join(out.split()) and "Example: wavetool drivers" in out
+
+
 def test_cli_errors_name_the_config_and_key(imported_study, cli):
     toml = imported_study / "wavetool.toml"
     text = toml.read_text()

@@ -30,10 +30,10 @@ def drivers_cmd(
 ) -> None:
     """Which service attributes drive the outcome, and where performance lags on what matters most.
 
-    Importance = each attribute's Shapley (LMG) share of the R² of the weighted regression of [drivers]
-    outcome on [drivers] attributes (wavetool.toml), in percent; performance = its top-2 box; quadrant =
+    Importance = each attribute's Shapley (LMG) share of the R² of the weighted regression of \\[drivers]
+    outcome on \\[drivers] attributes (wavetool.toml), in percent; performance = its top-2 box; quadrant =
     priority, strength, secondary or surplus. Listwise over valid answers; scopes whose base is under
-    [drivers] min_base get no drivers (the reason is shown). With --output csv/parquet, the scopes' bases
+    \\[drivers] min_base get no drivers (the reason is shown). With --output csv/parquet, the scopes' bases
     and reasons are written beside the file (NAME-scopes.csv/.parquet).
 
     Example: wavetool drivers --wave 4 --jurisdiction ON --subscriber maritimes
