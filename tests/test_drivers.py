@@ -377,6 +377,30 @@ def test_bootstrap_keeps_a_stratum_of_one_respondent_and_a_scope_sees_only_its_o
     assert again.scope_rows("ON") != result.scope_rows("ON")
 
 
+def test_two_identical_attributes_share_their_importance_equally(tmp_path):
+    study = synthetic_study(tmp_path / "s", attributes=4)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    frame["A4"] = frame["A1"]  # perfectly collinear: every subset holding both has a singular matrix
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(load_config(study), 1, [sav])
+    rows = drivers(load_config(study), 1).rows
+    names = ["A1", "A2", "A3", "A4"]
+    values = frame[["Y", *names]]
+    valid = frame[~(values.isna().any(axis=1) | values.isin([8.0, 9.0]).any(axis=1) | frame.A3.isin([7.0]))]
+    expected = exact_shapley(valid.Y.to_numpy(float), valid[names].to_numpy(float), valid.WEIGHT.to_numpy(float))
+    assert np.abs(np.array([r["r2_share"] for r in rows]) - expected).max() < 1e-10
+    assert rows[0]["importance"] == pytest.approx(rows[3]["importance"], abs=1e-10)
+    assert rows[0]["importance_rank"] == rows[3]["importance_rank"]
+
+
 def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=17, rows=1500)
     frame = _import(study)
