@@ -547,3 +547,9 @@ def test_run_writes_the_drivers_csv_beside_the_tables(sample_study, cli):
     assert written == buffer.getvalue()
     code, out, err = cli("--study", sample_study, "run", "--wave", "1", "--no-send", "--json")
     assert code == 0 and json.loads(out)["tables"]["drivers"]["changed"] is False
+    code, out, _ = cli("--study", sample_study, "status", "--json")
+    manifest = json.loads(out)["runs"][0]["manifest"]
+    assert manifest["drivers"] == {
+        "file": "tables/wave-1-drivers.csv",
+        "sha256": summary["tables"]["drivers"]["sha256"],
+    }

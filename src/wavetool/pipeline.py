@@ -111,6 +111,7 @@ class RunSummary:
                 "custom_files": {f"{m['subscriber']}:{Path(m['file']).name}": m["sha256"] for m in self.merged},
             },
             "tables": {"file": self.tables.get("file"), "sha256": self.tables.get("sha256")},
+            "drivers": {k: self.tables.get("drivers", {}).get(k) for k in ("file", "sha256")},
             "reports": dict(self.reports),
             "deliveries": [
                 {k: d.get(k) for k in ("subscriber", "status", "message_id", "report_sha256", "destination")}
