@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmonised_select
 from ..config import StudyConfig
+from ..custom import custom_select
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
 from .drivers import Drivers
@@ -391,7 +392,6 @@ def _collect_wave(
         custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
         if not custom:
             continue
-        from ..custom import custom_select
 
         out.cells.append(
             fetch_single_cells(

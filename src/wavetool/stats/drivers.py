@@ -80,12 +80,20 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ..codebook import MissingSpec, code_text, ensure_reviewed, harmonised_codebook, harmonised_columns
+from ..codebook import (
+    MissingSpec,
+    code_text,
+    ensure_reviewed,
+    harmonised_codebook,
+    harmonised_columns,
+    is_missing_code,
+)
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
+from ..sql import missing_condition
 from ..store import wave_table
 from .output import _records, _write, write_csv, write_parquet
-from .questions import is_missing_code, single_questions
+from .questions import single_questions
 from .significance import confidence_label
 
 CONTRACT_COLUMNS = (
@@ -326,20 +334,6 @@ def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> f
     return (min(codes) + max(codes)) / 2 if codes else 0.0
 
 
-def _missing_sql(column: str, specs: tuple[MissingSpec, ...]) -> str:
-    """SQL true where the numeric ``column`` holds a user-missing code: the same rule as
-    :func:`wavetool.stats.questions.is_missing_code` (discrete codes and inclusive ranges)."""
-    parts = []
-    for spec in specs:
-        if spec.kind == "value" and spec.low is not None:
-            parts.append(f"{column} = {float(spec.low)!r}")
-        elif spec.kind == "range":
-            low = "'-inf'::DOUBLE" if spec.low is None else repr(float(spec.low))
-            high = "'inf'::DOUBLE" if spec.high is None else repr(float(spec.high))
-            parts.append(f"{column} BETWEEN {low} AND {high}")
-    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
-
-
 # --- sufficient statistics (one query per wave) ----------------------------------------------------------
 
 
@@ -368,7 +362,7 @@ def _base_sql(model: _Model) -> str:
         x = f"CAST({expr} AS DOUBLE)"
         values.append(f"{x} - {centre!r} AS v{i}")
         flags.append(f"{x} IS NULL AS b{i}")
-        flags.append(f"coalesce({_missing_sql(x, specs)}, FALSE) AS u{i}")
+        flags.append(f"coalesce({missing_condition(x, specs)}, FALSE) AS u{i}")
     return (
         f"SELECT _id, _jurisdiction AS key, CAST(_weight AS DOUBLE) AS w, {', '.join(values)}, {', '.join(flags)} "
         f"FROM {wave_table(model.wave)}"

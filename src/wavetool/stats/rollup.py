@@ -33,13 +33,14 @@ from collections.abc import Iterator
 import duckdb
 import pyarrow as pa
 
+from ..sql import code_text_sql
 from .significance import mean_ci_sql, proportion_ci_sql, verdict_sql
 
 AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench")
 AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "mr_responses")
 REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
-CODE_TEXT = "CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e15 THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END"
+CODE_TEXT = code_text_sql("{v}")
 
 
 @contextlib.contextmanager
