@@ -25,13 +25,25 @@ from ..config import StudyConfig
 from ..custom import custom_select
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
+from .drivers import Drivers
+from .drivers import compute as _compute_drivers
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql, sql_text
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
 from .rollup import aggregate, report
 from .significance import confidence_label, test_name, z_critical
 
-__all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
+__all__ = [
+    "ROW_KEYS_FIRST",
+    "Drivers",
+    "Tables",
+    "all_scopes",
+    "drivers",
+    "resolve_scopes",
+    "tabulate",
+    "tabulate_waves",
+    "weight_source",
+]
 
 CUSTOM_KEY = "@"  # cell key prefix of a subscriber's custom answers ('@ontario')
 
@@ -100,6 +112,31 @@ def tabulate_waves(
         with read_store(config.root) as own:
             return tabulate_waves(config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own)
     return _tabulate(config, waves, scopes, questions, weighted, con)
+
+
+def drivers(
+    config: StudyConfig,
+    wave: int,
+    *,
+    scopes: Sequence[str] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    tables: Tables | None = None,
+) -> Drivers:
+    """The drivers of satisfaction of ``wave`` for ``scopes`` (default ``["all"]``): each ``[drivers]``
+    attribute's share of the R² of the outcome, its top-2 box and quadrant (every field is defined in
+    :mod:`wavetool.stats.drivers`).
+
+    ``tables``: this wave's tables for these scopes, when already computed (``wavetool run`` passes its
+    own); otherwise the attributes' top-2 boxes are tabulated here. Raises ConfigError when ``[drivers]``
+    is not configured or names a question the wave lacks, InputMissingError when the wave is not
+    imported, DriftGateError when its codebook drift is unreviewed."""
+    if con is None:
+        with read_store(config.root) as own:
+            return drivers(config, wave, scopes=scopes, con=own, tables=tables)
+    scope_list = resolve_scopes(config, scopes)
+    return _compute_drivers(
+        config, wave, scope_list, con, tables=tables, tabulate=tabulate, weight=weight_source(con, wave)
+    )
 
 
 @contextlib.contextmanager
