@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ..codebook import CORE_LANGUAGE
+from ..custom import custom_questions
+from ..errors import ConfigError, InputMissingError
+from ..stats import tabulate_waves, weight_source
+from ..stats.samples import sample_sizes
+from ..stats.significance import z_critical
+from ..store import read_store
+from ..texts import translated
+from .text import LOCALES, load_strings, templates_dir
 
 
 @dataclass(frozen=True)
@@ -251,7 +262,6 @@ class _Texts:
         self.missing: dict[str, str] = {}
 
     def get(self, wave: int, owner: str | None, name: str, code: str | None, source_text: str | None) -> str:
-        from ..codebook import CORE_LANGUAGE, translated
 
         key = f"{owner}:{name}" if owner else name
         if code is not None:
@@ -264,7 +274,6 @@ class _Texts:
         return text
 
     def check(self, subscriber_id: str) -> None:
-        from ..errors import ConfigError
 
         if not self.missing:
             return
@@ -280,15 +289,12 @@ class _Texts:
 
 
 def _natural(key: str) -> list[Any]:
-    import re
 
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
 def _waves_text(strings: dict[str, str], waves: tuple[int, ...] | list[int], language: str) -> str:
-    from babel.lists import format_list
-
-    from .text import LOCALES
+    from babel.lists import format_list  # lazy: babel loads its locale data on import; only report text needs it
 
     if len(waves) == 1:
         return strings["wave_one"].format(n=waves[0])
@@ -300,22 +306,16 @@ def build_models(
 ) -> dict[str, ReportModel]:
     """One report model per subscriber from ``stats.tabulate`` of waves 1..``wave`` (the trend) in one
     read-only pass over the database. Raises ConfigError listing every missing translation."""
-    from ..stats import tabulate_waves, weight_source
-    from ..stats.significance import z_critical
-    from ..store import read_store
-    from .text import load_strings, templates_dir
 
     with read_store(config.root) as con:
         imported = {r[0] for r in con.execute("SELECT wave FROM waves").fetchall()}
         span = [w for w in sorted(config.waves) if w <= wave and w in imported]
         if wave not in span:
-            from ..errors import InputMissingError
-
             raise InputMissingError(
                 f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
             )
         tables = tabulate_waves(config, span, scopes=["all", *subscriber_ids], questions=questions, con=con)
-        sizes = _sample_sizes(con, span)
+        sizes = sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
 
@@ -401,7 +401,6 @@ def _created(config: Any, wave: int) -> str:
 
 def _custom_languages(con: Any, waves: list[int], subscriber_ids: list[str]) -> dict[tuple[int, str, str], str]:
     """The language of each custom question's labels: (wave, subscriber, question) → 'en' | 'fr'."""
-    from ..custom import custom_questions
 
     result = {}
     for w in waves:
@@ -526,21 +525,6 @@ def _categories(
                 bench_suppressed=bool(bench) and not bench_ok,
             )
         )
-    return result
-
-
-def _sample_sizes(con: Any, waves: list[int]) -> dict[int, dict[str, tuple[int, float, float]]]:
-    """Per wave and jurisdiction: (n, sum of weights, sum of squared weights), from the weights the
-    tables use (``_weight``: the raked weight once ``wavetool weight`` ran)."""
-    from ..store import wave_table
-
-    result: dict[int, dict[str, tuple[int, float, float]]] = {}
-    for w in waves:
-        rows = con.execute(
-            f"SELECT _jurisdiction, count(*), sum(_weight), sum(_weight * _weight) FROM {wave_table(w)} "
-            "GROUP BY _jurisdiction ORDER BY _jurisdiction"
-        ).fetchall()
-        result[w] = {code: (n, sw, sw2) for code, n, sw, sw2 in rows}
     return result
 
 

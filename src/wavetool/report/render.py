@@ -20,17 +20,19 @@ import os
 import signal
 import threading
 import time
+import traceback
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from ..errors import ConfigError
 from .charts import Bar, ChartKit, Point, StackedRow
 from .model import Category, Question, ReportModel, TrendPoint
 from .text import LANG_TAGS, Formatter, load_strings, templates_dir
@@ -243,7 +245,6 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def _in_main_thread() -> bool:
-    import threading
 
     return threading.current_thread() is threading.main_thread()
 
@@ -272,11 +273,6 @@ def check_templates(templates: Path, overrides: Path | None, model: ReportModel)
     """Fill the report's templates once for ``model`` before anything is rendered or written, so a
     template error (an undefined variable, a syntax error) is one clear message naming the template file
     and line rather than one failed report per subscriber."""
-    import traceback
-
-    from jinja2 import TemplateError, TemplateSyntaxError
-
-    from ..errors import ConfigError
 
     try:
         Renderer(templates, overrides).html(model)
