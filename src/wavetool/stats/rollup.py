@@ -612,6 +612,72 @@ variances AS (
 """
 
 
+def _contribution(t: str, q: str) -> str:
+    """SQL of one stratum's share of a variance from its Σz (``t``) and Σz² (``q``) and its n_h."""
+    return f"(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest({q} - {t} * {t} / n_h, 0) ELSE {t} * {t} END)"
+
+
+# The same variances when every key of a domain is a whole stratum (the default design: strata =
+# jurisdictions, no clusters, one key per jurisdiction; see is_simple_design): each key's Σz and Σz² are
+# its stratum's, so one GROUP BY per kind of estimate does instead of the per-unit and per-stratum ones.
+_SIMPLE_VARIANCES = f"""
+key_n AS (
+    SELECT k.key, h.n_h,
+        CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
+        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
+    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
+),
+mean_top AS (
+    SELECT side, wave, scope, question,
+        sum({_contribution("(wd - shift * w) / bw", "(w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw)")}) AS var_mean,
+        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")}) AS var_top,
+        sum(n) - count(*) AS df
+    FROM dom_keys JOIN key_n USING (key) GROUP BY side, wave, scope, question
+),
+-- A code's variance is Σ_k (α_k q_k + β_k t_k²) (α = n_h/(n_h − 1), β = −1/(n_h − 1); α = 0, β = 1 for a lonely
+-- stratum), which expands into sums over the keys where the code was chosen (s = Σw, s2 = Σw² of the code)
+-- and sums over the domain's keys (w, w2): no code × key product.
+dom_terms AS (
+    SELECT wave, scope, question, any_value(bw) AS bw, sum(alpha * w2) AS d1, sum(beta * w * w) AS d2
+    FROM dom_keys JOIN key_n USING (key) WHERE side = 'scope' GROUP BY wave, scope, question
+),
+code_terms AS (
+    SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) AS s, sum(n.alpha * c.sw2) AS s1,
+        sum(n.beta * c.sw * c.sw) AS s2, sum(n.beta * c.sw * k.w) AS s3
+    FROM scope_cells c JOIN key_n n USING (key)
+    JOIN key_stats k ON k.wave = c.wave AND k.key = c.key AND k.question = c.question
+    GROUP BY c.wave, c.scope, c.question, c.value
+),
+variances AS (
+    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
+        var_mean AS var, df FROM mean_top
+    UNION ALL
+    SELECT side, wave, scope, question, 'top', NULL, NULL, var_top, df FROM mean_top WHERE var_top IS NOT NULL
+    UNION ALL
+    SELECT 'scope', c.wave, c.scope, c.question, 'code', c.value, NULL,
+        greatest(((1 - 2 * c.s / d.bw) * c.s1 + (c.s / d.bw) * (c.s / d.bw) * (d.d1 + d.d2) + c.s2
+            - 2 * (c.s / d.bw) * c.s3) / (d.bw * d.bw), 0), NULL
+    FROM code_terms c JOIN dom_terms d USING (wave, scope, question) WHERE d.bw > 0
+    UNION ALL
+    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, sum({_contribution("p.t", "p.q")}),
+        sum(p.n) - count(*)
+    FROM (SELECT * FROM parts WHERE estimate IN ('item', 'mrbase')) p JOIN key_n USING (key)
+    GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item
+)
+"""
+
+
+def is_simple_design(keys: pa.Table) -> bool:
+    """True when no key holds a PSU and, among the core keys and among each subscriber's, no two keys
+    share a stratum (so every domain's key is a whole stratum: see _SIMPLE_VARIANCES)."""
+    if keys.num_rows == 0:
+        return True
+    if keys.column("psu").null_count != keys.num_rows:
+        return False
+    pairs = set(zip(keys.column("owner").to_pylist(), keys.column("stratum").to_pylist(), strict=True))
+    return len(pairs) == keys.num_rows
+
+
 def _aliases(names: tuple[str, ...]) -> str:
     return ", ".join(f"{name} AS (SELECT * FROM _wt_{name})" for name in names)
 
@@ -649,7 +715,10 @@ def aggregate(
                     "NULL::DOUBLE AS value, NULL::VARCHAR AS item, NULL::DOUBLE AS var WHERE FALSE"
                 )
             else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {_PART_CTES} SELECT * FROM variances")
+                ctes = _PART_CTES
+                if is_simple_design(inputs["keys"]):
+                    ctes = _PART_CTES[: _PART_CTES.index("units AS (")] + _SIMPLE_VARIANCES
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
                 with_var = """
                     SELECT s.*, t.var AS var_top, m.var AS var_mean, coalesce(m.df, mb.df)::DOUBLE AS df
                     FROM _wt_m_stats s
