@@ -1115,6 +1115,15 @@ def write_config(custom_files):
         "[pipeline]",
         "lock_timeout = 60",
         "",
+        "[drivers]",
+        "# Drivers of overall satisfaction (Q1) among the service attributes: ease, timeliness, outcome, courtesy,",
+        "# fairness, competence, knowing what to do, information, getting what was needed.",
+        'outcome = "Q1"',
+        'attributes = ["Q2", "Q3", "Q4", "Q5", "Q6", "Q7", "Q8", "Q9", "Q10"]',
+        "min_base = 100",
+        "replicates = 0",
+        "seed = 20200601",
+        "",
     ]
     (HERE / "wavetool.toml").write_text("\n".join(L), encoding="utf-8")
 

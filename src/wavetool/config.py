@@ -29,7 +29,7 @@ LANGUAGES = ("en", "fr")
 
 ROW_IDS = "row"  # `id = "row"`: the file has no respondent id; row numbers are the ids
 NO_WEIGHT = "none"  # `weight = "none"`: the file has no weight; every respondent weighs 1 (unweighted)
-ROLE_KEYS = ("id", "jurisdiction", "weight", "jurisdiction_code")
+ROLE_KEYS = ("id", "jurisdiction", "weight", "jurisdiction_code", "strata", "cluster")
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,15 @@ class ColumnRoles:
     """Which file columns hold the respondent id, the jurisdiction and the final weight, or the explicit
     opt-outs: ``id = "row"`` (row numbers as ids), ``weight = "none"`` (unweighted) and ``jurisdiction_code``
     ((file name, code) pairs; file name "" = every file): the jurisdiction of every row of a file without
-    a jurisdiction column."""
+    a jurisdiction column; and (optional) the sampling design's strata (default: the jurisdiction) and
+    clusters (PSUs; default: none)."""
 
     id: str = "RESPID"
     jurisdiction: str = "PROV"
     weight: str = "WEIGHT"
     jurisdiction_code: tuple[tuple[str, str], ...] = ()
+    strata: str | None = None
+    cluster: str | None = None
 
     def merged(self, **overrides: Any) -> ColumnRoles:
         """These roles with the non-empty ``overrides`` applied. A jurisdiction column given without a
@@ -153,11 +156,22 @@ class ScaleBoxes:
     bottom: tuple[float, ...]
 
 
+VARIANCES = ("linearized", "kish")
+INTERVALS = ("wilson", "korn-graubard", "wald")
+ADJUSTMENTS = ("bh", "holm", "none")
+
+
 @dataclass(frozen=True)
 class TablesConfig:
     min_base: int = 30
     confidence: float = 0.95
     scales: dict[str, ScaleBoxes] = field(default_factory=dict)
+    variance: str = "linearized"  # or "kish" (Wald on Kish's n_eff: the tables before issue 12)
+    interval: str = "wilson"
+    adjust: str = "bh"
+    cv_caution: float = 16.6  # percent; 0 = no E flags
+    cv_suppress: float = 33.3  # percent; 0 = no F flags
+    min_effective_base: float = 0.0  # 0 = off
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,18 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class DriversConfig:
+    """``[drivers]``: the drivers-of-satisfaction analysis (``wavetool drivers``). ``outcome`` is None when
+    the study has no such analysis configured."""
+
+    outcome: str | None = None
+    attributes: tuple[str, ...] = ()
+    min_base: int = 100
+    replicates: int = 0
+    seed: int = 20200601
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Everything ``wavetool.toml`` says about a study; ``root`` is the study folder."""
 
@@ -223,6 +249,7 @@ class StudyConfig:
     report: ReportConfig = ReportConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    drivers: DriversConfig = DriversConfig()
 
     def roles_for_wave(self, wave: int) -> ColumnRoles:
         """Column roles for ``wave``: the study's roles with that wave's overrides applied."""
@@ -349,6 +376,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
             "report",
             "delivery",
             "pipeline",
+            "drivers",
         }
     )
     study = top.section("study")
@@ -372,6 +400,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
         report=_parse_report(top.section("report")),
         delivery=_parse_delivery(top.section("delivery")),
         pipeline=_parse_pipeline(top.section("pipeline")),
+        drivers=_parse_drivers(top.section("drivers")),
     )
     return config
 
@@ -394,6 +423,8 @@ def _role_values(sec: _Section) -> dict[str, Any]:
                 "is empty: name the column" + opt_out.get(key, '; a file without one takes jurisdiction_code = "CODE"'),
             )
         values[key] = value
+    for key in ("strata", "cluster"):  # design roles: a column name, or absent
+        values[key] = sec.get(key, str)
     code = sec.data.get("jurisdiction_code")
     if code is not None:
         pairs = {"": code} if isinstance(code, str) else code if isinstance(code, dict) else None
@@ -593,7 +624,10 @@ def _parse_translations(sec: _Section) -> dict[str, dict[str, str]]:
 
 
 def _parse_tables(sec: _Section) -> TablesConfig:
-    sec.check_keys({"min_base", "confidence", "scales"})
+    sec.check_keys(
+        {"min_base", "confidence", "scales", "variance", "interval", "adjust", "cv_caution", "cv_suppress"}
+        | {"min_effective_base"}
+    )
     min_base = sec.get("min_base", int, default=30)
     if min_base < 1:
         raise sec.error("min_base", "must be at least 1")
@@ -612,7 +646,19 @@ def _parse_tables(sec: _Section) -> TablesConfig:
                 raise s.error(key, "must be a list of numeric codes")
             boxes[key] = tuple(float(c) for c in codes)
         scales[question] = ScaleBoxes(**boxes)
-    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales)
+    choices = {}
+    for key, allowed in (("variance", VARIANCES), ("interval", INTERVALS), ("adjust", ADJUSTMENTS)):
+        choices[key] = sec.get(key, str, default=allowed[0])
+        if choices[key] not in allowed:
+            raise sec.error(key, f"{choices[key]!r} is not one of {', '.join(allowed)}")
+    limits = {}
+    for key, default in (("cv_caution", 16.6), ("cv_suppress", 33.3), ("min_effective_base", 0.0)):
+        limits[key] = sec.get(key, float, default=default)
+        if limits[key] < 0:
+            raise sec.error(key, "must be 0 (off) or more")
+    if limits["cv_caution"] and limits["cv_suppress"] and limits["cv_caution"] > limits["cv_suppress"]:
+        raise sec.error("cv_caution", f"{limits['cv_caution']:g} is above cv_suppress {limits['cv_suppress']:g}")
+    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales, **choices, **limits)
 
 
 def _parse_weighting(sec: _Section) -> WeightingConfig:
@@ -699,6 +745,33 @@ def _parse_pipeline(sec: _Section) -> PipelineConfig:
     if timeout < 0:
         raise sec.error("lock_timeout", "must be zero or more seconds")
     return PipelineConfig(lock_timeout=timeout)
+
+
+def _parse_drivers(sec: _Section) -> DriversConfig:
+    sec.check_keys({"outcome", "attributes", "min_base", "replicates", "seed"})
+    outcome = sec.get("outcome", str)
+    attributes = sec.strings("attributes")
+    if outcome is None and attributes:
+        raise sec.error("outcome", "is required with attributes", hint='name the outcome question, e.g. outcome = "Q1"')
+    if outcome is not None and not attributes:
+        raise sec.error(
+            "attributes", "must list at least one attribute question", hint='e.g. attributes = ["Q2", "Q3"]'
+        )
+    if outcome is not None and outcome in attributes:
+        raise sec.error("attributes", f"lists the outcome {outcome!r}; an outcome cannot explain itself")
+    repeated = sorted({a for a in attributes if attributes.count(a) > 1})
+    if repeated:
+        raise sec.error("attributes", f"lists {', '.join(repeated)} more than once")
+    min_base = sec.get("min_base", int, default=100)
+    if min_base < 1:
+        raise sec.error("min_base", "must be at least 1")
+    replicates = sec.get("replicates", int, default=0)
+    if replicates < 0:
+        raise sec.error("replicates", "must be 0 (no bootstrap) or a number of bootstrap replicates, e.g. 200")
+    seed = sec.get("seed", int, default=DriversConfig.seed)
+    if seed < 0:
+        raise sec.error("seed", "must be zero or a positive integer")
+    return DriversConfig(outcome=outcome, attributes=attributes, min_base=min_base, replicates=replicates, seed=seed)
 
 
 def example_config() -> str:
