@@ -41,7 +41,7 @@ def import_cmd(
 
     Example: wavetool --study demo import --wave 1 inbox/wave-1/wave1.sav
 
-    Example: wavetool import --wave 2 main.sav yt-boost.sav --jurisdiction-code yt-boost.sav=YT --weight none
+    Example: wavetool import --wave 2 main.sav yt-boost.sav --jurisdiction-code yt-boost.sav=YT
     """
     console = make_console()
     config = ctx_obj(ctx).config
