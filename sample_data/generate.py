@@ -1074,6 +1074,8 @@ def write_config(custom_files):
         L.append(f'"{name}" = {tq(fr)}')
         for code, (_en, lfr) in (labs or {}).items():
             L.append(f'"{name}.{code}" = {tq(lfr)}')
+        if name == "AGEGRP":  # the banner net below
+            L.append('"AGEGRP.18–54" = "18 à 54 ans"')
     L += ["", "[translations.en]"]
     for name, (en, labs) in QC_EN.items():
         L.append(f'"quebec:{name}" = {tq(en)}')
@@ -1090,7 +1092,7 @@ def write_config(custom_files):
         "bottom = []",
         "",
         "[weighting]",
-        "max_iterations = 100",
+        "max_iterations = 1000",
         "tolerance = 1e-6",
         "trim = [0.2, 5.0]",
         "[weighting.margins.AGEGRP]",
@@ -1103,6 +1105,14 @@ def write_config(custom_files):
         "2 = 0.505",
         "3 = 0.005",
         "",
+        "# Banner tables and the subscribers' Excel data books: each valid code of these core questions is a column",
+        "# (after a Total), with column tests; nets pool codes into one more column.",
+        "[banners]",
+        'variables = ["AGEGRP", "GENDER"]',
+        'adjust = "bonferroni"',
+        "[banners.nets.AGEGRP]",
+        '"18–54" = [1, 2]',
+        "",
         "[report]",
         'output_dir = "reports"',
         "",
@@ -1114,6 +1124,15 @@ def write_config(custom_files):
         "",
         "[pipeline]",
         "lock_timeout = 60",
+        "",
+        "[drivers]",
+        "# Drivers of overall satisfaction (Q1) among the service attributes: ease, timeliness, outcome, courtesy,",
+        "# fairness, competence, knowing what to do, information, getting what was needed.",
+        'outcome = "Q1"',
+        'attributes = ["Q2", "Q3", "Q4", "Q5", "Q6", "Q7", "Q8", "Q9", "Q10"]',
+        "min_base = 100",
+        "replicates = 0",
+        "seed = 20200601",
         "",
     ]
     (HERE / "wavetool.toml").write_text("\n".join(L), encoding="utf-8")

@@ -146,7 +146,7 @@ def _doc_sections() -> dict[str, str]:
 
 def test_the_key_reader_finds_the_foundation_sections():
     keys = {(s, k) for s, k, _ in config_keys()}
-    assert {("", "study"), ("study", "name"), ("waves.columns", "weight"), ("subscribers.custom", "file")} <= keys
+    assert {("", "study"), ("study", "name"), ("waves", "inbox"), ("subscribers.custom", "file")} <= keys
     assert {("delivery.smtp", "host"), ("tables.scales.*", "top"), ("jurisdictions.*", "fr")} <= keys
 
 

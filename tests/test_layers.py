@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("wavetool.report.charts",),
     ("wavetool.report.model",),
     ("wavetool.report.render",),
-    ("wavetool.report.build", "wavetool.report"),
+    ("wavetool.report.build", "wavetool.report", "wavetool.databook"),
     ("wavetool.deliver",),
     ("wavetool.pipeline",),
     ("wavetool.status",),

@@ -28,13 +28,14 @@ from . import __version__
 from .codebook import ensure_reviewed
 from .config import StudyConfig
 from .custom import merge_from_config
+from .databook import book_path, write_databook
 from .deliver import send_reports
 from .drift import review_waves
 from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_interruption
 from .fsutil import atomic_path
 from .ingest import SUFFIXES, file_sha256, import_wave
 from .report import render_reports
-from .stats import all_scopes, tabulate
+from .stats import all_scopes, drivers, tabulate
 from .store import first_row, read_store, study_lock, write_store
 
 RUN_LOCK_NAME = ".wavetool-run.lock"
@@ -99,6 +100,7 @@ class RunSummary:
     imported: dict[str, Any] = field(default_factory=dict)
     merged: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, Any] = field(default_factory=dict)
+    books: dict[str, str] = field(default_factory=dict)  # subscriber → data book (.xlsx) sha256
     rendered: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)  # subscriber → PDF sha256
@@ -118,6 +120,7 @@ class RunSummary:
                 "custom_files": {f"{m['subscriber']}:{Path(m['file']).name}": m["sha256"] for m in self.merged},
             },
             "tables": {"file": self.tables.get("file"), "sha256": self.tables.get("sha256")},
+            "drivers": {k: self.tables.get("drivers", {}).get(k) for k in ("file", "sha256")},
             "reports": dict(self.reports),
             "deliveries": [
                 {k: d.get(k) for k in ("subscriber", "status", "message_id", "report_sha256", "destination")}
@@ -279,21 +282,75 @@ def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
     target = config.root / TABLES_DIR / f"wave-{wave}.csv"
     say(f"tables: computing wave {wave} (everyone, each jurisdiction, each subscriber)")
     tables = tabulate(config, wave, scopes=all_scopes(config))
+    new_sha, changed = _replace_if_changed(target, tables.to_csv, "the tables")
+    summary.tables = {"file": str(target.relative_to(config.root)), "sha256": new_sha, "changed": changed}
+    say(f"tables: {summary.tables['file']} {'written' if changed else 'unchanged'} (sha256 {new_sha[:12]})")
+    if config.drivers.outcome is not None:
+        _write_drivers(config, summary, say, tables)
+
+
+def _write_drivers(config: StudyConfig, summary: RunSummary, say: Progress, tables: Any) -> None:
+    """``tables/wave-N-drivers.csv`` beside the tables (the attributes' top-2 boxes taken from them)."""
+    wave = summary.wave
+    target = config.root / TABLES_DIR / f"wave-{wave}-drivers.csv"
+    result = drivers(config, wave, scopes=all_scopes(config), tables=tables)
+    sha, changed = _replace_if_changed(target, result.to_csv, "the drivers")
+    summary.tables["drivers"] = {"file": str(target.relative_to(config.root)), "sha256": sha, "changed": changed}
+    skipped = len(result.skipped)
+    say(
+        f"drivers: {summary.tables['drivers']['file']} {'written' if changed else 'unchanged'} "
+        f"({len(result.scopes) - skipped} scopes, {skipped} without drivers)"
+    )
+
+
+def _replace_if_changed(target: Path, write: Callable[[Path], None], what: str) -> tuple[str, bool]:
+    """Write through a temporary file and move it over ``target`` unless the bytes are the same; returns
+    (sha256, changed)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:  # readers see the old file or the new one, never half of one
-            tables.to_csv(tmp)
+            write(tmp)
             new_sha = file_sha256(tmp)
             old_sha = file_sha256(target) if target.exists() else None
             if new_sha == old_sha:
                 tmp.unlink()  # unchanged: the old file stays, with its time stamp
     except OSError as exc:
         raise OutputError(
-            f"{target}: cannot write the tables: {exc.strerror}", hint="check the study folder is writable"
+            f"{target}: cannot write {what}: {exc.strerror}", hint="check the study folder is writable"
         ) from None
-    changed = new_sha != old_sha
-    summary.tables = {"file": str(target.relative_to(config.root)), "sha256": new_sha, "changed": changed}
-    say(f"tables: {summary.tables['file']} {'written' if changed else 'unchanged'} (sha256 {new_sha[:12]})")
+    return new_sha, new_sha != old_sha
+
+
+def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    """Each subscriber's data book, ``tables/wave-N/<subscriber>.xlsx``: its own scope (with the benchmark),
+    its banners and its custom questions. Rewritten only when its bytes change; one subscriber's failure
+    is recorded and the others still get theirs."""
+    if not config.subscribers:
+        return
+    wave = summary.wave
+    banners = list(config.banners.variables) or None
+    say(f"books: wave {wave} data books ({', '.join(banners) if banners else 'no banners'})")
+    tables = tabulate(config, wave, scopes=list(config.subscribers), banners=banners)
+    folder = book_path(config, wave, "x").parent
+    written = 0
+    folder.mkdir(parents=True, exist_ok=True)
+    for sub in config.subscribers:
+        target = book_path(config, wave, sub)
+        try:
+            with atomic_path(target) as tmp:
+                write_databook(config, tables, sub, tmp)
+                sha = file_sha256(tmp)
+                if target.exists() and file_sha256(target) == sha:
+                    tmp.unlink()  # unchanged: the old file stays, untouched
+                else:
+                    written += 1
+        except (WavetoolError, OSError) as exc:
+            reason = exc.message if isinstance(exc, WavetoolError) else str(exc)
+            summary.failed.append({"subscriber": sub, "step": "books", "error": reason, "temporary": False})
+            say(f"books: {sub} FAILED, {reason}")
+            continue
+        summary.books[sub] = sha
+    say(f"books: {written} written, {len(summary.books) - written} unchanged in {folder.relative_to(config.root)}")
 
 
 def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
@@ -358,7 +415,7 @@ def run_wave(
             say_outside(message)
 
         say(f"started (PID {os.getpid()}{', final' if final else ''}{', no send' if not send else ''})")
-        steps = [_step_import, _step_merge, _step_drift_gate, _step_tables, _step_render]
+        steps = [_step_import, _step_merge, _step_drift_gate, _step_tables, _step_books, _step_render]
         if send:
             steps.append(_step_send)
         try:

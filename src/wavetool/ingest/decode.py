@@ -156,7 +156,7 @@ def stage_file(
     count the codes that are neither labelled nor missing in every other column."""
     suffix = check_file(path)
     warnings: list[str] = []
-    keep = [roles.id, roles.jurisdiction, roles.weight] if roles else []
+    keep = list(dict.fromkeys(roles.columns_for(path.name).values())) if roles else []
     skip = set(keep) if roles else None
     target = staging.path(name)
     if suffix == ".csv":
@@ -169,7 +169,11 @@ def stage_file(
             encoding,
             skip,
         )
-        keep = roles.resolved(list(codebook.variables)).columns() if roles else []
+        keep = (
+            list(dict.fromkeys(roles.resolved(list(codebook.variables)).columns_for(path.name).values()))
+            if roles
+            else []
+        )
         staged = export_table(staging.con, name, target, keep)
         staging.con.execute(f"DROP TABLE {quote(name)}")
         reader = "duckdb read_csv"
@@ -182,7 +186,11 @@ def stage_file(
             progress.rows(done[0], expected)
 
         counter = UnlabelledCodes(codebook, skip) if skip is not None else None
-        keep = roles.resolved(list(codebook.variables)).columns() if roles else []
+        keep = (
+            list(dict.fromkeys(roles.resolved(list(codebook.variables)).columns_for(path.name).values()))
+            if roles
+            else []
+        )
         reader, staged = load_spss(target, path, codebook, expected, staging.folder, encoding, count, counter, keep)
         if suffix == ".por":
             lost = por_text(path, encoding).warning(path, MAX_LISTED)
