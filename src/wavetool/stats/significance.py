@@ -56,3 +56,18 @@ def verdict_sql(diff: str, se: str, z: str) -> str:
         f"WHEN {se} = 0 OR abs({diff}) / {se} > {z} THEN (CASE WHEN {diff} > 0 THEN 'higher' ELSE 'lower' END) "
         f"ELSE '' END"
     )
+
+
+def compare_proportions(p1: float, n_eff1: float, p2: float, n_eff2: float, confidence: float) -> str:
+    """The same unpooled two-sample z-test as the tables' SQL, for two percentages (0-100) of independent
+    samples (e.g. wave 1 and wave 4 of a full-study report): 'higher' / 'lower' (p1 against p2) or ''."""
+    if n_eff1 <= 0 or n_eff2 <= 0:
+        return ""
+    a, b = p1 / 100.0, p2 / 100.0
+    diff = a - b
+    se = (max(a * (1 - a), 0.0) / n_eff1 + max(b * (1 - b), 0.0) / n_eff2) ** 0.5
+    if diff == 0:
+        return ""
+    if se == 0 or abs(diff) / se > z_critical(confidence):
+        return "higher" if diff > 0 else "lower"
+    return ""
