@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WT := $(BIN)/wavetool --study demo
-APT_PACKAGES := libharfbuzz-subset0 poppler-utils pspp
+APT_PACKAGES := libharfbuzz-subset0 poppler-utils pspp r-base-core r-cran-survey
 
 .PHONY: demo test lint format bench clean system-deps
 

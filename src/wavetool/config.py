@@ -28,11 +28,14 @@ LANGUAGES = ("en", "fr")
 
 @dataclass(frozen=True)
 class ColumnRoles:
-    """Which file columns hold the respondent id, the jurisdiction and the final weight."""
+    """Which file columns hold the respondent id, the jurisdiction and the final weight, and (optional)
+    the sampling design's strata (default: the jurisdiction) and clusters (PSUs; default: none)."""
 
     id: str = "RESPID"
     jurisdiction: str = "PROV"
     weight: str = "WEIGHT"
+    strata: str | None = None
+    cluster: str | None = None
 
     def merged(self, **overrides: str | None) -> ColumnRoles:
         """These roles with the non-empty ``overrides`` applied."""
@@ -116,11 +119,22 @@ class ScaleBoxes:
     bottom: tuple[float, ...]
 
 
+VARIANCES = ("linearized", "kish")
+INTERVALS = ("wilson", "korn-graubard", "wald")
+ADJUSTMENTS = ("bh", "holm", "none")
+
+
 @dataclass(frozen=True)
 class TablesConfig:
     min_base: int = 30
     confidence: float = 0.95
     scales: dict[str, ScaleBoxes] = field(default_factory=dict)
+    variance: str = "linearized"  # or "kish" (Wald on Kish's n_eff: the tables before issue 12)
+    interval: str = "wilson"
+    adjust: str = "bh"
+    cv_caution: float = 16.6  # percent; 0 = no E flags
+    cv_suppress: float = 33.3  # percent; 0 = no F flags
+    min_effective_base: float = 0.0  # 0 = off
     # [tables.scales.Q] polarity: 'positive' (the top box is good, the default), 'negative', 'neutral'
     polarity: dict[str, str] = field(default_factory=dict)
 
@@ -353,8 +367,8 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
 
 
 def _parse_columns(sec: _Section, base: ColumnRoles) -> ColumnRoles:
-    sec.check_keys({"id", "jurisdiction", "weight"})
-    return base.merged(**{k: sec.get(k, str) for k in ("id", "jurisdiction", "weight")})
+    sec.check_keys({"id", "jurisdiction", "weight", "strata", "cluster"})
+    return base.merged(**{k: sec.get(k, str) for k in ("id", "jurisdiction", "weight", "strata", "cluster")})
 
 
 def _items(top: _Section, name: str, path: Path) -> list[_Section]:
@@ -388,7 +402,7 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
         if number in waves:
             raise sec.error("number", f"wave {number} is listed twice")
         overrides = sec.section("columns")
-        overrides.check_keys({"id", "jurisdiction", "weight"})
+        overrides.check_keys({"id", "jurisdiction", "weight", "strata", "cluster"})
         label = sec.get("label", str, default=f"Wave {number}")
         start, end = _date(sec, "fieldwork_start"), _date(sec, "fieldwork_end")
         if start and end and end < start:
@@ -547,7 +561,10 @@ def _parse_translations(sec: _Section) -> dict[str, dict[str, str]]:
 
 
 def _parse_tables(sec: _Section) -> TablesConfig:
-    sec.check_keys({"min_base", "confidence", "scales"})
+    sec.check_keys(
+        {"min_base", "confidence", "scales", "variance", "interval", "adjust", "cv_caution", "cv_suppress"}
+        | {"min_effective_base"}
+    )
     min_base = sec.get("min_base", int, default=30)
     if min_base < 1:
         raise sec.error("min_base", "must be at least 1")
@@ -570,7 +587,19 @@ def _parse_tables(sec: _Section) -> TablesConfig:
             raise s.error("polarity", f"{polarity[question]!r} is not one of positive, negative, neutral")
         if "top" in s.data or "bottom" in s.data:  # polarity alone keeps the automatic boxes
             scales[question] = ScaleBoxes(**boxes)
-    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales, polarity=polarity)
+    choices = {}
+    for key, allowed in (("variance", VARIANCES), ("interval", INTERVALS), ("adjust", ADJUSTMENTS)):
+        choices[key] = sec.get(key, str, default=allowed[0])
+        if choices[key] not in allowed:
+            raise sec.error(key, f"{choices[key]!r} is not one of {', '.join(allowed)}")
+    limits = {}
+    for key, default in (("cv_caution", 16.6), ("cv_suppress", 33.3), ("min_effective_base", 0.0)):
+        limits[key] = sec.get(key, float, default=default)
+        if limits[key] < 0:
+            raise sec.error(key, "must be 0 (off) or more")
+    if limits["cv_caution"] and limits["cv_suppress"] and limits["cv_caution"] > limits["cv_suppress"]:
+        raise sec.error("cv_caution", f"{limits['cv_caution']:g} is above cv_suppress {limits['cv_suppress']:g}")
+    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales, **choices, **limits, polarity=polarity)
 
 
 def _parse_weighting(sec: _Section) -> WeightingConfig:

@@ -24,15 +24,14 @@ from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmoni
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
-from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql, sql_text
+from .design import Design, custom_key_sql, design_tables, wave_design
+from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
-from .rollup import aggregate, report
-from .significance import confidence_label, test_name, z_critical
+from .rollup import Methods, aggregate, report
+from .significance import confidence_label, methods_meta, register_functions, test_name, z_critical
 
 __all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
-
-CUSTOM_KEY = "@"  # cell key prefix of a subscriber's custom answers ('@ontario')
 
 
 def all_scopes(config: StudyConfig) -> list[str]:
@@ -139,6 +138,7 @@ def _tabulate(
         weighted=weighted,
         targets=targets,
     )
+    register_functions(con)
     with _one_thread_per_query(con):
         parts = _tables_by_wave(con, request, needed)
     if request.wanted:
@@ -160,8 +160,9 @@ def _tabulate(
         "weight": {str(w): (weight_source(con, w) if weighted else "none") for w in targets},
         "min_base": config.tables.min_base,
         "confidence": confidence_label(config.tables.confidence),
-        "test": test_name(config.tables.confidence),
+        "test": test_name(config.tables.confidence, config.tables),
         "percent": "weighted percent of valid responses (user- and system-missing excluded), 0-100",
+        "methods": methods_meta(config.tables, {str(p.wave): p.design.description for p in parts if p.wave in targets}),
     }
     return Tables(rows, summaries, audit, meta)
 
@@ -174,6 +175,9 @@ class _Wave:
         self.cells: list[pa.Table] = []
         self.mr: list[pa.Table] = []
         self.questions: list[Question] = []
+        self.keys: pa.Table | None = None  # see stats.design: key -> jurisdiction, owner, stratum, psu
+        self.strata: pa.Table | None = None  # stratum -> n_h
+        self.design: Design = Design()
         self.aggregates: dict[str, pa.Table] = {}
         self.metadata: dict[str, pa.Table] = {}
         self.tables: tuple[pa.Table, pa.Table, pa.Table] | None = None  # (rows, summaries, audit) of a target
@@ -182,18 +186,17 @@ class _Wave:
         """The inputs of :func:`rollup.aggregate`; keeps the question metadata for the report stage."""
         cells = pa.concat_tables(self.cells) if self.cells else CELL_SCHEMA.empty_table()
         mr = pa.concat_tables(self.mr) if self.mr else MR_SCHEMA.empty_table()
-        keys = set(config.jurisdictions) | {
-            k for k in cells.column("key").unique().to_pylist() if not k.startswith(CUSTOM_KEY)
-        }
-        keys |= set(mr.column("key").unique().to_pylist())
+        key_rows = self.keys.to_pylist()
+        core = {r["key"]: r["jurisdiction"] for r in key_rows if r["owner"] is None}
         scope_rows, bench_rows = [], []
         for position, scope in enumerate(scopes):
-            members = _scope_keys(config, scope, keys)
+            jurisdictions = _scope_jurisdictions(config, scope)
+            members = {k for k, j in core.items() if jurisdictions is None or j in jurisdictions}
             scope_rows += [(scope, position, k) for k in sorted(members)]
             if scope in config.subscribers and scope not in config.jurisdictions:
-                scope_rows.append((scope, position, CUSTOM_KEY + scope))
+                scope_rows += [(scope, position, r["key"]) for r in key_rows if r["owner"] == scope]
             if scope != "all":
-                bench_rows += [(scope, k) for k in sorted(keys - members)]
+                bench_rows += [(scope, k) for k in sorted(set(core) - members)]
         self.metadata = self._question_tables()
         return {
             "cells": cells,
@@ -201,6 +204,8 @@ class _Wave:
             **self.metadata,
             "scopes": _table(["scope", "spos", "key"], scope_rows, [pa.string(), pa.int32(), pa.string()]),
             "bench": _table(["scope", "key"], bench_rows, [pa.string(), pa.string()]),
+            "keys": self.keys,
+            "strata": self.strata,
         }
 
     def _question_tables(self) -> dict[str, pa.Table]:
@@ -264,9 +269,10 @@ def _bounds(spec: MissingSpec) -> tuple[float | None, float | None]:
     return low, high
 
 
-def _scope_keys(config: StudyConfig, scope: str, keys: set[str]) -> set[str]:
+def _scope_jurisdictions(config: StudyConfig, scope: str) -> set[str] | None:
+    """The jurisdictions a scope is made of (None: every one, including any not in the config)."""
     if scope == "all":
-        return set(keys)
+        return None
     if scope in config.jurisdictions:
         return {scope}
     return set(config.subscribers[scope].jurisdictions)
@@ -304,7 +310,9 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
         try:
             try:
                 part = _collect_wave(cursor, config, wave, request.subscribers, request.wanted, request.weighted)
-                part.aggregates = aggregate(cursor, part.aggregate_inputs(config, request.scopes))
+                part.aggregates = aggregate(
+                    cursor, part.aggregate_inputs(config, request.scopes), variance=config.tables.variance
+                )
                 parts[wave] = part
             finally:
                 aggregated[wave].set()
@@ -316,7 +324,8 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                     _report_inputs(part, parts.get(wave - 1), request.scopes),
                     z=z_critical(config.tables.confidence),
                     min_base=config.tables.min_base,
-                    test=test_name(config.tables.confidence),
+                    test=test_name(config.tables.confidence, config.tables),
+                    methods=_methods(config),
                 )
         finally:
             cursor.close()
@@ -329,6 +338,22 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
         return list(pool.map(work, waves))
 
 
+def _methods(config: StudyConfig) -> Methods:
+    t = config.tables
+    return Methods(
+        z=z_critical(t.confidence),
+        confidence=t.confidence,
+        min_base=t.min_base,
+        test=test_name(t.confidence, t),
+        variance=t.variance,
+        interval=t.interval,
+        adjust=t.adjust,
+        cv_caution=t.cv_caution,
+        cv_suppress=t.cv_suppress,
+        min_effective_base=t.min_effective_base,
+    )
+
+
 def _collect_wave(
     con: duckdb.DuckDBPyConnection,
     config: StudyConfig,
@@ -339,32 +364,57 @@ def _collect_wave(
 ) -> _Wave:
     """Scan one wave: core single-response questions and MR sets, then each subscriber's custom ones."""
     out = _Wave(wave)
+    out.design = design = wave_design(con, config, wave)
     singles_all = single_questions(con, config, wave)
     multiples = [m for m in mr_sets(con, wave, singles_all) if wanted is None or m.name in wanted]
     singles = [q for q in singles_all if wanted is None or q.name in wanted]
     if singles:
         expressions = harmonised_columns(con, config, wave)
         questions = [(expressions[q.name], q.name) for q in singles]
-        out.cells.append(fetch_single_cells(con, wave_table(wave), wave, questions, weighted, "_jurisdiction"))
+        out.cells.append(fetch_single_cells(con, wave_table(wave), wave, questions, weighted, design.key_sql))
     if multiples:
         select = harmonised_select(con, config, wave)
+        if design.columns:  # the design columns are not among the harmonised questions
+            select = select.replace(" FROM ", ", " + ", ".join(design.columns) + " FROM ", 1)
+        select = f"SELECT {design.key_sql} AS _wt_key, * FROM ({select})"
         out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
     out.questions += [*singles, *multiples]
+    owners: dict[str, tuple[str, ...]] = {}
     for subscriber in subscribers:
         custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
         if not custom:
             continue
         from ..custom import custom_select
 
+        source = f"({custom_select(con, config, wave, subscriber)})"
+        if design.columns:  # custom_select carries no design column: take them from the wave by respondent id
+            cols = ", ".join(f"{c} AS _wt_d{i}" for i, c in enumerate(design.columns))
+            source = f"(SELECT s.*, d.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {wave_table(wave)}) d USING (_id))"
+            key_sql = _renamed(design).key_sql
+        else:
+            key_sql = design.key_sql
         out.cells.append(
             fetch_single_cells(
                 con,
-                f"({custom_select(con, config, wave, subscriber)})",
+                source,
                 wave,
                 [(quote(q.name), _qid(q)) for q in custom],
                 weighted,
-                sql_text(CUSTOM_KEY + subscriber),
+                custom_key_sql(subscriber, key_sql),
             )
         )
         out.questions += custom
+        owners[subscriber] = config.subscribers[subscriber].jurisdictions
+    out.keys, out.strata = design_tables(con, wave_table(wave), design, owners)
     return out
+
+
+def _renamed(design: Design) -> Design:
+    """``design`` over the ``_wt_d<i>`` aliases that a custom source gives its design columns."""
+    names = {c: f"_wt_d{i}" for i, c in enumerate(design.columns)}
+    return Design(
+        names.get(design.stratum_sql, design.stratum_sql),
+        None if design.psu_sql is None else names[design.psu_sql],
+        tuple(names[e] for e in design.extra),
+        design.description,
+    )

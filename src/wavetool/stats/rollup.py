@@ -10,9 +10,17 @@ Floating-point sums depend on the order of addition, and DuckDB's threads combin
 whatever order they finish; every query here runs on one thread, which keeps the tables byte-for-byte
 reproducible, and the waves run side by side instead.
 
+The design (see :mod:`wavetool.stats.design`): cells are sums per *key*, and no SQL here parses a key. The
+``keys`` input maps every key to its jurisdiction, owner (custom answers), stratum and PSU, and ``strata``
+gives each stratum's n_h (units over all the wave's respondents); the linearised variances sum each
+domain's per-key statistics by stratum (and by PSU). So a caller may key the cells more finely (banner
+columns: jurisdiction + SEP + banner code; a strata or cluster column) and, by supplying the matching
+``keys`` / ``strata`` and ``scopes`` tables, get every statistic of the finer domains unchanged.
+
 Inputs (registered as views named ``_wt_<name>`` while a stage runs):
 
 - ``cells`` / ``mr``: see :mod:`wavetool.stats.frequencies`.
+- ``keys`` (key, jurisdiction, owner, stratum, psu) and ``strata`` (stratum, n_h): see above.
 - ``questions`` (wave, question, name, kind, label, owner, qpos, is_scale): ``question`` is the internal id
   (``<subscriber>:<name>`` for a custom question, so it never merges with a core question of that name).
 - ``codes`` (wave, question, value, label, missing): labelled codes; ``missing`` = declared user-missing.
@@ -29,14 +37,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .significance import mean_ci_sql, proportion_ci_sql, verdict_sql
+from .significance import (
+    adjusted_select,
+    effective_base_sql,
+    interval_sql,
+    mean_ci_sql,
+    p_value_sql,
+    verdict_sql,
+)
 
-AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench")
-AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "mr_responses")
+AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench", "keys", "strata")
+AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "code_var", "mr_responses")
 REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
 CODE_TEXT = "CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e15 THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END"
@@ -91,7 +108,8 @@ scoped AS (  -- the code rows of each scope
 _BENCH_CTES = """
 centres AS (
     SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
-    FROM marked WHERE status = 'valid' AND NOT starts_with(key, '@')  -- custom answers have no benchmark
+    FROM marked WHERE status = 'valid'
+        AND key IN (SELECT key FROM _wt_keys WHERE owner IS NULL)  -- custom answers have no benchmark
     GROUP BY ALL
 ),
 key_sums AS (
@@ -185,9 +203,12 @@ _JOINED_CTE = """
 joined AS (
     SELECT tq.*,
         coalesce(s.base_n, 0) AS base_n, coalesce(s.base_w, 0) AS base_w, s.n_eff, s.p_top, s.p_bottom, s.mean, s.sd,
+        s.var_top, s.var_mean, s.df,
         b.base_n AS b_n, b.n_eff AS b_neff, b.p_top AS b_top, b.mean AS b_mean, b.sd AS b_sd,
+        b.var_top AS b_vtop, b.var_mean AS b_vmean,
         p.base_n AS p_n, p.n_eff AS p_neff, p.p_top AS p_top_prev, p.mean AS p_mean, p.sd AS p_sd,
-        coalesce(s.base_n, 0) < $min_base AS suppressed,
+        p.var_top AS p_vtop, p.var_mean AS p_vmean,
+        coalesce(s.base_n, 0) < $min_base AS small_base,
         coalesce(b.base_n, 0) >= $min_base AS bench_ok,
         coalesce(p.base_n, 0) >= $min_base AS prev_ok
     FROM target_questions tq
@@ -197,47 +218,158 @@ joined AS (
 )
 """
 
+TEST_COLUMNS = ("topbox_vs_benchmark", "mean_vs_benchmark", "topbox_vs_previous", "mean_vs_previous")
+NEW_SUMMARY_COLUMNS = (
+    "topbox_se",
+    "mean_se",
+    "deff",
+    "n_eff_design",
+    *(f"p_{t}" for t in TEST_COLUMNS),
+    *(f"p_adj_{t}" for t in TEST_COLUMNS),
+    "quality",
+)
 
-def _summary_select() -> str:
+
+@dataclass(frozen=True)
+class Methods:
+    """How the report stage computes intervals, tests and flags (from ``[tables]``)."""
+
+    z: float
+    confidence: float
+    min_base: int
+    test: str
+    variance: str = "linearized"
+    interval: str = "wilson"
+    adjust: str = "bh"
+    cv_caution: float = 16.6
+    cv_suppress: float = 33.3
+    min_effective_base: float = 0.0
+
+    @property
+    def kish(self) -> bool:
+        return self.variance == "kish"
+
+    def params(self) -> dict[str, object]:
+        return {"z": self.z, "min_base": self.min_base, "test": self.test}
+
+    def base(self, p: str, var: str, n_eff: str) -> str:
+        """The effective base an interval of ``p`` is computed on (Kish's n_eff in kish mode)."""
+        return n_eff if self.kish else effective_base_sql(p, var, n_eff)
+
+    def ci(self, p: str, var: str, n_eff: str, rows: str, df: str, low: bool) -> str:
+        """SQL of one end of the configured interval of ``p`` (see significance.interval_sql)."""
+        return interval_sql(self.interval, p, self.base(p, var, n_eff), "$z", self.confidence, rows, df, low)
+
+    def quality(self, cv: str) -> str:
+        """SQL flag of an estimate from its coefficient of variation ``cv`` (a fraction; NULL: no flag)."""
+        parts = ["CASE WHEN " + cv + " IS NULL THEN ''"]
+        if self.cv_suppress > 0:
+            parts.append(f"WHEN {cv} > {self.cv_suppress / 100!r} THEN 'F'")
+        if self.cv_caution > 0:
+            parts.append(f"WHEN {cv} >= {self.cv_caution / 100!r} THEN 'E'")
+        return " ".join(parts) + " ELSE '' END"
+
+    def f_reason(self, what: str, cv: str) -> str:
+        return (
+            f"'{what} CV ' || printf('%.1f', 100 * {cv}) || '% > cv_suppress {self.cv_suppress:g}%"
+            " (F: too unreliable to be published)'"
+        )
+
+
+def _summary_select(m: Methods) -> str:
+    """The summaries: ``pre`` (every estimate, its variance, flag and raw p-values), the p-values
+    adjusted within each (wave, scope) family, then the published columns."""
     z = "$z"
-    keep = "NOT j.suppressed"
-    top_se_bench = (
-        "sqrt(greatest(j.p_top * (1 - j.p_top), 0) / j.n_eff + greatest(j.b_top * (1 - j.b_top), 0) / j.b_neff)"
+    eff = f"coalesce({effective_base_sql('j.p_top', 'j.var_top', 'NULL')}, j.n_eff)"
+    small_eff = f"coalesce({eff}, 0) < {m.min_effective_base!r}" if m.min_effective_base > 0 else "FALSE"
+    cv_top = "(CASE WHEN j.p_top > 0 THEN sqrt(j.var_top) / j.p_top END)"
+    pre = f"""
+    pre AS (
+        SELECT j.*, (j.small_base OR {small_eff}) AS suppressed, {eff} AS eff_base,
+            {cv_top} AS cv_top, {m.quality(cv_top)} AS top_quality,
+            (j.p_top - j.b_top) AS d_tb, sqrt(j.var_top + j.b_vtop) AS se_tb,
+            (j.mean - j.b_mean) AS d_mb, sqrt(j.var_mean + j.b_vmean) AS se_mb,
+            (j.p_top - j.p_top_prev) AS d_tp, sqrt(j.var_top + j.p_vtop) AS se_tp,
+            (j.mean - j.p_mean) AS d_mp, sqrt(j.var_mean + j.p_vmean) AS se_mp
+        FROM joined j
+    ),
+    flagged AS (
+        SELECT *, NOT suppressed AS keep, NOT suppressed AND top_quality <> 'F' AS keep_top,
+            CASE WHEN NOT suppressed AND top_quality <> 'F' AND bench_ok THEN {p_value_sql("d_tb", "se_tb")} END AS p_tb,
+            CASE WHEN NOT suppressed AND bench_ok THEN {p_value_sql("d_mb", "se_mb")} END AS p_mb,
+            CASE WHEN NOT suppressed AND top_quality <> 'F' AND prev_ok THEN {p_value_sql("d_tp", "se_tp")} END AS p_tp,
+            CASE WHEN NOT suppressed AND prev_ok THEN {p_value_sql("d_mp", "se_mp")} END AS p_mp
+        FROM pre
+    ),
+    tests AS (
+        {" UNION ALL ".join(f"SELECT wave, scope, question AS qid, '{t}' AS test, p_{t} AS p FROM flagged WHERE p_{t} IS NOT NULL" for t in ("tb", "mb", "tp", "mp"))}
+    ),
+    adjusted AS ({adjusted_select(m.adjust, "tests")}),
+    summary AS ("""
+    if m.adjust == "none":  # as before issue 12: |z| > z_(1-α/2)
+
+        def verdict(test: str, ok: str) -> str:
+            return f"CASE WHEN {ok} THEN {verdict_sql(f'j.d_{test}', f'j.se_{test}', z)} ELSE '' END"
+    else:
+
+        def verdict(test: str, ok: str) -> str:
+            return (
+                f"CASE WHEN {ok} AND a_{test}.p_adj < {1 - m.confidence!r} AND j.d_{test} <> 0 THEN "
+                f"(CASE WHEN j.d_{test} > 0 THEN 'higher' ELSE 'lower' END) ELSE '' END"
+            )
+
+    keep, keep_top = "j.keep", "j.keep_top"
+    top = "j.p_top"
+    n_eff_design = f"(CASE WHEN j.var_top > 0 THEN {top} * (1 - {top}) / j.var_top END)"
+    joins = " ".join(
+        f"LEFT JOIN adjusted a_{t} ON a_{t}.wave = j.wave AND a_{t}.scope = j.scope AND a_{t}.qid = j.question "
+        f"AND a_{t}.test = '{t}'"
+        for t in ("tb", "mb", "tp", "mp")
     )
-    top_se_prev = "sqrt(greatest(j.p_top * (1 - j.p_top), 0) / j.n_eff + greatest(j.p_top_prev * (1 - j.p_top_prev), 0) / j.p_neff)"
-    mean_se_bench = "sqrt(j.sd * j.sd / j.n_eff + j.b_sd * j.b_sd / j.b_neff)"
-    mean_se_prev = "sqrt(j.sd * j.sd / j.n_eff + j.p_sd * j.p_sd / j.p_neff)"
-    return f"""
+    reason = f"""CASE WHEN j.suppressed THEN
+            CASE WHEN j.base_n = 0 THEN 'no valid responses (base 0 < min_base ' || $min_base || ')'
+                 WHEN j.small_base THEN 'unweighted base ' || j.base_n || ' < min_base ' || $min_base
+                 ELSE 'effective base ' || printf('%.1f', j.eff_base) || ' < min_effective_base {m.min_effective_base:g}' END
+            WHEN j.top_quality = 'F' THEN {m.f_reason("top-2 box", "j.cv_top")}
+        ELSE '' END"""
+    return f"""{pre}
     SELECT j.wave, j.scope, j.name AS question, j.kind, j.label,
         j.base_n,
         CASE WHEN {keep} THEN j.base_w END AS base_weighted,
         CASE WHEN {keep} THEN j.n_eff END AS n_eff,
-        CASE WHEN {keep} THEN 100.0 * j.p_top END AS topbox,
-        CASE WHEN {keep} THEN {proportion_ci_sql("j.p_top", "j.n_eff", z, True)} END AS topbox_ci_low,
-        CASE WHEN {keep} THEN {proportion_ci_sql("j.p_top", "j.n_eff", z, False)} END AS topbox_ci_high,
+        CASE WHEN {keep_top} THEN 100.0 * j.p_top END AS topbox,
+        CASE WHEN {keep_top} THEN {m.ci(top, "j.var_top", "j.n_eff", "j.base_n", "j.df", True)} END AS topbox_ci_low,
+        CASE WHEN {keep_top} THEN {m.ci(top, "j.var_top", "j.n_eff", "j.base_n", "j.df", False)} END AS topbox_ci_high,
         CASE WHEN {keep} THEN 100.0 * j.p_bottom END AS bottombox,
         CASE WHEN {keep} THEN j.mean END AS mean,
         CASE WHEN {keep} THEN j.sd END AS sd,
-        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, True)} END AS mean_ci_low,
-        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, False)} END AS mean_ci_high,
+        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, True) if m.kish else "j.mean - $z * sqrt(j.var_mean)"} END AS mean_ci_low,
+        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, False) if m.kish else "j.mean + $z * sqrt(j.var_mean)"} END AS mean_ci_high,
         CASE WHEN {keep} AND j.bench_ok THEN 100.0 * j.b_top END AS benchmark_topbox,
         CASE WHEN {keep} AND j.bench_ok THEN j.b_mean END AS benchmark_mean,
-        CASE WHEN {keep} AND j.bench_ok THEN {verdict_sql("(j.p_top - j.b_top)", top_se_bench, z)} ELSE '' END AS sig_topbox_vs_benchmark,
-        CASE WHEN {keep} AND j.bench_ok THEN {verdict_sql("(j.mean - j.b_mean)", mean_se_bench, z)} ELSE '' END AS sig_mean_vs_benchmark,
+        {verdict("tb", f"{keep_top} AND j.bench_ok")} AS sig_topbox_vs_benchmark,
+        {verdict("mb", f"{keep} AND j.bench_ok")} AS sig_mean_vs_benchmark,
         CASE WHEN {keep} AND j.prev_ok THEN 100.0 * j.p_top_prev END AS previous_topbox,
         CASE WHEN {keep} AND j.prev_ok THEN j.p_mean END AS previous_mean,
-        CASE WHEN {keep} AND j.prev_ok THEN {verdict_sql("(j.p_top - j.p_top_prev)", top_se_prev, z)} ELSE '' END AS sig_topbox_vs_previous,
-        CASE WHEN {keep} AND j.prev_ok THEN {verdict_sql("(j.mean - j.p_mean)", mean_se_prev, z)} ELSE '' END AS sig_mean_vs_previous,
+        {verdict("tp", f"{keep_top} AND j.prev_ok")} AS sig_topbox_vs_previous,
+        {verdict("mp", f"{keep} AND j.prev_ok")} AS sig_mean_vs_previous,
         $test AS test,
         j.suppressed,
-        CASE WHEN j.suppressed THEN
-            CASE WHEN j.base_n = 0 THEN 'no valid responses (base 0 < min_base ' || $min_base || ')'
-                 ELSE 'unweighted base ' || j.base_n || ' < min_base ' || $min_base END
-        ELSE '' END AS suppression_reason,
-        j.spos, j.qpos, j.question AS qid,
+        {reason} AS suppression_reason,
+        CASE WHEN {keep_top} THEN 100.0 * sqrt(j.var_top) END AS topbox_se,
+        CASE WHEN {keep} THEN sqrt(j.var_mean) END AS mean_se,
+        CASE WHEN {keep_top} THEN j.base_n / {n_eff_design} END AS deff,
+        CASE WHEN {keep_top} THEN {n_eff_design} END AS n_eff_design,
+        j.p_tb AS p_topbox_vs_benchmark, j.p_mb AS p_mean_vs_benchmark,
+        j.p_tp AS p_topbox_vs_previous, j.p_mp AS p_mean_vs_previous,
+        a_tb.p_adj AS p_adj_topbox_vs_benchmark, a_mb.p_adj AS p_adj_mean_vs_benchmark,
+        a_tp.p_adj AS p_adj_topbox_vs_previous, a_mp.p_adj AS p_adj_mean_vs_previous,
+        CASE WHEN {keep} THEN j.top_quality ELSE '' END AS quality,
+        j.top_quality = 'F' AND {keep} AS top_withheld, j.cv_top,
+        j.spos, j.qpos, j.question AS qid, j.n_eff AS n_eff_raw, j.df,
         j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw
-    FROM joined j
-    """
+    FROM flagged j {joins}
+    )"""
 
 
 SUMMARY_COLUMNS = (
@@ -246,6 +378,7 @@ SUMMARY_COLUMNS = (
     "sig_mean_vs_benchmark, previous_topbox, previous_mean, sig_topbox_vs_previous, sig_mean_vs_previous, test, "
     "suppressed, suppression_reason"
 )
+SUMMARY_ORDER = (*(c.strip() for c in SUMMARY_COLUMNS.split(",")), *NEW_SUMMARY_COLUMNS)
 
 
 # The columns of a row that come from its question's summary (after the row's own), in output order.
@@ -263,15 +396,23 @@ ROW_SUMMARY_COLUMNS = (
     "suppressed",
     "suppression_reason",
 )
+# A row's own new columns (se, deff, n_eff_design, quality) and its summary's, after all the above.
+ROW_NEW_COLUMNS = ("se", "topbox_se", "mean_se", "deff", "n_eff_design")
+ROW_NEW_SUMMARY = tuple(c for c in NEW_SUMMARY_COLUMNS if c.startswith("p_"))
 
 
-def _rows_select() -> str:
+def _rows_select(m: Methods) -> str:
     """The code rows of every summary (``sidx``: the summary's position), in display order: valid codes,
     user-missing codes, then system missing; a multiple-response set's items in set order, then the
-    respondents who gave none. Only the row's own columns: :func:`report` adds its summary's."""
-    z = "$z"
+    respondents who gave none. Only the row's own columns: :func:`report` adds its summary's. A row whose
+    percent has a CV above cv_suppress is withheld (its n and weighted n stay: counts, not estimates)."""
     code = CODE_TEXT.format(v="r.value")
     scope_cell = "c.wave = su.wave AND c.scope = su.scope AND c.question = su.qid"
+    kish = "greatest(r.p * (1 - r.p), 0) / su.n_eff_raw"
+    var = kish if m.kish else f"(CASE WHEN su.kind = 'multiple' THEN {kish} ELSE coalesce(r.var, 0) END)"
+    cv = "(CASE WHEN r.p > 0 THEN sqrt(r.var) / r.p END)"
+    show = "NOT su.suppressed AND r.quality <> 'F'"
+    n_eff_design = "(CASE WHEN r.var > 0 THEN r.p * (1 - r.p) / r.var END)"
     return f"""
     single_lines AS (
         SELECT su.sidx, k.value, k.label, k.missing AS user_missing, c.n, c.sw
@@ -290,7 +431,7 @@ def _rows_select() -> str:
         WHERE su.kind <> 'multiple'
     ),
     single_rows AS (
-        SELECT l.sidx,
+        SELECT l.sidx, l.value,
             CASE WHEN l.value IS NULL THEN '.' ELSE {code.replace("r.value", "l.value")} END AS code,
             l.label, (l.value IS NULL OR l.user_missing) AS missing,
             coalesce(l.n, 0) AS n_raw, coalesce(l.sw, 0.0) AS w_raw,
@@ -301,7 +442,7 @@ def _rows_select() -> str:
         FROM single_lines l JOIN summary su USING (sidx)
     ),
     multiple_rows AS (
-        SELECT su.sidx, i.item AS code, i.label, FALSE AS missing,
+        SELECT su.sidx, NULL::DOUBLE AS value, i.item AS code, i.label, FALSE AS missing,
             coalesce(c.n, 0) AS n_raw, coalesce(c.sw, 0.0) AS w_raw,
             CASE WHEN su.base_w_raw > 0 THEN coalesce(c.sw, 0.0) / su.base_w_raw END AS p,
             CASE WHEN r.total > 0 THEN 100.0 * coalesce(c.sw, 0.0) / r.total END AS p_responses,
@@ -310,20 +451,35 @@ def _rows_select() -> str:
         LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'item' AND c.item = i.item
         LEFT JOIN mr_responses r ON r.wave = su.wave AND r.scope = su.scope AND r.question = su.qid
         UNION ALL
-        SELECT su.sidx, '.', 'No response counted', TRUE, coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
+        SELECT su.sidx, NULL, '.', 'No response counted', TRUE, coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
         FROM summary su LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'none'
         WHERE su.kind = 'multiple'
     ),
-    all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows)
+    all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows),
+    with_var AS (
+        SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var.replace("r.var", "v.var")} END AS var
+        FROM all_rows r JOIN summary su USING (sidx)
+        LEFT JOIN code_var v ON v.wave = su.wave AND v.scope = su.scope AND v.question = su.qid AND v.value = r.value
+    ),
+    flagged AS (
+        SELECT r.*, {cv} AS cv, CASE WHEN su.suppressed THEN '' ELSE {m.quality(cv)} END AS quality
+        FROM with_var r JOIN summary su USING (sidx)
+    )
     SELECT r.sidx, r.code, r.label, r.missing,
         CASE WHEN NOT su.suppressed THEN r.n_raw END AS n,
         CASE WHEN NOT su.suppressed THEN r.w_raw END AS weighted_n,
-        CASE WHEN NOT su.suppressed THEN 100.0 * r.p END AS percent,
-        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
-        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, True)} END AS ci_low,
-        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, False)} END AS ci_high,
-        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses
-    FROM all_rows r JOIN summary su USING (sidx)
+        CASE WHEN {show} THEN 100.0 * r.p END AS percent,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", True)} END AS ci_low,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", False)} END AS ci_high,
+        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses,
+        CASE WHEN {show} THEN 100.0 * sqrt(r.var) END AS se,
+        CASE WHEN {show} THEN su.base_n / {n_eff_design} END AS deff,
+        CASE WHEN {show} THEN {n_eff_design} END AS n_eff_design,
+        r.quality,
+        r.quality = 'F' AS withheld,
+        CASE WHEN r.quality = 'F' THEN {m.f_reason("code", "r.cv").replace("'code CV", "'percent CV")} END AS row_reason
+    FROM flagged r JOIN summary su USING (sidx)
     ORDER BY r.sidx, r.rank1, r.rank2
     """
 
@@ -333,6 +489,12 @@ def _audit_select() -> str:
     SELECT wave, scope, question, 'question' AS withheld, base_n, $min_base AS min_base, suppression_reason AS reason,
         spos, qpos
     FROM summary WHERE suppressed
+    UNION ALL
+    SELECT wave, scope, question, 'top-2 box', base_n, $min_base, suppression_reason, spos, qpos
+    FROM summary WHERE top_withheld
+    UNION ALL
+    SELECT s.wave, s.scope, s.question, 'code ' || r.code, s.base_n, $min_base, r.row_reason, s.spos, s.qpos
+    FROM summary s JOIN own_rows r USING (sidx) WHERE r.withheld
     UNION ALL
     SELECT wave, scope, question, 'benchmark', coalesce(b_n, 0), $min_base,
         'benchmark (all other respondents) unweighted base ' || coalesce(b_n, 0) || ' < min_base ' || $min_base, spos, qpos
@@ -344,13 +506,81 @@ def _audit_select() -> str:
     """
 
 
+# Linearised variances (see the README's definitions and stats.design). Each domain (side, wave, scope,
+# question) contributes, per key, t = Σ z and q = Σ z² of the linearised values z = w(y − est)/W of its
+# valid answers; an estimate is the mean (y = the value), the top box (y = 1 in the top box) or a code's
+# percent (y = 1 for that code, from the key's totals: no code × cell product). Per unit (a PSU, or the
+# respondents of a key when they are their own PSUs) T = Σ t and Q = T² or Σ q; per stratum
+# n_h/(n_h − 1) · (ΣQ − (ΣT)²/n_h), and a stratum of one unit contributes (ΣT)² (R's
+# survey.lonely.psu = "adjust": centred on the grand mean, which is 0 for a domain ratio).
+_PART_CTES = """
+dom_cells AS (
+    SELECT d.side, m.wave, d.scope, m.question, m.key, m.value, m.top, m.n, m.sw, m.sw2
+    FROM _wt_m_marked m
+    JOIN (SELECT 'scope' AS side, scope, key FROM _wt_scopes UNION ALL SELECT 'bench', scope, key FROM _wt_bench) d
+        ON m.key = d.key
+    WHERE m.status = 'valid'
+),
+est_parts AS (
+    SELECT c.side, c.wave, c.scope, c.question, c.key, any_value(s.base_w) AS bw,
+        sum(c.sw * (c.value - s.mean)) AS t_mean, sum(c.sw2 * (c.value - s.mean) * (c.value - s.mean)) AS q_mean,
+        sum(c.sw * (c.top::INTEGER - s.p_top)) AS t_top,
+        sum(c.sw2 * (c.top::INTEGER - s.p_top) * (c.top::INTEGER - s.p_top)) AS q_top,
+        sum(c.n) AS n
+    FROM dom_cells c
+    JOIN _wt_m_stats s USING (side, wave, scope, question)
+    WHERE s.base_w > 0
+    GROUP BY c.side, c.wave, c.scope, c.question, c.key
+),
+parts AS (
+    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, key, t_mean / bw AS t,
+        q_mean / (bw * bw) AS q, n FROM est_parts
+    UNION ALL
+    SELECT side, wave, scope, question, 'top', NULL, key, t_top / bw, q_top / (bw * bw), n FROM est_parts
+    WHERE t_top IS NOT NULL
+    UNION ALL
+    SELECT k.side, k.wave, k.scope, k.question, 'code', v.value, k.key,
+        (coalesce(c.sw, 0) - v.p * k.w) / v.bw,
+        (coalesce(c.sw2, 0) * (1 - v.p) * (1 - v.p) + (k.w2 - coalesce(c.sw2, 0)) * v.p * v.p) / (v.bw * v.bw), k.n
+    FROM (SELECT side, wave, scope, question, key, sum(sw) AS w, sum(sw2) AS w2, NULL::BIGINT AS n
+          FROM dom_cells WHERE side = 'scope' GROUP BY ALL) k
+    JOIN (SELECT wave, scope, question, value, sum(sw) / any_value(s.base_w) AS p, any_value(s.base_w) AS bw
+          FROM dom_cells JOIN _wt_m_stats s USING (side, wave, scope, question)
+          WHERE side = 'scope' AND s.base_w > 0 GROUP BY ALL) v USING (wave, scope, question)
+    LEFT JOIN dom_cells c ON c.side = 'scope' AND c.wave = k.wave AND c.scope = k.scope AND c.question = k.question
+        AND c.key = k.key AND c.value = v.value
+),
+units AS (
+    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, k.stratum, k.psu,
+        sum(p.t) AS t, CASE WHEN k.psu IS NULL THEN sum(p.q) ELSE sum(p.t) * sum(p.t) END AS q,
+        CASE WHEN k.psu IS NULL THEN sum(p.n) ELSE 1 END AS units
+    FROM parts p JOIN _wt_keys k USING (key)
+    GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, k.stratum, k.psu
+),
+by_stratum AS (
+    SELECT u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.stratum, any_value(h.n_h) AS n_h,
+        sum(u.t) AS t, sum(u.q) AS q, sum(u.units) AS units
+    FROM units u JOIN _wt_strata h USING (stratum)
+    GROUP BY u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.stratum
+),
+variances AS (
+    SELECT side, wave, scope, question, estimate, value,
+        sum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest(q - t * t / n_h, 0) ELSE t * t END) AS var,
+        sum(units) - count(*) AS df  -- R's degf() of the domain: its PSUs less its strata
+    FROM by_stratum GROUP BY ALL
+)
+"""
+
+
 def _aliases(names: tuple[str, ...]) -> str:
     return ", ".join(f"{name} AS (SELECT * FROM _wt_{name})" for name in names)
 
 
-def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> dict[str, pa.Table]:
+def aggregate(
+    con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, variance: str = "linearized"
+) -> dict[str, pa.Table]:
     """The first stage, for one wave: roll its cells up to the scopes and benchmarks, and compute every
-    base's statistics.
+    base's statistics, with their variances (``variance``: "linearized" or "kish").
 
     Returns the ``AGGREGATES`` tables, which :func:`report` takes: only the scope
     side of the roll-ups (the benchmarks live on in ``stats``)."""
@@ -366,6 +596,31 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
                 "WITH marked AS (SELECT * FROM _wt_m_marked), scoped AS (SELECT * FROM _wt_m_scoped), "
                 f"mr_rolled AS (SELECT * FROM _wt_m_mr_rolled), {_BENCH_CTES}, {_STATS_CTES}"
             )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_stats AS {stats} SELECT * FROM stats")
+            kish_top = "greatest(s.p_top * (1 - s.p_top), 0) / s.n_eff"
+            kish_mean = "s.sd * s.sd / s.n_eff"
+            if variance == "kish":
+                with_var = (
+                    f"SELECT s.*, {kish_top} AS var_top, {kish_mean} AS var_mean, "
+                    "(s.base_n - 1)::DOUBLE AS df FROM _wt_m_stats s"
+                )
+                code_var = (
+                    "SELECT NULL::INTEGER AS wave, NULL::VARCHAR AS scope, NULL::VARCHAR AS question, "
+                    "NULL::DOUBLE AS value, NULL::DOUBLE AS var WHERE FALSE"
+                )
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {_PART_CTES} SELECT * FROM variances")
+                # multiple-response sets keep the Kish variances (their items are not linearised yet)
+                with_var = f"""
+                    SELECT s.*,
+                        CASE WHEN s.question IN (SELECT question FROM _wt_m_mr_rolled) THEN {kish_top} ELSE t.var END AS var_top,
+                        CASE WHEN s.question IN (SELECT question FROM _wt_m_mr_rolled) THEN {kish_mean} ELSE m.var END AS var_mean,
+                        CASE WHEN s.question IN (SELECT question FROM _wt_m_mr_rolled) THEN s.base_n - 1 ELSE m.df END::DOUBLE AS df
+                    FROM _wt_m_stats s
+                    LEFT JOIN _wt_m_var t ON t.estimate = 'top' AND t.side = s.side AND t.wave = s.wave AND t.scope = s.scope AND t.question = s.question
+                    LEFT JOIN _wt_m_var m ON m.estimate = 'mean' AND m.side = s.side AND m.wave = s.wave AND m.scope = s.scope AND m.question = s.question
+                """
+                code_var = "SELECT wave, scope, question, value, var FROM _wt_m_var WHERE estimate = 'code'"
             return {
                 "classified": con.sql("SELECT wave, scope, question, value, n, sw FROM _wt_m_scoped").to_arrow_table(),
                 "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
@@ -373,58 +628,91 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
                 "is_missing": con.sql(
                     "SELECT DISTINCT wave, question, value FROM _wt_m_marked WHERE status = 'user'"
                 ).to_arrow_table(),
-                "stats": con.sql(f"{stats} SELECT * FROM stats").to_arrow_table(),
+                "stats": con.sql(with_var).to_arrow_table(),
+                "code_var": con.sql(code_var).to_arrow_table(),
                 "mr_responses": con.sql(
                     "SELECT wave, scope, question, sum(sw) AS total FROM _wt_m_mr_rolled"
                     " WHERE side = 'scope' AND role = 'item' GROUP BY ALL"
                 ).to_arrow_table(),
             }
         finally:
-            for name in ("marked", "scoped", "mr_rolled"):
+            for name in ("marked", "scoped", "mr_rolled", "stats", "var"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
 def report(
-    con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, z: float, min_base: int, test: str
+    con: duckdb.DuckDBPyConnection,
+    inputs: dict[str, pa.Table],
+    *,
+    z: float,
+    min_base: int,
+    test: str,
+    methods: Methods | None = None,
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """The second stage, for one wave: (rows, summaries, audit) as Arrow tables, sorted by scope, question
     and code, from the wave's :func:`aggregate` tables (``stats`` also holding the previous wave's) and
-    ``REPORT_INPUTS``.
+    ``REPORT_INPUTS``; ``methods`` as in ``[tables]`` (default: Kish, Wald, no adjustment, no flags).
 
     The target questions and the summaries are computed once into temporary tables, which the rows and
     the audit then read."""
+    m = methods or Methods(
+        z=z,
+        confidence=0.95,
+        min_base=min_base,
+        test=test,
+        variance="kish",
+        interval="wald",
+        adjust="none",
+        cv_caution=0,
+        cv_suppress=0,
+    )
     params = {"z": z, "min_base": min_base, "test": test}
     with registered(con, inputs, (*AGGREGATES, *REPORT_INPUTS)):
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_target_questions AS {_TARGET_QUESTIONS}")
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _wt_summary AS WITH {_aliases((*AGGREGATES, 'target_questions'))}, "
-                f"{_JOINED_CTE}, summary AS ({_summary_select()}) "
+                f"{_JOINED_CTE}, {_summary_select(m)} "
                 "SELECT *, (row_number() OVER (ORDER BY wave, spos, qpos) - 1)::INTEGER AS sidx FROM summary",
                 params,
             )
             summary = con.sql("SELECT * FROM _wt_summary ORDER BY sidx").to_arrow_table()
-            own = con.sql(
-                f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select()}", params={"z": z}
-            ).to_arrow_table()
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _wt_own_rows AS WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}",
+                {"z": z},
+            )
+            own = con.sql("SELECT * FROM _wt_own_rows ORDER BY sidx, rowid").to_arrow_table()
             audit = con.sql(
-                f"WITH {_aliases(('summary',))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
+                f"WITH {_aliases(('summary', 'own_rows'))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
                 f"FROM ({_audit_select()}) ORDER BY wave, spos, qpos, withheld",
                 params={"min_base": min_base},
             ).to_arrow_table()
         finally:
-            for name in ("target_questions", "summary"):
+            for name in ("target_questions", "summary", "own_rows"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_{name}")
-    summaries = summary.select([c.strip() for c in SUMMARY_COLUMNS.split(",")])
+    summaries = summary.select(list(SUMMARY_ORDER))
     return _rows_with_summaries(own, summary), summaries, audit
 
 
 def _rows_with_summaries(own: pa.Table, summary: pa.Table) -> pa.Table:
     """Each code row followed by its question's summary columns (taken by position, not joined in SQL:
-    sorting and converting the repeated columns cost more than the rest of the query)."""
-    taken = summary.select(list(ROW_SUMMARY_COLUMNS)).take(own.column("sidx"))
+    sorting and converting the repeated columns cost more than the rest of the query), then the new
+    columns: the row's se, its summary's topbox_se and mean_se, the row's deff and n_eff_design, the
+    summary's p-values, and the row's quality. A withheld row (F) is marked suppressed, with its reason."""
+    taken = summary.select([*ROW_SUMMARY_COLUMNS, "topbox_se", "mean_se", *ROW_NEW_SUMMARY]).take(own.column("sidx"))
     columns = {name: taken.column(name) for name in ROW_SUMMARY_COLUMNS[:3]}
-    columns |= {name: own.column(name) for name in own.column_names if name != "sidx"}
+    columns |= {
+        name: own.column(name)
+        for name in own.column_names
+        if name not in ("sidx", "se", "deff", "n_eff_design", "quality", "withheld", "row_reason")
+    }
     columns |= {"kind": taken.column("kind"), "question_label": taken.column("label")}
     columns |= {name: taken.column(name) for name in ROW_SUMMARY_COLUMNS[5:]}
+    withheld = own.column("withheld")
+    columns["suppressed"] = pc.or_(taken.column("suppressed"), withheld)
+    columns["suppression_reason"] = pc.if_else(withheld, own.column("row_reason"), taken.column("suppression_reason"))
+    columns |= {"se": own.column("se"), "topbox_se": taken.column("topbox_se"), "mean_se": taken.column("mean_se")}
+    columns |= {"deff": own.column("deff"), "n_eff_design": own.column("n_eff_design")}
+    columns |= {name: taken.column(name) for name in ROW_NEW_SUMMARY}
+    columns["quality"] = own.column("quality")
     return pa.table(columns)
