@@ -195,6 +195,18 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class DriversConfig:
+    """``[drivers]``: the drivers-of-satisfaction analysis (``wavetool drivers``). ``outcome`` is None when
+    the study has no such analysis configured."""
+
+    outcome: str | None = None
+    attributes: tuple[str, ...] = ()
+    min_base: int = 100
+    replicates: int = 0
+    seed: int = 20200601
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Everything ``wavetool.toml`` says about a study; ``root`` is the study folder."""
 
@@ -213,6 +225,7 @@ class StudyConfig:
     report: ReportConfig = ReportConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    drivers: DriversConfig = DriversConfig()
 
     def roles_for_wave(self, wave: int) -> ColumnRoles:
         """Column roles for ``wave``: the study's roles with that wave's overrides applied."""
@@ -339,6 +352,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
             "report",
             "delivery",
             "pipeline",
+            "drivers",
         }
     )
     study = top.section("study")
@@ -362,6 +376,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
         report=_parse_report(top.section("report")),
         delivery=_parse_delivery(top.section("delivery")),
         pipeline=_parse_pipeline(top.section("pipeline")),
+        drivers=_parse_drivers(top.section("drivers")),
     )
     return config
 
@@ -698,6 +713,33 @@ def _parse_pipeline(sec: _Section) -> PipelineConfig:
     if timeout < 0:
         raise sec.error("lock_timeout", "must be zero or more seconds")
     return PipelineConfig(lock_timeout=timeout)
+
+
+def _parse_drivers(sec: _Section) -> DriversConfig:
+    sec.check_keys({"outcome", "attributes", "min_base", "replicates", "seed"})
+    outcome = sec.get("outcome", str)
+    attributes = sec.strings("attributes")
+    if outcome is None and attributes:
+        raise sec.error("outcome", "is required with attributes", hint='name the outcome question, e.g. outcome = "Q1"')
+    if outcome is not None and not attributes:
+        raise sec.error(
+            "attributes", "must list at least one attribute question", hint='e.g. attributes = ["Q2", "Q3"]'
+        )
+    if outcome is not None and outcome in attributes:
+        raise sec.error("attributes", f"lists the outcome {outcome!r}; an outcome cannot explain itself")
+    repeated = sorted({a for a in attributes if attributes.count(a) > 1})
+    if repeated:
+        raise sec.error("attributes", f"lists {', '.join(repeated)} more than once")
+    min_base = sec.get("min_base", int, default=100)
+    if min_base < 1:
+        raise sec.error("min_base", "must be at least 1")
+    replicates = sec.get("replicates", int, default=0)
+    if replicates < 0:
+        raise sec.error("replicates", "must be 0 (no bootstrap) or a number of bootstrap replicates, e.g. 200")
+    seed = sec.get("seed", int, default=DriversConfig.seed)
+    if seed < 0:
+        raise sec.error("seed", "must be zero or a positive integer")
+    return DriversConfig(outcome=outcome, attributes=attributes, min_base=min_base, replicates=replicates, seed=seed)
 
 
 def example_config() -> str:

@@ -275,10 +275,36 @@ def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
     target = config.root / TABLES_DIR / f"wave-{wave}.csv"
     say(f"tables: computing wave {wave} (everyone, each jurisdiction, each subscriber)")
     tables = tabulate(config, wave, scopes=all_scopes(config))
+    new_sha, changed = _replace_if_changed(target, tables.to_csv, "the tables")
+    summary.tables = {"file": str(target.relative_to(config.root)), "sha256": new_sha, "changed": changed}
+    say(f"tables: {summary.tables['file']} {'written' if changed else 'unchanged'} (sha256 {new_sha[:12]})")
+    if config.drivers.outcome is not None:
+        _write_drivers(config, summary, say, tables)
+
+
+def _write_drivers(config: StudyConfig, summary: RunSummary, say: Progress, tables: Any) -> None:
+    """``tables/wave-N-drivers.csv`` beside the tables (the attributes' top-2 boxes taken from them)."""
+    from .stats import all_scopes, drivers
+
+    wave = summary.wave
+    target = config.root / TABLES_DIR / f"wave-{wave}-drivers.csv"
+    result = drivers(config, wave, scopes=all_scopes(config), tables=tables)
+    sha, changed = _replace_if_changed(target, result.to_csv, "the drivers")
+    summary.tables["drivers"] = {"file": str(target.relative_to(config.root)), "sha256": sha, "changed": changed}
+    skipped = len(result.skipped)
+    say(
+        f"drivers: {summary.tables['drivers']['file']} {'written' if changed else 'unchanged'} "
+        f"({len(result.scopes) - skipped} scopes, {skipped} without drivers)"
+    )
+
+
+def _replace_if_changed(target: Path, write: Callable[[Path], None], what: str) -> tuple[str, bool]:
+    """Write through a temporary file and move it over ``target`` unless the bytes are the same; returns
+    (sha256, changed)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tables.to_csv(tmp)
+        write(tmp)
         new_sha = file_sha256(tmp)
         old_sha = file_sha256(target) if target.exists() else None
         if new_sha == old_sha:
@@ -287,11 +313,9 @@ def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
             os.replace(tmp, target)  # readers see the old file or the new one, never half of one
     except OSError as exc:
         raise OutputError(
-            f"{target}: cannot write the tables: {exc.strerror}", hint="check the study folder is writable"
+            f"{target}: cannot write {what}: {exc.strerror}", hint="check the study folder is writable"
         ) from None
-    changed = new_sha != old_sha
-    summary.tables = {"file": str(target.relative_to(config.root)), "sha256": new_sha, "changed": changed}
-    say(f"tables: {summary.tables['file']} {'written' if changed else 'unchanged'} (sha256 {new_sha[:12]})")
+    return new_sha, new_sha != old_sha
 
 
 def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:

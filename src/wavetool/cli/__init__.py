@@ -84,6 +84,7 @@ def ctx_obj(ctx: typer.Context) -> AppContext:
 from . import codebook as _codebook  # noqa: E402,F401
 from . import custom as _custom  # noqa: E402,F401
 from . import deliver as _deliver  # noqa: E402,F401
+from . import drivers as _drivers  # noqa: E402,F401
 from . import export as _export  # noqa: E402,F401
 from . import ingest as _ingest  # noqa: E402,F401
 from . import pipeline as _pipeline  # noqa: E402,F401

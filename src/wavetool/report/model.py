@@ -593,19 +593,24 @@ def _first_to_last(
     config: Any, wave: int, data: _Data, core: tuple[Question, ...], sub_id: str, themes: list[str]
 ) -> tuple[Finding, ...]:
     """Full-study report: every rating question asked in the first wave and in this one, its change over
-    the study with the same two-sample test the tables use between consecutive waves (one row each,
-    significant or not), grouped by theme."""
-    from ..stats.significance import compare_proportions
+    the study tested with the standard errors the tables computed (design-based where the tables are;
+    Kish's n_eff otherwise), the p-values adjusted together as the tables adjust theirs. One row per
+    question, significant or not, grouped by theme."""
+    from ..stats.significance import compare_waves
 
     first = data.span[0]
     if first == wave:
         return ()
-    result = []
+    rows, pairs = [], []
     for q in core:
         a, b = data.summaries.get((first, sub_id, q.key)), data.summaries.get((wave, sub_id, q.key))
         if not a or not b or a["topbox"] is None or b["topbox"] is None or a["suppressed"] or b["suppressed"]:
             continue
-        flag = compare_proportions(b["topbox"], b["n_eff"] or 0, a["topbox"], a["n_eff"] or 0, config.tables.confidence)
+        rows.append((q, a, b))
+        pairs.append((b["topbox"], _topbox_se(b), a["topbox"], _topbox_se(a)))
+    tests = compare_waves(pairs, config.tables.confidence, str(getattr(config.tables, "adjust", "none")))
+    result = []
+    for (q, a, b), (flag, _p, _q) in zip(rows, tests, strict=True):
         result.append(
             Finding(
                 "first",
@@ -622,6 +627,15 @@ def _first_to_last(
         )
     order = {name: i for i, name in enumerate(themes)}
     return tuple(sorted(result, key=lambda f: (order.get(f.theme, len(order)), not f.direction, -abs(f.difference))))
+
+
+def _topbox_se(summary: dict[str, Any]) -> float:
+    """The top box's standard error in percentage points: the tables' own (``topbox_se``), else the
+    binomial one on Kish's effective base."""
+    if summary.get("topbox_se") is not None:
+        return float(summary["topbox_se"])
+    p, n_eff = summary["topbox"] / 100.0, summary.get("n_eff") or 0.0
+    return 100.0 * (p * (1 - p) / n_eff) ** 0.5 if n_eff > 0 else 0.0
 
 
 def _drivers_rows(config: Any, wave: int, subscriber_ids: list[str], con: Any) -> dict[str, dict[str, Any]]:

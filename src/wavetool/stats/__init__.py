@@ -25,13 +25,24 @@ from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
 from .design import Design, custom_key_sql, design_tables, wave_design
+from .drivers import Drivers, drivers
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
 from .rollup import Methods, aggregate, report
 from .significance import confidence_label, methods_meta, register_functions, test_name, z_critical
 
-__all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
+__all__ = [
+    "ROW_KEYS_FIRST",
+    "Drivers",
+    "Tables",
+    "all_scopes",
+    "drivers",
+    "resolve_scopes",
+    "tabulate",
+    "tabulate_waves",
+    "weight_source",
+]
 
 
 def all_scopes(config: StudyConfig) -> list[str]:
