@@ -139,7 +139,7 @@ class Dot:
     label: str  # short label drawn beside the dot (the question number)
     x: float  # importance
     y: float  # performance, percent
-    quadrant: str  # 'priority' | 'strength' | 'secondary' | 'maintain'
+    quadrant: str  # 'priority' | 'strength' | 'secondary' | 'surplus'
     name: str = ""  # full label, for the alt text
 
 
@@ -302,7 +302,7 @@ class ChartKit:
                     "priority": d.quadrant == "priority",
                 }
             )
-        x_ticks = [{"x": _n(px(x_max * t / 4)), "label": self.fmt.num(x_max * t / 4, 2)} for t in range(5)]
+        x_ticks = [{"x": _n(px(x_max * t / 4)), "label": self.fmt.pct(x_max * t / 4, 0)} for t in range(5)]
         y_ticks = []
         for t in range(5):
             v = y_low + (y_high - y_low) * t / 4
@@ -312,7 +312,7 @@ class ChartKit:
             {"x": _n(qx + 6), "y": _n(qy + 14), "anchor": "start", "text": quadrants["priority"]},
             {"x": _n(qx + 6), "y": _n(top + 12), "anchor": "start", "text": quadrants["strength"]},
             {"x": _n(qx - 6), "y": _n(qy + 14), "anchor": "end", "text": quadrants["secondary"]},
-            {"x": _n(qx - 6), "y": _n(top + 12), "anchor": "end", "text": quadrants["maintain"]},
+            {"x": _n(qx - 6), "y": _n(top + 12), "anchor": "end", "text": quadrants["surplus"]},
         ]
         geometry = {
             "width": width,
@@ -338,7 +338,7 @@ class ChartKit:
         }
         svg = str(self.macros.drivers(geometry))
         parts = [
-            f"{d.label} {d.name}: {self.fmt.num(d.x, 2)}, {self.fmt.pct(d.y)} ({quadrants[d.quadrant]})" for d in dots
+            f"{d.label} {d.name}: {self.fmt.pct(d.x)}, {self.fmt.pct(d.y)} ({quadrants[d.quadrant]})" for d in dots
         ]
         alt = self.s["alt_drivers"].format(title=title) + " " + "; ".join(parts) + "."
         return self._chart(svg, alt, width, height)

@@ -149,12 +149,17 @@ class Driver:
 
 @dataclass(frozen=True)
 class Drivers:
+    """The importance × performance analysis of one subscriber in the reported wave."""
+
     outcome: str
     outcome_text: str
-    method: str
+    method: str  # 'shapley-lmg' | 'johnson-relative-weights'
     r2: float | None
     n: int | None
     items: tuple[Driver, ...]
+    x_cut: float  # mean importance (100 / attributes): the quadrants' vertical split
+    y_cut: float  # mean performance of the attributes: the horizontal split
+    history: tuple[tuple[str, str, tuple[int | None, ...]], ...] = ()  # full study: (number, label, rank per wave)
 
 
 @dataclass(frozen=True)
@@ -302,7 +307,15 @@ class ReportModel:
                 ),
                 "themes": tuple(Theme(t["name"], tuple(t["questions"])) for t in data.get("themes", [])),
                 "drivers": (
-                    Drivers(**{**drivers, "items": tuple(Driver(**d) for d in drivers["items"])}) if drivers else None
+                    Drivers(
+                        **{
+                            **drivers,
+                            "items": tuple(Driver(**d) for d in drivers["items"]),
+                            "history": tuple((h[0], h[1], tuple(h[2])) for h in drivers["history"]),
+                        }
+                    )
+                    if drivers
+                    else None
                 ),
                 "groups": tuple(
                     GroupDifference(
@@ -460,7 +473,7 @@ def build_models(
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
         members = _set_members(con)
-        drivers = _drivers_rows(config, wave, subscriber_ids, con)
+        drivers = _drivers_rows(config, span if final else [wave], subscriber_ids, con, tables)
         banners = _banner_rows(config, wave, subscriber_ids, con)
 
     data = _Data(tables, span, members)
@@ -523,7 +536,7 @@ def _build_one(
     core = tuple(q for q in built if q.kind != "custom")
     custom = tuple(q for q in built if q.kind == "custom")
     notes = _notes(config, data.span, core, data.summaries, sub_id, strings, language)
-    suppressed = _suppressed(data.audit, sub_id, wave, data.summaries, texts, strings)
+    suppressed = _suppressed(data, sub_id, wave, texts, strings)
     texts.check(sub_id)
     present = {q.key for q in core}
     themes = [Theme(name, tuple(k for k in keys if k in present)) for name, keys in theme_list]
@@ -565,7 +578,7 @@ def _build_one(
         weighted=_weights_vary(sizes.get(wave, {})),
         headline=_headline(config, core + custom, texts, wave),
         themes=tuple(themes),
-        drivers=_drivers(drivers.get(sub_id), core, texts, wave),
+        drivers=_drivers(drivers.get(sub_id), core, wave, data.span),
         groups=tuple(banners.get(sub_id, {}).get("differences", ())),
         groups_tested=int(banners.get(sub_id, {}).get("tested", 0)),
         long_findings=long_findings,
@@ -638,13 +651,75 @@ def _topbox_se(summary: dict[str, Any]) -> float:
     return 100.0 * (p * (1 - p) / n_eff) ** 0.5 if n_eff > 0 else 0.0
 
 
-def _drivers_rows(config: Any, wave: int, subscriber_ids: list[str], con: Any) -> dict[str, dict[str, Any]]:
-    """The drivers analysis of each subscriber (``stats.drivers``), where the study configures one."""
-    return {}
+def _drivers_rows(
+    config: Any, waves: list[int], subscriber_ids: list[str], con: Any, tables: Any
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """``stats.drivers`` of each subscriber in ``waves``: {subscriber: {wave: {"rows": [...], "skipped":
+    reason}}}; empty where the study configures no drivers analysis."""
+    from ..stats import drivers
+
+    spec = getattr(config, "drivers", None)
+    if spec is None or spec.outcome is None:
+        return {}
+    result: dict[str, dict[int, dict[str, Any]]] = {sub: {} for sub in subscriber_ids}
+    for w in waves:
+        try:
+            found = drivers(config, w, scopes=subscriber_ids, con=con, tables=tables)
+        except ConfigError:
+            continue  # e.g. an attribute not asked in that wave: no drivers for it
+        for row in found.rows:
+            result[row["scope"]].setdefault(w, {"rows": [], "skipped": ""})["rows"].append(row)
+        for row in found.skipped:
+            result[row["scope"]].setdefault(w, {"rows": [], "skipped": ""})["skipped"] = row.get("reason") or ""
+    return result
 
 
-def _drivers(found: dict[str, Any] | None, core: tuple[Question, ...], texts: _Texts, wave: int) -> Drivers | None:
-    return None
+def _drivers(
+    found: dict[int, dict[str, Any]] | None, core: tuple[Question, ...], wave: int, span: list[int]
+) -> Drivers | None:
+    """The drivers section's model: the attributes with their question's text in the report's language."""
+    if not found or wave not in found or not found[wave]["rows"]:
+        return None
+    rows = found[wave]["rows"]
+    by_key = {q.key: q for q in core}
+    items = []
+    for r in rows:
+        q = by_key.get(r["attribute"])
+        if r["performance"] is None or not r["quadrant"]:
+            continue
+        items.append(
+            Driver(
+                attribute=r["attribute"],
+                number=_number(r["attribute"]),
+                label=q.text if q is not None else r["label"],
+                importance=r["importance"],
+                importance_rank=r["importance_rank"],
+                performance=r["performance"],
+                quadrant=r["quadrant"],
+            )
+        )
+    if not items:
+        return None
+    outcome = rows[0]["outcome"]
+    history = []
+    if len(span) > 1:
+        for item in items:
+            ranks = []
+            for w in span:
+                match = [x for x in found.get(w, {}).get("rows", []) if x["attribute"] == item.attribute]
+                ranks.append(match[0]["importance_rank"] if match else None)
+            history.append((item.number, item.label, tuple(ranks)))
+    return Drivers(
+        outcome=outcome,
+        outcome_text=by_key[outcome].text if outcome in by_key else outcome,
+        method=rows[0]["method"],
+        r2=rows[0]["r2"],
+        n=rows[0]["n"],
+        items=tuple(items),
+        x_cut=100.0 / len(rows),
+        y_cut=sum(i.performance for i in items) / len(items),
+        history=tuple(history),
+    )
 
 
 def _banner_rows(config: Any, wave: int, subscriber_ids: list[str], con: Any) -> dict[str, dict[str, Any]]:
@@ -1065,31 +1140,46 @@ def _notes(
     return tuple(typeset(n, language) for n in notes)
 
 
-def _suppressed(
-    audit: list[dict[str, Any]], sub_id: str, wave: int, summaries: dict, texts: _Texts, strings: dict[str, str]
-) -> tuple[SuppressedCell, ...]:
+def _suppressed(data: _Data, sub_id: str, wave: int, texts: _Texts, strings: dict[str, str]) -> tuple[SuppressedCell, ...]:
+    """What the tables withheld for this subscriber in the reported wave, in the reader's words: the answer
+    (its label, not its code) or the comparison, and why (too few respondents, or too unreliable)."""
+    from .wording import typeset
+
     what = {
         "question": strings["whole_question"],
         "benchmark": strings["benchmark"],
         "previous wave": strings["previous_wave"],
     }
     result = []
-    for a in audit:
-        if a["scope"] != sub_id or a["wave"] > wave:
+    for a in data.audit:
+        if a["scope"] != sub_id or a["wave"] != wave or a["question"] in data.members:
             continue
-        summary = summaries.get((a["wave"], sub_id, a["question"]))
-        if summary is None or summary["kind"] not in _REPORTED_KINDS:
+        summary = data.summaries.get((a["wave"], sub_id, a["question"]))
+        if summary is None:
             continue
         owner = sub_id if summary["kind"] == "custom" else None
+        withheld = a["withheld"] or ""
+        answer = what.get(withheld, withheld)
+        if withheld.startswith("code "):
+            code = withheld[5:]
+            row = next((r for r in data.rows.get((wave, sub_id, a["question"]), []) if r["code"] == code), None)
+            label = row["label"] if row else code
+            answer = texts.get(wave, owner, a["question"], code, label) if summary["kind"] != "multiple" else label
+        reason = a["reason"] or ""
+        why = strings["reason_unreliable"] if "cv" in reason.lower() else strings["reason_base"]
         result.append(
             SuppressedCell(
                 wave=a["wave"],
                 question=a["question"],
-                number=a["question"],
-                text=texts.get(a["wave"], owner, a["question"], None, summary["label"]),
-                answer=what.get(a["withheld"], a["withheld"]),
+                number=_number(a["question"]),
+                text=(
+                    texts.get(a["wave"], owner, a["question"], None, summary["label"])
+                    if summary["kind"] != "multiple"
+                    else a["question"]
+                ),
+                answer=typeset(answer, texts.language),
                 base_n=a["base_n"],
-                reason=a["reason"] or "",
+                reason=typeset(why, texts.language),
             )
         )
     return tuple(result)

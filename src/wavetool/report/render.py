@@ -129,13 +129,9 @@ def _dots(items: Any) -> list[Dot]:
     return [Dot(d.number or str(d.importance_rank), d.importance, d.performance, d.quadrant, d.label) for d in items]
 
 
-def _drivers_cut(items: Any) -> tuple[float, float]:
-    """Where the quadrants split: the mean importance and the mean performance of the attributes (the
-    rule ``stats.drivers`` names the quadrants by)."""
-    items = list(items)
-    if not items:
-        return 0.0, 50.0
-    return sum(d.importance for d in items) / len(items), sum(d.performance for d in items) / len(items)
+def _labels_of(items: Any) -> str:
+    """Attributes named in a sentence: "Q3 Timeliness; Q9 Information"."""
+    return "; ".join(f"{d.number} {d.label}".strip() for d in items)
 
 
 def typeset_strings(strings: dict[str, str], language: str) -> dict[str, str]:
@@ -186,7 +182,7 @@ class Renderer:
             charts=ChartKit(self.macros, fmt, strings),
             charts_points=_points,
             charts_dots=_dots,
-            drivers_cut=_drivers_cut,
+            labels_of=_labels_of,
             grouped=_grouped,
             questions_of=_questions_of,
             tests_count=_tests_count,
