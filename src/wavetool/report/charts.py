@@ -288,7 +288,7 @@ class ChartKit:
         items = []
         for d in dots:
             cx, cy = px(d.x), py(d.y)
-            w, h = LEGEND_CHAR_W * 0.9 * len(d.label) + 2, 11.0
+            w, h = 7.2 * len(d.label) + 2, 11.0  # 9 px DejaVu Sans: Q and digits are 5.7-7.1 px wide
             box = _free_box(cx, cy, w, h, placed, (left, top, left + plot_w, top + plot_h))
             placed.append(box)
             items.append(
