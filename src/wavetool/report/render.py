@@ -129,9 +129,9 @@ def _dots(items: Any) -> list[Dot]:
     return [Dot(d.number or str(d.importance_rank), d.importance, d.performance, d.quadrant, d.label) for d in items]
 
 
-def _labels_of(items: Any) -> str:
-    """Attributes named in a sentence: "Q3 Timeliness; Q9 Information"."""
-    return "; ".join(f"{d.number} {d.label}".strip() for d in items)
+def _labels_of(items: Any, separator: str) -> str:
+    """Attributes named in a sentence: "Q3 Timeliness; Q9 Information" (``separator``: the language's "; ")."""
+    return separator.join(f"{d.number} {d.label}".strip() for d in items)
 
 
 def typeset_strings(strings: dict[str, str], language: str) -> dict[str, str]:
