@@ -1074,6 +1074,8 @@ def write_config(custom_files):
         L.append(f'"{name}" = {tq(fr)}')
         for code, (_en, lfr) in (labs or {}).items():
             L.append(f'"{name}.{code}" = {tq(lfr)}')
+        if name == "AGEGRP":  # the banner net below
+            L.append('"AGEGRP.18–54" = "18 à 54 ans"')
     L += ["", "[translations.en]"]
     for name, (en, labs) in QC_EN.items():
         L.append(f'"quebec:{name}" = {tq(en)}')
@@ -1111,6 +1113,14 @@ def write_config(custom_files):
         "min_base = 100",
         "replicates = 0",
         "seed = 20200601",
+        "",
+        "# Banner tables and the subscribers' Excel data books: each valid code of these core questions is a column",
+        "# (after a Total), with column tests; nets pool codes into one more column.",
+        "[banners]",
+        'variables = ["AGEGRP", "GENDER"]',
+        'adjust = "bonferroni"',
+        "[banners.nets.AGEGRP]",
+        '"18–54" = [1, 2]',
         "",
         "[report]",
         'output_dir = "reports"',

@@ -36,9 +36,23 @@ WAVE = 1
 @pytest.fixture(scope="module")
 def delivered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     study = copy_sample(tmp_path_factory.mktemp("confidential") / "study")
+    config_file = study / "wavetool.toml"  # the data book travels with the report
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(text.replace("[delivery]\n", '[delivery]\nattach = ["pdf", "xlsx"]\n', 1), encoding="utf-8")
     summary = run_wave(load_config(study), WAVE, send=True)
     assert summary.exit_code == 0
     return study
+
+
+def book_text(source: Path | bytes) -> str:
+    """Every cell of every sheet of a data book (and its sheet names), as text."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(io.BytesIO(source) if isinstance(source, bytes) else source, read_only=True)
+    cells = [" ".join(wb.sheetnames)]
+    for ws in wb.worksheets:
+        cells += [str(v) for row in ws.iter_rows(values_only=True) for v in row if v is not None]
+    return "\n".join(cells)
 
 
 def pdf_text(path: Path) -> str:
@@ -104,6 +118,9 @@ def viewer_materials(config, study: Path, viewer: str, tmp_path: Path) -> dict[s
     export_data(config, [WAVE], viewer, "csv", csv_export)
     materials["export.csv"] = "\n".join(p.read_text(encoding="utf-8") for p in tmp_path.glob(f"{viewer}*.csv"))
     materials["email"] = "\n".join(mail_texts(config, study, viewer))
+    materials["book"] = book_text(study / "tables" / f"wave-{WAVE}" / f"{viewer}.xlsx")
+    banner = tabulate(config, WAVE, scopes=[viewer], banners=list(config.banners.variables))
+    materials["banner tables"] = banner.to_json()
     return materials
 
 
@@ -121,6 +138,8 @@ def mail_texts(config, study: Path, viewer: str) -> list[str]:
                     parts.append(part.get_content())
                 elif part.get_content_type() == "application/pdf":
                     parts.append(pdf_text_bytes(part.get_content()))
+                elif part.get_content_type().endswith("spreadsheetml.sheet"):
+                    parts.append(book_text(part.get_content()))
             texts.append("\n".join(parts))
     assert len(texts) == 1, f"{viewer} should receive exactly one message, got {len(texts)}"
     return texts
@@ -149,11 +168,15 @@ def test_no_subscriber_sees_another_subscribers_questions_answers_or_jurisdictio
                 checked += 1
     for viewer in subscribers:
         for name in foreign_jurisdiction_names(config, viewer):
-            for kind in ("report", "email"):
+            for kind in ("report", "email", "book"):
                 assert not shows(materials[viewer][kind], name), f"{viewer}'s {kind} names {name}"
         scopes = {row["scope"] for row in json.loads(tabulate(config, WAVE, scopes=[viewer]).to_json())["rows"]}
         assert scopes == {viewer}
     assert checked > 100  # the property was really exercised
+    for viewer in subscribers:  # the book really went with the report
+        assert "spreadsheetml" in "".join(
+            p.read_text(errors="replace") for p in (delivered / "outbox").rglob("*.eml") if viewer in p.name
+        )
 
 
 def test_each_subscriber_still_sees_its_own_custom_questions(delivered, tmp_path):

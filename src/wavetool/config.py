@@ -140,6 +140,18 @@ class TablesConfig:
 
 
 @dataclass(frozen=True)
+class BannersConfig:
+    """``[banners]``: the subgroup columns of banner tables and data books."""
+
+    variables: tuple[str, ...] = ()
+    nets: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)  # variable -> name -> codes
+    adjust: str = "bonferroni"
+
+
+BANNER_ADJUSTMENTS = ("bonferroni", "bh", "none")
+
+
+@dataclass(frozen=True)
 class WeightingConfig:
     margins: dict[str, dict[str, float]] = field(default_factory=dict)
     max_iterations: int = 100
@@ -181,6 +193,7 @@ class SmtpConfig:
 @dataclass(frozen=True)
 class DeliveryConfig:
     transport: str = "outbox"
+    attach: tuple[str, ...] = ("pdf",)
     outbox_dir: str = "outbox"
     sender: str = "wavetool <wavetool@localhost>"
     reply_to: str | None = None
@@ -226,6 +239,7 @@ class StudyConfig:
     delivery: DeliveryConfig = DeliveryConfig()
     pipeline: PipelineConfig = PipelineConfig()
     drivers: DriversConfig = DriversConfig()
+    banners: BannersConfig = BannersConfig()
 
     def roles_for_wave(self, wave: int) -> ColumnRoles:
         """Column roles for ``wave``: the study's roles with that wave's overrides applied."""
@@ -353,6 +367,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
             "delivery",
             "pipeline",
             "drivers",
+            "banners",
         }
     )
     study = top.section("study")
@@ -377,6 +392,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
         delivery=_parse_delivery(top.section("delivery")),
         pipeline=_parse_pipeline(top.section("pipeline")),
         drivers=_parse_drivers(top.section("drivers")),
+        banners=_parse_banners(top.section("banners")),
     )
     return config
 
@@ -667,7 +683,14 @@ def _parse_report(sec: _Section) -> ReportConfig:
 
 
 def _parse_delivery(sec: _Section) -> DeliveryConfig:
-    sec.check_keys({"transport", "outbox_dir", "from", "reply_to", "rate_limit", "max_retries", "smtp"})
+    sec.check_keys({"transport", "outbox_dir", "from", "reply_to", "rate_limit", "max_retries", "smtp", "attach"})
+    attach = sec.strings("attach") if "attach" in sec.data else ("pdf",)
+    if "pdf" not in attach or any(a not in ATTACHMENTS for a in attach) or len(set(attach)) != len(attach):
+        raise sec.error(
+            "attach",
+            f"{list(attach)!r} must list pdf and optionally xlsx, each once",
+            hint='e.g. attach = ["pdf", "xlsx"]',
+        )
     transport = sec.get("transport", str, default="outbox")
     if transport not in ("outbox", "smtp"):
         raise sec.error("transport", f"{transport!r} is not one of outbox, smtp")
@@ -704,7 +727,45 @@ def _parse_delivery(sec: _Section) -> DeliveryConfig:
         rate_limit=rate,
         max_retries=sec.get("max_retries", int, default=3),
         smtp=smtp,
+        attach=attach,
     )
+
+
+ATTACHMENTS = ("pdf", "xlsx")
+
+
+def _parse_banners(sec: _Section) -> BannersConfig:
+    sec.check_keys({"variables", "nets", "adjust"})
+    variables = sec.strings("variables")
+    for name in variables:
+        if variables.count(name) > 1 or not name:
+            raise sec.error("variables", f"{name!r} is listed twice" if name else "a name is empty")
+    adjust = sec.get("adjust", str, default="bonferroni")
+    if adjust not in BANNER_ADJUSTMENTS:
+        raise sec.error("adjust", f"{adjust!r} is not one of {', '.join(BANNER_ADJUSTMENTS)}")
+    nets_sec = sec.section("nets")
+    nets: dict[str, dict[str, tuple[float, ...]]] = {}
+    for variable in nets_sec.data:
+        if variable not in variables:
+            raise nets_sec.error(
+                variable, "is not one of [banners] variables", hint=f"variables: {', '.join(variables)}"
+            )
+        table = nets_sec.section(variable)
+        nets[variable] = {}
+        for name in table.data:
+            codes = table.get(name, list)
+            if not codes or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in codes):
+                raise table.error(name, "must be a non-empty list of numeric codes, e.g. [1, 2]")
+            try:
+                float(name)
+            except ValueError:
+                pass
+            else:
+                raise table.error(name, "a net's name must not be a code", hint='name it, e.g. "18–44" = [1, 2]')
+            if not name.strip():
+                raise table.error(name, "a net needs a name")
+            nets[variable][name] = tuple(sorted({float(c) for c in codes}))
+    return BannersConfig(variables=variables, nets=nets, adjust=adjust)
 
 
 def _parse_pipeline(sec: _Section) -> PipelineConfig:

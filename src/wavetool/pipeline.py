@@ -92,6 +92,7 @@ class RunSummary:
     imported: dict[str, Any] = field(default_factory=dict)
     merged: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, Any] = field(default_factory=dict)
+    books: dict[str, str] = field(default_factory=dict)  # subscriber → data book (.xlsx) sha256
     rendered: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)  # subscriber → PDF sha256
@@ -318,6 +319,42 @@ def _replace_if_changed(target: Path, write: Callable[[Path], None], what: str) 
     return new_sha, new_sha != old_sha
 
 
+def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+    """Each subscriber's data book, ``tables/wave-N/<subscriber>.xlsx``: its own scope (with the benchmark),
+    its banners and its custom questions. Rewritten only when its bytes change; one subscriber's failure
+    is recorded and the others still get theirs."""
+    from .databook import book_path, write_databook
+    from .stats import tabulate
+
+    if not config.subscribers:
+        return
+    wave = summary.wave
+    banners = list(config.banners.variables) or None
+    say(f"books: wave {wave} data books ({', '.join(banners) if banners else 'no banners'})")
+    tables = tabulate(config, wave, scopes=list(config.subscribers), banners=banners)
+    folder = book_path(config, wave, "x").parent
+    written = 0
+    for sub in config.subscribers:
+        target = book_path(config, wave, sub)
+        tmp = folder / f".{sub}.{os.getpid()}.book.xlsx"
+        try:
+            write_databook(config, tables, sub, tmp)
+            sha = file_sha256(tmp)
+            if target.exists() and file_sha256(target) == sha:
+                tmp.unlink()
+            else:
+                os.replace(tmp, target)
+                written += 1
+        except (WavetoolError, OSError) as exc:
+            tmp.unlink(missing_ok=True)
+            reason = exc.message if isinstance(exc, WavetoolError) else str(exc)
+            summary.failed.append({"subscriber": sub, "step": "books", "error": reason, "temporary": False})
+            say(f"books: {sub} FAILED, {reason}")
+            continue
+        summary.books[sub] = sha
+    say(f"books: {written} written, {len(summary.books) - written} unchanged in {folder.relative_to(config.root)}")
+
+
 def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
     from .report import render_reports
 
@@ -381,7 +418,7 @@ def run_wave(
             say_outside(message)
 
         say(f"started (PID {os.getpid()}{', final' if final else ''}{', no send' if not send else ''})")
-        steps = [_step_import, _step_merge, _step_drift_gate, _step_tables, _step_render]
+        steps = [_step_import, _step_merge, _step_drift_gate, _step_tables, _step_books, _step_render]
         if send:
             steps.append(_step_send)
         try:

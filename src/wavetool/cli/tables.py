@@ -12,7 +12,7 @@ from ..stats import Tables, all_scopes, tabulate
 from . import app, ctx_obj
 from .output import make_console, table
 
-FORMATS = ("table", "csv", "json", "parquet")
+FORMATS = ("table", "csv", "json", "parquet", "xlsx")
 
 
 @app.command("tabulate")
@@ -26,7 +26,11 @@ def tabulate_cmd(
         None, "--question", "-q", help="Only this question (repeatable; $SET for an MR set)."
     ),
     unweighted: bool = typer.Option(False, "--unweighted", help="Count respondents instead of weighting them."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
+    by: list[str] = typer.Option(
+        None, "--by", "-b", help="A banner variable across the top, e.g. AGEGRP (repeatable; see [banners])."
+    ),
+    banners: bool = typer.Option(False, "--banners", help="Every banner variable of [banners] in wavetool.toml."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json, parquet or xlsx (a data book)."),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write to this file (csv/json: default stdout).", dir_okay=False
     ),
@@ -36,15 +40,35 @@ def tabulate_cmd(
     Percents are weighted percents of valid responses; bases under min_base (wavetool.toml) are withheld.
     With --output, the suppression audit is written beside the file (NAME-suppressed.csv/.parquet).
 
+    With --by or --banners, every table is repeated for each banner column (a Total, then e.g. each age
+    group), with column-test letters (sig_columns, topbox_sig_columns, mean_sig_columns). --format xlsx
+    writes a subscriber's data book (one --subscriber, --output FILE.xlsx).
+
     Example: wavetool tabulate --wave 4 --jurisdiction QC --question Q1 --question Q15
+
+    Example: wavetool tabulate --wave 4 --subscriber quebec --banners --format xlsx --output quebec.xlsx
     """
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
     if fmt == "parquet" and output is None:
         raise typer.BadParameter("parquet needs --output FILE", param_hint="--output")
+    if fmt == "xlsx" and (output is None or len(subscriber or []) != 1 or jurisdiction or all_):
+        raise typer.BadParameter(
+            "xlsx writes one subscriber's data book: give exactly one --subscriber and --output FILE.xlsx",
+            param_hint="--format",
+        )
     config = ctx_obj(ctx).config
     scopes = all_scopes(config) if all_ else [*(jurisdiction or []), *(subscriber or [])] or ["all"]
-    result = tabulate(config, wave, scopes=scopes, questions=question or None, weighted=not unweighted)
+    names = [*(config.banners.variables if banners else ()), *(by or [])]
+    result = tabulate(
+        config, wave, scopes=scopes, questions=question or None, weighted=not unweighted, banners=names or None
+    )
+    if fmt == "xlsx":
+        from ..databook import write_databook
+
+        write_databook(config, result, subscriber[0], output)
+        make_console(stderr=True).print(f"wrote the data book of {subscriber[0]} to {output}", markup=False)
+        return
     if fmt == "table":
         _print_tables(result)
     else:
@@ -87,10 +111,20 @@ def _print_tables(result: Tables) -> None:
     )
     by_question: dict[tuple, list[dict[str, Any]]] = {}
     for row in result.rows:
-        by_question.setdefault((row["wave"], row["scope"], row["question"]), []).append(row)
+        key = (row["wave"], row["scope"], row["question"], row.get("banner"), row.get("banner_code"))
+        by_question.setdefault(key, []).append(row)
     for summary in result.summaries:
-        key = (summary["wave"], summary["scope"], summary["question"])
-        title = f"Wave {key[0]} · {key[1]} · {key[2]}: {summary['label'] or ''}"
+        key = (
+            summary["wave"],
+            summary["scope"],
+            summary["question"],
+            summary.get("banner"),
+            summary.get("banner_code"),
+        )
+        column = (
+            f" · {summary['banner']} = {summary['banner_label']} ({summary['column']})" if summary.get("banner") else ""
+        )
+        title = f"Wave {key[0]} · {key[1]}{column} · {key[2]}: {summary['label'] or ''}"
         rows = by_question.get(key, [])
         is_mr = summary["kind"] == "multiple"
         columns = ["code", "label", "n", "weighted n", "% of respondents" if is_mr else "valid %", "CI"]

@@ -24,6 +24,7 @@ from .log import SEND_LOCK_NAME, Delivery, DeliveryLog, open_log
 from .message import (
     Letter,
     attachment_name,
+    book_attachment_name,
     build_message,
     check_addresses,
     compose,
@@ -88,6 +89,9 @@ class Planned:
     attachment: str
     letter: Letter
     recipients: dict[str, list[str]]
+    book: Path | None = None  # the data book sent beside the PDF ([delivery] attach = ["pdf", "xlsx"])
+    book_sha256: str | None = None
+    book_attachment: str | None = None
 
 
 @dataclass
@@ -166,7 +170,18 @@ def plan_messages(config: StudyConfig, wave: int, subscribers: Sequence[Subscrib
             name = attachment_name(sub, wave, final)
             pages = int(entry.get("pages") or 0)
             letter = compose(config, sub, wave, final=final, pages=pages, attachment=name)
-            plans.append(Planned(sub, pdf, actual, pages, final, name, letter, recipients))
+            book = book_sha = book_name = None
+            if "xlsx" in config.delivery.attach:
+                from ..databook import book_path
+
+                book = book_path(config, wave, sub.id)
+                if not book.is_file():
+                    raise InputMissingError(
+                        f"{book}: data book for subscriber {sub.id} is missing ([delivery] attach lists xlsx)",
+                        hint=f"write it: `wavetool run --wave {wave}` (or remove xlsx from [delivery] attach)",
+                    )
+                book_sha, book_name = sha256_bytes(book.read_bytes()), book_attachment_name(sub, wave, final)
+            plans.append(Planned(sub, pdf, actual, pages, final, name, letter, recipients, book, book_sha, book_name))
         except WavetoolError as exc:
             problems.append(exc)
     if problems:
@@ -186,8 +201,12 @@ def decide(plan: Planned, history: list[Delivery], resend: bool) -> tuple[str, s
     if resend:
         return "send", "resend requested"
     sent = [d for d in history if d.status == "sent"]
-    if any(d.report_sha256 == plan.sha256 for d in sent):
-        when = next(d.sent_at for d in reversed(sent) if d.report_sha256 == plan.sha256)
+
+    def same(d: Delivery) -> bool:  # the same PDF, and the same data book (or none) beside it
+        return d.report_sha256 == plan.sha256 and (d.book_sha256 or None) == plan.book_sha256
+
+    if any(same(d) for d in sent):
+        when = next(d.sent_at for d in reversed(sent) if same(d))
         return "skip", f"already sent {when}"
     last_sent_id = sent[-1].id if sent else 0
     open_rows = [d for d in history if d.id > last_sent_id and d.status in ("uncertain", "sending")]
@@ -197,6 +216,11 @@ def decide(plan: Planned, history: list[Delivery], resend: bool) -> tuple[str, s
             f"uncertain: an earlier run was cut off while handing over Message-ID {d.message_id}"
             f" ({d.created_at}); check the mail server's log, then pass --confirm {d.message_id} if it arrived"
             " or --resend to send it again"
+        )
+    if sent and sent[-1].report_sha256 == plan.sha256:
+        return "skip", (
+            f"data book changed since the report was sent {sent[-1].sent_at} (sha256"
+            f" {(sent[-1].book_sha256 or 'none')[:12]} → {(plan.book_sha256 or 'none')[:12]}); pass --resend to send it"
         )
     if sent:
         return "skip", (
@@ -335,6 +359,7 @@ def _describe(plan: Planned) -> dict[str, Any]:
         "attachment": plan.attachment,
         "report": str(plan.pdf),
         "report_sha256": plan.sha256,
+        **({"book": str(plan.book), "book_sha256": plan.book_sha256} if plan.book is not None else {}),
     }
 
 
@@ -362,6 +387,12 @@ def _send_queue(
                 {"subscriber": sub.id, "error": f"{plan.pdf}: changed while sending; re-run", "temporary": True}
             )
             continue
+        book = plan.book.read_bytes() if plan.book is not None else None
+        if book is not None and sha256_bytes(book) != plan.book_sha256:
+            result.failed.append(
+                {"subscriber": sub.id, "error": f"{plan.book}: changed while sending; re-run", "temporary": True}
+            )
+            continue
         message_id = new_message_id(config, sub, wave)
         message = build_message(
             config,
@@ -372,6 +403,9 @@ def _send_queue(
             attachment=plan.attachment,
             report_sha256=plan.sha256,
             message_id=message_id,
+            book=book,
+            book_attachment=plan.book_attachment,
+            book_sha256=plan.book_sha256,
         )
         envelope = Envelope(
             subscriber=sub.id,
@@ -391,6 +425,7 @@ def _send_queue(
             message_id=message_id,
             transport=transport.name,
             destination=destination,
+            book_sha256=plan.book_sha256,
         )
         outcome = _deliver_one(envelope, transport, log, row, config.delivery.max_retries, backoff)
         entry = {
@@ -399,6 +434,7 @@ def _send_queue(
             "destination": outcome.get("destination", destination),
             "recipients": plan.recipients,
             "report_sha256": plan.sha256,
+            **({"book_sha256": plan.book_sha256} if plan.book is not None else {}),
             **{k: v for k, v in outcome.items() if k != "destination"},
         }
         bucket = {"sent": result.sent, "failed": result.failed, "uncertain": result.uncertain}[outcome["status"]]

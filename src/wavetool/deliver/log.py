@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_report ON deliveries (wave, subscriber, id);
 """
+# Added with data books ([delivery] attach): the sha256 of the .xlsx sent with the report (NULL: none).
+_BOOK_COLUMN = "ALTER TABLE deliveries ADD COLUMN book_sha256 TEXT"
 
 
 def log_path(study: Path) -> Path:
@@ -76,6 +78,7 @@ class Delivery:
     created_at: str
     updated_at: str
     sent_at: str | None
+    book_sha256: str | None = None  # the data book attached beside the PDF, if any
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,6 +108,9 @@ class DeliveryLog:
         self.con.execute("PRAGMA synchronous=FULL")
         if create:
             self.con.executescript(_SCHEMA)
+            columns = {r[1] for r in self.con.execute("PRAGMA table_info(deliveries)").fetchall()}
+            if "book_sha256" not in columns:
+                self.con.execute(_BOOK_COLUMN)
             self.con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -126,12 +132,14 @@ class DeliveryLog:
         message_id: str,
         transport: str,
         destination: str | None,
+        book_sha256: str | None = None,
     ) -> int:
         """Record a message as ``sending`` (committed) and return its row id; call before handing it over."""
         stamp = now_text()
         cur = self.con.execute(
             "INSERT INTO deliveries (subscriber, wave, report_sha256, recipients, message_id, transport, destination,"
-            " status, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'sending', 0, ?, ?)",
+            " status, attempts, created_at, updated_at, book_sha256)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'sending', 0, ?, ?, ?)",
             [
                 subscriber,
                 wave,
@@ -142,6 +150,7 @@ class DeliveryLog:
                 destination,
                 stamp,
                 stamp,
+                book_sha256,
             ],
         )
         return int(cur.lastrowid)

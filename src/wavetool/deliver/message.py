@@ -79,6 +79,14 @@ def check_addresses(config: StudyConfig, subscriber: Subscriber) -> dict[str, li
     return lists
 
 
+XLSX_SUBTYPE = "vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def book_attachment_name(subscriber: Subscriber, wave: int, final: bool) -> str:
+    """The data book's file name as the recipient sees it: the PDF's, ending .xlsx."""
+    return attachment_name(subscriber, wave, final).removesuffix(".pdf") + ".xlsx"
+
+
 def attachment_name(subscriber: Subscriber, wave: int, final: bool) -> str:
     """The PDF's file name as the recipient sees it, in the subscriber's language: ``ontario-wave-1.pdf``."""
     word = "vague" if subscriber.language == "fr" else "wave"
@@ -167,6 +175,9 @@ def build_message(
     report_sha256: str,
     message_id: str,
     date: dt.datetime | None = None,
+    book: bytes | None = None,
+    book_attachment: str | None = None,
+    book_sha256: str | None = None,
 ) -> EmailMessage:
     """One RFC 5322 message: To the contacts, Cc/Reply-To from the config, text + HTML, the PDF attached.
 
@@ -191,6 +202,9 @@ def build_message(
     message.set_content(letter.text, subtype="plain", charset="utf-8")
     message.add_alternative(letter.html, subtype="html", charset="utf-8")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=attachment)
+    if book is not None:  # the data book ([delivery] attach), in the same message
+        message["X-Wavetool-Book-SHA256"] = book_sha256 or ""
+        message.add_attachment(book, maintype="application", subtype=XLSX_SUBTYPE, filename=book_attachment)
     return message
 
 

@@ -24,6 +24,7 @@ from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmoni
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
+from .banners import BannerPlan, banner_meta, combine, domain_tables, mr_cells, plan_banners, refined_keys, single_cells
 from .design import Design, custom_key_sql, design_tables, wave_design
 from .drivers import Drivers, drivers
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
@@ -82,12 +83,17 @@ def tabulate(
     questions: Sequence[str] | None = None,
     weighted: bool = True,
     con: duckdb.DuckDBPyConnection | None = None,
+    banners: Sequence[str] | None = None,
 ) -> Tables:
-    """All tables of ``wave`` for ``scopes`` (default ``["all"]``), optionally only some ``questions``.
+    """All tables of ``wave`` for ``scopes`` (default ``["all"]``), optionally only some ``questions``;
+    with ``banners`` (core question names, e.g. ``["AGEGRP", "GENDER"]``), each scope's banner columns
+    too, with their column tests (see :mod:`wavetool.stats.banners`).
 
     Raises DriftGateError when the wave or the one before it has unreviewed codebook drift, and
     InputMissingError when the wave is not imported or a question is unknown."""
-    return tabulate_waves(config, [wave], scopes=scopes, questions=questions, weighted=weighted, con=con)
+    return tabulate_waves(
+        config, [wave], scopes=scopes, questions=questions, weighted=weighted, con=con, banners=banners
+    )
 
 
 def tabulate_waves(
@@ -98,13 +104,16 @@ def tabulate_waves(
     questions: Sequence[str] | None = None,
     weighted: bool = True,
     con: duckdb.DuckDBPyConnection | None = None,
+    banners: Sequence[str] | None = None,
 ) -> Tables:
     """:func:`tabulate` for several waves at once; each wave's respondents are scanned once even when
     the wave is also the previous wave of another."""
     if con is None:
         with read_store(config.root) as own:
-            return tabulate_waves(config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own)
-    return _tabulate(config, waves, scopes, questions, weighted, con)
+            return tabulate_waves(
+                config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own, banners=banners
+            )
+    return _tabulate(config, waves, scopes, questions, weighted, con, list(dict.fromkeys(banners or [])))
 
 
 @contextlib.contextmanager
@@ -129,6 +138,7 @@ def _tabulate(
     questions: Sequence[str] | None,
     weighted: bool,
     con: duckdb.DuckDBPyConnection,
+    banner_names: list[str] | None = None,
 ) -> Tables:
     scope_list = resolve_scopes(config, scopes)
     imported = {r[0] for r in con.execute("SELECT wave FROM waves").fetchall()}
@@ -148,6 +158,9 @@ def _tabulate(
         wanted=set(questions) if questions else None,
         weighted=weighted,
         targets=targets,
+        banners=plan_banners(con, config, targets[-1], banner_names, single_questions(con, config, targets[-1]))
+        if banner_names
+        else None,
     )
     register_functions(con)
     with _one_thread_per_query(con):
@@ -164,6 +177,12 @@ def _tabulate(
     rows, summaries, audit = (
         pa.concat_tables(tables) for tables in zip(*(p.tables for p in parts if p.tables), strict=True)
     )
+    if request.banners is not None:
+        columns = [pa.concat_tables(t) for t in zip(*(p.banner_tables for p in parts if p.tables), strict=True)]
+        with _one_thread_per_query(con):
+            rows, summaries, audit = combine(
+                con, request.banners, scope_list, (rows, summaries, audit), tuple(columns), config.tables.confidence
+            )
     meta = {
         "waves": targets,
         "scopes": scope_list,
@@ -175,6 +194,8 @@ def _tabulate(
         "percent": "weighted percent of valid responses (user- and system-missing excluded), 0-100",
         "methods": methods_meta(config.tables, {str(p.wave): p.design.description for p in parts if p.wave in targets}),
     }
+    if request.banners is not None:
+        meta["banners"] = banner_meta(request.banners, config.tables.confidence)
     return Tables(rows, summaries, audit, meta)
 
 
@@ -192,6 +213,11 @@ class _Wave:
         self.aggregates: dict[str, pa.Table] = {}
         self.metadata: dict[str, pa.Table] = {}
         self.tables: tuple[pa.Table, pa.Table, pa.Table] | None = None  # (rows, summaries, audit) of a target
+        # banner columns (see stats.banners): refined cells, their roll-ups and tables
+        self.banner_cells: list[pa.Table] = []
+        self.banner_mr: list[pa.Table] = []
+        self.banner_aggregates: dict[str, pa.Table] = {}
+        self.banner_tables: tuple[pa.Table, pa.Table, pa.Table] | None = None
 
     def aggregate_inputs(self, config: StudyConfig, scopes: list[str]) -> dict[str, pa.Table]:
         """The inputs of :func:`rollup.aggregate`; keeps the question metadata for the report stage."""
@@ -304,6 +330,7 @@ class _Request:
     wanted: set[str] | None  # only these questions, or all
     weighted: bool
     targets: list[int]  # the waves tabulated (the others scanned are previous waves)
+    banners: BannerPlan | None = None  # banner columns to tabulate beside each scope
 
 
 def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: list[int]) -> list[_Wave]:
@@ -320,10 +347,16 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
         cursor = con.cursor()
         try:
             try:
-                part = _collect_wave(cursor, config, wave, request.subscribers, request.wanted, request.weighted)
+                part = _collect_wave(
+                    cursor, config, wave, request.subscribers, request.wanted, request.weighted, request.banners
+                )
                 part.aggregates = aggregate(
                     cursor, part.aggregate_inputs(config, request.scopes), variance=config.tables.variance
                 )
+                if request.banners is not None:
+                    part.banner_aggregates = aggregate(
+                        cursor, _banner_inputs(part, config, request), variance=config.tables.variance
+                    )
                 parts[wave] = part
             finally:
                 aggregated[wave].set()
@@ -338,6 +371,15 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                     test=test_name(config.tables.confidence, config.tables),
                     methods=_methods(config),
                 )
+                if request.banners is not None:
+                    part.banner_tables = report(
+                        cursor,
+                        _banner_report_inputs(part, parts.get(wave - 1), request),
+                        z=z_critical(config.tables.confidence),
+                        min_base=config.tables.min_base,
+                        test=test_name(config.tables.confidence, config.tables),
+                        methods=_methods(config),
+                    )
         finally:
             cursor.close()
         return part
@@ -372,8 +414,10 @@ def _collect_wave(
     subscribers: list[str],
     wanted: set[str] | None,
     weighted: bool,
+    banners: BannerPlan | None = None,
 ) -> _Wave:
-    """Scan one wave: core single-response questions and MR sets, then each subscriber's custom ones."""
+    """Scan one wave: core single-response questions and MR sets, then each subscriber's custom ones
+    (with ``banners``, their cells keyed by banner code too: see :func:`_scan`)."""
     out = _Wave(wave)
     out.design = design = wave_design(con, config, wave)
     singles_all = single_questions(con, config, wave)
@@ -382,13 +426,21 @@ def _collect_wave(
     if singles:
         expressions = harmonised_columns(con, config, wave)
         questions = [(expressions[q.name], q.name) for q in singles]
-        out.cells.append(fetch_single_cells(con, wave_table(wave), wave, questions, weighted, design.key_sql))
+        bk_sql = banners.bk_sql(expressions) if banners else None
+        _scan(con, out, banners, wave_table(wave), wave, questions, weighted, design.key_sql, bk_sql)
     if multiples:
         select = harmonised_select(con, config, wave)
         if design.columns:  # the design columns are not among the harmonised questions
             select = select.replace(" FROM ", ", " + ", ".join(design.columns) + " FROM ", 1)
-        select = f"SELECT {design.key_sql} AS _wt_key, * FROM ({select})"
-        out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
+        if banners is None:
+            select = f"SELECT {design.key_sql} AS _wt_key, * FROM ({select})"
+            out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
+        else:  # the key carries the banner number in front (see banners.mr_cells)
+            names = {n: quote(n) for n in harmonised_columns(con, config, wave)}
+            select = f"SELECT CAST({banners.bk_sql(names)} AS VARCHAR) || chr(31) || {design.key_sql} AS _wt_key, * FROM ({select})"
+            core, refined = mr_cells(con, banners, mr_cells_sql(select, wave, multiples, weighted))
+            out.mr.append(core)
+            out.banner_mr.append(refined)
     out.questions += [*singles, *multiples]
     owners: dict[str, tuple[str, ...]] = {}
     for subscriber in subscribers:
@@ -404,20 +456,71 @@ def _collect_wave(
             key_sql = _renamed(design).key_sql
         else:
             key_sql = design.key_sql
-        out.cells.append(
-            fetch_single_cells(
-                con,
-                source,
-                wave,
-                [(quote(q.name), _qid(q)) for q in custom],
-                weighted,
-                custom_key_sql(subscriber, key_sql),
-            )
-        )
+        bk_sql = None
+        if banners is not None:  # the respondents' banner codes, from the wave by respondent id
+            bk = banners.bk_sql(harmonised_columns(con, config, wave))
+            source = f"(SELECT s.*, b._wt_bk FROM {source} s JOIN (SELECT _id, {bk} AS _wt_bk FROM {wave_table(wave)}) b USING (_id))"
+            bk_sql = "_wt_bk"
+        questions = [(quote(q.name), _qid(q)) for q in custom]
+        _scan(con, out, banners, source, wave, questions, weighted, custom_key_sql(subscriber, key_sql), bk_sql)
         out.questions += custom
         owners[subscriber] = config.subscribers[subscriber].jurisdictions
     out.keys, out.strata = design_tables(con, wave_table(wave), design, owners)
     return out
+
+
+def _scan(
+    con: duckdb.DuckDBPyConnection,
+    out: _Wave,
+    banners: BannerPlan | None,
+    source: str,
+    wave: int,
+    questions: list[tuple[str, str]],
+    weighted: bool,
+    key_sql: str,
+    bk_sql: str | None,
+) -> None:
+    """The cells of ``questions`` over ``source`` into ``out``; with banners, from one scan keyed by the
+    banner codes too, the core cells summed over them and the banner cells beside (see stats.banners)."""
+    if banners is None or bk_sql is None:
+        out.cells.append(fetch_single_cells(con, source, wave, questions, weighted, key_sql))
+        return
+    core, refined = single_cells(con, banners, source, wave, questions, weighted, key_sql, bk_sql)
+    out.cells.append(core)
+    out.banner_cells.append(refined)
+
+
+def _banner_inputs(part: _Wave, config: StudyConfig, request: _Request) -> dict[str, pa.Table]:
+    """The inputs of :func:`rollup.aggregate` for the banner columns of one wave: the refined cells,
+    keys and each column's keys within its scope and benchmark (the design's strata unchanged)."""
+    plan = request.banners
+    assert plan is not None
+    keys = refined_keys(plan, part.keys)
+    scope_rows, bench_rows = domain_tables(
+        plan, part.keys, request.scopes, {s: _scope_jurisdictions(config, s) for s in request.scopes}
+    )
+    return {
+        "cells": pa.concat_tables(part.banner_cells) if part.banner_cells else CELL_SCHEMA.empty_table(),
+        "mr": pa.concat_tables(part.banner_mr) if part.banner_mr else MR_SCHEMA.empty_table(),
+        **part.metadata,
+        "scopes": _table(["scope", "spos", "key"], scope_rows, [pa.string(), pa.int32(), pa.string()]),
+        "bench": _table(["scope", "key"], bench_rows, [pa.string(), pa.string()]),
+        "keys": keys,
+        "strata": part.strata,
+    }
+
+
+def _banner_report_inputs(part: _Wave, previous: _Wave | None, request: _Request) -> dict[str, pa.Table]:
+    """:func:`_report_inputs` for the banner columns (the previous wave's same columns for its tests)."""
+    plan = request.banners
+    assert plan is not None
+    ids = [d.id for d in plan.domains(request.scopes)]
+    inputs = {**part.banner_aggregates, **{name: part.metadata[name] for name in ("questions", "codes", "items")}}
+    if previous is not None and previous.banner_aggregates:
+        inputs["stats"] = pa.concat_tables([part.banner_aggregates["stats"], previous.banner_aggregates["stats"]])
+    inputs["scopes"] = _table(["scope", "spos"], [(s, i) for i, s in enumerate(ids)], [pa.string(), pa.int32()])
+    inputs["targets"] = _table(["wave", "scope"], [(part.wave, s) for s in ids], [pa.int32(), pa.string()])
+    return inputs
 
 
 def _renamed(design: Design) -> Design:

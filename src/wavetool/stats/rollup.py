@@ -195,7 +195,8 @@ _TARGET_QUESTIONS = """
     SELECT t.wave, t.scope, s.spos, q.question, q.name, q.kind, q.label, q.qpos, q.is_scale
     FROM _wt_targets t
     JOIN _wt_scopes s USING (scope)
-    JOIN _wt_questions q ON q.wave = t.wave AND (q.owner IS NULL OR q.owner = t.scope)
+    -- a banner column's scope id is its scope + chr(31) + … (stats.banners): it shows its scope's questions
+    JOIN _wt_questions q ON q.wave = t.wave AND (q.owner IS NULL OR q.owner = split_part(t.scope, chr(31), 1))
 """
 
 # Each target question's statistics beside its benchmark's and the previous wave's.
@@ -677,10 +678,8 @@ def report(
                 params,
             )
             summary = con.sql("SELECT * FROM _wt_summary ORDER BY sidx").to_arrow_table()
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_own_rows AS WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}",
-                {"z": z},
-            )
+            rows_sql = f"CREATE OR REPLACE TEMP TABLE _wt_own_rows AS WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
+            con.execute(rows_sql, {"z": z} if "$z" in rows_sql else None)
             own = con.sql("SELECT * FROM _wt_own_rows ORDER BY sidx, rowid").to_arrow_table()
             audit = con.sql(
                 f"WITH {_aliases(('summary', 'own_rows'))} SELECT wave, scope, question, withheld, base_n, min_base, reason "

@@ -148,7 +148,8 @@ def wilson_sql(p: str, n: str, z: str, low: bool) -> str:
     centre = f"({p} + {z} * {z} / (2 * {n}))"
     half = f"({z} * sqrt(greatest({p} * (1 - {p}), 0) / {n} + {z} * {z} / (4 * {n} * {n})))"
     value = f"100.0 * least(1.0, greatest(0.0, ({centre} {sign} {half}) / (1 + {z} * {z} / {n})))"
-    return f"(CASE WHEN {p} IS NOT NULL AND {n} > 0 THEN {value} END)"
+    exact = f"{p} = 0 THEN 0.0" if low else f"{p} = 1 THEN 100.0"  # not 1e-16 from the rounding of z²/2n − z/2n
+    return f"(CASE WHEN {p} IS NOT NULL AND {n} > 0 THEN (CASE WHEN {exact} ELSE {value} END) END)"
 
 
 def korn_graubard_sql(p: str, n: str, confidence: float, rows: str, df: str, low: bool) -> str:

@@ -1,0 +1,561 @@
+"""Banner tables: the same tables for subgroups (age groups, gender, …) across the top, with column tests.
+
+A banner column is just another *domain* of the tables engine. The cells are keyed one step finer —
+the design's key plus the respondent's banner code (:func:`refined_key`) — and a banner column of a scope
+is the set of refined keys of that scope's jurisdictions with the column's code (or a net's codes). The
+refined cells go through the same :func:`rollup.aggregate` and :func:`rollup.report` as the scopes, with
+a ``keys`` table mapping every refined key to its core key's jurisdiction, owner, stratum and PSU, so
+percents, bases, means, intervals, standard errors, quality flags and suppression of a banner column come
+from the same engine as the main tables. The Total column is the ordinary scope.
+
+One scan serves both: each wave's respondents are grouped by (core key, banner codes) and the answers of
+two questions at a time (:func:`fine_cells_sql`); the core cells are the sums over the banner codes and
+each banner's cells the sums over the other banners'.
+
+Column tests (SPSS Custom Tables' column proportions / column means convention): within one banner, in
+one row (a code's percent, the top-2 box or the mean of one question in one scope and wave), every pair
+of columns is compared with a two-sided two-sample z-test on the standard errors the main tables use,
+``z = (p_a − p_b) / √(se_a² + se_b²)``, as independent samples; the letter of the lower column is put in
+the higher column's ``sig_columns``. The significance level is ``1 − [tables] confidence``, adjusted
+within the row's set of pairs (``[banners] adjust``: Bonferroni, Benjamini–Hochberg or none). A column
+whose base is under ``min_base`` (or otherwise withheld) is shown but neither tested nor tested against;
+a net is tested only against the columns it does not overlap.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..codebook import code_text
+from ..config import StudyConfig
+from ..errors import ConfigError, InputMissingError
+from ..store import fetch_arrow
+from .design import SEP
+from .frequencies import CELL_SCHEMA, MR_SCHEMA
+from .questions import Question
+
+LETTERS = string.ascii_uppercase
+ROW_COLUMNS = (
+    "banner",
+    "banner_code",
+    "banner_label",
+    "column",
+    "sig_columns",
+    "topbox_sig_columns",
+    "mean_sig_columns",
+)
+SUMMARY_COLUMNS = ("banner", "banner_code", "banner_label", "column", "topbox_sig_columns", "mean_sig_columns")
+AUDIT_COLUMNS = ("banner", "banner_code")
+BLOCK = 2  # questions per first-pass group (finer keys leave fewer repeats to collapse: see fine_cells_sql)
+
+
+@dataclass(frozen=True)
+class BannerColumn:
+    code: str  # the code's text ('1') or a net's name
+    label: str | None  # its (source-language) label; a net's name
+    values: tuple[float, ...]  # the banner codes it pools (one for a code column)
+    net: bool
+    letter: str
+
+
+@dataclass(frozen=True)
+class Banner:
+    variable: str
+    label: str | None
+    codes: tuple[float, ...]  # the valid labelled codes, in order (position + 1 is the code's index in a key)
+    columns: tuple[BannerColumn, ...]
+
+    def index(self, value: float) -> int:
+        return self.codes.index(value) + 1
+
+
+@dataclass(frozen=True)
+class BannerPlan:
+    """The banners of one tabulation and how their codes sit in a cell key."""
+
+    banners: tuple[Banner, ...]
+    adjust: str
+    radix: int  # the refined part of a key is a number in this base, one digit per banner (0: no valid code)
+
+    def digit_sql(self, position: int, expr: str | None) -> str:
+        """SQL: banner ``position``'s digit of a respondent whose banner answer is ``expr`` (0: none)."""
+        banner = self.banners[position]
+        if expr is None:
+            return "0"
+        cases = " ".join(f"WHEN {value!r} THEN {banner.index(value)}" for value in banner.codes)
+        return f"(CASE CAST({expr} AS DOUBLE) {cases} ELSE 0 END)"
+
+    def bk_sql(self, expressions: dict[str, str]) -> str:
+        """SQL of a respondent's banner number (all banners' digits) given each variable's SQL expression."""
+        parts = [
+            f"{self.digit_sql(i, expressions.get(b.variable))} * {self.radix**i}" for i, b in enumerate(self.banners)
+        ]
+        return "(" + " + ".join(parts) + ")::BIGINT"
+
+    def domains(self, scopes: list[str]) -> list[Domain]:
+        """Every banner column of every scope, in output order (scope, banner, column)."""
+        out = []
+        for scope in scopes:
+            for b, banner in enumerate(self.banners):
+                for c, column in enumerate(banner.columns):
+                    out.append(Domain(f"{scope}{SEP}{b}{SEP}{c}", scope, b, c, banner, column))
+        return out
+
+
+@dataclass(frozen=True)
+class Domain:
+    id: str  # the scope id the engine sees
+    scope: str
+    bpos: int
+    cpos: int
+    banner: Banner
+    column: BannerColumn
+
+
+def refined_key(core_key: str, position: int, index: int) -> str:
+    """The cell key of respondents of ``core_key`` with code ``index`` (1-based) of banner ``position``."""
+    return f"{core_key}{SEP}b{position}{SEP}{index}"
+
+
+def plan_banners(
+    con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, names: list[str], singles: list[Question]
+) -> BannerPlan:
+    """The banners ``names`` as found in ``wave``'s codebook (``singles``: its core single-response
+    questions): each valid labelled code a column, then the configured nets; an InputMissingError when a
+    name is no labelled single-response core question of the wave."""
+    by_name = {q.name: q for q in singles}
+    banners = []
+    for name in names:
+        question = by_name.get(name)
+        if question is None or not question.valid_codes():
+            raise InputMissingError(
+                f"wave {wave}: banner {name!r} is not a labelled single-response core question",
+                hint="name a numeric core question with value labels (see `wavetool codebook --wave N`), "
+                'e.g. [banners] variables = ["AGEGRP", "GENDER"]',
+            )
+        codes = tuple(question.valid_codes())
+        columns = [(code_text(c), question.codes[c], (c,), False) for c in codes]
+        for net, values in config.banners.nets.get(name, {}).items():
+            unknown = [code_text(v) for v in values if v not in codes]
+            if unknown:
+                raise ConfigError(
+                    f"{config.path}: banners.nets.{name}.{net}: code {', '.join(unknown)} is not a valid code of {name}",
+                    hint=f"valid codes of {name} in wave {wave}: {', '.join(code_text(c) for c in codes)}",
+                )
+            columns.append((net, net, tuple(values), True))
+        if len(columns) > len(LETTERS):
+            raise ConfigError(
+                f"{config.path}: banner {name} has {len(columns)} columns; at most {len(LETTERS)} (A-Z) are lettered",
+                hint="use nets for fewer columns, or another banner variable",
+            )
+        banners.append(
+            Banner(
+                name,
+                question.label,
+                codes,
+                tuple(
+                    BannerColumn(code, label, values, net, LETTERS[i])
+                    for i, (code, label, values, net) in enumerate(columns)
+                ),
+            )
+        )
+    radix = max((len(b.codes) for b in banners), default=0) + 1
+    return BannerPlan(tuple(banners), config.banners.adjust, radix)
+
+
+# --- the scan ------------------------------------------------------------------------------------------
+
+
+def fine_cells_sql(source: str, wave: int, expressions: list[str], weighted: bool, key_sql: str, bk_sql: str) -> str:
+    """SQL of the cells of ``expressions`` over ``source`` keyed by (core key, banner number ``bk``).
+
+    As :func:`frequencies.single_cells_sql`, but two questions per first pass: with the banner codes in
+    the group key, fewer respondents share all of (key, codes, three answers), and pairs collapse more."""
+    weight = "CAST(_weight AS DOUBLE)" if weighted else "1.0::DOUBLE"
+    blocks = []
+    for start in range(0, len(expressions), BLOCK):
+        chunk = expressions[start : start + BLOCK]
+        values = [f"CAST({expr} AS DOUBLE)" for expr in chunk]
+        positions = ", ".join(str(start + offset) for offset in range(len(chunk)))
+        blocks.append(
+            f"SELECT {key_sql} AS key, {bk_sql} AS bk, [{positions}] AS questions, [{', '.join(values)}] AS answers, "
+            f"count(*) AS n, sum({weight}) AS sw, sum({weight} * {weight}) AS sw2 "
+            f"FROM {source} GROUP BY {key_sql}, {bk_sql}, {', '.join(values)}"
+        )
+    return (
+        f"SELECT {int(wave)}::INTEGER AS wave, question::INTEGER AS question, key, bk, value, sum(n)::BIGINT AS n, "
+        f"sum(sw) AS sw, sum(sw2) AS sw2 "
+        f"FROM (SELECT key, bk, unnest(questions) AS question, unnest(answers) AS value, n, sw, sw2 "
+        f"FROM ({' UNION ALL '.join(blocks)})) GROUP BY ALL"
+    )
+
+
+def _split(con: duckdb.DuckDBPyConnection, fine: pa.Table, plan: BannerPlan, group: str) -> tuple[pa.Table, pa.Table]:
+    """Core cells (summed over the banner number) and refined cells (one banner's code appended to the
+    key, summed over the other banners) from fine cells with a ``bk`` column; ``group`` lists the other
+    cell columns."""
+    con.register("_wt_fine", fine)
+    try:
+        core = fetch_arrow(
+            con, f"SELECT {group}, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 FROM _wt_fine GROUP BY {group}"
+        )
+        parts = []
+        for b in range(len(plan.banners)):
+            digit = f"((bk // {plan.radix**b}) % {plan.radix})"
+            cols = group.replace("key", f"key || '{SEP}b{b}{SEP}' || CAST({digit} AS VARCHAR) AS key")
+            parts.append(
+                f"SELECT {cols}, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 FROM _wt_fine "
+                f"WHERE {digit} > 0 GROUP BY ALL"
+            )
+        refined = fetch_arrow(con, " UNION ALL ".join(parts)) if parts else core.schema.empty_table()
+    finally:
+        con.unregister("_wt_fine")
+    return core, refined
+
+
+def single_cells(
+    con: duckdb.DuckDBPyConnection,
+    plan: BannerPlan,
+    source: str,
+    wave: int,
+    questions: list[tuple[str, str]],
+    weighted: bool,
+    key_sql: str,
+    bk_sql: str,
+) -> tuple[pa.Table, pa.Table]:
+    """The core cells and the refined (banner) cells of ``questions`` ((SQL, question id) pairs), in
+    CELL_SCHEMA, from one scan of ``source``."""
+    fine = fetch_arrow(con, fine_cells_sql(source, wave, [e for e, _ in questions], weighted, key_sql, bk_sql))
+    core, refined = _split(con, fine, plan, "wave, question, key, value")
+    ids = pa.array([qid for _, qid in questions], type=pa.string())
+
+    def named(cells: pa.Table) -> pa.Table:
+        index = cells.schema.get_field_index("question")
+        return cells.set_column(index, "question", ids.take(cells.column("question"))).cast(CELL_SCHEMA)
+
+    return named(core), named(refined)
+
+
+def mr_cells(con: duckdb.DuckDBPyConnection, plan: BannerPlan, sql: str) -> tuple[pa.Table, pa.Table]:
+    """The core and refined MR cells of an MR cell query whose keys are ``<bk> SEP <core key>``."""
+    raw = fetch_arrow(con, sql)
+    con.register("_wt_mr_raw", raw)
+    try:
+        fine = fetch_arrow(
+            con,
+            f"SELECT wave, question, substr(key, strpos(key, '{SEP}') + 1) AS key, item, role, "
+            f"CAST(split_part(key, '{SEP}', 1) AS BIGINT) AS bk, n, sw, sw2 FROM _wt_mr_raw",
+        )
+    finally:
+        con.unregister("_wt_mr_raw")
+    core, refined = _split(con, fine, plan, "wave, question, key, item, role")
+    return core.cast(MR_SCHEMA), refined.cast(MR_SCHEMA)
+
+
+# --- the domains ---------------------------------------------------------------------------------------
+
+
+def refined_keys(plan: BannerPlan, keys: pa.Table) -> pa.Table:
+    """The ``keys`` table (see :mod:`wavetool.stats.design`) of the refined cells: every key once per
+    banner code, with its core key's jurisdiction, owner, stratum and PSU."""
+    rows = keys.to_pylist()
+    out = [
+        {**r, "key": refined_key(r["key"], b, index)}
+        for b, banner in enumerate(plan.banners)
+        for index in range(1, len(banner.codes) + 1)
+        for r in rows
+    ]
+    return pa.Table.from_pylist(out, schema=keys.schema) if out else keys.schema.empty_table()
+
+
+def domain_tables(
+    plan: BannerPlan, keys: pa.Table, scopes: list[str], jurisdictions_of: dict[str, set[str] | None]
+) -> tuple[list[tuple[str, int, str]], list[tuple[str, str]]]:
+    """The (scope, spos, key) rows of every banner column and the (scope, key) rows of its benchmark: the
+    same column among all other respondents of the wave (none for ``all``). ``jurisdictions_of`` gives
+    each scope's jurisdictions (None: all)."""
+    key_rows = keys.to_pylist()
+    core = {r["key"]: r["jurisdiction"] for r in key_rows if r["owner"] is None}
+    scope_rows, bench_rows = [], []
+    for position, domain in enumerate(plan.domains(scopes)):
+        wanted = jurisdictions_of[domain.scope]
+        members = sorted(k for k, j in core.items() if wanted is None or j in wanted)
+        own = members + [r["key"] for r in key_rows if r["owner"] == domain.scope]
+        indexes = [domain.banner.index(v) for v in domain.column.values]
+        scope_rows += [(domain.id, position, refined_key(k, domain.bpos, i)) for k in own for i in indexes]
+        if domain.scope != "all":
+            others = sorted(set(core) - set(members))
+            bench_rows += [(domain.id, refined_key(k, domain.bpos, i)) for k in others for i in indexes]
+    return scope_rows, bench_rows
+
+
+# --- column tests and the combined tables ---------------------------------------------------------------
+
+
+def _critical_values(largest: int, adjust: str, confidence: float) -> np.ndarray:
+    """z critical values ``crit[m, k]`` for a row of ``m`` tested pairs and a pair ranked ``k`` (1 = largest
+    |z|): Bonferroni z(1 − α/2m), Benjamini–Hochberg z(1 − kα/2m) (a step-up on the ranks), none z(1 − α/2)."""
+    alpha = 1 - confidence
+    inv = NormalDist().inv_cdf
+    crit = np.full((largest + 1, largest + 1), np.inf)
+    for m in range(1, largest + 1):
+        for k in range(1, m + 1):
+            level = {"bonferroni": alpha / m, "bh": k * alpha / m, "none": alpha}[adjust]
+            crit[m, k] = inv(1 - level / 2)
+    return crit
+
+
+def _pairs_of(banner: Banner) -> list[tuple[int, int]]:
+    """The column pairs of a banner that are tested: those sharing no code (a net is not tested against
+    its own codes)."""
+    cols = banner.columns
+    return [
+        (a, b)
+        for a in range(len(cols))
+        for b in range(a + 1, len(cols))
+        if not set(cols[a].values) & set(cols[b].values)
+    ]
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _codes(*columns: pa.ChunkedArray) -> np.ndarray:
+    """One exact integer id per distinct combination of the columns' values."""
+    combined = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        encoded = pc.dictionary_encode(array, null_encoding="encode")
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        combined = combined * (len(encoded.dictionary) + 1) + codes
+    return np.unique(combined, return_inverse=True)[1]
+
+
+def _column_tests(
+    plan: BannerPlan,
+    confidence: float,
+    domain: np.ndarray,
+    domains: list[Domain],
+    group: np.ndarray,
+    value: np.ndarray,
+    se: np.ndarray,
+    ok: np.ndarray,
+) -> pa.Array:
+    """For each unit (a banner column's estimate in one row: ``group`` ids the row, ``domain`` the column):
+    the letters of the columns of its banner it is significantly higher than (see the module docstring).
+
+    Vectorised over rows: the estimates go into a (row × column) grid, and each tested pair of columns is
+    one array operation over all rows."""
+    if len(group) == 0:
+        return pa.array([], pa.string())
+    cpos = np.array([d.cpos for d in domains], dtype=np.int64)[domain]
+    bpos = np.array([d.bpos for d in domains], dtype=np.int64)[domain]
+    rows = int(group.max()) + 1
+    width = max(len(b.columns) for b in plan.banners)
+    grid_v = np.full((rows, width), np.nan)
+    grid_s = np.full((rows, width), np.nan)
+    grid_ok = np.zeros((rows, width), dtype=bool)
+    grid_v[group, cpos], grid_s[group, cpos], grid_ok[group, cpos] = value, se, ok
+    row_banner = np.zeros(rows, dtype=np.int64)
+    row_banner[group] = bpos
+    masks = np.zeros((rows, width), dtype=np.int64)  # bit b set: higher than column b
+    for position, banner in enumerate(plan.banners):
+        pairs = _pairs_of(banner)
+        mine = np.flatnonzero(row_banner == position)
+        if not pairs or not len(mine):
+            continue
+        a_cols = np.array([a for a, _ in pairs])
+        b_cols = np.array([b for _, b in pairs])
+        va, vb = grid_v[mine][:, a_cols], grid_v[mine][:, b_cols]
+        sa, sb = grid_s[mine][:, a_cols], grid_s[mine][:, b_cols]
+        valid = grid_ok[mine][:, a_cols] & grid_ok[mine][:, b_cols]
+        diff = va - vb
+        spread = np.sqrt(sa * sa + sb * sb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(diff == 0, 0.0, np.where(spread == 0, np.inf, np.abs(diff) / spread))
+        z = np.where(valid & ~np.isnan(z), z, -np.inf)
+        m = valid.sum(axis=1)
+        crit = _critical_values(len(pairs), plan.adjust, confidence)
+        ordered = -np.sort(-z, axis=1)  # each row's |z| from the largest
+        ranks = np.arange(1, len(pairs) + 1)
+        passing = (ordered > crit[m][:, ranks]) & (ranks[None, :] <= m[:, None])
+        kstar = np.where(passing.any(axis=1), len(pairs) - np.argmax(passing[:, ::-1], axis=1), 0)
+        threshold = np.where(kstar > 0, ordered[np.arange(len(mine)), np.maximum(kstar - 1, 0)], np.inf)
+        significant = valid & (z >= threshold[:, None]) & (kstar[:, None] > 0)
+        for j, (a, b) in enumerate(pairs):
+            up = significant[:, j] & (diff[:, j] > 0)
+            down = significant[:, j] & (diff[:, j] < 0)
+            masks[mine[up], a] |= 1 << b
+            masks[mine[down], b] |= 1 << a
+    unit_masks = masks[group, cpos]
+    distinct, index = np.unique(unit_masks, return_inverse=True)
+    words = pa.array(["".join(LETTERS[i] for i in range(width) if int(mask) >> i & 1) for mask in distinct])
+    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), words).cast(pa.string())
+
+
+def _se(table: pa.Table, design: str, estimate: str, n_eff: np.ndarray, kind: str) -> np.ndarray:
+    """The standard errors the main tables use: the design's column when the table carries it, else
+    Kish's (a percent's √(p(1−p)/n_eff), a mean's s/√n_eff)."""
+    if design in table.column_names:
+        return _numbers(table.column(design))
+    x = _numbers(table.column(estimate))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "percent":
+            p = x / 100
+            return 100 * np.sqrt(np.maximum(p * (1 - p), 0) / n_eff)
+        return _numbers(table.column("sd")) / np.sqrt(n_eff)
+
+
+def combine(
+    con: duckdb.DuckDBPyConnection,
+    plan: BannerPlan,
+    scopes: list[str],
+    main: tuple[pa.Table, pa.Table, pa.Table],
+    banner: tuple[pa.Table, pa.Table, pa.Table],
+    confidence: float,
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The main tables (the Total columns) and the banner columns' tables as one set of (rows,
+    summaries, audit): the Total rows as without banners, then the banner columns', with the banner
+    columns and the column-test letters appended."""
+    rows_b, summaries_b, audit_b = banner
+    domains = plan.domains(scopes)
+    ids = pa.array([d.id for d in domains], pa.string())
+    parents = pa.array([d.scope for d in domains], pa.string())
+
+    def domain_of(table: pa.Table) -> np.ndarray:
+        return pc.index_in(table.column("scope"), value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def tested(table: pa.Table, estimate: str, design_se: str, kind: str, code: pa.ChunkedArray | None) -> pa.Array:
+        domain = domain_of(table)
+        n_eff = _numbers(table.column("n_eff"))
+        value = _numbers(table.column(estimate))
+        se = _se(table, design_se, estimate, n_eff, kind)
+        withheld = table.column("suppressed").to_numpy(zero_copy_only=False).astype(bool)
+        ok = ~withheld & ~np.isnan(value) & ~np.isnan(se) & (n_eff > 0)
+        keys = [table.column("wave"), parents.take(pa.array(domain)), table.column("question")]
+        bpos = pa.array(np.array([d.bpos for d in domains], dtype=np.int64)[domain])
+        group = _codes(*keys, pa.chunked_array([bpos]), *([code] if code is not None else []))
+        return _column_tests(plan, confidence, domain, domains, group, value, se, ok)
+
+    row_letters = tested(rows_b, "percent", "se", "percent", rows_b.column("code"))
+    top_letters = tested(summaries_b, "topbox", "topbox_se", "percent", None)
+    mean_letters = tested(summaries_b, "mean", "mean_se", "mean", None)
+    position = _summary_position(rows_b)
+    index = pc.index_in(summaries_b.column("scope"), value_set=ids)
+    summaries_b = _replace_scope(summaries_b, domains, index)
+    for name, column in (
+        *_domain_columns(plan, domains, index),
+        ("topbox_sig_columns", top_letters),
+        ("mean_sig_columns", mean_letters),
+    ):
+        summaries_b = summaries_b.append_column(name, column)
+    index = pc.index_in(rows_b.column("scope"), value_set=ids)
+    rows_meta = _domain_columns(plan, domains, index)
+    rows_b = _replace_scope(rows_b, domains, index)
+    for name, column in (
+        *rows_meta,
+        ("sig_columns", row_letters),
+        ("topbox_sig_columns", top_letters.take(position)),
+        ("mean_sig_columns", mean_letters.take(position)),
+    ):
+        rows_b = rows_b.append_column(name, column)
+    index = pc.index_in(audit_b.column("scope"), value_set=ids)
+    audit_meta = dict(_domain_columns(plan, domains, index))
+    audit_b = _replace_scope(audit_b, domains, index)
+    for name in AUDIT_COLUMNS:
+        audit_b = audit_b.append_column(name, audit_meta[name])
+    # a banner column of 'all' has no benchmark to withhold
+    keep = pc.invert(
+        pc.and_(pc.equal(audit_b.column("scope"), "all"), pc.equal(audit_b.column("withheld"), "benchmark"))
+    )
+    audit_b = audit_b.filter(keep)
+    rows_m, summaries_m, audit_m = main
+    return (
+        _appended(_with_total(rows_m, ROW_COLUMNS), rows_b),
+        _appended(_with_total(summaries_m, SUMMARY_COLUMNS), summaries_b),
+        _appended(_with_total(audit_m, AUDIT_COLUMNS), audit_b),
+    )
+
+
+def _summary_position(rows: pa.Table) -> pa.Array:
+    """For each row, the position of its question's summary: the report writes each summary's rows
+    together, in the summaries' order, and every summary has at least one row (system missing, or no
+    response counted), so a new summary starts wherever (wave, scope, question) changes."""
+    if rows.num_rows == 0:
+        return pa.array([], pa.int64())
+    change = np.zeros(rows.num_rows, dtype=bool)
+    change[0] = True
+    for name in ("wave", "scope", "question"):
+        column = rows.column(name).combine_chunks()
+        change[1:] |= pc.not_equal(column.slice(1), column.slice(0, rows.num_rows - 1)).to_numpy(zero_copy_only=False)
+    return pa.array(np.cumsum(change) - 1)
+
+
+def _domain_columns(plan: BannerPlan, domains: list[Domain], index: pa.Array) -> list[tuple[str, pa.Array]]:
+    values = {
+        "banner": [d.banner.variable for d in domains],
+        "banner_code": [d.column.code for d in domains],
+        "banner_label": [d.column.label or "" for d in domains],
+        "column": [d.column.letter for d in domains],
+    }
+    return [(name, pa.array(v, pa.string()).take(index)) for name, v in values.items()]
+
+
+def _replace_scope(table: pa.Table, domains: list[Domain], index: pa.Array) -> pa.Table:
+    parents = pa.array([d.scope for d in domains], pa.string()).take(index)
+    return table.set_column(table.schema.get_field_index("scope"), "scope", parents)
+
+
+def _with_total(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
+    """The main table with the banner columns of a Total: no banner, labelled 'Total', untested."""
+    for name in names:
+        value = "Total" if name == "banner_label" else ""
+        table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
+    return table
+
+
+def _appended(total: pa.Table, columns: pa.Table) -> pa.Table:
+    """The Total rows exactly as without banners, then the banner columns' rows (each in output order:
+    wave, scope, banner, column, question, code). Appending costs nothing; interleaving 2 million rows
+    by scope cost more than the column tests."""
+    return pa.concat_tables([total, columns.select(total.column_names)])
+
+
+def banner_meta(plan: BannerPlan, confidence: float) -> dict:
+    """How the banner columns were made and tested (the tables' ``meta["banners"]``)."""
+    adjust = {
+        "bonferroni": "Bonferroni within each row's pairs of columns",
+        "bh": "Benjamini-Hochberg within each row's pairs of columns",
+        "none": "none",
+    }[plan.adjust]
+    return {
+        "variables": [
+            {
+                "variable": b.variable,
+                "label": b.label,
+                "columns": [
+                    {
+                        "column": c.letter,
+                        "code": c.code,
+                        "label": c.label,
+                        "net": c.net,
+                        "codes": [code_text(v) for v in c.values],
+                    }
+                    for c in b.columns
+                ],
+            }
+            for b in plan.banners
+        ],
+        "test": f"column tests: two-sided two-sample z-tests between the columns of a banner (independent "
+        f"samples), {1 - confidence:.2g} level, on the tables' standard errors",
+        "adjust": adjust,
+        "adjust_method": plan.adjust,
+    }
