@@ -261,6 +261,49 @@ class ChartKit:
         alt = self.s["alt_spark"].format(title=title) + " " + "; ".join(parts) + "."
         return self._chart(svg, alt, width, height)
 
+    # --- group differences: the higher group's bar above the lower group's -------------------------
+
+    def pairs(self, title: str, rows: list[tuple[str, str, float, str, float]]) -> Chart:
+        """One block per difference: its label, then two bars (the higher group, the lower group), each
+        with its group's name and value printed beside it."""
+        label_h, bar_h, gap, name_w, plot_w = 14, 12, 10, 150, 260
+        width = name_w + plot_w + 60
+        items, y = [], 4.0
+        for label, high_name, high, low_name, low in rows:
+            item = {"label": label, "label_y": _n(y + 10), "bars": []}
+            y += label_h
+            for j, (name, value) in enumerate(((high_name, high), (low_name, low))):
+                w = plot_w * max(0.0, min(value, 100.0)) / 100
+                item["bars"].append(
+                    {
+                        "name": name,
+                        "name_y": _n(y + 9.5),
+                        "y": _n(y),
+                        "w": _n(w),
+                        "value": self.fmt.pct(value),
+                        "value_x": _n(name_w + w + 4),
+                        "fill": SUBJECT if j == 0 else MUTED,
+                    }
+                )
+                y += bar_h + 2
+            items.append(item)
+            y += gap
+        geometry = {
+            "width": width,
+            "height": int(y),
+            "title": title,
+            "font": FONT,
+            "x0": _n(name_w),
+            "name_x": _n(name_w - 6),
+            "bar_h": _n(bar_h),
+            "rows": items,
+            "colours": self._colours(),
+        }
+        svg = str(self.macros.pairs(geometry))
+        parts = [f"{label}: {hn} {self.fmt.pct(h)}, {ln} {self.fmt.pct(v)}" for label, hn, h, ln, v in rows]
+        alt = self.s["alt_pairs"].format(title=title) + " " + "; ".join(parts) + "."
+        return self._chart(svg, alt, width, int(y))
+
     # --- importance × performance -----------------------------------------------------------------
 
     def drivers(

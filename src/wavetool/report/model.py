@@ -468,13 +468,16 @@ def build_models(
             raise InputMissingError(
                 f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
             )
-        tables = tabulate_waves(config, span, scopes=["all", *subscriber_ids], questions=questions, con=con)
+        banner_names = list(getattr(getattr(config, "banners", None), "variables", ()) or ())
+        tables = tabulate_waves(
+            config, span, scopes=["all", *subscriber_ids], questions=questions, con=con, banners=banner_names or None
+        )
         sizes = _sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
         members = _set_members(con)
-        drivers = _drivers_rows(config, span if final else [wave], subscriber_ids, con, tables)
-        banners = _banner_rows(config, wave, subscriber_ids, con)
+        drivers = _drivers_rows(config, span if final else [wave], subscriber_ids, con, _without_banners(tables))
+        banners = _banner_rows(tables, subscriber_ids)
 
     data = _Data(tables, span, members)
     z = z_critical(config.tables.confidence)
@@ -502,8 +505,9 @@ class _Data:
         self.members = members  # questions that are items of a multiple-response set
         self.rows: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
         for row in tables.rows:
-            self.rows.setdefault((row["wave"], row["scope"], row["question"]), []).append(row)
-        self.summaries = {(s["wave"], s["scope"], s["question"]): s for s in tables.summaries}
+            if not row.get("banner"):  # banner columns are read by _banner_rows
+                self.rows.setdefault((row["wave"], row["scope"], row["question"]), []).append(row)
+        self.summaries = {(s["wave"], s["scope"], s["question"]): s for s in tables.summaries if not s.get("banner")}
         self.audit = tables.suppressed
         self.order: dict[str, int] = {}
         for s in tables.summaries:
@@ -547,6 +551,7 @@ def _build_one(
     themes = [t for t in themes if t.questions]
     theme_names = [t.name for t in themes] + [typeset(strings["custom_title"], language)]
     long_findings = _first_to_last(config, wave, data, core, sub_id, theme_names) if final else ()
+    groups, tested = _groups(banners, sub_id, wave, core, texts)
     return ReportModel(
         subscriber_id=sub_id,
         subscriber_name=subscriber.display_name(language),
@@ -579,8 +584,8 @@ def _build_one(
         headline=_headline(config, core + custom, texts, wave),
         themes=tuple(themes),
         drivers=_drivers(drivers.get(sub_id), core, wave, data.span),
-        groups=tuple(banners.get(sub_id, {}).get("differences", ())),
-        groups_tested=int(banners.get(sub_id, {}).get("tested", 0)),
+        groups=groups,
+        groups_tested=tested,
         long_findings=long_findings,
         appendix=config.report.appendix,
         methods=_methods(config),
@@ -649,6 +654,20 @@ def _topbox_se(summary: dict[str, Any]) -> float:
         return float(summary["topbox_se"])
     p, n_eff = summary["topbox"] / 100.0, summary.get("n_eff") or 0.0
     return 100.0 * (p * (1 - p) / n_eff) ** 0.5 if n_eff > 0 else 0.0
+
+
+def _without_banners(tables: Any) -> Any:
+    """The tables without their banner columns (``stats.drivers`` reads one top box per scope and
+    question from the summaries it is given)."""
+    import pyarrow.compute as pc
+
+    from ..stats import Tables
+
+    summaries = tables.summaries_table
+    if "banner" not in summaries.column_names:
+        return tables
+    plain = pc.fill_null(pc.equal(summaries["banner"], ""), True)
+    return Tables(tables.rows_table, summaries.filter(plain), tables.suppressed_table, tables.meta)
 
 
 def _drivers_rows(
@@ -722,9 +741,72 @@ def _drivers(
     )
 
 
-def _banner_rows(config: Any, wave: int, subscriber_ids: list[str], con: Any) -> dict[str, dict[str, Any]]:
-    """Significant differences between groups of each subscriber's population (banner tables)."""
-    return {}
+def _banner_rows(tables: Any, subscriber_ids: list[str]) -> dict[str, Any]:
+    """The banner columns of each subscriber's rating questions (the tables' banner summaries) and the
+    banners' definitions: {"meta": [...], subscriber: [summary, ...]}; empty without ``[banners]``."""
+    meta = (tables.meta or {}).get("banners")
+    if not meta:
+        return {}
+    result: dict[str, Any] = {"meta": meta["variables"]}
+    for s in tables.summaries:
+        if s.get("banner") and s["scope"] in subscriber_ids and s["kind"] != "multiple":
+            result.setdefault(s["scope"], []).append(s)
+    return result
+
+
+GROUPS_SHOWN = 6  # group differences described in words (all of them are in the data book)
+
+
+def _groups(
+    banners: dict[str, Any], sub_id: str, wave: int, core: tuple[Question, ...], texts: _Texts
+) -> tuple[tuple[GroupDifference, ...], int]:
+    """The significant top-box differences between banner columns of the subscriber's population (the
+    tables' column tests: the letters of the columns a column is significantly higher than), largest first,
+    and how many column comparisons were tested."""
+    from .wording import typeset
+
+    if not banners:
+        return (), 0
+    codes = {(b["variable"], c["column"]): set(c["codes"]) for b in banners["meta"] for c in b["columns"]}
+    banner_label = {b["variable"]: b["label"] for b in banners["meta"]}
+    by_key = {q.key: q for q in core if q.has_boxes and not q.suppressed}
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in banners.get(sub_id, []):
+        if s["wave"] == wave and s["question"] in by_key:
+            cells.setdefault((s["question"], s["banner"]), []).append(s)
+    found, tested = [], 0
+    for (question, banner), columns in cells.items():
+        live = [c for c in columns if c["topbox"] is not None and not c["suppressed"]]
+        for i, a in enumerate(live):
+            for b in live[i + 1 :]:
+                tested += not (codes[(banner, a["column"])] & codes[(banner, b["column"])])
+
+        def name(c: dict[str, Any], banner: str = banner) -> str:
+            if len(codes[(banner, c["column"])]) > 1:  # a net: its configured name
+                return typeset(c["banner_label"], texts.language)
+            return texts.get(wave, None, banner, c["banner_code"], c["banner_label"])
+
+        letters = {c["column"]: c for c in live}
+        for c in live:
+            lower = [letters[x] for x in (c["topbox_sig_columns"] or "") if x in letters]
+            if not lower:
+                continue
+            q = by_key[question]
+            found.append(
+                GroupDifference(
+                    banner=texts.get(wave, None, banner, None, banner_label.get(banner, banner)),
+                    question=question,
+                    number=q.number,
+                    text=q.text,
+                    group=name(c),
+                    value=c["topbox"],
+                    others=tuple((name(o), o["topbox"]) for o in live if o is not c),
+                    higher_than=tuple(name(o) for o in lower),
+                )
+            )
+    gap = {id(g): g.value - max(v for label, v in g.others if label in g.higher_than) for g in found}
+    found.sort(key=lambda g: (-gap[id(g)], _natural(g.question)))
+    return tuple(found), tested
 
 
 def _weights_vary(per_jurisdiction: dict[str, tuple[int, float, float]]) -> bool:
@@ -745,6 +827,7 @@ def _methods(config: Any) -> dict[str, str]:
         "adjust": str(getattr(tables, "adjust", "none")),
         "cv_caution": f"{getattr(tables, 'cv_caution', 0.0):g}",
         "cv_suppress": f"{getattr(tables, 'cv_suppress', 0.0):g}",
+        "banner_adjust": str(getattr(getattr(config, "banners", None), "adjust", "none")),
     }
 
 
@@ -1140,7 +1223,9 @@ def _notes(
     return tuple(typeset(n, language) for n in notes)
 
 
-def _suppressed(data: _Data, sub_id: str, wave: int, texts: _Texts, strings: dict[str, str]) -> tuple[SuppressedCell, ...]:
+def _suppressed(
+    data: _Data, sub_id: str, wave: int, texts: _Texts, strings: dict[str, str]
+) -> tuple[SuppressedCell, ...]:
     """What the tables withheld for this subscriber in the reported wave, in the reader's words: the answer
     (its label, not its code) or the comparison, and why (too few respondents, or too unreliable)."""
     from .wording import typeset
@@ -1152,8 +1237,8 @@ def _suppressed(data: _Data, sub_id: str, wave: int, texts: _Texts, strings: dic
     }
     result = []
     for a in data.audit:
-        if a["scope"] != sub_id or a["wave"] != wave or a["question"] in data.members:
-            continue
+        if a["scope"] != sub_id or a["wave"] != wave or a["question"] in data.members or a.get("banner"):
+            continue  # banner columns' suppressions are the data book's
         summary = data.summaries.get((a["wave"], sub_id, a["question"]))
         if summary is None:
             continue

@@ -32,7 +32,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from .charts import ChartKit, Dot, Point
-from .model import Question, ReportModel, TrendPoint, verdict
+from .model import GROUPS_SHOWN, Question, ReportModel, TrendPoint, verdict
 from .text import LANG_TAGS, Formatter, load_strings, templates_dir
 
 PDF_VARIANT = "pdf/ua-1"
@@ -129,6 +129,18 @@ def _dots(items: Any) -> list[Dot]:
     return [Dot(d.number or str(d.importance_rank), d.importance, d.performance, d.quadrant, d.label) for d in items]
 
 
+def _pair_rows(groups: Any, limit: int) -> list[tuple[str, str, float, str, float]]:
+    """The group-differences chart's rows: per difference, the higher group and the lowest group it is
+    significantly higher than."""
+    rows = []
+    for g in list(groups)[:limit]:
+        values = dict(g.others)
+        lowest = min(g.higher_than, key=lambda name: values.get(name) or 0.0)
+        label = f"{g.number} · {g.banner}" if g.number else g.banner
+        rows.append((label, g.group, g.value, lowest, values.get(lowest) or 0.0))
+    return rows
+
+
 def _labels_of(items: Any, separator: str) -> str:
     """Attributes named in a sentence: "Q3 Timeliness; Q9 Information" (``separator``: the language's "; ")."""
     return separator.join(f"{d.number} {d.label}".strip() for d in items)
@@ -183,6 +195,8 @@ class Renderer:
             charts_points=_points,
             charts_dots=_dots,
             labels_of=_labels_of,
+            pair_rows=_pair_rows,
+            groups_shown=GROUPS_SHOWN,
             grouped=_grouped,
             questions_of=_questions_of,
             tests_count=_tests_count,
