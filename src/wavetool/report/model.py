@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 from ..errors import ConfigError
@@ -249,8 +250,12 @@ class ReportModel:
     methods: dict[str, str] = field(default_factory=dict)  # variance, interval, adjust: what the tables used
 
     def to_dict(self) -> dict[str, Any]:
-        """The model as plain JSON-able data."""
-        return asdict(self)
+        """The model as plain JSON-able data (computed once: the model is immutable; do not modify it)."""
+        return self._plain
+
+    @cached_property
+    def _plain(self) -> dict[str, Any]:
+        return _plain(self)
 
     def sha256(self) -> str:
         """A stable hash of everything the report shows."""
@@ -330,6 +335,25 @@ class ReportModel:
                 "long_findings": tuple(Finding(**f) for f in data.get("long_findings", [])),
             }
         )
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copies (the model's leaves are immutable): dataclasses to
+    dicts, tuples to lists."""
+    kind = type(value)
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    if kind is tuple or kind is list:
+        return [_plain(v) for v in value]
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in fields(value))
+    return {name: _plain(getattr(value, name)) for name in names}
 
 
 FINDINGS_SHOWN = 14  # findings that fit on the key-findings page; the rest go to the table at the back
@@ -497,6 +521,32 @@ def build_models(
     return models
 
 
+_ROW_FIELDS = (
+    "wave", "scope", "question", "code", "label", "missing", "n", "weighted_n", "percent", "ci_low", "ci_high",
+    "suppressed",
+)  # fmt: skip
+
+
+def _records(table: Any, columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """The rows of an Arrow table of the tables engine as dicts, without its banner columns' rows (read
+    by _banner_rows) and only ``columns`` (converting every row of every column costs more than the rest
+    of the model); NaN as None."""
+    import math
+
+    import pyarrow.compute as pc
+
+    if "banner" in table.column_names:
+        table = table.filter(pc.fill_null(pc.equal(table["banner"], ""), True))
+    if columns:
+        table = table.select(list(columns))
+    rows = table.to_pylist()
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                row[key] = None
+    return rows
+
+
 class _Data:
     """The tables of the report's waves, indexed for the model builders."""
 
@@ -504,14 +554,13 @@ class _Data:
         self.span = span
         self.members = members  # questions that are items of a multiple-response set
         self.rows: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
-        for row in tables.rows:
-            if not row.get("banner"):  # banner columns are read by _banner_rows
-                self.rows.setdefault((row["wave"], row["scope"], row["question"]), []).append(row)
-        self.summaries = {(s["wave"], s["scope"], s["question"]): s for s in tables.summaries if not s.get("banner")}
+        for row in _records(tables.rows_table, _ROW_FIELDS):
+            self.rows.setdefault((row["wave"], row["scope"], row["question"]), []).append(row)
+        self.summaries = {(s["wave"], s["scope"], s["question"]): s for s in _records(tables.summaries_table)}
         self.audit = tables.suppressed
         self.order: dict[str, int] = {}
-        for s in tables.summaries:
-            self.order.setdefault(s["question"], len(self.order))
+        for key in self.summaries:
+            self.order.setdefault(key[2], len(self.order))
 
 
 def _build_one(
@@ -747,9 +796,15 @@ def _banner_rows(tables: Any, subscriber_ids: list[str]) -> dict[str, Any]:
     meta = (tables.meta or {}).get("banners")
     if not meta:
         return {}
+    import pyarrow.compute as pc
+
+    table = tables.summaries_table
+    table = table.filter(pc.fill_null(pc.not_equal(table["banner"], ""), False))
+    columns = ["wave", "scope", "question", "kind", "banner", "banner_code", "banner_label", "column"]
+    columns += ["topbox", "topbox_sig_columns", "suppressed"]
     result: dict[str, Any] = {"meta": meta["variables"]}
-    for s in tables.summaries:
-        if s.get("banner") and s["scope"] in subscriber_ids and s["kind"] != "multiple":
+    for s in table.select(columns).to_pylist():
+        if s["scope"] in subscriber_ids and s["kind"] != "multiple":
             result.setdefault(s["scope"], []).append(s)
     return result
 
