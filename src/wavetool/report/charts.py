@@ -311,7 +311,7 @@ class ChartKit:
     ) -> Chart:
         """Importance (x) against performance (y), split into four named quadrants at ``x_cut``/``y_cut``;
         each dot labelled, labels placed so that none overlaps another label or a dot."""
-        left, top, plot_w, plot_h = 44, 26, 430, 250
+        left, top, plot_w, plot_h = 44, 26, 430, 215
         width, height = left + plot_w + 12, top + plot_h + 40
         xs = [d.x for d in dots] or [0.0, 1.0]
         ys = [d.y for d in dots] or [0.0, 100.0]
