@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wavetool.codebook import translated
 from wavetool.config import load_config
 from wavetool.custom import merge_from_config
+from wavetool.texts import translated
 
 
 def test_show_still_works_without_a_subcommand(imported_study: Path, cli) -> None:

@@ -10,8 +10,9 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from wavetool.codebook import diff_waves, ensure_reviewed, harmonised_codebook, harmonised_select
+from wavetool.codebook import ensure_reviewed, harmonised_codebook, harmonised_select
 from wavetool.config import load_config
+from wavetool.drift import diff_waves
 from wavetool.errors import DriftGateError, ExitCode
 from wavetool.ingest import import_wave
 from wavetool.status import init_study

@@ -266,12 +266,12 @@ def test_ctrl_c_exits_130_and_a_rerun_completes(sample_study, cli):
 def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_bug(sample_study, cli, monkeypatch, raised):
     """SIGINT during a query reaches Python as DuckDB's own error, not KeyboardInterrupt: it must still be
     "Interrupted." with exit 130 and a run recorded as interrupted, never "internal error"."""
-    import wavetool.stats as stats
+    import wavetool.pipeline as pipeline
 
     def interrupted_query(*_args, **_kwargs):
         raise raised
 
-    monkeypatch.setattr(stats, "tabulate", interrupted_query)  # the pipeline's tables step
+    monkeypatch.setattr(pipeline, "tabulate", interrupted_query)  # the pipeline's tables step
     code, _, err = cli("--study", sample_study, "run", "--wave", "1")
     assert code == 130 and err.strip() == "Interrupted."
     assert runs(sample_study)[-1][2:] == ("interrupted", 130)

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -805,6 +806,5 @@ def _parse_drivers(sec: _Section) -> DriversConfig:
 
 def example_config() -> str:
     """The commented example configuration that ``wavetool init`` writes."""
-    from importlib.resources import files
 
     return files("wavetool").joinpath("example_config.toml").read_text(encoding="utf-8")

@@ -32,6 +32,8 @@ from .codebook import (
 from .config import StudyConfig
 from .custom import CustomQuestion, custom_questions, custom_select
 from .errors import DataError, InputMissingError, OutputError
+from .fsutil import atomic_path
+from .sql import code_text_sql, literal
 from .store import quote, read_store
 
 FORMATS = ("parquet", "csv", "sav")
@@ -231,12 +233,10 @@ def export_data(
 
 def _atomic(path: Path, write: Any) -> None:
     """Write through a temporary file in the same folder, then rename: no half-written export."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            write(tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(
             f"{path}: cannot write the export: {exc.strerror or exc}",
             hint="check the folder exists and is writable, and the disk is not full",
@@ -267,7 +267,7 @@ def _write_parquet(
     waves: list[int],
     subscriber: str | None,
 ) -> None:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: a heavy optional module, only for --format parquet
 
     fields = [data.schema.field(name).with_metadata(_metadata(columns[name])) for name in data.column_names]
     about = {"study": config.name, "waves": waves, "subscriber": subscriber, "wavetool_version": __version__}
@@ -284,14 +284,12 @@ def _write_csv(data: pa.Table, columns: dict[str, Variable], path: Path) -> None
             col = quote(name)
             if columns[name].type == "numeric":
                 # Codes as 1, not 1.0; decimals (weights) at full precision.
-                select.append(
-                    f"CASE WHEN {col} = trunc({col}) AND abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR)"
-                    f" ELSE CAST({col} AS VARCHAR) END AS {col}"
-                )
+                select.append(f"{code_text_sql(col)} AS {col}")
             else:
                 select.append(col)
-        literal = str(path).replace("'", "''")
-        con.execute(f"COPY (SELECT {', '.join(select)} FROM export_data) TO '{literal}' (FORMAT csv, HEADER true)")
+        con.execute(
+            f"COPY (SELECT {', '.join(select)} FROM export_data) TO {literal(str(path))} (FORMAT csv, HEADER true)"
+        )
     finally:
         con.close()
 
@@ -354,7 +352,7 @@ def _spss_missing(var: Variable) -> list[Any] | None:
 
 
 def _write_sav(data: pa.Table, columns: dict[str, Variable], path: Path, config: StudyConfig) -> None:
-    import pyreadstat
+    import pyreadstat  # lazy: heavy (C extension), only for a .sav export
 
     frame = data.to_pandas()
     labels = {n: v.label for n, v in columns.items() if v.label}

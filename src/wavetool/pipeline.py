@@ -25,9 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .codebook import ensure_reviewed
 from .config import StudyConfig
+from .custom import merge_from_config
+from .deliver import send_reports
+from .drift import review_waves
 from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_interruption
+from .fsutil import atomic_path
 from .ingest import SUFFIXES, file_sha256, import_wave
+from .report import render_reports
+from .stats import all_scopes, tabulate
 from .store import first_row, read_store, study_lock, write_store
 
 RUN_LOCK_NAME = ".wavetool-run.lock"
@@ -233,7 +240,6 @@ def _differs(config: StudyConfig, wave: int, files: list[Path]) -> bool:
 
 
 def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .custom import merge_from_config
 
     results = merge_from_config(config, summary.wave)
     summary.merged = [
@@ -254,7 +260,6 @@ def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None
 
 
 def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .codebook import ensure_reviewed, review_waves
 
     waves = list(range(1, summary.wave + 1))
     with read_store(config.root) as con:
@@ -270,7 +275,6 @@ def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) ->
 
 
 def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .stats import all_scopes, tabulate
 
     wave = summary.wave
     target = config.root / TABLES_DIR / f"wave-{wave}.csv"
@@ -304,14 +308,12 @@ def _replace_if_changed(target: Path, write: Callable[[Path], None], what: str) 
     (sha256, changed)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        write(tmp)
-        new_sha = file_sha256(tmp)
-        old_sha = file_sha256(target) if target.exists() else None
-        if new_sha == old_sha:
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)  # readers see the old file or the new one, never half of one
+        with atomic_path(target) as tmp:  # readers see the old file or the new one, never half of one
+            write(tmp)
+            new_sha = file_sha256(tmp)
+            old_sha = file_sha256(target) if target.exists() else None
+            if new_sha == old_sha:
+                tmp.unlink()  # unchanged: the old file stays, with its time stamp
     except OSError as exc:
         raise OutputError(
             f"{target}: cannot write {what}: {exc.strerror}", hint="check the study folder is writable"
@@ -356,7 +358,6 @@ def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None
 
 
 def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .report import render_reports
 
     def progress(done: int, total: int, subscriber: str, status: str) -> None:
         say(f"render: {done}/{total} {subscriber} {status}")
@@ -372,7 +373,6 @@ def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
 
 
 def _step_send(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    from .deliver import send_reports
 
     if not summary.reports:
         say("send: no reports to send")

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import CONFIG_NAME, StudyConfig, example_config
+from .deliver import delivery_status
 from .errors import OutputError
+from .pipeline import run_history
 from .store import create_database, db_path, read_store
 
 
@@ -94,8 +96,6 @@ def study_status(config: StudyConfig) -> dict[str, Any]:
         }
         for s in config.subscribers.values()
     ]
-    from .deliver import delivery_status
-    from .pipeline import run_history
 
     return {
         "study": config.name,

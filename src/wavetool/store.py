@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from .errors import InputMissingError, OutputError, StudyLockedError
+from .sql import quote  # noqa: F401  (re-exported: callers import quote from store)
 
 DB_NAME = "wavetool.duckdb"
 LOCK_NAME = ".wavetool.lock"
@@ -211,11 +212,6 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def quote(identifier: str) -> str:
-    """A SQL identifier, double-quoted so any variable name from a file is safe in SQL."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def wave_table(wave: int) -> str:

@@ -251,7 +251,8 @@ class _Texts:
         self.missing: dict[str, str] = {}
 
     def get(self, wave: int, owner: str | None, name: str, code: str | None, source_text: str | None) -> str:
-        from wavetool.codebook import CORE_LANGUAGE, translated
+        from wavetool.codebook import CORE_LANGUAGE
+        from wavetool.texts import translated
 
         key = f"{owner}:{name}" if owner else name
         if code is not None:
@@ -303,6 +304,7 @@ def build_models(
     from wavetool.stats import tabulate_waves, weight_source
     from wavetool.stats.significance import z_critical
     from wavetool.store import read_store
+
     from .text import load_strings, templates_dir
 
     with read_store(config.root) as con:

@@ -12,13 +12,13 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from pathlib import Path as _Path
 
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
 from wavetool.errors import ConfigError
-from pathlib import Path as _Path
 
 LOCALES = {"en": "en_CA", "fr": "fr_CA"}
 LANG_TAGS = {"en": "en-CA", "fr": "fr-CA"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from ..codebook import approve_wave, codebook_diff, codebook_rows, drift_summary, review_waves, translation_gaps
+from ..codebook import codebook_rows, drift_summary
+from ..drift import approve_wave, codebook_diff, review_waves
 from ..errors import ExitCode
 from ..store import read_store
+from ..texts import translation_gaps
 from . import app, ctx_obj
 from .output import make_console, print_json, table
 

@@ -60,6 +60,7 @@ def progress_steps(console: Console, title: str) -> Iterator[Any]:
         quiet.rows = lambda _done, _total: None  # type: ignore[attr-defined]
         yield quiet
         return
+    # lazy: rich.progress is only needed on a terminal, and the CLI should start fast
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (

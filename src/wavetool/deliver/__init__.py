@@ -10,7 +10,6 @@ sends over one transport connection, recording each message before and after it 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +18,10 @@ from typing import Any
 
 from ..config import StudyConfig, Subscriber
 from ..errors import DataError, ExitCode, InputMissingError, WavetoolError
+from ..report.manifest import MANIFEST, report_folder
+from ..report.manifest import read_manifest as read_report_manifest
 from ..store import study_lock
-from .log import SEND_LOCK_NAME, Delivery, DeliveryLog, open_log
+from .log import SEND_LOCK_NAME, Delivery, DeliveryLog, open_log, read_log
 from .message import (
     Letter,
     attachment_name,
@@ -42,35 +43,17 @@ from .transports import (
 )
 
 Progress = Callable[[str], None]
-MANIFEST_NAME = "manifest.json"
 
 
 def reports_dir(config: StudyConfig, wave: int) -> Path:
     """Where the PDFs and manifest of ``wave`` are: ``<report.output_dir>/wave-N``."""
-    return config.resolve(config.report.output_dir) / f"wave-{wave}"
+    return report_folder(config, wave)
 
 
 def read_manifest(config: StudyConfig, wave: int) -> dict[str, Any]:
-    """The report manifest of ``wave``; InputMissingError if the reports were never rendered."""
-    path = reports_dir(config, wave) / MANIFEST_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputMissingError(
-            f"{path}: no reports for wave {wave}",
-            hint=f"render them first: `wavetool report --wave {wave}` (or `wavetool run --wave {wave}`)",
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"{path}: not a valid report manifest: {exc}",
-            hint=f"re-render the reports: `wavetool report --wave {wave}`",
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("reports"), dict):
-        raise DataError(
-            f'{path}: not a valid report manifest (no "reports" table)',
-            hint=f"re-render the reports: `wavetool report --wave {wave}`",
-        )
-    return data
+    """The report manifest of ``wave``; InputMissingError if the reports were never rendered, DataError
+    naming the file if it is damaged."""
+    return read_report_manifest(reports_dir(config, wave), wave)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -149,7 +132,7 @@ def plan_messages(config: StudyConfig, wave: int, subscribers: Sequence[Subscrib
             entry = reports.get(sub.id)
             if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
                 raise InputMissingError(
-                    f"{folder / MANIFEST_NAME}: no report for subscriber {sub.id} in wave {wave}",
+                    f"{folder / MANIFEST}: no report for subscriber {sub.id} in wave {wave}",
                     hint=f"render it: `wavetool report --wave {wave} --subscriber {sub.id}`",
                 )
             pdf = folder / entry["file"]
@@ -517,7 +500,6 @@ def log_destination(log: DeliveryLog, row: int) -> str:
 
 def delivery_status(config: StudyConfig) -> list[dict[str, Any]]:
     """Per wave and status, how many subscribers' latest message is there (for ``wavetool status``)."""
-    from .log import read_log
 
     log = read_log(config.root)
     if log is None:

@@ -16,6 +16,7 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Protocol
 
 from ..config import SmtpConfig, StudyConfig
 from ..errors import ConfigError, OutputError, SmtpAuthError, SmtpUnavailableError
+from ..fsutil import write_atomic
 
 CRLF = b"\r\n"
 
@@ -115,17 +117,9 @@ class OutboxTransport:
             draft["Bcc"] = ", ".join(envelope.bcc)  # a draft keeps its Bcc; the mail client strips it when sending
         draft["X-Unsent"] = "1"  # opens as a ready-to-send draft in Outlook and others
         data = draft.as_bytes(policy=SMTP)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)  # the file appears whole or not at all
-            _fsync_dir(path.parent)
+            write_atomic(path, data, sync_dir=True)  # the file appears whole or not at all
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise PermanentFailure(f"{path}: cannot write: {exc.strerror}") from None
         return Handed(destination=str(path))
 
@@ -141,18 +135,8 @@ class OutboxTransport:
 
 
 def _copy(message: EmailMessage) -> EmailMessage:
-    from email import message_from_bytes
 
     return message_from_bytes(message.as_bytes(policy=SMTP), _class=EmailMessage, policy=SMTP)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _words(code: int, reply: bytes | str) -> str:

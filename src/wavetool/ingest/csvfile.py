@@ -11,7 +11,7 @@ import duckdb
 
 from ..codebook import Codebook, Variable
 from ..errors import DataError
-from ..store import quote
+from ..sql import escaped, quote
 from .labels import UnlabelledCodes
 
 _DUCKDB_ENCODINGS = {"utf-8": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1", "utf-16": "utf-16"}
@@ -44,7 +44,7 @@ def load_csv(
     source = _as_duckdb_encoding(path, encoding, workdir)
     names, delimiter = _header(source, path)
     raw = f"{table}__raw"
-    columns = "{" + ", ".join(f"'{_sql_text(n)}': 'VARCHAR'" for n in names) + "}"
+    columns = "{" + ", ".join(f"'{escaped(n)}': 'VARCHAR'" for n in names) + "}"
     try:
         # The dialect is given, not sniffed: a sniffer confused by one ragged row reads the file as one
         # column; with it fixed, DuckDB names the line that has the wrong number of fields.
@@ -73,10 +73,6 @@ def load_csv(
         counter = UnlabelledCodes(codebook, skip_counting)
         counter.count_table(con, table)
     return codebook, counter
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _duckdb_encoding(encoding: str | None, path: Path) -> str:

@@ -60,7 +60,7 @@ class UnlabelledCodes:
             check.examples.clear()
 
     def _polars_expr(self, check: _Check):  # type: ignore[no-untyped-def]
-        import polars as pl
+        import polars as pl  # lazy: heavy; only streamed SPSS batches are counted with it
 
         col = pl.col(check.variable.name).cast(pl.Float64, strict=False)
         expr = col.is_not_null() & ~col.is_in(check.allowed)
@@ -70,7 +70,7 @@ class UnlabelledCodes:
 
     def observe(self, batch: pa.RecordBatch) -> None:
         """Count one decoded batch (columns not in it are ignored)."""
-        import polars as pl
+        import polars as pl  # lazy: heavy; only streamed SPSS batches are counted with it
 
         checks = [c for name, c in self.checks.items() if name in batch.schema.names]
         if not checks or batch.num_rows == 0:

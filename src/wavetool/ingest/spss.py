@@ -132,6 +132,7 @@ def _load_fast(
     observe: Callable[[pa.RecordBatch], None] | None,
     keep: list[str],
 ) -> Staged:
+    # lazy: polars and polars_readstat are heavy; only the streamed .sav/.zsav path needs them
     import polars as pl
     import polars_readstat
 

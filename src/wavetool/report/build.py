@@ -12,10 +12,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import hashlib
-import json
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +25,11 @@ from filelock import FileLock, Timeout
 from .. import __version__
 from ..config import SLUG_RE, StudyConfig
 from ..errors import ConfigError, OutputError, StudyLockedError
-from .model import ReportModel
+from ..fsutil import write_atomic
+from .manifest import MANIFEST, read_manifest, report_folder, write_manifest
+from .model import ReportModel, build_models
 from .render import check_templates, init_worker, render_task, templates_dir
 
-MANIFEST = "manifest.json"
 Progress = Callable[[int, int, str, str], None]  # (done, total, subscriber id, 'rendered'|'unchanged'|'failed')
 
 
@@ -82,47 +81,6 @@ def inputs_sha256(model: ReportModel, templates_hash: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def report_folder(config: StudyConfig, wave: int, output_dir: Path | str | None = None) -> Path:
-    """``<output_dir or [report] output_dir, relative to the study>/wave-N``."""
-    base = Path(output_dir) if output_dir is not None else config.resolve(config.report.output_dir)
-    return base / f"wave-{int(wave)}"
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest of a report folder, or an empty one."""
-    path = folder / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"reports": {}}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {"reports": {}}  # a damaged manifest only means every report is rendered again
-    return data if isinstance(data.get("reports"), dict) else {"reports": {}}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a reader
-    (or a crash) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _sha256_file(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -164,7 +122,7 @@ def render_reports(
     templates, overrides = templates_dir(), study_templates(config)
     # Reports never rendered here are certain to be rendered: start the workers now, so that their set-up
     # (WeasyPrint, fonts, CSS) overlaps the queries that build the models.
-    unlisted = [s for s in ids if s not in read_manifest(folder)["reports"]]
+    unlisted = [s for s in ids if s not in read_manifest(folder, wave, missing_ok=True)["reports"]]
     pool = _start_pool(jobs or config.report.jobs, len(unlisted), templates, overrides) if unlisted else None
     try:
         return _render_models(config, wave, ids, folder, templates, overrides, pool, final, jobs, progress, questions)
@@ -186,7 +144,6 @@ def _render_models(
     progress: Progress | None,
     questions: list[str] | None,
 ) -> RenderResult:
-    from .model import build_models
 
     # One subscriber's problem (a missing translation, a template error in the text of its own questions, a
     # failed render) fails that subscriber's report only; the others are still rendered.
@@ -209,7 +166,7 @@ def _render_models(
         ) from None
     try:
         _remove_temporaries(folder)
-        manifest = read_manifest(folder)
+        manifest = read_manifest(folder, wave, missing_ok=True)
         entries: dict[str, dict[str, Any]] = dict(manifest.get("reports", {}))
         todo: dict[str, tuple[ReportModel, str]] = {}
         done = 0
@@ -240,7 +197,7 @@ def _render_models(
         # entry whose file differs from it, and the reports finished before the kill are kept.
         stale = [sub_id for sub_id in todo if entries.pop(sub_id, None) is not None]
         if stale or failures:
-            _write_manifest(folder, wave, final, entries)
+            write_manifest(folder, wave, final, entries)
 
         for sub_id, outcome in _render_all(
             todo, jobs or config.report.jobs, config.report.timeout, templates, overrides, pool
@@ -263,7 +220,7 @@ def _render_models(
                     "inputs_sha256": key,
                     "rendered": True,
                 }
-                _write_manifest(folder, wave, final, entries)
+                write_manifest(folder, wave, final, entries)
                 result.rendered.append(sub_id)
             else:
                 # The inputs changed and the new report could not be made: an older PDF would be stale.
@@ -275,24 +232,11 @@ def _render_models(
             if progress:
                 progress(done, len(ids), sub_id, "rendered" if outcome["ok"] else "failed")
 
-        ordered = _write_manifest(folder, wave, final, entries)
+        ordered = write_manifest(folder, wave, final, entries)
         result.reports = {k: ordered[k] for k in ids if k in ordered}
     finally:
         lock.release()
     return result
-
-
-def _write_manifest(
-    folder: Path, wave: int, final: bool, entries: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Write ``manifest.json`` atomically, entries sorted by subscriber id; return the sorted entries."""
-    ordered = {k: entries[k] for k in sorted(entries)}
-    document = {"wave": wave, "final": final, "reports": ordered}
-    try:
-        write_atomic(folder / MANIFEST, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
-    except OSError as exc:
-        raise OutputError(f"{folder / MANIFEST}: cannot write the manifest: {exc.strerror}") from None
-    return ordered
 
 
 def _remove_temporaries(folder: Path) -> None:

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
-from ..errors import ConfigError
+import pyarrow.compute as pc
+
+from ..codebook import CORE_LANGUAGE
+from ..custom import custom_questions
+from ..errors import ConfigError, InputMissingError
+from ..stats import Tables, drivers, tabulate_waves, weight_source
+from ..stats.samples import sample_sizes
+from ..stats.significance import compare_waves, z_critical
+from ..store import read_store
+from ..texts import translated
+from .text import LOCALES, load_strings, templates_dir
+from .wording import benchmark_sentence, subscriber_in_sentence, typeset
 
 
 @dataclass(frozen=True)
@@ -417,13 +430,11 @@ class _Texts:
         self.missing: dict[str, str] = {}
 
     def get(self, wave: int, owner: str | None, name: str, code: str | None, source_text: str | None) -> str:
-        from ..codebook import CORE_LANGUAGE, translated
 
         key = f"{owner}:{name}" if owner else name
         if code is not None:
             key = f"{key}.{code}"
         source_language = self.languages.get((wave, owner or "", name), CORE_LANGUAGE)
-        from .wording import typeset
 
         text = translated(self.config, self.language, key, source_text, source_language)
         if text is None:
@@ -432,7 +443,6 @@ class _Texts:
         return typeset(text, self.language)
 
     def check(self, subscriber_id: str) -> None:
-        from ..errors import ConfigError
 
         if not self.missing:
             return
@@ -448,15 +458,12 @@ class _Texts:
 
 
 def _natural(key: str) -> list[Any]:
-    import re
 
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
 def _waves_text(strings: dict[str, str], waves: tuple[int, ...] | list[int], language: str) -> str:
-    from babel.lists import format_list
-
-    from .text import LOCALES
+    from babel.lists import format_list  # lazy: babel loads its locale data on import; only report text needs it
 
     if len(waves) == 1:
         return strings["wave_one"].format(n=waves[0])
@@ -478,17 +485,11 @@ def build_models(
     A subscriber whose model cannot be built (a missing translation, say) raises ConfigError listing every
     missing text, or, when ``failures`` is given, is recorded there (id → message) and left out, so that
     the other subscribers' reports are still made."""
-    from ..stats import tabulate_waves, weight_source
-    from ..stats.significance import z_critical
-    from ..store import read_store
-    from .text import templates_dir
 
     with read_store(config.root) as con:
         imported = {r[0] for r in con.execute("SELECT wave FROM waves").fetchall()}
         span = [w for w in sorted(config.waves) if w <= wave and w in imported]
         if wave not in span:
-            from ..errors import InputMissingError
-
             raise InputMissingError(
                 f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
             )
@@ -496,7 +497,7 @@ def build_models(
         tables = tabulate_waves(
             config, span, scopes=["all", *subscriber_ids], questions=questions, con=con, banners=banner_names or None
         )
-        sizes = _sample_sizes(con, span)
+        sizes = sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
         members = _set_members(con)
@@ -531,10 +532,6 @@ def _records(table: Any, columns: tuple[str, ...] | None = None) -> list[dict[st
     """The rows of an Arrow table of the tables engine as dicts, without its banner columns' rows (read
     by _banner_rows) and only ``columns`` (converting every row of every column costs more than the rest
     of the model); NaN as None."""
-    import math
-
-    import pyarrow.compute as pc
-
     if "banner" in table.column_names:
         table = table.filter(pc.fill_null(pc.equal(table["banner"], ""), True))
     if columns:
@@ -577,9 +574,6 @@ def _build_one(
     drivers: dict,
     banners: dict,
 ) -> ReportModel:
-    from .text import load_strings
-    from .wording import benchmark_sentence, subscriber_in_sentence, typeset
-
     subscriber = config.subscriber(sub_id)
     language = subscriber.language
     strings = load_strings(templates, language)
@@ -663,8 +657,6 @@ def _first_to_last(
     the study tested with the standard errors the tables computed (design-based where the tables are;
     Kish's n_eff otherwise), the p-values adjusted together as the tables adjust theirs. One row per
     question, significant or not, grouped by theme."""
-    from ..stats.significance import compare_waves
-
     first = data.span[0]
     if first == wave:
         return ()
@@ -708,10 +700,6 @@ def _topbox_se(summary: dict[str, Any]) -> float:
 def _without_banners(tables: Any) -> Any:
     """The tables without their banner columns (``stats.drivers`` reads one top box per scope and
     question from the summaries it is given)."""
-    import pyarrow.compute as pc
-
-    from ..stats import Tables
-
     summaries = tables.summaries_table
     if "banner" not in summaries.column_names:
         return tables
@@ -724,8 +712,6 @@ def _drivers_rows(
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """``stats.drivers`` of each subscriber in ``waves``: {subscriber: {wave: {"rows": [...], "skipped":
     reason}}}; empty where the study configures no drivers analysis."""
-    from ..stats import drivers
-
     spec = getattr(config, "drivers", None)
     if spec is None or spec.outcome is None:
         return {}
@@ -796,7 +782,6 @@ def _banner_rows(tables: Any, subscriber_ids: list[str]) -> dict[str, Any]:
     meta = (tables.meta or {}).get("banners")
     if not meta:
         return {}
-    import pyarrow.compute as pc
 
     table = tables.summaries_table
     table = table.filter(pc.fill_null(pc.not_equal(table["banner"], ""), False))
@@ -818,8 +803,6 @@ def _groups(
     """The significant top-box differences between banner columns of the subscriber's population (the
     tables' column tests: the letters of the columns a column is significantly higher than), largest first,
     and how many column comparisons were tested."""
-    from .wording import typeset
-
     if not banners:
         return (), 0
     codes = {(b["variable"], c["column"]): set(c["codes"]) for b in banners["meta"] for c in b["columns"]}
@@ -888,8 +871,6 @@ def _methods(config: Any) -> dict[str, str]:
 
 def _themes(config: Any, language: str, strings: dict[str, str]) -> tuple[dict[str, str], list[tuple[str, list[str]]]]:
     """Question key → theme name, and the themes in order, from ``[[report.themes]]``."""
-    from .wording import typeset
-
     theme_of: dict[str, str] = {}
     ordered = []
     for theme in config.report.themes:
@@ -914,8 +895,6 @@ def _set_members(con: Any) -> set[str]:
 
 def _number(key: str) -> str:
     """The question number a reader sees: "Q1", "C2", "BC_1"; none for a variable name like AGEGRP."""
-    import re
-
     return key if re.fullmatch(r"[A-Za-z]{1,3}_?\d+[A-Za-z]?", key) else ""
 
 
@@ -928,8 +907,6 @@ def _questions(
     strings: dict[str, str],
     theme_of: dict[str, str],
 ) -> list[Question]:
-    from .wording import typeset
-
     language = texts.language
     custom_theme = typeset(strings["custom_title"], language)
     result = []
@@ -1078,8 +1055,6 @@ def _strip_common_prefix(items: tuple[SetItem, ...]) -> tuple[SetItem, ...]:
 def _set_text(config: Any, language: str, name: str, label: str | None, items: tuple[SetItem, ...]) -> str:
     """A set's title: its ``[translations]`` entry, else (in the set's own language) its label, else the
     shared beginning of its translated item labels."""
-    from ..codebook import CORE_LANGUAGE
-
     configured = (config.translations.get(language) or {}).get(name)
     if configured:
         return configured
@@ -1119,7 +1094,6 @@ def _created(config: Any, wave: int) -> str:
 
 def _custom_languages(con: Any, waves: list[int], subscriber_ids: list[str]) -> dict[tuple[int, str, str], str]:
     """The language of each custom question's labels: (wave, subscriber, question) → 'en' | 'fr'."""
-    from ..custom import custom_questions
 
     result = {}
     for w in waves:
@@ -1142,8 +1116,6 @@ def _categories(
     """The subscriber's rows with the benchmark beside them. The benchmark (all other respondents) is
     the ``all`` scope minus the subscriber's own cells: both are sums of the same weights, so the
     difference is exact and agrees with tabulate's benchmark top-box."""
-    from .wording import typeset
-
     by_code = {r["code"]: r for r in everyone}
     bench: dict[str, tuple[int, float]] = {}
     for r in mine:
@@ -1181,21 +1153,6 @@ def _categories(
                 bench_suppressed=bool(bench) and not bench_ok,
             )
         )
-    return result
-
-
-def _sample_sizes(con: Any, waves: list[int]) -> dict[int, dict[str, tuple[int, float, float]]]:
-    """Per wave and jurisdiction: (n, sum of weights, sum of squared weights), from the weights the
-    tables use (``_weight``: the raked weight once ``wavetool weight`` ran)."""
-    from ..store import wave_table
-
-    result: dict[int, dict[str, tuple[int, float, float]]] = {}
-    for w in waves:
-        rows = con.execute(
-            f"SELECT _jurisdiction, count(*), sum(_weight), sum(_weight * _weight) FROM {wave_table(w)} "
-            "GROUP BY _jurisdiction ORDER BY _jurisdiction"
-        ).fetchall()
-        result[w] = {code: (n, sw, sw2) for code, n, sw, sw2 in rows}
     return result
 
 
@@ -1267,13 +1224,10 @@ def _notes(
             q = questions[0]
             notes.append(strings["note_added"].format(question=q.number or q.text, text=q.text, wave=first))
         else:
-            from babel.lists import format_list
-
-            from .text import LOCALES
+            from babel.lists import format_list  # lazy: babel loads its locale data on import
 
             names = format_list([q.number or q.text for q in questions], locale=LOCALES[language])
             notes.append(strings["note_added_many"].format(questions=names, wave=first))
-    from .wording import typeset
 
     return tuple(typeset(n, language) for n in notes)
 
@@ -1283,8 +1237,6 @@ def _suppressed(
 ) -> tuple[SuppressedCell, ...]:
     """What the tables withheld for this subscriber in the reported wave, in the reader's words: the answer
     (its label, not its code) or the comparison, and why (too few respondents, or too unreliable)."""
-    from .wording import typeset
-
     what = {
         "question": strings["whole_question"],
         "benchmark": strings["benchmark"],

@@ -20,20 +20,23 @@ import os
 import signal
 import threading
 import time
+import traceback
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from ..errors import ConfigError
 from .charts import ChartKit, Dot, Point
 from .model import GROUPS_SHOWN, Question, ReportModel, TrendPoint, verdict
 from .text import LANG_TAGS, Formatter, load_strings, templates_dir
+from .wording import typeset
 
 PDF_VARIANT = "pdf/ua-1"
 LANGUAGES = ("en", "fr")
@@ -148,8 +151,6 @@ def _labels_of(items: Any, separator: str) -> str:
 
 def typeset_strings(strings: dict[str, str], language: str) -> dict[str, str]:
     """The catalogue with the language's typography applied once (French spacing around : ; ! ? « »)."""
-    from .wording import typeset
-
     return {k: typeset(v, language) for k, v in strings.items()}
 
 
@@ -300,7 +301,6 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def _in_main_thread() -> bool:
-    import threading
 
     return threading.current_thread() is threading.main_thread()
 
@@ -331,10 +331,6 @@ def render_task(
 def template_error(exc: Exception, templates: Path | None, overrides: Path | None) -> str:
     """A Jinja error as one line naming the template file and line: "report.html.j2: line 12: 'x' is
     undefined"."""
-    import traceback
-
-    from jinja2 import TemplateSyntaxError
-
     where = ""
     if isinstance(exc, TemplateSyntaxError) and exc.filename:
         where = f"{exc.filename}: line {exc.lineno}: "
@@ -351,9 +347,6 @@ def check_templates(templates: Path, overrides: Path | None, models: list[Report
     subscriber is broken (a syntax error, an undefined variable) and is one clear ConfigError naming the
     file and line; one that fails for some subscribers only (their own questions reach a broken part) fails
     those reports alone, at render time. Normally costs one HTML fill (the first model succeeds)."""
-    from jinja2 import TemplateError
-
-    from ..errors import ConfigError
 
     renderer = Renderer(templates, overrides, layout=False)
     first: Exception | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .text import load_strings, templates_dir
+from .text import LOCALES, load_strings, templates_dir
 
 NNBSP = "\u202f"  # narrow no-break space: French puts one before : ; ! ? and inside « »
 NBSP = "\u00a0"
@@ -47,9 +47,7 @@ def subscriber_in_sentence(subscriber: Any, language: str) -> str:
 
 def place_names(config: Any, subscriber: Any, language: str) -> str:
     """The subscriber's jurisdictions as a list in ``language`` ("Nova Scotia and New Brunswick")."""
-    from babel.lists import format_list
-
-    from .text import LOCALES
+    from babel.lists import format_list  # lazy: babel loads its locale data on import
 
     names = [
         config.jurisdictions[c].name(language) if c in config.jurisdictions else c for c in subscriber.jurisdictions

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmonised_select
 from ..config import StudyConfig
+from ..custom import custom_select
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
 from .banners import BannerPlan, banner_meta, combine, domain_tables, mr_cells, plan_banners, refined_keys, single_cells
@@ -447,7 +448,6 @@ def _collect_wave(
         custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
         if not custom:
             continue
-        from ..custom import custom_select
 
         source = f"({custom_select(con, config, wave, subscriber)})"
         if design.columns:  # custom_select carries no design column: take them from the wave by respondent id

@@ -14,6 +14,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from ..sql import literal as sql_text
 from ..store import fetch_arrow
 from .questions import Question
 
@@ -40,11 +41,6 @@ MR_SCHEMA = pa.schema(
         ("sw2", pa.float64()),
     ]
 )
-
-
-def sql_text(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _weight_expr(weighted: bool) -> str:

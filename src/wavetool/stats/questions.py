@@ -7,13 +7,13 @@ touched by the SQL in :mod:`wavetool.stats.frequencies`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import duckdb
 
-from ..codebook import MissingSpec, Variable, code_text, core_variables, harmonised_codebook
+from ..codebook import MissingSpec, Variable, code_text, core_variables, harmonised_codebook, is_missing_code
 from ..config import StudyConfig
+from ..custom import custom_questions
 from ..store import quote
 
 SCALE_MEASURES = ("ordinal", "scale", "unknown")
@@ -56,19 +56,6 @@ class Question:
 
     def valid_codes(self) -> list[float]:
         return sorted(c for c in self.codes if not self.is_missing(c))
-
-
-def is_missing_code(specs: tuple[MissingSpec, ...], code: float) -> bool:
-    """Whether the numeric ``code`` is declared user-missing by ``specs`` (discrete codes or ranges)."""
-    for spec in specs:
-        if spec.kind == "value" and (spec.low == code if spec.low is not None else spec.code == code_text(code)):
-            return True
-        if spec.kind == "range":
-            low = -math.inf if spec.low is None else spec.low
-            high = math.inf if spec.high is None else spec.high
-            if low <= code <= high:
-                return True
-    return False
 
 
 def _numeric_codes(var: Variable) -> dict[float, str]:
@@ -173,7 +160,6 @@ def custom_question_list(
     con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, subscriber: str
 ) -> list[Question]:
     """A subscriber's custom questions of ``wave`` that are tabulated (numeric with value labels)."""
-    from ..custom import custom_questions
 
     result = []
     for cq in custom_questions(con, wave, subscriber):

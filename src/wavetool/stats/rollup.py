@@ -43,6 +43,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..sql import code_text_sql
 from .significance import (
     adjusted_select,
     effective_base_sql,
@@ -56,7 +57,7 @@ AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "sco
 AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "code_var", "mr_responses")
 REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
-CODE_TEXT = "CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e15 THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END"
+CODE_TEXT = code_text_sql("{v}")
 
 
 @contextlib.contextmanager

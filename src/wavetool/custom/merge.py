@@ -1,11 +1,4 @@
-"""Custom questions owned by one subscriber: merged from a file keyed by respondent id, or found as
-prefix columns (``custom_prefix``) in the main wave file.
-
-"Not asked" is not "missing": only respondents of the subscriber's jurisdictions were asked. They are
-the only rows of :func:`custom_select`; an eligible respondent without an answer is NULL (or keeps the
-user-missing code the file gave). Everything here is keyed by subscriber, so one subscriber's questions
-and answers never appear in a query run for another.
-"""
+"""Merging a subscriber's custom-question file into a wave (all or nothing), and removing a merge."""
 
 from __future__ import annotations
 
@@ -18,26 +11,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from .codebook import CORE_LANGUAGE, Codebook, MissingSpec, Variable, load_codebook, read_codebook_file
-from .config import StudyConfig, Subscriber
-from .errors import DataError, InputMissingError
-from .ingest import DecodedFile, decode_file, file_sha256
-from .ingest import _text_expr as id_text_expr  # the same canonical id text as the wave tables
-from .store import first_row, quote, read_store, transaction, wave_table, write_store
+from ..codebook import Variable, read_codebook_file
+from ..config import StudyConfig, Subscriber
+from ..errors import DataError, InputMissingError
+from ..ingest.decode import DecodedFile, decode_file, file_sha256
+from ..ingest.decode import id_text_sql as id_text_expr
+from ..store import first_row, quote, transaction, wave_table, write_store
+from .query import custom_table
 
 MAX_LISTED = 5
-
-
-@dataclass(frozen=True)
-class CustomQuestion:
-    """One subscriber's custom question in one wave; ``variable`` is named by the question."""
-
-    subscriber: str
-    wave: int
-    question: str
-    variable: Variable
-    language: str
-    source: str  # 'file' (merged) | 'prefix' (a column of the main wave file)
 
 
 @dataclass
@@ -71,12 +53,6 @@ class _Prepared:
     content: str
 
 
-def custom_table(subscriber_id: str, wave: int) -> str:
-    """The wide table holding a subscriber's merged custom answers for one wave (ids are slugs, so
-    replacing '-' by '_' cannot make two subscribers' tables collide)."""
-    return f"custom_{subscriber_id.replace('-', '_')}_{int(wave)}"
-
-
 def _listed(values: list[Any], total: int) -> str:
     shown = ", ".join(str(v) for v in values[:MAX_LISTED])
     return shown + (f" and {total - MAX_LISTED} more" if total > MAX_LISTED else "")
@@ -85,9 +61,6 @@ def _listed(values: list[Any], total: int) -> str:
 def _companion(path: Path) -> Path | None:
     candidate = path.with_name(f"{path.stem}-codebook.csv")
     return candidate if candidate.exists() else None
-
-
-# --- preparing a file (no database needed) --------------------------------------------------------
 
 
 def _prepare(
@@ -162,9 +135,6 @@ def _check_ids(decoded: DecodedFile, id_column: str) -> None:
             f" {len(dups)} duplicated id{'s' if len(dups) > 1 else ''} in all (first: {_listed([d[0] for d in dups], len(dups))})",
             hint="each respondent may appear once; remove the duplicates or ask the subscriber for a corrected file",
         )
-
-
-# --- validating against the study and writing -----------------------------------------------------
 
 
 def _imported(con: duckdb.DuckDBPyConnection, wave: int) -> bool:
@@ -429,225 +399,3 @@ def remove_custom(
         "removed": chosen,
         "kept": [q for q in merged if q not in chosen],
     }
-
-
-# --- reading custom questions ---------------------------------------------------------------------
-
-
-def _has_custom_tables(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'custom_merges'").fetchall())
-
-
-def _merged_codebook(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: str) -> tuple[Codebook, str | None]:
-    key = [subscriber_id, wave]
-    labels: dict[str, dict[str, str]] = {}
-    for variable, code, label in con.execute(
-        "SELECT variable, code, label FROM custom_value_labels WHERE subscriber = ? AND wave = ? ORDER BY variable, code_num NULLS LAST, code",
-        key,
-    ).fetchall():
-        labels.setdefault(variable, {})[code] = label
-    missing: dict[str, list[MissingSpec]] = {}
-    for variable, kind, code, low, high in con.execute(
-        "SELECT variable, kind, code, low, high FROM custom_missing_values WHERE subscriber = ? AND wave = ? ORDER BY variable, low, code",
-        key,
-    ).fetchall():
-        missing.setdefault(variable, []).append(MissingSpec(kind, code, low, high))
-    variables = {
-        name: Variable(name, label, vtype, measure, fmt, width, labels.get(name, {}), tuple(missing.get(name, ())))
-        for name, label, vtype, measure, fmt, width in con.execute(
-            "SELECT name, label, type, measure, format, width FROM custom_variables WHERE subscriber = ? AND wave = ? ORDER BY position",
-            key,
-        ).fetchall()
-    }
-    language = first_row(con, "SELECT language FROM custom_merges WHERE subscriber = ? AND wave = ?", key)
-    return Codebook(variables), language[0] if language else None
-
-
-def custom_questions(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: str) -> list[CustomQuestion]:
-    """A subscriber's custom questions in ``wave``: prefix columns of the main file (in file order),
-    then the questions merged from its custom file."""
-    result = []
-    prefix = con.execute(
-        "SELECT name, question FROM variables WHERE wave = ? AND owner = ? ORDER BY position", [wave, subscriber_id]
-    ).fetchall()
-    if prefix:
-        book = load_codebook(con, wave)
-        for name, question in prefix:
-            var = book.variables[name]
-            result.append(
-                CustomQuestion(
-                    subscriber_id,
-                    wave,
-                    question,
-                    Variable(
-                        question, var.label, var.type, var.measure, var.format, var.width, var.value_labels, var.missing
-                    ),
-                    CORE_LANGUAGE,
-                    "prefix",
-                )
-            )
-    if _has_custom_tables(con) and first_row(
-        con, "SELECT 1 FROM custom_merges WHERE subscriber = ? AND wave = ?", [subscriber_id, wave]
-    ):
-        merged, language = _merged_codebook(con, wave, subscriber_id)
-        for name, var in merged.variables.items():
-            result.append(CustomQuestion(subscriber_id, wave, name, var, language or CORE_LANGUAGE, "file"))
-    return result
-
-
-def unmatched_custom_answers(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int) -> list[str]:
-    """One notice per subscriber whose merged custom answers for ``wave`` no longer all belong to its own
-    respondents of the wave (after the wave was replaced): those answers are not counted anywhere, since only
-    the subscriber's respondents are ever read (custom_select), but the coordinator should know."""
-    if not _has_custom_tables(con):
-        return []
-    notices = []
-    merges = con.execute(
-        "SELECT subscriber, table_name, file_name FROM custom_merges WHERE wave = ? AND content_sha256 <> ''"
-        " ORDER BY subscriber",
-        [wave],
-    ).fetchall()
-    for subscriber_id, table, file_name in merges:
-        if subscriber_id not in config.subscribers:
-            continue
-        codes = _jurisdiction_list(config.subscribers[subscriber_id].jurisdictions)
-        total, absent, outside = first_row(
-            con,
-            f"SELECT count(*), count(*) FILTER (WHERE w._id IS NULL),"
-            f" count(*) FILTER (WHERE w._id IS NOT NULL AND NOT list_contains({codes}, w._jurisdiction))"
-            f" FROM {table} c LEFT JOIN {wave_table(wave)} w ON w._id = c._id",
-        )
-        if absent or outside:
-            parts = [f"{absent} are no longer respondents of the wave"] if absent else []
-            parts += [f"{outside} are now outside its jurisdictions"] if outside else []
-            notices.append(
-                f"wave {wave}: {subscriber_id}'s custom answers ({file_name}): {' and '.join(parts)}, of {total};"
-                " they are not counted. Merge a custom file that matches the new wave"
-                f" (`wavetool custom merge FILE --subscriber {subscriber_id} --wave {wave} --replace`)"
-            )
-    return notices
-
-
-def _jurisdiction_list(codes: tuple[str, ...]) -> str:
-    return "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in codes) + "]"
-
-
-def custom_select(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int, subscriber_id: str) -> str:
-    """SQL: the subscriber's ELIGIBLE respondents of ``wave`` (jurisdiction among its own) with ``_id``,
-    ``_jurisdiction``, ``_weight`` and one column per custom question named by the question. Eligible
-    respondents without an answer are NULL (or their user-missing code); others are not rows at all."""
-    subscriber = config.subscriber(subscriber_id)
-    questions = custom_questions(con, wave, subscriber_id)
-    names = [q.question for q in questions]
-    clash = next((n for n in names if names.count(n) > 1 or n in ("_id", "_jurisdiction", "_weight")), None)
-    if clash:
-        raise DataError(
-            f"wave {wave}: {subscriber_id}'s custom question {clash} is both a main-file column and a merged question",
-            hint=f"rename one, or `wavetool custom remove --subscriber {subscriber_id} --wave {wave} {clash}`",
-        )
-    columns = ["w._id", "w._jurisdiction", "w._weight"]
-    merged_table = None
-    for q in questions:
-        if q.source == "prefix":
-            variable = first_row(
-                con,
-                "SELECT name FROM variables WHERE wave = ? AND owner = ? AND question = ?",
-                [wave, subscriber_id, q.question],
-            )[0]
-            columns.append(f"w.{quote(variable)} AS {quote(q.question)}")
-        else:
-            merged_table = custom_table(subscriber_id, wave)
-            columns.append(f"c.{quote(q.question)} AS {quote(q.question)}")
-    join = f" LEFT JOIN {merged_table} AS c ON c._id = w._id" if merged_table else ""
-    return (
-        f"SELECT {', '.join(columns)} FROM {wave_table(wave)} AS w{join}"
-        f" WHERE list_contains({_jurisdiction_list(subscriber.jurisdictions)}, w._jurisdiction)"
-    )
-
-
-def missing_sql(column: str, var: Variable) -> str:
-    """A SQL condition true where ``column`` holds one of ``var``'s user-missing codes."""
-    parts = []
-    for spec in var.missing:
-        if spec.kind == "value" and var.type == "string" and spec.code is not None:
-            parts.append(f"{column} = '{spec.code.replace(chr(39), chr(39) * 2)}'")
-        elif spec.kind == "value" and spec.low is not None:
-            parts.append(f"{column} = {spec.low!r}")
-        elif spec.kind == "range":
-            low = "'-inf'::DOUBLE" if spec.low is None else repr(float(spec.low))
-            high = "'inf'::DOUBLE" if spec.high is None else repr(float(spec.high))
-            parts.append(f"{column} BETWEEN {low} AND {high}")
-    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
-
-
-def list_custom(config: StudyConfig, wave: int | None = None, subscriber: str | None = None) -> list[dict[str, Any]]:
-    """What each subscriber has in each wave: one record per custom question with its text, where it came
-    from, how many eligible respondents there are and how many answered (not blank, not user-missing)."""
-    subscribers = [config.subscriber(subscriber)] if subscriber else list(config.subscribers.values())
-    rows: list[dict[str, Any]] = []
-    with read_store(config.root) as con:
-        waves = [r[0] for r in con.execute("SELECT wave FROM waves ORDER BY wave").fetchall()]
-        has_tables = _has_custom_tables(con)
-        for w in waves:
-            if wave is not None and w != wave:
-                continue
-            files = {}
-            if has_tables:
-                files = {
-                    r[0]: r[1:]
-                    for r in con.execute(
-                        "SELECT subscriber, file_name, sha256, rows FROM custom_merges WHERE wave = ?", [w]
-                    ).fetchall()
-                }
-            for sub in subscribers:
-                questions = custom_questions(con, w, sub.id)
-                if not questions:
-                    continue
-                counts = ["count(*)"] + [
-                    f"count({quote(q.question)}) FILTER (WHERE NOT coalesce({missing_sql(quote(q.question), q.variable)}, FALSE))"
-                    for q in questions
-                ]
-                totals = first_row(con, f"SELECT {', '.join(counts)} FROM ({custom_select(con, config, w, sub.id)})")
-                main_file = ", ".join(
-                    r[0]
-                    for r in con.execute(
-                        "SELECT file_name FROM wave_files WHERE wave = ? ORDER BY position", [w]
-                    ).fetchall()
-                )
-                for q, answered in zip(questions, totals[1:], strict=True):
-                    file_name, sha, file_rows = (
-                        files.get(sub.id, (None, None, None)) if q.source == "file" else (main_file, None, None)
-                    )
-                    rows.append(
-                        {
-                            "subscriber": sub.id,
-                            "wave": w,
-                            "question": q.question,
-                            "text": q.variable.label,
-                            "language": q.language,
-                            "source": q.source,
-                            "type": q.variable.type,
-                            "value_labels": len(q.variable.value_labels),
-                            "missing": [s.describe() for s in q.variable.missing],
-                            "eligible": totals[0],
-                            "answered": answered,
-                            "rows": file_rows,
-                            "file": file_name,
-                            "sha256": sha,
-                        }
-                    )
-    return rows
-
-
-__all__ = [
-    "CustomQuestion",
-    "MergeResult",
-    "custom_questions",
-    "custom_select",
-    "custom_table",
-    "list_custom",
-    "merge_custom",
-    "merge_from_config",
-    "missing_sql",
-    "remove_custom",
-]

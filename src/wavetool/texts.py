@@ -1,0 +1,66 @@
+"""Texts in English and French: translations of question and value-label texts, and the gaps in them
+(core questions and every subscriber's custom questions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .codebook.harmonise import harmonised_codebook
+from .codebook.model import CORE_LANGUAGE, Variable
+from .config import LANGUAGES
+from .custom import custom_questions
+from .store import read_store
+
+
+def translated(
+    config: Any, language: str, key: str, source_text: str | None, source_language: str = CORE_LANGUAGE
+) -> str | None:
+    """The text of a question or value label in ``language``: the source text when it is already in that
+    language, else the config's ``[translations.<language>]`` entry for ``key`` ("Q1", "Q1.1" for code 1,
+    "quebec:C1" and "quebec:C1.1" for a subscriber's custom question), else None."""
+    if language == source_language:
+        return source_text or None
+    return (config.translations.get(language) or {}).get(key) or None
+
+
+def _text_items(key: str, var: Variable) -> list[tuple[str, str, str | None]]:
+    items = [("question", key, var.label)]
+    items += [("value label", f"{key}.{code}", label) for code, label in var.value_labels.items()]
+    return items
+
+
+def translation_gaps(config: Any) -> list[dict[str, Any]]:
+    """Every core question, value label and subscriber custom question (of the imported waves) lacking
+    an English or a French text: [{owner, kind, key, language, source_language, source_text}]."""
+    with read_store(config.root) as con:
+        waves = [r[0] for r in con.execute("SELECT wave FROM waves ORDER BY wave").fetchall()]
+        core: dict[str, Variable] = {}
+        for wave in waves:  # the latest wave's text of each question wins
+            core.update(harmonised_codebook(con, config, wave))
+        custom: dict[tuple[str, str], tuple[Variable, str]] = {}
+        for wave in waves:
+            for sub in config.subscribers:
+                for cq in custom_questions(con, wave, sub):
+                    custom[(sub, cq.question)] = (cq.variable, cq.language)
+    items = [
+        ("core", key_kind, key, text, CORE_LANGUAGE)
+        for q, var in core.items()
+        for key_kind, key, text in _text_items(q, var)
+    ]
+    for (sub, question), (var, language) in custom.items():
+        items += [(sub, kind, key, text, language) for kind, key, text in _text_items(f"{sub}:{question}", var)]
+    gaps = []
+    for owner, kind, key, text, source_language in items:
+        for language in LANGUAGES:
+            if translated(config, language, key, text, source_language) is None:
+                gaps.append(
+                    {
+                        "owner": owner,
+                        "kind": kind,
+                        "key": key,
+                        "language": language,
+                        "source_language": source_language,
+                        "source_text": text,
+                    }
+                )
+    return gaps
