@@ -315,6 +315,92 @@ def test_an_attribute_constant_in_a_scope_gets_importance_0_and_a_note(tmp_path)
     assert bc["reason"] == "the outcome Y is constant in this scope (every valid answer is 5)"
 
 
+def test_a_scope_where_nobody_answered_the_outcome_gets_no_drivers_and_the_counts(tmp_path):
+    study = synthetic_study(tmp_path / "s", attributes=3)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    qc = frame.PROV == "QC"
+    frame.loc[qc, "Y"] = np.where(np.arange(qc.sum()) % 4 == 0, np.nan, 9.0)  # refused or blank, all of them
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(load_config(study), 1, [sav])
+    result = drivers(load_config(study), 1, scopes=["QC", "ON"])
+    blank, refused = int(frame.Y[qc].isna().sum()), int((frame.Y[qc] == 9).sum())
+    assert [s["scope"] for s in result.skipped] == ["QC"]
+    assert result.skipped[0]["reason"] == (
+        f"no respondent with a valid answer to Y and to every attribute (Y: {refused} user-missing, {blank} blank)"
+    )
+    assert result.skipped[0]["respondents"] == int(qc.sum()) and result.skipped[0]["n"] == 0
+    assert len(result.scope_rows("ON")) == 3
+
+
+def test_bootstrap_keeps_a_stratum_of_one_respondent_and_a_scope_sees_only_its_own_strata(tmp_path):
+    toml = '[drivers]\noutcome = "Y"\nattributes = ["A1", "A2", "A3"]\nmin_base = 50\nreplicates = 80\nseed = 11\n'
+    study = synthetic_study(tmp_path / "s", attributes=3, drivers_toml=toml)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    bc = np.flatnonzero(frame.PROV == "BC")
+    frame.loc[bc[1:], "PROV"] = "ON"  # BC keeps a single respondent
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(load_config(study), 1, [sav])
+    config = load_config(study)
+    result = drivers(config, 1, scopes=["all", "ON", "QC"])
+    assert [s["scope"] for s in result.scopes if s["status"] == "ok"] == ["all", "ON", "QC"]
+    for r in result.rows:
+        assert r["importance_ci_low"] <= r["importance"] <= r["importance_ci_high"]
+    # QC's replicates come from QC's respondents alone: its intervals do not move when ON's answers change
+    frame.loc[frame.PROV == "ON", "A1"] = frame.loc[frame.PROV == "ON", "A2"]
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(config, 1, [sav], replace=True)
+    again = drivers(load_config(study), 1, scopes=["ON", "QC"])
+    assert again.scope_rows("QC") == result.scope_rows("QC")
+    assert again.scope_rows("ON") != result.scope_rows("ON")
+
+
+def test_two_identical_attributes_share_their_importance_equally(tmp_path):
+    study = synthetic_study(tmp_path / "s", attributes=4)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    frame["A4"] = frame["A1"]  # perfectly collinear: every subset holding both has a singular matrix
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    import_wave(load_config(study), 1, [sav])
+    rows = drivers(load_config(study), 1).rows
+    names = ["A1", "A2", "A3", "A4"]
+    values = frame[["Y", *names]]
+    valid = frame[~(values.isna().any(axis=1) | values.isin([8.0, 9.0]).any(axis=1) | frame.A3.isin([7.0]))]
+    expected = exact_shapley(valid.Y.to_numpy(float), valid[names].to_numpy(float), valid.WEIGHT.to_numpy(float))
+    assert np.abs(np.array([r["r2_share"] for r in rows]) - expected).max() < 1e-10
+    assert rows[0]["importance"] == pytest.approx(rows[3]["importance"], abs=1e-10)
+    assert rows[0]["importance_rank"] == rows[3]["importance_rank"]
+
+
 def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=17, rows=1500)
     frame = _import(study)
@@ -418,6 +504,11 @@ def test_cli_table_csv_json_and_parquet(imported_study, cli, tmp_path):
     assert pq.read_table(tmp_path / "drivers-scopes.parquet").num_rows == len(data["scopes"])
 
 
+def test_cli_help_names_the_config_keys(cli):
+    code, out, _ = cli("drivers", "--help")
+    assert code == 0 and "[drivers] min_base" in " ".join(out.split()) and "Example: wavetool drivers" in out
+
+
 def test_cli_errors_name_the_config_and_key(imported_study, cli):
     toml = imported_study / "wavetool.toml"
     text = toml.read_text()
@@ -428,8 +519,7 @@ def test_cli_errors_name_the_config_and_key(imported_study, cli):
     toml.write_text(text.replace('outcome = "Q1"', 'outcome = "COMMENT"'), encoding="utf-8")
     code, _, err = cli("--study", imported_study, "drivers", "--wave", "4")
     assert code == ExitCode.CONFIG and "drivers.outcome: 'COMMENT' is a string question" in err
-    start, end = text.index("[drivers]"), text.index("[report]")
-    toml.write_text(text[:start] + text[end:], encoding="utf-8")
+    toml.write_text(text[: text.index("[drivers]")], encoding="utf-8")  # the sample config ends with it
     code, _, err = cli("--study", imported_study, "drivers", "--wave", "4")
     assert code == ExitCode.CONFIG and "no drivers analysis configured" in err and "Hint:" in err
     toml.write_text(text, encoding="utf-8")
@@ -457,3 +547,9 @@ def test_run_writes_the_drivers_csv_beside_the_tables(sample_study, cli):
     assert written == buffer.getvalue()
     code, out, err = cli("--study", sample_study, "run", "--wave", "1", "--no-send", "--json")
     assert code == 0 and json.loads(out)["tables"]["drivers"]["changed"] is False
+    code, out, _ = cli("--study", sample_study, "status", "--json")
+    manifest = json.loads(out)["runs"][0]["manifest"]
+    assert manifest["drivers"] == {
+        "file": "tables/wave-1-drivers.csv",
+        "sha256": summary["tables"]["drivers"]["sha256"],
+    }

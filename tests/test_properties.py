@@ -586,6 +586,8 @@ KNOWN_KEYS = {
     *("label", "label_fr", "fieldwork_start", "fieldwork_end", "inbox", "codebook", "en", "fr", "language"),
     *("contacts", "cc", "bcc", "reply_to", "custom_prefix", "custom", "wave", "file", "min_base", "confidence"),
     *("scales", "margins", "max_iterations", "tolerance", "trim", "output_dir", "jobs", "timeout", "transport"),
+    "keep_jurisdiction_totals",
+    "jurisdiction_code",
     *("outbox_dir", "from", "rate_limit", "max_retries", "smtp", "lock_timeout"),
 }
 UNKNOWN_KEYS = st.from_regex(r"\A[a-z][a-z0-9_]{0,11}\Z").filter(lambda k: k not in KNOWN_KEYS)

@@ -20,6 +20,7 @@ from rsurvey import domain_estimates, p_adjust, rscript
 from test_stats import CONFIG, make_wave, write_sav
 from wavetool.codebook import harmonised_select
 from wavetool.config import load_config
+from wavetool.custom import merge_from_config
 from wavetool.ingest import import_wave
 from wavetool.stats import all_scopes, tabulate, tabulate_waves
 from wavetool.stats.questions import single_questions
@@ -434,3 +435,87 @@ def test_cluster_column_with_a_lonely_psu_equals_r(tmp_path):
             s["topbox_ci_high"] / 100, top.ci_high, rel=1e-7
         )
     assert kg.meta["methods"]["design"]["2"] == "strata = jurisdiction, clusters (PSUs) = PSU"
+
+
+@pytest.fixture
+def merged_study(imported_study: Path) -> Path:
+    merge_from_config(load_config(imported_study))
+    return imported_study
+
+
+def test_custom_question_se_equals_r_on_the_whole_wave_design(merged_study, tmp_path):
+    """A subscriber's custom answers keep their stratum: the domain (Quebec's valid C1 answers) is a subset
+    of the whole wave's design (every jurisdiction's respondents count in n_h)."""
+    from wavetool.custom import custom_select
+    from wavetool.stats.questions import custom_question_list
+
+    config = load_config(merged_study)
+    con = duckdb.connect(str(merged_study / "wavetool.duckdb"), read_only=True)
+    try:
+        frame = con.sql(
+            f"SELECT w._jurisdiction AS PROV, w._weight AS WEIGHT, c.C1 FROM wave_1 w "
+            f"LEFT JOIN ({custom_select(con, config, 1, 'quebec')}) c USING (_id)"
+        ).df()
+        c1 = next(q for q in custom_question_list(con, config, 1, "quebec") if q.name == "C1")
+    finally:
+        con.close()
+    valid = sorted(
+        {c for c in c1.codes if not c1.is_missing(c)}
+        | {float(v) for v in frame.C1.dropna().unique() if not c1.is_missing(v)}
+    )
+    reference = domain_estimates(
+        tmp_path / "r", {1: frame}, {"quebec": ["QC"]}, {"C1": (valid, list(c1.top))}, benchmarks=False
+    )
+    tables = tabulate(with_tables(merged_study, cv_suppress=0), 1, scopes=["quebec"], questions=["C1"])
+    s = tables.summary(1, "quebec", "C1")
+    if c1.top:
+        assert close(s["topbox_se"] / 100, ref(reference, 1, "quebec", "scope", "C1", "top").se)
+        assert close(s["mean_se"], ref(reference, 1, "quebec", "scope", "C1", "mean").se)
+    rows = [r for r in tables.question_rows(1, "quebec", "C1") if not r["missing"]]
+    assert rows
+    for row in rows:
+        assert close(row["se"] / 100, ref(reference, 1, "quebec", "scope", "C1", row["code"]).se), row["code"]
+
+
+def test_strata_column_other_than_the_jurisdiction_equals_r(tmp_path):
+    """[columns] strata = "REGION": AA's respondents fall in two strata, one of which BB shares (a
+    stratum across jurisdictions); the domains' variances sum over the configured strata."""
+    frames = {}
+    for w in (1, 2):
+        df = make_wave(w, seed=w * 7)
+        df["REGION"] = [
+            ("R1" if i % 2 else "R2") if p == "AA" else ("R2" if p == "BB" else f"R-{p}")
+            for p, i in zip(df.PROV, range(len(df)), strict=True)
+        ]
+        frames[w] = df
+    study = edge_study(tmp_path / "study", frames, extra='[columns]\nstrata = "REGION"\n')
+    reference = domain_estimates(
+        tmp_path / "r",
+        export(study, [1, 2], extra=("REGION",)),
+        EDGE_SCOPES,
+        question_codes(study, 2, EDGE_Q),
+        stratum="REGION",
+        benchmarks=False,
+    )
+    assert compare_edge(study, reference, [1, 2]) > 40
+
+
+def test_multiple_response_items_se_equals_r(_imported_template, tmp_path):
+    """An item of a multiple-response set is a proportion of the set's base (respondents who gave any):
+    R's svymean of the item indicator over that domain."""
+    study = _imported_template
+    frame = export(study, [1])[1]
+    items = [f"CH_{i}" for i in range(1, 7)]
+    base = (frame[items] == 1).any(axis=1)
+    for item in items:  # the item as a 0/1 answer of the base, missing outside it
+        frame[f"{item}_in"] = np.where(base, (frame[item] == 1).astype(float), np.nan)
+    scopes = {"all": sorted(frame.PROV.unique()), "maritimes": ["NS", "NB"], "PE": ["PE"]}
+    questions = {f"{item}_in": ([0.0, 1.0], [1.0]) for item in items}
+    reference = domain_estimates(tmp_path / "r", {1: frame}, scopes, questions, benchmarks=False)
+    tables = tabulate(with_tables(study, min_base=1, cv_suppress=0), 1, scopes=list(scopes), questions=["$CHANNELS"])
+    for scope in scopes:
+        rows = {r["code"]: r for r in tables.question_rows(1, scope, "$CHANNELS")}
+        for item in items:
+            r = ref(reference, 1, scope, "scope", f"{item}_in", "top")
+            assert close(rows[item]["percent"] / 100, r.est, rel=1e-12)
+            assert close(rows[item]["se"] / 100, r.se), (scope, item, rows[item]["se"], r.se)

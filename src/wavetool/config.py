@@ -27,21 +27,65 @@ EMAIL_RE = re.compile(
 LANGUAGES = ("en", "fr")
 
 
+ROW_IDS = "row"  # `id = "row"`: the file has no respondent id; row numbers are the ids
+NO_WEIGHT = "none"  # `weight = "none"`: the file has no weight; every respondent weighs 1 (unweighted)
+ROLE_KEYS = ("id", "jurisdiction", "weight", "jurisdiction_code", "strata", "cluster")
+
+
 @dataclass(frozen=True)
 class ColumnRoles:
-    """Which file columns hold the respondent id, the jurisdiction and the final weight, and (optional)
-    the sampling design's strata (default: the jurisdiction) and clusters (PSUs; default: none)."""
+    """Which file columns hold the respondent id, the jurisdiction and the final weight, or the explicit
+    opt-outs: ``id = "row"`` (row numbers as ids), ``weight = "none"`` (unweighted) and ``jurisdiction_code``
+    ((file name, code) pairs; file name "" = every file): the jurisdiction of every row of a file without
+    a jurisdiction column; and (optional) the sampling design's strata (default: the jurisdiction) and
+    clusters (PSUs; default: none)."""
 
     id: str = "RESPID"
     jurisdiction: str = "PROV"
     weight: str = "WEIGHT"
+    jurisdiction_code: tuple[tuple[str, str], ...] = ()
     strata: str | None = None
     cluster: str | None = None
 
-    def merged(self, **overrides: str | None) -> ColumnRoles:
-        """These roles with the non-empty ``overrides`` applied."""
+    def merged(self, **overrides: Any) -> ColumnRoles:
+        """These roles with the non-empty ``overrides`` applied. A jurisdiction column given without a
+        jurisdiction code replaces an inherited code (the column is then what holds the jurisdiction)."""
         values = {k: v for k, v in overrides.items() if v}
+        if values.get("jurisdiction") and "jurisdiction_code" not in values:
+            values["jurisdiction_code"] = ()
         return ColumnRoles(**{**self.__dict__, **values})
+
+    @property
+    def row_ids(self) -> bool:
+        return self.id == ROW_IDS
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight != NO_WEIGHT
+
+    def code_for(self, file_name: str) -> str | None:
+        """The jurisdiction code every row of ``file_name`` gets, or None (its jurisdiction column holds it)."""
+        codes = dict(self.jurisdiction_code)
+        return codes.get(file_name, codes.get(""))
+
+    def columns_for(self, file_name: str) -> dict[str, str]:
+        """role -> the column of ``file_name`` that holds it; an opted-out role (``id = "row"``,
+        ``weight = "none"``, a jurisdiction code for the file) has none."""
+        columns = {}
+        if not self.row_ids:
+            columns["id"] = self.id
+        if self.code_for(file_name) is None:
+            columns["jurisdiction"] = self.jurisdiction
+        if self.weighted:
+            columns["weight"] = self.weight
+        return columns
+
+    def describe(self) -> dict[str, Any]:
+        """The roles as shown in ``import --json`` and stored with a wave."""
+        out: dict[str, Any] = {"id": self.id, "jurisdiction": self.jurisdiction, "weight": self.weight}
+        if self.jurisdiction_code:
+            out["jurisdiction_code"] = {name or "*": code for name, code in self.jurisdiction_code}
+        return out
 
 
 @dataclass(frozen=True)
@@ -53,7 +97,7 @@ class Wave:
     fieldwork_end: dt.date | None
     inbox: str | None = None
     codebook: str | None = None
-    column_overrides: dict[str, str] = field(default_factory=dict)
+    column_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,9 +199,11 @@ BANNER_ADJUSTMENTS = ("bonferroni", "bh", "none")
 @dataclass(frozen=True)
 class WeightingConfig:
     margins: dict[str, dict[str, float]] = field(default_factory=dict)
-    max_iterations: int = 100
+    max_iterations: int = 1000
     tolerance: float = 1e-6
     trim: tuple[float, float] | None = None
+    # hold each jurisdiction's share of the starting weights as an extra margin when the jurisdiction is not one
+    keep_jurisdiction_totals: bool = True
 
 
 @dataclass(frozen=True)
@@ -399,8 +445,37 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
 
 
 def _parse_columns(sec: _Section, base: ColumnRoles) -> ColumnRoles:
-    sec.check_keys({"id", "jurisdiction", "weight", "strata", "cluster"})
-    return base.merged(**{k: sec.get(k, str) for k in ("id", "jurisdiction", "weight", "strata", "cluster")})
+    return base.merged(**_role_values(sec))
+
+
+def _role_values(sec: _Section) -> dict[str, Any]:
+    """The role keys of a ``[columns]`` table (study-wide or a wave's): column names, or the opt-outs
+    ``id = "row"``, ``weight = "none"`` and ``jurisdiction_code = "CODE"`` / ``{ "file.sav" = "CODE" }``."""
+    sec.check_keys(set(ROLE_KEYS))
+    values: dict[str, Any] = {}
+    for key in ("id", "jurisdiction", "weight"):
+        value = sec.get(key, str)
+        if value is not None and not value.strip():
+            opt_out = {"id": f' or "{ROW_IDS}" (row numbers as ids)', "weight": f' or "{NO_WEIGHT}" (unweighted)'}
+            raise sec.error(
+                key,
+                "is empty: name the column" + opt_out.get(key, '; a file without one takes jurisdiction_code = "CODE"'),
+            )
+        values[key] = value
+    for key in ("strata", "cluster"):  # design roles: a column name, or absent
+        values[key] = sec.get(key, str)
+    code = sec.data.get("jurisdiction_code")
+    if code is not None:
+        pairs = {"": code} if isinstance(code, str) else code if isinstance(code, dict) else None
+        if not pairs or not all(isinstance(v, str) and v.strip() for v in pairs.values()):
+            raise sec.error("jurisdiction_code", 'must be a jurisdiction code ("YT") or a table of file name = code')
+        if values.get("jurisdiction") and "" in pairs:
+            raise sec.error(
+                "jurisdiction_code",
+                f"gives every file one jurisdiction, but jurisdiction = {values['jurisdiction']!r} names a column: keep one",
+            )
+        values["jurisdiction_code"] = tuple((name, c.strip()) for name, c in pairs.items())
+    return values
 
 
 def _items(top: _Section, name: str, path: Path) -> list[_Section]:
@@ -433,8 +508,7 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
             raise sec.error("number", f"{number} is not a wave number 1-4")
         if number in waves:
             raise sec.error("number", f"wave {number} is listed twice")
-        overrides = sec.section("columns")
-        overrides.check_keys({"id", "jurisdiction", "weight", "strata", "cluster"})
+        overrides = _role_values(sec.section("columns"))
         label = sec.get("label", str, default=f"Wave {number}")
         start, end = _date(sec, "fieldwork_start"), _date(sec, "fieldwork_end")
         if start and end and end < start:
@@ -447,7 +521,7 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
             fieldwork_end=end,
             inbox=sec.get("inbox", str),
             codebook=sec.get("codebook", str),
-            column_overrides={k: overrides.get(k, str) for k in overrides.data},
+            column_overrides={k: v for k, v in overrides.items() if v is not None},
         )
     return dict(sorted(waves.items()))
 
@@ -635,7 +709,7 @@ def _parse_tables(sec: _Section) -> TablesConfig:
 
 
 def _parse_weighting(sec: _Section) -> WeightingConfig:
-    sec.check_keys({"margins", "max_iterations", "tolerance", "trim"})
+    sec.check_keys({"margins", "max_iterations", "tolerance", "trim", "keep_jurisdiction_totals"})
     margins = {}
     margins_sec = sec.section("margins")
     for variable in margins_sec.data:
@@ -651,9 +725,10 @@ def _parse_weighting(sec: _Section) -> WeightingConfig:
         raise sec.error("trim", "must be [low, high] with 0 < low < high, e.g. [0.2, 5.0]")
     return WeightingConfig(
         margins=margins,
-        max_iterations=sec.get("max_iterations", int, default=100),
+        max_iterations=sec.get("max_iterations", int, default=1000),
         tolerance=sec.get("tolerance", float, default=1e-6),
         trim=(float(trim[0]), float(trim[1])) if trim else None,
+        keep_jurisdiction_totals=sec.get("keep_jurisdiction_totals", bool, default=True),
     )
 
 

@@ -34,7 +34,7 @@ from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_
 from .fsutil import atomic_path
 from .ingest import SUFFIXES, file_sha256, import_wave
 from .report import render_reports
-from .stats import all_scopes, tabulate
+from .stats import all_scopes, drivers, tabulate
 from .store import first_row, read_store, study_lock, write_store
 
 RUN_LOCK_NAME = ".wavetool-run.lock"
@@ -119,6 +119,7 @@ class RunSummary:
                 "custom_files": {f"{m['subscriber']}:{Path(m['file']).name}": m["sha256"] for m in self.merged},
             },
             "tables": {"file": self.tables.get("file"), "sha256": self.tables.get("sha256")},
+            "drivers": {k: self.tables.get("drivers", {}).get(k) for k in ("file", "sha256")},
             "reports": dict(self.reports),
             "deliveries": [
                 {k: d.get(k) for k in ("subscriber", "status", "message_id", "report_sha256", "destination")}
@@ -289,8 +290,6 @@ def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
 
 def _write_drivers(config: StudyConfig, summary: RunSummary, say: Progress, tables: Any) -> None:
     """``tables/wave-N-drivers.csv`` beside the tables (the attributes' top-2 boxes taken from them)."""
-    from .stats import all_scopes, drivers
-
     wave = summary.wave
     target = config.root / TABLES_DIR / f"wave-{wave}-drivers.csv"
     result = drivers(config, wave, scopes=all_scopes(config), tables=tables)

@@ -30,10 +30,10 @@ def drivers_cmd(
 ) -> None:
     """Which service attributes drive the outcome, and where performance lags on what matters most.
 
-    Importance = each attribute's Shapley (LMG) share of the R² of the weighted regression of [drivers]
-    outcome on [drivers] attributes (wavetool.toml), in percent; performance = its top-2 box; quadrant =
+    Importance = each attribute's Shapley (LMG) share of the R² of the weighted regression of \\[drivers]
+    outcome on \\[drivers] attributes (wavetool.toml), in percent; performance = its top-2 box; quadrant =
     priority, strength, secondary or surplus. Listwise over valid answers; scopes whose base is under
-    [drivers] min_base get no drivers (the reason is shown). With --output csv/parquet, the scopes' bases
+    \\[drivers] min_base get no drivers (the reason is shown). With --output csv/parquet, the scopes' bases
     and reasons are written beside the file (NAME-scopes.csv/.parquet).
 
     Example: wavetool drivers --wave 4 --jurisdiction ON --subscriber maritimes
@@ -58,16 +58,8 @@ def _write(result: Drivers, fmt: str, output: Path | None) -> None:
         else:
             result.to_json(sys.stdout)
         return
-    beside = output.with_name(f"{output.stem}-scopes{'.parquet' if fmt == 'parquet' else '.csv'}")
-    if fmt == "csv":
-        result.to_csv(output)
-        result.to_csv(beside, table="scopes")
-    elif fmt == "parquet":
-        result.to_parquet(output)
-        result.to_parquet(beside, table="scopes")
-    else:
-        result.to_json(output)
-    listed = f"; scopes ({result.scopes_table.num_rows}) in {beside}" if fmt != "json" else ""
+    written = result.write(output, fmt)
+    listed = f"; scopes ({result.scopes_table.num_rows}) in {written[1]}" if len(written) > 1 else ""
     make_console(stderr=True).print(f"wrote {result.table.num_rows} rows to {output}{listed}", markup=False)
 
 

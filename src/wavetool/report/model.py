@@ -261,6 +261,7 @@ class ReportModel:
     long_findings: tuple[Finding, ...] = ()  # full-study: wave 1 → this wave, every measure asked in both
     appendix: bool = False
     methods: dict[str, str] = field(default_factory=dict)  # variance, interval, adjust: what the tables used
+    unweighted: tuple[int, ...] = field(default=())  # waves imported without a weight (--weight none)
 
     def to_dict(self) -> dict[str, Any]:
         """The model as plain JSON-able data (computed once: the model is immutable; do not modify it)."""
@@ -346,6 +347,7 @@ class ReportModel:
                     for g in data.get("groups", [])
                 ),
                 "long_findings": tuple(Finding(**f) for f in data.get("long_findings", [])),
+                "unweighted": tuple(data.get("unweighted", ())),
             }
         )
 
@@ -624,6 +626,7 @@ def _build_one(
         subscriber_sentence=typeset(subscriber_in_sentence(subscriber, language), language),
         benchmark_sentence=benchmark_sentence(config, subscriber, language),
         weighted=_weights_vary(sizes.get(wave, {})),
+        unweighted=tuple(w for w in data.span if weights.get(w) == "unweighted"),
         headline=_headline(config, core + custom, texts, wave),
         themes=tuple(themes),
         drivers=_drivers(drivers.get(sub_id), core, wave, data.span),

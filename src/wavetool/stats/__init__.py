@@ -27,7 +27,8 @@ from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
 from .banners import BannerPlan, banner_meta, combine, domain_tables, mr_cells, plan_banners, refined_keys, single_cells
 from .design import Design, custom_key_sql, design_tables, wave_design
-from .drivers import Drivers, drivers
+from .drivers import Drivers
+from .drivers import compute as _compute_drivers
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
@@ -69,11 +70,15 @@ def resolve_scopes(config: StudyConfig, scopes: Iterable[str] | None) -> list[st
 
 def weight_source(con: duckdb.DuckDBPyConnection, wave: int) -> str:
     """'raked' when ``wavetool weight`` re-weighted the wave (its ``_weight`` holds the raked weight),
-    else 'vendor' (the weight delivered with the file)."""
+    'unweighted' when it was imported without a weight (``--weight none``: every weight 1), else 'vendor'
+    (the weight delivered with the file)."""
     found = con.execute(
         "SELECT 1 FROM duckdb_columns() WHERE table_name = ? AND column_name = '_weight_raked'", [wave_table(wave)]
     ).fetchall()
-    return "raked" if found else "vendor"
+    if found:
+        return "raked"
+    unweighted = con.execute("SELECT 1 FROM waves WHERE wave = ? AND weight_column = 'none'", [wave]).fetchall()
+    return "unweighted" if unweighted else "vendor"
 
 
 def tabulate(
@@ -115,6 +120,31 @@ def tabulate_waves(
                 config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own, banners=banners
             )
     return _tabulate(config, waves, scopes, questions, weighted, con, list(dict.fromkeys(banners or [])))
+
+
+def drivers(
+    config: StudyConfig,
+    wave: int,
+    *,
+    scopes: Sequence[str] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    tables: Tables | None = None,
+) -> Drivers:
+    """The drivers of satisfaction of ``wave`` for ``scopes`` (default ``["all"]``): each ``[drivers]``
+    attribute's share of the R² of the outcome, its top-2 box and quadrant (every field is defined in
+    :mod:`wavetool.stats.drivers`).
+
+    ``tables``: this wave's tables for these scopes, when already computed (``wavetool run`` passes its
+    own); otherwise the attributes' top-2 boxes are tabulated here. Raises ConfigError when ``[drivers]``
+    is not configured or names a question the wave lacks, InputMissingError when the wave is not
+    imported, DriftGateError when its codebook drift is unreviewed."""
+    if con is None:
+        with read_store(config.root) as own:
+            return drivers(config, wave, scopes=scopes, con=own, tables=tables)
+    scope_list = resolve_scopes(config, scopes)
+    return _compute_drivers(
+        config, wave, scope_list, con, tables=tables, tabulate=tabulate, weight=weight_source(con, wave)
+    )
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Drivers of satisfaction: which service attributes move the outcome (overall satisfaction), and where a
 scope under-performs on what matters most.
 
-``drivers(config, wave, scopes=[...])`` returns a :class:`Drivers` result: one row per (wave, scope,
+``wavetool.stats.drivers(config, wave, scopes=[...])`` returns a :class:`Drivers` result: one row per (wave, scope,
 attribute) in ``table`` with these columns, in this order (a contract: new columns go after them):
 
 ``wave``             the wave number.
@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -79,10 +80,18 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ..codebook import MissingSpec, ensure_reviewed, harmonised_codebook, harmonised_columns
+from ..codebook import (
+    MissingSpec,
+    code_text,
+    ensure_reviewed,
+    harmonised_codebook,
+    harmonised_columns,
+    is_missing_code,
+)
 from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
-from ..store import read_store, wave_table
+from ..sql import missing_condition
+from ..store import wave_table
 from .output import _records, _write, write_csv, write_parquet
 from .questions import single_questions
 from .significance import confidence_label
@@ -203,6 +212,21 @@ class Drivers:
         """Write one table as Parquet (``meta`` in the file's key-value metadata)."""
         write_parquet(path, self._table(table), self.meta)
 
+    def write(self, path: str | Path, fmt: str) -> list[Path]:
+        """Write the result to ``path`` as ``csv``, ``json`` or ``parquet``; a CSV or Parquet file gets the
+        scopes table beside it (``NAME-scopes.csv`` / ``.parquet``; JSON holds both). Returns the paths."""
+        path = Path(path)
+        if fmt == "json":
+            self.to_json(path)
+            return [path]
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"unknown format {fmt!r}; one of csv, json, parquet")
+        beside = path.with_name(f"{path.stem}-scopes.{fmt}")
+        writer = self.to_csv if fmt == "csv" else self.to_parquet
+        writer(path)
+        writer(beside, table="scopes")
+        return [path, beside]
+
     def _table(self, name: str) -> pa.Table:
         tables = {"drivers": self.table, "scopes": self.scopes_table}
         if name not in tables:
@@ -210,34 +234,25 @@ class Drivers:
         return tables[name]
 
 
-def drivers(
+def compute(
     config: StudyConfig,
     wave: int,
+    scopes: list[str],
+    con: duckdb.DuckDBPyConnection,
     *,
-    scopes: list[str] | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
-    tables: Any = None,
+    tables: Any,
+    tabulate: Callable[..., Any],
+    weight: str,
 ) -> Drivers:
-    """The drivers of ``[drivers] outcome`` among ``[drivers] attributes`` in ``wave`` for ``scopes``
-    (default ``["all"]``).
-
-    ``tables``: a :class:`~wavetool.stats.Tables` of this wave that holds the attributes' summaries for
-    these scopes (``wavetool run`` passes the tables it has just computed); without it the attributes'
-    top-2 boxes are tabulated here. Raises ConfigError when ``[drivers]`` is not configured or names a
-    question the wave does not have, InputMissingError when the wave is not imported, DriftGateError
-    when its codebook drift is unreviewed."""
-    if con is None:
-        with read_store(config.root) as own:
-            return drivers(config, wave, scopes=scopes, con=own, tables=tables)
-    from . import resolve_scopes
-
+    """The drivers for already-checked ``scopes`` (the entry point is ``wavetool.stats.drivers``, which
+    passes its ``tabulate`` for the attributes' top-2 boxes when no ``tables`` are given, and the wave's
+    weight source for ``meta``)."""
     spec = config.drivers
     if spec.outcome is None:
         raise ConfigError(
             f"{config.path}: no drivers analysis configured",
             hint='add a [drivers] table with outcome = "Q1" and attributes = ["Q2", ...] to the config',
         )
-    scope_list = resolve_scopes(config, scopes)
     config.wave(wave)
     if not con.execute("SELECT 1 FROM waves WHERE wave = ?", [wave]).fetchall():
         raise InputMissingError(
@@ -246,12 +261,15 @@ def drivers(
     ensure_reviewed(con, [wave])
     model = _Model.of(con, config, wave)
     sums = _wave_sums(con, model)
-    members = _membership(config, scope_list, sums.keys)
-    performance = _performance(config, con, wave, scope_list, model, tables)
+    members = _membership(config, scopes, sums.keys)
+    if tables is None:
+        tabulated = {q.name for q in single_questions(con, config, wave)}
+        wanted = [a for a in model.names[1:] if a in tabulated]
+        tables = tabulate(config, wave, scopes=scopes, questions=wanted, con=con) if wanted else None
+    performance = _performance(wave, model, tables)
     replicates = _replicate_sums(con, model, sums, config) if spec.replicates > 0 else None
-    rows, scope_rows = _analyse(config, model, sums, members, scope_list, performance, replicates)
-    meta = _meta(config, con, wave, model)
-    return Drivers(_arrow(rows, _ROW_TYPES), _arrow(scope_rows, _SCOPE_TYPES), meta)
+    rows, scope_rows = _analyse(config, model, sums, members, scopes, performance, replicates)
+    return Drivers(_arrow(rows, _ROW_TYPES), _arrow(scope_rows, _SCOPE_TYPES), _meta(config, wave, model, weight))
 
 
 # --- the model: which columns, how they are valid --------------------------------------------------------
@@ -305,8 +323,6 @@ class _Model:
 def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> float:
     """The midpoint of a question's valid labelled codes (0 without any): the shift its sums are taken
     around, so that Σw·x² − (Σw·x)²/Σw loses no digits to cancellation."""
-    from .questions import is_missing_code
-
     codes = []
     for code in value_labels:
         try:
@@ -316,20 +332,6 @@ def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> f
         if math.isfinite(number) and not is_missing_code(missing, number):
             codes.append(number)
     return (min(codes) + max(codes)) / 2 if codes else 0.0
-
-
-def _missing_sql(column: str, specs: tuple[MissingSpec, ...]) -> str:
-    """SQL true where the numeric ``column`` holds a user-missing code: the same rule as
-    :func:`wavetool.stats.questions.is_missing_code` (discrete codes and inclusive ranges)."""
-    parts = []
-    for spec in specs:
-        if spec.kind == "value" and spec.low is not None:
-            parts.append(f"{column} = {float(spec.low)!r}")
-        elif spec.kind == "range":
-            low = "'-inf'::DOUBLE" if spec.low is None else repr(float(spec.low))
-            high = "'inf'::DOUBLE" if spec.high is None else repr(float(spec.high))
-            parts.append(f"{column} BETWEEN {low} AND {high}")
-    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
 
 
 # --- sufficient statistics (one query per wave) ----------------------------------------------------------
@@ -360,7 +362,7 @@ def _base_sql(model: _Model) -> str:
         x = f"CAST({expr} AS DOUBLE)"
         values.append(f"{x} - {centre!r} AS v{i}")
         flags.append(f"{x} IS NULL AS b{i}")
-        flags.append(f"coalesce({_missing_sql(x, specs)}, FALSE) AS u{i}")
+        flags.append(f"coalesce({missing_condition(x, specs)}, FALSE) AS u{i}")
     return (
         f"SELECT _id, _jurisdiction AS key, CAST(_weight AS DOUBLE) AS w, {', '.join(values)}, {', '.join(flags)} "
         f"FROM {wave_table(model.wave)}"
@@ -375,26 +377,38 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
     p = model.k + 1
     ok = f"({_valid_sql(p)})"
     any_blank = "(" + " OR ".join(f"b{i}" for i in range(p)) + ")"
+    # The listwise-invalid rows get NULL weight and values, which every sum skips: ten times faster than a
+    # FILTER clause on each of the (p+1)(p+2)/2 sums.
+    inner = ", ".join(
+        [
+            f"{ok} AS ok",
+            f"{any_blank} AS any_blank",
+            f"CASE WHEN {ok} THEN w END AS wv",
+            *(f"CASE WHEN {ok} THEN v{i} END AS x{i}" for i in range(p)),
+            *(f"b{i}, u{i}" for i in range(p)),
+        ]
+    )
     columns = [
         "count(*) AS respondents",
-        f"count(*) FILTER (WHERE {ok}) AS n",
-        f"count(*) FILTER (WHERE NOT {ok} AND NOT {any_blank}) AS excluded_user_missing",
-        f"count(*) FILTER (WHERE {any_blank}) AS excluded_blank",
-        f"coalesce(sum(w * w) FILTER (WHERE {ok}), 0) AS sw2",
-        f"coalesce(sum(w) FILTER (WHERE {ok}), 0) AS s_w",
+        "count_if(ok) AS n",
+        "count_if(NOT ok AND NOT any_blank) AS excluded_user_missing",
+        "count_if(any_blank) AS excluded_blank",
+        "coalesce(sum(wv * wv), 0) AS sw2",
+        "coalesce(sum(wv), 0) AS s_w",
     ]
-    columns += [f"coalesce(sum(w * v{i}) FILTER (WHERE {ok}), 0) AS s_{i}" for i in range(p)]
-    columns += [
-        f"coalesce(sum(w * v{i} * v{j}) FILTER (WHERE {ok}), 0) AS s_{i}_{j}" for i in range(p) for j in range(i, p)
-    ]
-    columns += [f"min(v{i}) FILTER (WHERE {ok}) AS lo_{i}, max(v{i}) FILTER (WHERE {ok}) AS hi_{i}" for i in range(p)]
-    columns += [f"count(*) FILTER (WHERE u{i}) AS um_{i}, count(*) FILTER (WHERE b{i}) AS bl_{i}" for i in range(p)]
-    sql = f"SELECT key, {', '.join(columns)} FROM ({_base_sql(model)}) GROUP BY key ORDER BY key"
+    columns += [f"coalesce(sum(wv * x{i}), 0) AS s_{i}" for i in range(p)]
+    columns += [f"coalesce(sum(wv * x{i} * x{j}), 0) AS s_{i}_{j}" for i in range(p) for j in range(i, p)]
+    columns += [f"min(x{i}) AS lo_{i}, max(x{i}) AS hi_{i}" for i in range(p)]
+    columns += [f"count_if(u{i}) AS um_{i}, count_if(b{i}) AS bl_{i}" for i in range(p)]
+    sql = (
+        f"SELECT key, {', '.join(columns)} FROM (SELECT key, {inner} FROM ({_base_sql(model)})) "
+        "GROUP BY key ORDER BY key"
+    )
     # One thread: DuckDB's threads add partial sums in any order, and the CSV must be the same every run.
     previous = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     con.execute("SET threads = 1")
     try:
-        data = con.sql(sql).fetchnumpy()
+        data = con.execute(sql).fetchnumpy()
     finally:
         con.execute(f"SET threads = {int(previous)}")
     keys = [str(k) for k in data["key"]]
@@ -568,21 +582,12 @@ def _shares(corr: np.ndarray) -> tuple[np.ndarray, str]:
 # --- putting a scope together ----------------------------------------------------------------------------
 
 
-def _performance(
-    config: StudyConfig, con: duckdb.DuckDBPyConnection, wave: int, scopes: list[str], model: _Model, tables: Any
-) -> dict[tuple[str, str], float | None]:
-    """{(scope, attribute): top-2 box} from the tables engine (the given tables, or tabulated here for
-    the attributes only)."""
-    attributes = list(model.names[1:])
+def _performance(wave: int, model: _Model, tables: Any) -> dict[tuple[str, str], float | None]:
+    """{(scope, attribute): top-2 box} from the tables' summaries (core questions only: a subscriber's
+    custom question may share an attribute's name)."""
     if tables is None:
-        from . import tabulate
-
-        tabulated = {q.name for q in single_questions(con, config, wave)}
-        wanted = [a for a in attributes if a in tabulated]
-        if not wanted:
-            return {}
-        tables = tabulate(config, wave, scopes=scopes, questions=wanted, con=con)
-    wanted_set = set(attributes)
+        return {}
+    wanted = set(model.names[1:])
     found: dict[tuple[str, str], float | None] = {}
     table = tables.summaries_table
     for w, scope, question, kind, topbox in zip(
@@ -593,9 +598,51 @@ def _performance(
         table.column("topbox").to_pylist(),
         strict=True,
     ):
-        if w == wave and kind == "single" and question in wanted_set:
+        if w == wave and kind == "single" and question in wanted:
             found[(scope, question)] = topbox
     return found
+
+
+@dataclass
+class _Rolled:
+    """The wave's per-jurisdiction sums rolled up to the scopes (sums of their jurisdictions' rows)."""
+
+    s: np.ndarray  # (scopes, p+1, p+1)
+    counts: dict[str, np.ndarray]  # respondents, n, excluded_user_missing, excluded_blank, sw2: (scopes,)
+    user_missing: np.ndarray  # (scopes, p)
+    blank: np.ndarray
+    low: np.ndarray  # (scopes, p): min over the listwise base (inf: nobody)
+    high: np.ndarray
+    replicates: np.ndarray | None  # (scopes, B, p+1, p+1)
+
+    @classmethod
+    def of(cls, sums: _Sums, members: np.ndarray, replicates: np.ndarray | None) -> _Rolled:
+        inside = members[:, :, None] > 0
+        return cls(
+            s=np.einsum("sk,kij->sij", members, sums.s),
+            counts={
+                name: members @ getattr(sums, name).astype(np.float64)
+                for name in ("respondents", "n", "excluded_user_missing", "excluded_blank", "sw2")
+            },
+            user_missing=members @ sums.user_missing,
+            blank=members @ sums.blank,
+            low=np.where(inside, sums.low[None], np.inf).min(axis=1),
+            high=np.where(inside, sums.high[None], -np.inf).max(axis=1),
+            replicates=np.einsum("sk,bkij->sbij", members, replicates) if replicates is not None else None,
+        )
+
+    def base(self, wave: int, scope: str, i: int) -> dict[str, Any]:
+        """The scope's row of the scopes table, without its status."""
+        n, sw2, total = int(self.counts["n"][i]), self.counts["sw2"][i], self.s[i, 0, 0]
+        return {
+            "wave": wave,
+            "scope": scope,
+            "respondents": int(self.counts["respondents"][i]),
+            "n": n,
+            "n_eff": total * total / sw2 if n > 0 and sw2 > 0 else None,
+            "excluded_user_missing": int(self.counts["excluded_user_missing"][i]),
+            "excluded_blank": int(self.counts["excluded_blank"][i]),
+        }
 
 
 def _analyse(
@@ -607,91 +654,84 @@ def _analyse(
     performance: dict[tuple[str, str], float | None],
     replicates: np.ndarray | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    spec = config.drivers
-    scoped = np.einsum("sk,kij->sij", members, sums.s)
-    counts = {
-        name: members @ getattr(sums, name).astype(np.float64)
-        for name in ("respondents", "n", "excluded_user_missing", "excluded_blank", "sw2")
-    }
-    user_missing, blank = members @ sums.user_missing, members @ sums.blank
-    inside = members[:, :, None] > 0
-    low = np.where(inside, sums.low[None], np.inf).min(axis=1)  # (scopes, p)
-    high = np.where(inside, sums.high[None], -np.inf).max(axis=1)
-    scoped_reps = np.einsum("sk,bkij->sbij", members, replicates) if replicates is not None else None
+    """(attribute rows, scope rows) of every scope."""
+    rolled = _Rolled.of(sums, members, replicates)
     rows: list[dict[str, Any]] = []
     scope_rows: list[dict[str, Any]] = []
     for i, scope in enumerate(scopes):
-        n = int(counts["n"][i])
-        total = scoped[i, 0, 0]
-        n_eff = total * total / counts["sw2"][i] if n > 0 and counts["sw2"][i] > 0 else None
-        base = {
-            "wave": model.wave,
-            "scope": scope,
-            "respondents": int(counts["respondents"][i]),
-            "n": n,
-            "n_eff": n_eff,
-            "excluded_user_missing": int(counts["excluded_user_missing"][i]),
-            "excluded_blank": int(counts["excluded_blank"][i]),
-        }
-        constant = low[i] == high[i]  # (p,): every listwise-valid answer the same
-        reason = _skip_reason(model, spec.min_base, n, int(user_missing[i, 0]), int(blank[i, 0]), constant, low[i])
+        base = rolled.base(model.wave, scope, i)
+        constant = rolled.low[i] == rolled.high[i]  # (p,): every listwise-valid answer the same
+        outcome_counts = int(rolled.user_missing[i, 0]), int(rolled.blank[i, 0])
+        reason = _skip_reason(model, config.drivers.min_base, base["n"], *outcome_counts, constant, rolled.low[i])
         if reason:
             scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": None, "method": None})
             continue
         used = [j for j in range(model.k) if not constant[j + 1]]
         index = [0, *(j + 1 for j in used)]
-        corr, _ = _correlations(scoped[i])
+        corr, _ = _correlations(rolled.s[i])
         shares, method = _shares(corr[np.ix_(index, index)])
         r2 = float(shares.sum())
-        interval = None
-        if scoped_reps is not None:
-            interval = _interval(scoped_reps[i], index, config.tables.confidence)
-        full = np.zeros(model.k)
-        full[used] = shares
         if r2 <= 0:
             reason = f"R² of {model.names[0]} on the attributes is 0: nothing to share out"
             scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": r2, "method": method})
             continue
-        importance = 100.0 * full / r2
-        low_ci = high_ci = None
-        if interval is not None:
-            low_ci, high_ci = np.zeros(model.k), np.zeros(model.k)
-            low_ci[used], high_ci[used] = interval
-        perf = [performance.get((scope, a)) for a in model.names[1:]]
-        quadrants = _quadrants(importance, perf)
-        ranks = _ranks(importance)
+        full = np.zeros(model.k)
+        full[used] = shares
+        interval = None
+        if rolled.replicates is not None:
+            interval = np.zeros((2, model.k))
+            interval[:, used] = _interval(rolled.replicates[i], index, config.tables.confidence)
         scope_rows.append({**base, "status": "ok", "reason": "", "r2": r2, "method": method})
-        for j, attribute in enumerate(model.names[1:]):
-            note = ""
-            if constant[j + 1]:
-                note = (
-                    f"constant in this scope (every valid answer is {_code(low[i, j + 1] + model.centres[j + 1])}): "
-                    "no variance to explain the outcome, importance 0"
-                )
-            rows.append(
-                {
-                    "wave": model.wave,
-                    "scope": scope,
-                    "outcome": model.names[0],
-                    "attribute": attribute,
-                    "label": model.labels[j + 1],
-                    "importance": float(importance[j]),
-                    "importance_rank": ranks[j],
-                    "r2": r2,
-                    "n": n,
-                    "n_eff": n_eff,
-                    "performance": perf[j],
-                    "quadrant": quadrants[j],
-                    "method": method,
-                    "importance_ci_low": None if low_ci is None else float(low_ci[j]),
-                    "importance_ci_high": None if high_ci is None else float(high_ci[j]),
-                    "r2_share": float(full[j]),
-                    "user_missing": int(user_missing[i, j + 1]),
-                    "blank": int(blank[i, j + 1]),
-                    "note": note,
-                }
-            )
+        fit = {"r2": r2, "n": base["n"], "n_eff": base["n_eff"], "method": method}
+        rows += _attribute_rows(model, scope, full, interval, fit, performance, rolled, i, constant)
     return rows, scope_rows
+
+
+def _attribute_rows(
+    model: _Model,
+    scope: str,
+    shares: np.ndarray,
+    interval: np.ndarray | None,
+    fit: dict[str, Any],
+    performance: dict[tuple[str, str], float | None],
+    rolled: _Rolled,
+    i: int,
+    constant: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One scope's rows, in the configured attribute order."""
+    importance = 100.0 * shares / fit["r2"]
+    perf = [performance.get((scope, a)) for a in model.names[1:]]
+    quadrants, ranks = _quadrants(importance, perf), _ranks(importance)
+    rows = []
+    for j, attribute in enumerate(model.names[1:]):
+        note = ""
+        if constant[j + 1]:
+            value = _code(rolled.low[i, j + 1] + model.centres[j + 1])
+            note = f"constant in this scope (every valid answer is {value}): no variance to explain the outcome, importance 0"
+        rows.append(
+            {
+                "wave": model.wave,
+                "scope": scope,
+                "outcome": model.names[0],
+                "attribute": attribute,
+                "label": model.labels[j + 1],
+                "importance": float(importance[j]),
+                "importance_rank": ranks[j],
+                "r2": fit["r2"],
+                "n": fit["n"],
+                "n_eff": fit["n_eff"],
+                "performance": perf[j],
+                "quadrant": quadrants[j],
+                "method": fit["method"],
+                "importance_ci_low": None if interval is None else float(interval[0, j]),
+                "importance_ci_high": None if interval is None else float(interval[1, j]),
+                "r2_share": float(shares[j]),
+                "user_missing": int(rolled.user_missing[i, j + 1]),
+                "blank": int(rolled.blank[i, j + 1]),
+                "note": note,
+            }
+        )
+    return rows
 
 
 def _skip_reason(
@@ -720,8 +760,6 @@ def _skip_reason(
 
 
 def _code(value: float) -> str:
-    from ..codebook import code_text
-
     return code_text(round(value, 9))
 
 
@@ -761,15 +799,13 @@ def _arrow(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Tabl
     return pa.table({name: pa.array([r[name] for r in rows], type=t) for name, t in types.items()})
 
 
-def _meta(config: StudyConfig, con: duckdb.DuckDBPyConnection, wave: int, model: _Model) -> dict[str, Any]:
-    from . import weight_source
-
+def _meta(config: StudyConfig, wave: int, model: _Model, weight: str) -> dict[str, Any]:
     spec = config.drivers
     return {
         "wave": wave,
         "outcome": model.names[0],
         "attributes": list(model.names[1:]),
-        "weight": weight_source(con, wave),
+        "weight": weight,
         "min_base": spec.min_base,
         "replicates": spec.replicates,
         "seed": spec.seed,

@@ -411,7 +411,7 @@ def _rows_select(m: Methods) -> str:
     code = CODE_TEXT.format(v="r.value")
     scope_cell = "c.wave = su.wave AND c.scope = su.scope AND c.question = su.qid"
     kish = "greatest(r.p * (1 - r.p), 0) / su.n_eff_raw"
-    var = kish if m.kish else f"(CASE WHEN su.kind = 'multiple' THEN {kish} ELSE coalesce(r.var, 0) END)"
+    var = kish if m.kish else "coalesce(r.var, 0)"
     cv = "(CASE WHEN r.p > 0 THEN sqrt(r.var) / r.p END)"
     show = "NOT su.suppressed AND r.quality <> 'F'"
     n_eff_design = "(CASE WHEN r.var > 0 THEN r.p * (1 - r.p) / r.var END)"
@@ -459,9 +459,11 @@ def _rows_select(m: Methods) -> str:
     ),
     all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows),
     with_var AS (
-        SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var.replace("r.var", "v.var")} END AS var
+        SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var.replace("r.var", "coalesce(v.var, vi.var)")} END AS var
         FROM all_rows r JOIN summary su USING (sidx)
         LEFT JOIN code_var v ON v.wave = su.wave AND v.scope = su.scope AND v.question = su.qid AND v.value = r.value
+        LEFT JOIN code_var vi ON su.kind = 'multiple' AND vi.wave = su.wave AND vi.scope = su.scope
+            AND vi.question = su.qid AND vi.item = r.code
     ),
     flagged AS (
         SELECT r.*, {cv} AS cv, CASE WHEN su.suppressed THEN '' ELSE {m.quality(cv)} END AS quality
@@ -516,62 +518,164 @@ def _audit_select() -> str:
 # n_h/(n_h − 1) · (ΣQ − (ΣT)²/n_h), and a stratum of one unit contributes (ΣT)² (R's
 # survey.lonely.psu = "adjust": centred on the grand mean, which is 0 for a domain ratio).
 _PART_CTES = """
-dom_cells AS (
-    SELECT d.side, m.wave, d.scope, m.question, m.key, m.value, m.top, m.n, m.sw, m.sw2
-    FROM _wt_m_marked m
-    JOIN (SELECT 'scope' AS side, scope, key FROM _wt_scopes UNION ALL SELECT 'bench', scope, key FROM _wt_bench) d
-        ON m.key = d.key
-    WHERE m.status = 'valid'
+sides AS (SELECT 'scope' AS side, scope, key FROM _wt_scopes UNION ALL SELECT 'bench', scope, key FROM _wt_bench),
+key_centres AS (  -- each question's mean over the wave, which keeps the centred sums below exact
+    SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
+    FROM _wt_m_marked WHERE status = 'valid' GROUP BY ALL
 ),
-est_parts AS (
-    SELECT c.side, c.wave, c.scope, c.question, c.key, any_value(s.base_w) AS bw,
-        sum(c.sw * (c.value - s.mean)) AS t_mean, sum(c.sw2 * (c.value - s.mean) * (c.value - s.mean)) AS q_mean,
-        sum(c.sw * (c.top::INTEGER - s.p_top)) AS t_top,
-        sum(c.sw2 * (c.top::INTEGER - s.p_top) * (c.top::INTEGER - s.p_top)) AS q_top,
-        sum(c.n) AS n
-    FROM dom_cells c
-    JOIN _wt_m_stats s USING (side, wave, scope, question)
+key_stats AS (  -- per key and question, once: the sums every domain's z-sums follow from
+    SELECT m.wave, m.key, m.question, any_value(c.centre) AS centre, sum(m.n) AS n, sum(m.sw) AS w,
+        sum(m.sw2) AS w2, coalesce(sum(m.sw) FILTER (WHERE m.top), 0) AS top_w,
+        coalesce(sum(m.sw2) FILTER (WHERE m.top), 0) AS top_w2,
+        sum(m.sw * (m.value - c.centre)) AS wd, sum(m.sw2 * (m.value - c.centre)) AS w2d,
+        sum(m.sw2 * (m.value - c.centre) * (m.value - c.centre)) AS w2dd
+    FROM _wt_m_marked m JOIN key_centres c USING (wave, question)
+    WHERE m.status = 'valid' GROUP BY m.wave, m.key, m.question
+),
+dom_keys AS (
+    SELECT d.side, d.scope, k.*, s.base_w AS bw, s.mean - k.centre AS shift, s.p_top
+    FROM key_stats k JOIN sides d ON k.key = d.key
+    JOIN _wt_m_stats s ON s.side = d.side AND s.wave = k.wave AND s.scope = d.scope AND s.question = k.question
     WHERE s.base_w > 0
-    GROUP BY c.side, c.wave, c.scope, c.question, c.key
+),
+scope_cells AS (  -- the code rows' per-key cells (scopes only: benchmarks show no code rows)
+    SELECT d.scope, m.wave, m.question, m.key, m.value, m.sw, m.sw2
+    FROM _wt_m_marked m JOIN _wt_scopes d ON m.key = d.key WHERE m.status = 'valid'
+),
+mr_base AS (
+    SELECT s.scope, m.wave, m.question, m.key, m.n, m.sw AS w, m.sw2 AS w2
+    FROM _wt_mr m JOIN _wt_scopes s ON m.key = s.key WHERE m.role = 'base'
+),
+mr_item AS (
+    SELECT s.scope, m.wave, m.question, m.key, m.item, m.sw, m.sw2
+    FROM _wt_mr m JOIN _wt_scopes s ON m.key = s.key WHERE m.role = 'item'
+),
+mr_p AS (
+    SELECT i.scope, i.wave, i.question, i.item, sum(i.sw) / any_value(t.bw) AS p, any_value(t.bw) AS bw
+    FROM mr_item i
+    JOIN (SELECT scope, wave, question, sum(w) AS bw FROM mr_base GROUP BY ALL) t USING (scope, wave, question)
+    WHERE t.bw > 0 GROUP BY ALL
 ),
 parts AS (
-    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, key, t_mean / bw AS t,
-        q_mean / (bw * bw) AS q, n FROM est_parts
+    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, key,
+        (wd - shift * w) / bw AS t, (w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw) AS q, n,
+        NULL::VARCHAR AS item
+    FROM dom_keys
     UNION ALL
-    SELECT side, wave, scope, question, 'top', NULL, key, t_top / bw, q_top / (bw * bw), n FROM est_parts
-    WHERE t_top IS NOT NULL
+    SELECT side, wave, scope, question, 'top', NULL, key, (top_w - p_top * w) / bw,
+        (top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw), n, NULL
+    FROM dom_keys WHERE p_top IS NOT NULL
     UNION ALL
-    SELECT k.side, k.wave, k.scope, k.question, 'code', v.value, k.key,
-        (coalesce(c.sw, 0) - v.p * k.w) / v.bw,
-        (coalesce(c.sw2, 0) * (1 - v.p) * (1 - v.p) + (k.w2 - coalesce(c.sw2, 0)) * v.p * v.p) / (v.bw * v.bw), k.n
-    FROM (SELECT side, wave, scope, question, key, sum(sw) AS w, sum(sw2) AS w2, NULL::BIGINT AS n
-          FROM dom_cells WHERE side = 'scope' GROUP BY ALL) k
-    JOIN (SELECT wave, scope, question, value, sum(sw) / any_value(s.base_w) AS p, any_value(s.base_w) AS bw
-          FROM dom_cells JOIN _wt_m_stats s USING (side, wave, scope, question)
-          WHERE side = 'scope' AND s.base_w > 0 GROUP BY ALL) v USING (wave, scope, question)
-    LEFT JOIN dom_cells c ON c.side = 'scope' AND c.wave = k.wave AND c.scope = k.scope AND c.question = k.question
+    SELECT 'scope', k.wave, k.scope, k.question, 'code', v.value, k.key,
+        (coalesce(c.sw, 0) - v.p * k.w) / k.bw,
+        (coalesce(c.sw2, 0) * (1 - v.p) * (1 - v.p) + (k.w2 - coalesce(c.sw2, 0)) * v.p * v.p) / (k.bw * k.bw),
+        NULL::BIGINT, NULL
+    FROM dom_keys k
+    JOIN (SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) / any_value(s.base_w) AS p
+          FROM scope_cells c JOIN _wt_m_stats s
+              ON s.side = 'scope' AND s.wave = c.wave AND s.scope = c.scope AND s.question = c.question
+          WHERE s.base_w > 0 GROUP BY ALL) v
+        ON k.side = 'scope' AND v.wave = k.wave AND v.scope = k.scope AND v.question = k.question
+    LEFT JOIN scope_cells c ON c.wave = k.wave AND c.scope = k.scope AND c.question = k.question
         AND c.key = k.key AND c.value = v.value
+    UNION ALL  -- a multiple-response set's base respondents (for its degrees of freedom)
+    SELECT 'scope', wave, scope, question, 'mrbase', NULL, key, 0.0, 0.0, n, NULL FROM mr_base
+    UNION ALL  -- its items: y = 1 for the respondents who gave the item, over the set's base
+    SELECT 'scope', b.wave, b.scope, b.question, 'item', NULL, b.key,
+        (coalesce(i.sw, 0) - v.p * b.w) / v.bw,
+        (coalesce(i.sw2, 0) * (1 - v.p) * (1 - v.p) + (b.w2 - coalesce(i.sw2, 0)) * v.p * v.p) / (v.bw * v.bw),
+        NULL, v.item
+    FROM mr_base b
+    JOIN mr_p v ON v.wave = b.wave AND v.scope = b.scope AND v.question = b.question
+    LEFT JOIN mr_item i ON i.wave = b.wave AND i.scope = b.scope AND i.question = b.question AND i.key = b.key
+        AND i.item = v.item
 ),
 units AS (
-    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, k.stratum, k.psu,
+    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, k.stratum, k.psu,
         sum(p.t) AS t, CASE WHEN k.psu IS NULL THEN sum(p.q) ELSE sum(p.t) * sum(p.t) END AS q,
         CASE WHEN k.psu IS NULL THEN sum(p.n) ELSE 1 END AS units
     FROM parts p JOIN _wt_keys k USING (key)
-    GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, k.stratum, k.psu
+    GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, k.stratum, k.psu
 ),
 by_stratum AS (
-    SELECT u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.stratum, any_value(h.n_h) AS n_h,
+    SELECT u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.item, u.stratum, any_value(h.n_h) AS n_h,
         sum(u.t) AS t, sum(u.q) AS q, sum(u.units) AS units
     FROM units u JOIN _wt_strata h USING (stratum)
-    GROUP BY u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.stratum
+    GROUP BY u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.item, u.stratum
 ),
 variances AS (
-    SELECT side, wave, scope, question, estimate, value,
+    SELECT side, wave, scope, question, estimate, value, item,
         sum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest(q - t * t / n_h, 0) ELSE t * t END) AS var,
         sum(units) - count(*) AS df  -- R's degf() of the domain: its PSUs less its strata
     FROM by_stratum GROUP BY ALL
 )
 """
+
+
+def _contribution(t: str, q: str) -> str:
+    """SQL of one stratum's share of a variance from its Σz (``t``) and Σz² (``q``) and its n_h."""
+    return f"(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest({q} - {t} * {t} / n_h, 0) ELSE {t} * {t} END)"
+
+
+# The same variances when every key of a domain is a whole stratum (the default design: strata =
+# jurisdictions, no clusters, one key per jurisdiction; see is_simple_design): each key's Σz and Σz² are
+# its stratum's, so one GROUP BY per kind of estimate does instead of the per-unit and per-stratum ones.
+_SIMPLE_VARIANCES = f"""
+key_n AS (
+    SELECT k.key, h.n_h,
+        CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
+        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
+    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
+),
+mean_top AS (
+    SELECT side, wave, scope, question,
+        sum({_contribution("(wd - shift * w) / bw", "(w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw)")}) AS var_mean,
+        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")}) AS var_top,
+        sum(n) - count(*) AS df
+    FROM dom_keys JOIN key_n USING (key) GROUP BY side, wave, scope, question
+),
+-- A code's variance is Σ_k (α_k q_k + β_k t_k²) (α = n_h/(n_h − 1), β = −1/(n_h − 1); α = 0, β = 1 for a lonely
+-- stratum), which expands into sums over the keys where the code was chosen (s = Σw, s2 = Σw² of the code)
+-- and sums over the domain's keys (w, w2): no code × key product.
+dom_terms AS (
+    SELECT wave, scope, question, any_value(bw) AS bw, sum(alpha * w2) AS d1, sum(beta * w * w) AS d2
+    FROM dom_keys JOIN key_n USING (key) WHERE side = 'scope' GROUP BY wave, scope, question
+),
+code_terms AS (
+    SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) AS s, sum(n.alpha * c.sw2) AS s1,
+        sum(n.beta * c.sw * c.sw) AS s2, sum(n.beta * c.sw * k.w) AS s3
+    FROM scope_cells c JOIN key_n n USING (key)
+    JOIN key_stats k ON k.wave = c.wave AND k.key = c.key AND k.question = c.question
+    GROUP BY c.wave, c.scope, c.question, c.value
+),
+variances AS (
+    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
+        var_mean AS var, df FROM mean_top
+    UNION ALL
+    SELECT side, wave, scope, question, 'top', NULL, NULL, var_top, df FROM mean_top WHERE var_top IS NOT NULL
+    UNION ALL
+    SELECT 'scope', c.wave, c.scope, c.question, 'code', c.value, NULL,
+        greatest(((1 - 2 * c.s / d.bw) * c.s1 + (c.s / d.bw) * (c.s / d.bw) * (d.d1 + d.d2) + c.s2
+            - 2 * (c.s / d.bw) * c.s3) / (d.bw * d.bw), 0), NULL
+    FROM code_terms c JOIN dom_terms d USING (wave, scope, question) WHERE d.bw > 0
+    UNION ALL
+    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, sum({_contribution("p.t", "p.q")}),
+        sum(p.n) - count(*)
+    FROM (SELECT * FROM parts WHERE estimate IN ('item', 'mrbase')) p JOIN key_n USING (key)
+    GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item
+)
+"""
+
+
+def is_simple_design(keys: pa.Table) -> bool:
+    """True when no key holds a PSU and, among the core keys and among each subscriber's, no two keys
+    share a stratum (so every domain's key is a whole stratum: see _SIMPLE_VARIANCES)."""
+    if keys.num_rows == 0:
+        return True
+    if keys.column("psu").null_count != keys.num_rows:
+        return False
+    pairs = set(zip(keys.column("owner").to_pylist(), keys.column("stratum").to_pylist(), strict=True))
+    return len(pairs) == keys.num_rows
 
 
 def _aliases(names: tuple[str, ...]) -> str:
@@ -608,21 +712,26 @@ def aggregate(
                 )
                 code_var = (
                     "SELECT NULL::INTEGER AS wave, NULL::VARCHAR AS scope, NULL::VARCHAR AS question, "
-                    "NULL::DOUBLE AS value, NULL::DOUBLE AS var WHERE FALSE"
+                    "NULL::DOUBLE AS value, NULL::VARCHAR AS item, NULL::DOUBLE AS var WHERE FALSE"
                 )
             else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {_PART_CTES} SELECT * FROM variances")
-                # multiple-response sets keep the Kish variances (their items are not linearised yet)
-                with_var = f"""
-                    SELECT s.*,
-                        CASE WHEN s.question IN (SELECT question FROM _wt_m_mr_rolled) THEN {kish_top} ELSE t.var END AS var_top,
-                        CASE WHEN s.question IN (SELECT question FROM _wt_m_mr_rolled) THEN {kish_mean} ELSE m.var END AS var_mean,
-                        CASE WHEN s.question IN (SELECT question FROM _wt_m_mr_rolled) THEN s.base_n - 1 ELSE m.df END::DOUBLE AS df
+                ctes = _PART_CTES
+                if is_simple_design(inputs["keys"]):
+                    ctes = _PART_CTES[: _PART_CTES.index("units AS (")] + _SIMPLE_VARIANCES
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
+                with_var = """
+                    SELECT s.*, t.var AS var_top, m.var AS var_mean, coalesce(m.df, mb.df)::DOUBLE AS df
                     FROM _wt_m_stats s
-                    LEFT JOIN _wt_m_var t ON t.estimate = 'top' AND t.side = s.side AND t.wave = s.wave AND t.scope = s.scope AND t.question = s.question
-                    LEFT JOIN _wt_m_var m ON m.estimate = 'mean' AND m.side = s.side AND m.wave = s.wave AND m.scope = s.scope AND m.question = s.question
+                    LEFT JOIN _wt_m_var t ON t.estimate = 'top' AND t.side = s.side AND t.wave = s.wave
+                        AND t.scope = s.scope AND t.question = s.question
+                    LEFT JOIN _wt_m_var m ON m.estimate = 'mean' AND m.side = s.side AND m.wave = s.wave
+                        AND m.scope = s.scope AND m.question = s.question
+                    LEFT JOIN _wt_m_var mb ON mb.estimate = 'mrbase' AND mb.side = s.side AND mb.wave = s.wave
+                        AND mb.scope = s.scope AND mb.question = s.question
                 """
-                code_var = "SELECT wave, scope, question, value, var FROM _wt_m_var WHERE estimate = 'code'"
+                code_var = (
+                    "SELECT wave, scope, question, value, item, var FROM _wt_m_var WHERE estimate IN ('code', 'item')"
+                )
             return {
                 "classified": con.sql("SELECT wave, scope, question, value, n, sw FROM _wt_m_scoped").to_arrow_table(),
                 "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),

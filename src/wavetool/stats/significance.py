@@ -70,7 +70,6 @@ def methods_meta(tables: Any, designs: dict[str, str]) -> dict[str, Any]:
         "family": "every test reported for one scope in one wave",
         "quality": f"E: CV >= {tables.cv_caution:g}%; F (withheld): CV > {tables.cv_suppress:g}%",
         "min_effective_base": tables.min_effective_base,
-        "multiple_response_variance": "Kish (not linearised)",
     }
 
 
@@ -111,7 +110,7 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     present = {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
     if all(name in present for name in FUNCTIONS):
         return
-    from scipy import special
+    from scipy import special  # lazy: scipy takes ~0.2 s to import, needed only once tables are computed
 
     def arrays(*columns: pa.Array) -> list[np.ndarray]:
         return [np.asarray(c.to_numpy(zero_copy_only=False), dtype=float) for c in columns]
