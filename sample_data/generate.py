@@ -962,12 +962,33 @@ def tq(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+THEMES = [  # (name, name_fr, questions): the report's results by theme
+    ("Service experience", "Expérience de service", ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7", "Q8", "Q9", "Q10", "Q11", "Q28"]),
+    ("Service channels", "Modes de service", ["$CHANNELS", "Q12", "Q13", "Q14"]),
+    ("Trust in the public service", "Confiance envers la fonction publique", ["Q15", "Q16", "Q17"]),
+    ("Digital government", "Gouvernement numérique", ["Q18", "Q19", "Q20", "Q21", "Q22", "Q23"]),
+    ("COVID-19", "COVID-19", ["Q24", "Q25", "Q26", "Q27"]),
+    ("About the respondents", "Profil des répondants", ["AGEGRP", "GENDER"]),
+]  # fmt: skip
+REPORT_THEMES = [""] + [
+    line
+    for name, name_fr, questions in THEMES
+    for line in (
+        "[[report.themes]]",
+        f'name = "{name}"',
+        f'name_fr = "{name_fr}"',
+        "questions = [" + ", ".join(f'"{q}"' for q in questions) + "]",
+    )
+]
+
 SUBSCRIBERS = [
     dict(
         id="ontario",
         name="Government of Ontario",
         name_fr="Gouvernement de l'Ontario",
         language="en",
+        sentence_name="the Government of Ontario",
+        sentence_name_fr="le gouvernement de l'Ontario",
         contacts=["analyst@ontario.example", "research.lead@ontario.example"],
     ),
     dict(
@@ -975,6 +996,8 @@ SUBSCRIBERS = [
         name="Government of Quebec",
         name_fr="Gouvernement du Québec",
         language="fr",
+        sentence_name="the Government of Quebec",
+        sentence_name_fr="le gouvernement du Québec",
         contacts=["analyste@quebec.example", "recherche@quebec.example"],
     ),
     dict(
@@ -982,6 +1005,8 @@ SUBSCRIBERS = [
         name="Government of British Columbia",
         name_fr="Gouvernement de la Colombie-Britannique",
         language="en",
+        sentence_name="the Government of British Columbia",
+        sentence_name_fr="le gouvernement de la Colombie-Britannique",
         contacts=["analyst@bc.example", "citizen.services@bc.example"],
         custom_prefix="BC_",
     ),
@@ -990,6 +1015,8 @@ SUBSCRIBERS = [
         name="Maritime Provinces Service Partnership",
         name_fr="Partenariat des services des provinces maritimes",
         language="en",
+        sentence_name="the Maritime Provinces Service Partnership",
+        sentence_name_fr="le Partenariat des services des provinces maritimes",
         contacts=["analyst@maritimes.example", "coordinator@maritimes.example"],
     ),
 ]
@@ -1037,6 +1064,8 @@ def write_config(custom_files):
             "jurisdictions = [" + ", ".join(f'"{j}"' for j in spec["juris"]) + "]",
             f'language = "{s["language"]}"',
             "contacts = [" + ", ".join(f'"{c}"' for c in s["contacts"]) + "]",
+            f"sentence_name = {tq(s['sentence_name'])}",
+            f"sentence_name_fr = {tq(s['sentence_name_fr'])}",
         ]
         if "custom_prefix" in s:
             L.append(f'custom_prefix = "{s["custom_prefix"]}"')
@@ -1090,6 +1119,11 @@ def write_config(custom_files):
         "[tables.scales.AGEGRP]",
         "top = []",
         "bottom = []",
+        "# Q23 asks about privacy *concern*: a higher top-2 box is an unfavourable result.",
+        "[tables.scales.Q23]",
+        'polarity = "negative"',
+        '# Interest, comfort and preference are neither good nor bad: reported without "better"/"worse".',
+        *[line for q in ("Q19", "Q20", "Q21", "Q22") for line in (f"[tables.scales.{q}]", 'polarity = "neutral"')],
         "",
         "[weighting]",
         "max_iterations = 1000",
@@ -1115,6 +1149,9 @@ def write_config(custom_files):
         "",
         "[report]",
         'output_dir = "reports"',
+        "# The dashboard's headline measures: overall satisfaction, overall quality, trust, the pandemic response.",
+        'headline = ["Q1", "Q28", "Q15", "Q24"]',
+        *REPORT_THEMES,
         "",
         "[delivery]",
         'transport = "outbox"',

@@ -213,3 +213,32 @@ def test_init_never_overwrites_an_existing_config(tmp_path, cli):
     assert path.read_text(encoding="utf-8") == VALID
     code, out, _ = cli("init", tmp_path, "--json")
     assert code == 0 and '"config_created": false' in out and '"database_created": false' in out
+
+
+def test_report_summary_keys_and_polarity(tmp_path):
+    """[report] headline / appendix / benchmark_label / themes, subscribers' in-sentence names and
+    [tables.scales.Q] polarity (alone it keeps the automatic boxes; with top/bottom it sets them)."""
+    extra = (
+        '\n[report]\nheadline = ["Q1", "Q28"]\nappendix = true\n'
+        'benchmark_label = { en = "Benchmark: everyone outside {places}." }\n'
+        '[[report.themes]]\nname = "Service"\nname_fr = "Service"\nquestions = ["Q1", "Q2"]\n'
+        '\n[tables.scales.Q23]\npolarity = "negative"\n[tables.scales.Q5]\ntop = [5]\nbottom = [1]\npolarity = "neutral"\n'
+    )
+    assert "[report]" not in VALID and "[tables" not in VALID
+    text = VALID.replace('custom_prefix = "MA_"', 'custom_prefix = "MA_"\nsentence_name = "the Partnership"', 1)
+    config = load_config(write_config(tmp_path, text + extra).parent)
+    assert config.report.headline == ("Q1", "Q28") and config.report.appendix is True
+    assert config.report.benchmark_label == {"en": "Benchmark: everyone outside {places}."}
+    assert [(t.name, t.questions) for t in config.report.themes] == [("Service", ("Q1", "Q2"))]
+    assert config.tables.polarity == {"Q23": "negative", "Q5": "neutral"}
+    assert "Q23" not in config.tables.scales and config.tables.scales["Q5"].top == (5.0,)
+    partnership = next(s for s in config.subscribers.values() if s.custom_prefix == "MA_")
+    assert partnership.in_sentence("en") == "the Partnership" and partnership.in_sentence("fr") is None
+    for bad, key in (
+        ('[tables.scales.Q23]\npolarity = "bad"\n', "tables.scales.Q23.polarity"),
+        ('[report]\nbenchmark_label = { de = "x" }\n', "report.benchmark_label.de"),
+        ('[report]\n[[report.themes]]\nname = "x"\n', "report.themes[0].questions"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_config(write_config(tmp_path / key, text + "\n" + bad).parent)
+        assert key in info.value.message, info.value.message

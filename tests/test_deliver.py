@@ -278,6 +278,10 @@ def test_bcc_and_cc_and_html_escaping(study, smtp_server, pdf_bytes):
         'bcc = ["archive@ontario.example"]\nreply_to = "help@ontario.example"',
     )
     text = text.replace('name = "Government of Ontario"', 'name = "Ontario <Treasury & Services>"')
+    # the body names the subscriber inside a sentence: that name carries the markup characters too
+    text = text.replace(
+        'sentence_name = "the Government of Ontario"', 'sentence_name = "Ontario <Treasury & Services>"'
+    )
     path.write_text(text, encoding="utf-8")
     config = load_config(study)
 

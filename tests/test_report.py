@@ -20,7 +20,6 @@ from pypdf import PdfReader
 from wavetool.cli import main
 from wavetool.config import load_config
 from wavetool.custom import custom_questions, merge_from_config
-from wavetool.errors import ConfigError
 from wavetool.report import render_reports
 from wavetool.report.build import MANIFEST
 from wavetool.report.charts import BENCH, INK, MUTED, SUBJECT, WHITE, contrast, text_on
@@ -92,19 +91,8 @@ def test_every_subscriber_gets_a_tagged_pdf_in_its_language(rendered):
     assert not list(folder.glob(".*.tmp"))
 
 
-def test_no_appendix_table_starts_a_page_without_its_caption(rendered):
-    """A caption left alone at the foot of a page (its table on the next one) reads as a missing table."""
-    study, _ = rendered
-    config = load_config(study)
-    for sub_id, subscriber in config.subscribers.items():
-        header = load_strings(templates_dir(), subscriber.language)["answer"]
-        reader = PdfReader(str(study / "reports" / "wave-4" / f"{sub_id}.pdf"))
-        for number, page in enumerate(reader.pages, start=1):
-            lines = [line for line in page.extract_text().splitlines() if line.strip()]
-            assert not lines[0].startswith(header + " "), f"{sub_id} page {number} starts with a table, no caption"
-
-
 def test_numbers_equal_tabulate(rendered):
+    """Every rating question's top box, interval, benchmark and previous wave as tabulate gives them."""
     study, _ = rendered
     config = load_config(study)
     for sub_id in ("ontario", "quebec"):
@@ -112,20 +100,18 @@ def test_numbers_equal_tabulate(rendered):
         text = pdf_text(study / "reports" / "wave-4" / f"{sub_id}.pdf")
         tables = tabulate(config, 4, scopes=[sub_id])
         checked = 0
-        for question in ("Q1", "Q15", "Q28"):
-            summary = tables.summary(4, sub_id, question)
-            assert pct(summary["topbox"], language) in text
-            assert pct(summary["topbox_ci_low"], language) in text
-            for row in tables.question_rows(4, sub_id, question):
-                if row["percent"] is not None:
-                    assert pct(row["percent"], language) in text, (sub_id, question, row)
-                    checked += 1
-        assert checked >= 15
+        for summary in tables.summaries:
+            if summary["scope"] != sub_id or summary["kind"] != "single" or summary["topbox"] is None:
+                continue
+            for key in ("topbox", "topbox_ci_low", "topbox_ci_high", "benchmark_topbox", "previous_topbox"):
+                assert pct(summary[key], language) in text, (sub_id, summary["question"], key)
+                checked += 1
+        assert checked >= 100
 
 
-def test_benchmark_column_is_all_other_respondents(rendered):
-    """The benchmark distribution printed beside Q1 equals a count over the other jurisdictions' rows,
-    computed here in Python from the stored answers (valid codes 1-5, weighted)."""
+def test_benchmark_is_all_other_respondents(rendered):
+    """The benchmark top box printed for Q1 equals a count over the other jurisdictions' rows, computed
+    here in Python from the stored answers (valid codes 1-5, top box 4-5, weighted)."""
     study, _ = rendered
     config = load_config(study)
     with read_store(study) as con:
@@ -133,9 +119,8 @@ def test_benchmark_column_is_all_other_respondents(rendered):
     others = [(w, q) for j, w, q in answers if j != "ON" and q is not None and 1 <= q <= 5]
     total = sum(w for w, _ in others)
     text = pdf_text(study / "reports" / "wave-4" / "ontario.pdf")
-    for code in range(1, 6):
-        share = 100 * sum(w for w, q in others if q == code) / total
-        assert pct(share, "en") in text
+    share = 100 * sum(w for w, q in others if q >= 4) / total
+    assert pct(share, "en") in text
     assert config.subscribers["ontario"].jurisdictions == ("ON",)
 
 
@@ -165,12 +150,12 @@ def test_french_report_is_french(rendered):
     text = flat(raw)
     for phrase in (
         "Faits saillants",
-        "Résultats par question",
+        "En un coup d’œil",
+        "Résultats par thème",
         "Méthodologie",
         "Vos questions",
         "Point de comparaison",
         config.translations["fr"]["Q1"],
-        config.scale_translations["fr"]["Neither satisfied nor dissatisfied"],  # Q1.3, from the shared scale
         "Gouvernement du Québec",
         "Vague 4 (janvier 2021)",
         "31 janvier 2021",
@@ -178,7 +163,7 @@ def test_french_report_is_french(rendered):
         assert phrase in text, phrase
     assert re.search(r"\d,\d\u00a0%", raw), "French percentages use a decimal comma and a no-break space"
     assert not re.search(r"\d\.\d%", raw), "no English-formatted percentage in the French report"
-    for english in ("Key findings", "Results by question", "Benchmark", "Overall satisfaction with the service"):
+    for english in ("Key findings", "Results by theme", "Benchmark", "Overall satisfaction with the service"):
         assert english not in text
 
 
@@ -201,9 +186,11 @@ def test_rerun_renders_nothing_and_is_byte_identical(rendered, tmp_path):
 
 def test_injected_label_is_printed_as_text_never_fetched(merged_study):
     with write_store(merged_study) as con:
-        con.execute("UPDATE value_labels SET label = ? WHERE wave = 4 AND variable = 'Q1' AND code = '1'", [INJECTION])
+        con.execute(
+            "UPDATE value_labels SET label = ? WHERE wave = 4 AND variable = 'AGEGRP' AND code = '1'", [INJECTION]
+        )
     config = load_config(merged_study)
-    result = render_reports(config, 4, subscribers=["ontario"], questions=["Q1"], jobs=1)
+    result = render_reports(config, 4, subscribers=["ontario"], questions=["Q1", "AGEGRP"], jobs=1)
     assert result.ok, result.failed
     path = merged_study / "reports" / "wave-4" / "ontario.pdf"
     text = flat(pdf_text(path))
@@ -258,24 +245,14 @@ def test_autoescape_is_on_for_every_template_name():
     env = make_environment(templates_dir())
     assert env.autoescape is True
     assert env.from_string("{{ x }}").render(x=INJECTION).startswith("&lt;img")
-    assert "&lt;img" in env.get_template("charts.svg.j2").module.bars(
+    assert "&lt;img" in env.get_template("charts.svg.j2").module.spark(
         {
             "width": 1,
             "height": 1,
             "title": INJECTION,
-            "font": "f",
-            "rows": [],
-            "ticks": [],
-            "grid_top": 0,
-            "grid_bottom": 0,
-            "tick_y": 0,
-            "legend_y": 0,
-            "legend2_x": 0,
-            "legend2_y": 0,
-            "legend_x": 0,
-            "subject": "a",
-            "benchmark": "b",
-            "suppressed_text": "s",
+            "dots": [],
+            "path": "",
+            "last": None,
             "colours": {k: "#000000" for k in ("ink", "muted", "subject", "bench", "grid", "white", "on_subject")},
         }
     )
@@ -290,22 +267,23 @@ def test_suppressed_cells_are_shown_as_suppressed(merged_study):
     result = render_reports(config, 4, subscribers=["maritimes"], questions=["Q1", "Q12"], jobs=1)
     assert result.ok, result.failed
     text = flat(pdf_text(merged_study / "reports" / "wave-4" / "maritimes.pdf"))
-    assert "Suppressed" in text
-    assert "Not reported: only" in text and "(the minimum is 500)" in text
-    assert "Suppressed estimates" in text  # the methodology's list of what was withheld
+    assert "Suppressed: only" in text and "(the minimum is 500)" in text
+    assert "Estimates suppressed in this wave" in text  # the methodology's list of what was withheld
 
 
-def test_missing_french_translation_is_an_error_listing_it(merged_study):
+def test_missing_french_translation_fails_that_report_listing_it(merged_study):
     path = merged_study / "wavetool.toml"
     text = path.read_text()
     # Q1.3's French comes from the shared scale: without that entry, every question using the answer lacks it
     text = re.sub(r'^"Neither satisfied nor dissatisfied" = .*\n', "", text, flags=re.M)
     text = re.sub(r'^"Q2" = .*\n', "", text, flags=re.M)
     path.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        render_reports(load_config(merged_study), 4, subscribers=["quebec"], questions=["Q1", "Q2"], jobs=1)
-    assert '"Q1.3"' in info.value.message and '"Q2"' in info.value.message
+    result = render_reports(
+        load_config(merged_study), 4, subscribers=["quebec", "ontario"], questions=["Q1", "Q2"], jobs=1
+    )
+    assert '"Q1.3"' in result.failed["quebec"] and '"Q2"' in result.failed["quebec"]
     assert not (merged_study / "reports" / "wave-4" / "quebec.pdf").exists()
+    assert result.rendered == ["ontario"]
 
 
 def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study, monkeypatch):
@@ -414,7 +392,7 @@ def test_chart_legends_stay_inside_their_chart(language):
     import base64
     import xml.etree.ElementTree as ET
 
-    from wavetool.report.charts import Bar, ChartKit, Point, StackedRow
+    from wavetool.report.charts import ChartKit, Dot, Point
     from wavetool.report.text import Formatter
 
     renderer = Renderer()
@@ -422,13 +400,19 @@ def test_chart_legends_stay_inside_their_chart(language):
     kit = ChartKit(renderer.macros, Formatter(language), strings)
     subject = "Maritime Provinces Service Partnership"  # the longest sample subscriber name
     charts = [
-        kit.stacked(
-            "t",
-            [StackedRow("Q1 A question", (20.0, 30.0, 50.0))],
-            (strings["bottombox"], strings["middlebox"], strings["topbox"]),
-        ),
-        kit.bars("t", [Bar("Satisfied", 40.0, 35.0)], subject, strings["benchmark"]),
         kit.trend("t", [Point("W1", 40.0, 35.0), Point("W2", 45.0, 36.0)], subject, strings["benchmark"]),
+        kit.spark("t", [Point("W1", 40.0, None), Point("W2", None, None), Point("W3", 45.0, None)], subject),
+        kit.drivers(
+            "t",
+            [
+                Dot(f"Q{i}", 5 + (i % 4) * 0.3, 60 + (i % 3) * 0.5, "priority" if i % 2 else "surplus")
+                for i in range(2, 11)
+            ],
+            11.1,
+            60.5,
+            (strings["drivers_importance"], strings["drivers_performance"]),
+            {k: strings["drivers_q_" + k] for k in ("priority", "strength", "secondary", "surplus")},
+        ),
     ]
     svg_ns = "{http://www.w3.org/2000/svg}"
     for chart in charts:
@@ -440,3 +424,47 @@ def test_chart_legends_stay_inside_their_chart(language):
             size = float(node.get("font-size") or root.get("font-size") or 10)
             right = float(node.get("x")) + _text_width(node.text, size)
             assert right <= width, f"{language}: {node.text!r} ends at {right:.0f} > {width:.0f}"
+
+
+def test_drivers_chart_labels_never_overlap():
+    """Nine attributes bunched together (the worst case: nearly equal importance and performance) still get
+    labels that overlap neither each other nor any dot, inside the plot."""
+    import base64
+    import xml.etree.ElementTree as ET
+
+    from wavetool.report.charts import ChartKit, Dot
+    from wavetool.report.text import Formatter
+
+    renderer = Renderer()
+    strings = renderer.strings["en"]
+    kit = ChartKit(renderer.macros, Formatter("en"), strings)
+    dots = [Dot(f"Q{i}", 11 + (i % 3) * 0.2, 60 + (i % 4) * 0.3, "priority") for i in range(2, 11)]
+    quadrants = {k: strings["drivers_q_" + k] for k in ("priority", "strength", "secondary", "surplus")}
+    chart = kit.drivers("t", dots, 11.1, 60.5, ("x", "y"), quadrants)
+    root = ET.fromstring(base64.b64decode(chart.uri.split(",", 1)[1]))
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [n for n in root.iter(f"{ns}text") if re.fullmatch(r"Q\d+", n.text or "")]
+    assert len(labels) == len(dots)
+    boxes = [
+        (float(n.get("x")), float(n.get("y")) - 9, float(n.get("x")) + _text_width(n.text, 9), float(n.get("y")))
+        for n in labels
+    ]
+    marks = [
+        (float(c.get("cx")) - 4, float(c.get("cy")) - 4, float(c.get("cx")) + 4, float(c.get("cy")) + 4)
+        for c in root.iter(f"{ns}circle")
+    ]
+    marks += [
+        (float(r.get("x")), float(r.get("y")), float(r.get("x")) + 8, float(r.get("y")) + 8)
+        for r in root.iter(f"{ns}rect")
+        if r.get("width") == "8"
+    ]
+
+    def overlap(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not overlap(a, b), (a, b)
+        for m in marks:
+            assert not overlap(a, m), (a, m)
+    assert "Q2" in chart.alt and "Priorities" in chart.alt

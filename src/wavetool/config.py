@@ -158,9 +158,17 @@ class Subscriber:
     reply_to: str | None = None
     custom_prefix: str | None = None
     custom: tuple[CustomFile, ...] = ()
+    # The name as it sits inside a sentence ("the Government of Ontario", "le gouvernement du Québec");
+    # None: reports use wording that needs no article.
+    sentence_name: str | None = None
+    sentence_name_fr: str | None = None
 
     def display_name(self, language: str | None = None) -> str:
         return self.name_fr if (language or self.language) == "fr" else self.name
+
+    def in_sentence(self, language: str | None = None) -> str | None:
+        """The configured in-sentence name (``sentence_name`` / ``sentence_name_fr``), or None."""
+        return self.sentence_name_fr if (language or self.language) == "fr" else self.sentence_name
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,8 @@ class TablesConfig:
     cv_caution: float = 16.6  # percent; 0 = no E flags
     cv_suppress: float = 33.3  # percent; 0 = no F flags
     min_effective_base: float = 0.0  # 0 = off
+    # [tables.scales.Q] polarity: 'positive' (the top box is good, the default), 'negative', 'neutral'
+    polarity: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -223,11 +233,24 @@ class WeightingConfig:
 
 
 @dataclass(frozen=True)
+class ReportTheme:
+    """A group of questions shown together in the report (``[[report.themes]]``)."""
+
+    name: str
+    name_fr: str
+    questions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     output_dir: str = "reports"
     jobs: int | None = None
     timeout: float = 300.0
     templates: str | None = None
+    headline: tuple[str, ...] = ()  # the dashboard's measures (default: the first three rating questions)
+    appendix: bool = False  # add the detailed per-question tables back to the PDF
+    benchmark_label: dict[str, str] = field(default_factory=dict)  # language → the benchmark's definition
+    themes: tuple[ReportTheme, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -596,6 +619,8 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
                 "reply_to",
                 "custom_prefix",
                 "custom",
+                "sentence_name",
+                "sentence_name_fr",
             }
         )
         sub_id = sec.get("id", str, required=True)
@@ -657,6 +682,8 @@ def _parse_subscribers(top: _Section, path: Path, jurisdictions: dict[str, Juris
             reply_to=reply_to,
             custom_prefix=sec.get("custom_prefix", str),
             custom=tuple(custom),
+            sentence_name=sec.get("sentence_name", str),
+            sentence_name_fr=sec.get("sentence_name_fr", str),
         )
     return subscribers
 
@@ -738,18 +765,22 @@ def _parse_tables(sec: _Section) -> TablesConfig:
     confidence = sec.get("confidence", float, default=0.95)
     if not 0.5 < confidence < 1:
         raise sec.error("confidence", "must be between 0.5 and 1, e.g. 0.95")
-    scales = {}
+    scales, polarity = {}, {}
     scales_sec = sec.section("scales")
     for question in scales_sec.data:
         s = scales_sec.section(question)
-        s.check_keys({"top", "bottom"})
-        boxes = {}
+        s.check_keys({"top", "bottom", "polarity"})
+        boxes: dict[str, Any] = {}
         for key in ("top", "bottom"):
             codes = s.get(key, list, default=[])
             if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in codes):
                 raise s.error(key, "must be a list of numeric codes")
             boxes[key] = tuple(float(c) for c in codes)
-        scales[question] = ScaleBoxes(**boxes)
+        polarity[question] = s.get("polarity", str, default="positive")
+        if polarity[question] not in ("positive", "negative", "neutral"):
+            raise s.error("polarity", f"{polarity[question]!r} is not one of positive, negative, neutral")
+        if "top" in s.data or "bottom" in s.data:  # polarity alone keeps the automatic boxes
+            scales[question] = ScaleBoxes(**boxes)
     choices = {}
     for key, allowed in (("variance", VARIANCES), ("interval", INTERVALS), ("adjust", ADJUSTMENTS)):
         choices[key] = sec.get(key, str, default=allowed[0])
@@ -762,7 +793,7 @@ def _parse_tables(sec: _Section) -> TablesConfig:
             raise sec.error(key, "must be 0 (off) or more")
     if limits["cv_caution"] and limits["cv_suppress"] and limits["cv_caution"] > limits["cv_suppress"]:
         raise sec.error("cv_caution", f"{limits['cv_caution']:g} is above cv_suppress {limits['cv_suppress']:g}")
-    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales, **choices, **limits)
+    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales, **choices, **limits, polarity=polarity)
 
 
 def _parse_weighting(sec: _Section) -> WeightingConfig:
@@ -790,15 +821,28 @@ def _parse_weighting(sec: _Section) -> WeightingConfig:
 
 
 def _parse_report(sec: _Section) -> ReportConfig:
-    sec.check_keys({"output_dir", "jobs", "timeout", "templates"})
+    sec.check_keys({"output_dir", "jobs", "timeout", "templates", "headline", "appendix", "benchmark_label", "themes"})
     jobs = sec.get("jobs", int)
     if jobs is not None and jobs < 1:
         raise sec.error("jobs", "must be at least 1")
+    label_sec = sec.section("benchmark_label")
+    label_sec.check_keys(set(LANGUAGES))
+    labels = {language: label_sec.get(language, str) for language in LANGUAGES if language in label_sec.data}
+    themes = []
+    for i, item in enumerate(sec.get("themes", list, default=[])):
+        t = _Section(sec.file, f"{sec.path}.themes[{i}]", item)
+        t.check_keys({"name", "name_fr", "questions"})
+        name = t.get("name", str, required=True)
+        themes.append(ReportTheme(name, t.get("name_fr", str, default=name), t.strings("questions", required=True)))
     return ReportConfig(
         output_dir=sec.get("output_dir", str, default="reports"),
         jobs=jobs,
         timeout=sec.get("timeout", float, default=300.0),
         templates=sec.get("templates", str),
+        headline=sec.strings("headline"),
+        appendix=sec.get("appendix", bool, default=False),
+        benchmark_label=labels,
+        themes=tuple(themes),
     )
 
 

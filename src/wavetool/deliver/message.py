@@ -18,6 +18,7 @@ from babel.dates import format_date
 
 from ..config import EMAIL_RE, StudyConfig, Subscriber
 from ..errors import ConfigError
+from ..report.wording import benchmark_sentence, subscriber_in_sentence
 from ..resources import templates_root
 
 LOCALES = {"en": "en_CA", "fr": "fr_CA"}
@@ -133,6 +134,9 @@ def compose(
         "language": language,
         "study": config.name_fr if language == "fr" else config.name,
         "subscriber": subscriber.display_name(language),
+        "subscriber_sentence": subscriber_in_sentence(subscriber, language),
+        # The benchmark's one definition: the very sentence the PDF prints.
+        "benchmark_sentence": benchmark_sentence(config, subscriber, language),
         "subscriber_id": subscriber.id,
         "jurisdictions": _jurisdictions(config, subscriber, language),
         "wave": wave,

@@ -145,9 +145,12 @@ def _render_models(
     questions: list[str] | None,
 ) -> RenderResult:
 
-    models = build_models(config, wave, ids, final=final, questions=questions)
-    if ids:
-        check_templates(templates, overrides, models[ids[0]])
+    # One subscriber's problem (a missing translation, a template error in the text of its own questions, a
+    # failed render) fails that subscriber's report only; the others are still rendered.
+    failures: dict[str, str] = {}
+    models = build_models(config, wave, ids, final=final, questions=questions, failures=failures)
+    if models:
+        check_templates(templates, overrides, [models[s] for s in ids if s in models])
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -168,6 +171,15 @@ def _render_models(
         todo: dict[str, tuple[ReportModel, str]] = {}
         done = 0
         for sub_id in ids:
+            if sub_id in failures:
+                entries.pop(sub_id, None)
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / f"{sub_id}.pdf").unlink()  # its inputs changed and no new report could be made
+                result.failed[sub_id] = failures[sub_id]
+                done += 1
+                if progress:
+                    progress(done, len(ids), sub_id, "failed")
+                continue
             model = models[sub_id]
             key = inputs_sha256(model, tpl_hash)
             old = entries.get(sub_id)
@@ -184,7 +196,7 @@ def _render_models(
         # is in place (the manifest is rewritten after each one), so a kill at any moment never leaves an
         # entry whose file differs from it, and the reports finished before the kill are kept.
         stale = [sub_id for sub_id in todo if entries.pop(sub_id, None) is not None]
-        if stale:
+        if stale or failures:
             write_manifest(folder, wave, final, entries)
 
         for sub_id, outcome in _render_all(

@@ -14,7 +14,6 @@ lightness and a hatch pattern, so a greyscale print reads the same.
 from __future__ import annotations
 
 import base64
-import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,13 +117,9 @@ def _pair_legend(
     }, lines
 
 
-def _wrap(text: str, width: int, lines: int) -> list[str]:
-    """``text`` wrapped to at most ``lines`` lines of ``width`` characters (the last one shortened)."""
-    wrapped = textwrap.wrap(text, width=width, break_long_words=True) or [""]
-    if len(wrapped) > lines:
-        last = " ".join(wrapped[lines - 1 :])
-        wrapped = [*wrapped[: lines - 1], textwrap.shorten(last, width=width, placeholder="…")]
-    return wrapped
+def _boxes_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether two (x0, y0, x1, y1) boxes overlap (touching is fine)."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 @dataclass(frozen=True)
@@ -138,18 +133,14 @@ class Chart:
 
 
 @dataclass(frozen=True)
-class Bar:
-    label: str
-    value: float | None
-    benchmark: float | None
-    suppressed: bool = False
+class Dot:
+    """One attribute of the drivers chart."""
 
-
-@dataclass(frozen=True)
-class StackedRow:
-    label: str
-    segments: tuple[float | None, ...]  # bottom → top box, percentages
-    suppressed: bool = False
+    label: str  # short label drawn beside the dot (the question number)
+    x: float  # importance
+    y: float  # performance, percent
+    quadrant: str  # 'priority' | 'strength' | 'secondary' | 'surplus'
+    name: str = ""  # full label, for the alt text
 
 
 @dataclass(frozen=True)
@@ -170,135 +161,6 @@ class ChartKit:
     def _chart(self, svg: str, alt: str, width: int, height: int) -> Chart:
         encoded = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         return Chart(uri="data:image/svg+xml;base64," + encoded, alt=alt, width=width, height=height)
-
-    # --- horizontal bars with a benchmark marker --------------------------------------------------
-
-    def bars(self, title: str, bars: list[Bar], subject: str, benchmark: str) -> Chart:
-        """Horizontal bars (the subscriber, value printed) with a benchmark marker on each row."""
-        label_w, plot_w, value_w, row_h, bar_h, top = 150, 180, 50, 24, 14, 6
-        width = label_w + plot_w + value_w
-        x0 = label_w
-        rows = []
-        for i, bar in enumerate(bars):
-            y = top + i * row_h
-            lines = _wrap(bar.label, 23, 2)
-            first_line_y = y + row_h / 2 - (len(lines) - 1) * 5.5 + 3.5
-            item: dict[str, Any] = {
-                "lines": [{"x": _n(x0 - 6), "y": _n(first_line_y + j * 11), "text": t} for j, t in enumerate(lines)],
-                "suppressed": bar.suppressed or bar.value is None,
-                "bar_y": _n(y + (row_h - bar_h) / 2),
-                "bar_h": _n(bar_h),
-                "text_y": _n(y + row_h / 2 + 3.5),
-            }
-            bar_end = x0
-            if not item["suppressed"]:
-                bar_w = plot_w * max(0.0, min(bar.value, 100.0)) / 100
-                bar_end = x0 + bar_w
-                item.update(bar_x=_n(x0), bar_w=_n(bar_w), value=self.fmt.pct(bar.value))
-            if bar.benchmark is not None:
-                bx = x0 + plot_w * max(0.0, min(bar.benchmark, 100.0)) / 100
-                item.update(bench_x=_n(bx), bench_y1=_n(y + 3), bench_y2=_n(y + row_h - 3))
-                bar_end = max(bar_end, bx + 2)
-            item["value_x"] = _n(bar_end + 4 if not item["suppressed"] else x0 + 4)
-            rows.append(item)
-        plot_bottom = top + len(bars) * row_h
-        legend, legend_lines = _pair_legend(subject, benchmark, (19, 14), 8, width, plot_bottom + 30)
-        height = plot_bottom + 36 + LEGEND_LINE * (legend_lines - 1)
-        ticks = [{"x": _n(x0 + plot_w * t / 100), "label": self.fmt.pct(t, 0)} for t in (0, 25, 50, 75, 100)]
-        geometry = {
-            "width": width,
-            "height": height,
-            "title": title,
-            "font": FONT,
-            "rows": rows,
-            "ticks": ticks,
-            "grid_top": _n(top),
-            "grid_bottom": _n(plot_bottom),
-            "tick_y": _n(plot_bottom + 13),
-            **legend,
-            "subject": subject,
-            "benchmark": benchmark,
-            "suppressed_text": self.s["suppressed_short"],
-            "colours": self._colours(),
-        }
-        svg = str(self.macros.bars(geometry))
-        parts = []
-        for bar in bars:
-            value = self.s["suppressed_short"] if bar.suppressed or bar.value is None else self.fmt.pct(bar.value)
-            if benchmark:
-                bench = self.fmt.pct(bar.benchmark) if bar.benchmark is not None else "–"
-                parts.append(f"{bar.label}: {value} ({benchmark} {bench})")
-            else:
-                parts.append(f"{bar.label}: {value}")
-        alt = self.s["alt_bars"].format(title=title, subject=subject) + " " + "; ".join(parts) + "."
-        return self._chart(svg, alt, width, height)
-
-    # --- stacked distribution bars ---------------------------------------------------------------
-
-    def stacked(self, title: str, rows: list[StackedRow], segment_labels: tuple[str, str, str]) -> Chart:
-        """100% stacked bars (bottom box, middle, top box) for several questions, values printed."""
-        label_w, plot_w, row_h, bar_h, top = 250, 400, 32, 20, 8
-        width = label_w + plot_w + 10
-        fills = (("url(#hatch)", BOTTOM_BOX), (MIDDLE_BOX, MIDDLE_BOX), (TOP_BOX, TOP_BOX))
-        items = []
-        for i, row in enumerate(rows):
-            y = top + i * row_h
-            lines = _wrap(row.label, 40, 2)
-            first_line_y = y + row_h / 2 - (len(lines) - 1) * 6 + 4
-            segments = []
-            x = float(label_w)
-            if not row.suppressed:
-                for value, (fill, base) in zip(row.segments, fills, strict=True):
-                    w = plot_w * max(0.0, value or 0.0) / 100
-                    fits = w >= 30
-                    segments.append(
-                        {
-                            "x": _n(x),
-                            "w": _n(w),
-                            "fill": fill,
-                            "text": self.fmt.pct(value, 0) if fits else "",
-                            "text_x": _n(x + w / 2),
-                            "text_fill": text_on(base),
-                            "bold": base == BOTTOM_BOX,
-                        }
-                    )
-                    x += w
-            items.append(
-                {
-                    "lines": [
-                        {"x": _n(label_w - 8), "y": _n(first_line_y + j * 12), "text": t} for j, t in enumerate(lines)
-                    ],
-                    "segments": segments,
-                    "suppressed": row.suppressed,
-                    "bar_y": _n(y + (row_h - bar_h) / 2),
-                    "bar_h": _n(bar_h),
-                    "text_y": _n(y + row_h / 2 + 4),
-                    "sup_x": _n(label_w + 4),
-                }
-            )
-        plot_bottom = top + len(rows) * row_h
-        legend, legend_lines = _legend_row(segment_labels, [fill for fill, _base in fills], label_w, width, plot_bottom)
-        height = plot_bottom + 30 + LEGEND_LINE * (legend_lines - 1)
-        geometry = {
-            "width": width,
-            "height": height,
-            "title": title,
-            "font": FONT,
-            "rows": items,
-            "legend": legend,
-            "suppressed_text": self.s["suppressed_short"],
-            "colours": self._colours(),
-        }
-        svg = str(self.macros.stacked(geometry))
-        parts = []
-        for row in rows:
-            if row.suppressed:
-                parts.append(f"{row.label}: {self.s['suppressed_short']}")
-                continue
-            values = ", ".join(f"{lab} {self.fmt.pct(v)}" for lab, v in zip(segment_labels, row.segments, strict=True))
-            parts.append(f"{row.label}: {values}")
-        alt = self.s["alt_stacked"].format(title=title) + " " + "; ".join(parts) + "."
-        return self._chart(svg, alt, width, height)
 
     # --- trend line across waves -----------------------------------------------------------------
 
@@ -368,6 +230,162 @@ class ChartKit:
         alt = self.s["alt_trend"].format(title=title) + " " + "; ".join(parts) + "."
         return self._chart(svg, alt, width, height)
 
+    # --- a small trend for a table row ---------------------------------------------------------------
+
+    def spark(self, title: str, points: list[Point], subject: str) -> Chart:
+        """A word-sized line of the subscriber's top box by wave (dots; a gap where a wave has no value).
+        Values are not printed: the row beside it carries them, the alt text lists them all."""
+        width, height, pad = 84, 22, 4
+        step = (width - 2 * pad) / max(len(points) - 1, 1)
+        known = [p.value for p in points if p.value is not None]
+        low, high = (min(known), max(known)) if known else (0.0, 100.0)
+        mid = (low + high) / 2
+        low, high = min(low, mid - 15), max(high, mid + 15)  # at least 30 points of range: no drama
+        dots = []
+        for i, p in enumerate(points):
+            if p.value is None:
+                continue
+            y = height - pad - (height - 2 * pad) * (p.value - low) / (high - low)
+            dots.append({"x": _n(pad + step * i), "y": _n(y)})
+        geometry = {
+            "width": width,
+            "height": height,
+            "title": title,
+            "dots": dots,
+            "path": _polyline(dots),
+            "last": dots[-1] if dots else None,
+            "colours": self._colours(),
+        }
+        svg = str(self.macros.spark(geometry))
+        parts = [f"{p.label}: {self.fmt.pct(p.value) if p.value is not None else '–'}" for p in points]
+        alt = self.s["alt_spark"].format(title=title) + " " + "; ".join(parts) + "."
+        return self._chart(svg, alt, width, height)
+
+    # --- group differences: the higher group's bar above the lower group's -------------------------
+
+    def pairs(self, title: str, rows: list[tuple[str, str, float, str, float]]) -> Chart:
+        """One block per difference: its label, then two bars (the higher group, the lower group), each
+        with its group's name and value printed beside it."""
+        label_h, bar_h, gap, name_w, plot_w = 14, 12, 10, 150, 260
+        width = name_w + plot_w + 60
+        items, y = [], 4.0
+        for label, high_name, high, low_name, low in rows:
+            item = {"label": label, "label_y": _n(y + 10), "bars": []}
+            y += label_h
+            for j, (name, value) in enumerate(((high_name, high), (low_name, low))):
+                w = plot_w * max(0.0, min(value, 100.0)) / 100
+                item["bars"].append(
+                    {
+                        "name": name,
+                        "name_y": _n(y + 9.5),
+                        "y": _n(y),
+                        "w": _n(w),
+                        "value": self.fmt.pct(value),
+                        "value_x": _n(name_w + w + 4),
+                        "fill": SUBJECT if j == 0 else MUTED,
+                    }
+                )
+                y += bar_h + 2
+            items.append(item)
+            y += gap
+        geometry = {
+            "width": width,
+            "height": int(y),
+            "title": title,
+            "font": FONT,
+            "x0": _n(name_w),
+            "name_x": _n(name_w - 6),
+            "bar_h": _n(bar_h),
+            "rows": items,
+            "colours": self._colours(),
+        }
+        svg = str(self.macros.pairs(geometry))
+        parts = [f"{label}: {hn} {self.fmt.pct(h)}, {ln} {self.fmt.pct(v)}" for label, hn, h, ln, v in rows]
+        alt = self.s["alt_pairs"].format(title=title) + " " + "; ".join(parts) + "."
+        return self._chart(svg, alt, width, int(y))
+
+    # --- importance × performance -----------------------------------------------------------------
+
+    def drivers(
+        self, title: str, dots: list[Dot], x_cut: float, y_cut: float, axes: tuple[str, str], quadrants: dict[str, str]
+    ) -> Chart:
+        """Importance (x) against performance (y), split into four named quadrants at ``x_cut``/``y_cut``;
+        each dot labelled, labels placed so that none overlaps another label or a dot."""
+        left, top, plot_w, plot_h = 44, 26, 430, 215
+        width, height = left + plot_w + 12, top + plot_h + 40
+        xs = [d.x for d in dots] or [0.0, 1.0]
+        ys = [d.y for d in dots] or [0.0, 100.0]
+        x_max = max(max(xs), x_cut) * 1.1 or 1.0
+        y_low = max(0.0, min(min(ys), y_cut) - 8)
+        y_high = min(100.0, max(max(ys), y_cut) + 8)
+
+        def px(v: float) -> float:
+            return left + plot_w * v / x_max
+
+        def py(v: float) -> float:
+            return top + plot_h * (1 - (v - y_low) / max(y_high - y_low, 1e-9))
+
+        placed: list[tuple[float, float, float, float]] = [
+            (px(d.x) - 4, py(d.y) - 4, px(d.x) + 4, py(d.y) + 4) for d in dots
+        ]
+        items = []
+        for d in dots:
+            cx, cy = px(d.x), py(d.y)
+            w, h = 7.2 * len(d.label) + 2, 11.0  # 9 px DejaVu Sans: Q and digits are 5.7-7.1 px wide
+            box = _free_box(cx, cy, w, h, placed, (left, top, left + plot_w, top + plot_h))
+            placed.append(box)
+            items.append(
+                {
+                    "cx": _n(cx),
+                    "cy": _n(cy),
+                    "tx": _n(box[0] + 1),
+                    "ty": _n(box[3] - 2),
+                    "label": d.label,
+                    "fill": SUBJECT if d.quadrant == "priority" else INK,
+                    "priority": d.quadrant == "priority",
+                }
+            )
+        x_ticks = [{"x": _n(px(x_max * t / 4)), "label": self.fmt.pct(x_max * t / 4, 0)} for t in range(5)]
+        y_ticks = []
+        for t in range(5):
+            v = y_low + (y_high - y_low) * t / 4
+            y_ticks.append({"y": _n(py(v)), "label": self.fmt.pct(v, 0)})
+        qx, qy = px(x_cut), py(y_cut)
+        names = [
+            {"x": _n(qx + 6), "y": _n(qy + 14), "anchor": "start", "text": quadrants["priority"]},
+            {"x": _n(qx + 6), "y": _n(top + 12), "anchor": "start", "text": quadrants["strength"]},
+            {"x": _n(qx - 6), "y": _n(qy + 14), "anchor": "end", "text": quadrants["secondary"]},
+            {"x": _n(qx - 6), "y": _n(top + 12), "anchor": "end", "text": quadrants["surplus"]},
+        ]
+        geometry = {
+            "width": width,
+            "height": height,
+            "title": title,
+            "font": FONT,
+            "left": _n(left),
+            "right": _n(left + plot_w),
+            "top": _n(top),
+            "bottom": _n(top + plot_h),
+            "qx": _n(qx),
+            "qy": _n(qy),
+            "x_ticks": x_ticks,
+            "y_ticks": y_ticks,
+            "tick_y": _n(top + plot_h + 13),
+            "x_title": axes[0],
+            "x_title_x": _n(left + plot_w / 2),
+            "x_title_y": _n(top + plot_h + 32),
+            "y_title": axes[1],
+            "names": names,
+            "dots": items,
+            "colours": self._colours(),
+        }
+        svg = str(self.macros.drivers(geometry))
+        parts = [
+            f"{d.label} {d.name}: {self.fmt.pct(d.x)}, {self.fmt.pct(d.y)} ({quadrants[d.quadrant]})" for d in dots
+        ]
+        alt = self.s["alt_drivers"].format(title=title) + " " + "; ".join(parts) + "."
+        return self._chart(svg, alt, width, height)
+
     def _colours(self) -> dict[str, str]:
         return {
             "ink": INK,
@@ -382,6 +400,26 @@ class ChartKit:
             "top": TOP_BOX,
             "on_subject": text_on(SUBJECT),
         }
+
+
+def _free_box(
+    cx: float,
+    cy: float,
+    w: float,
+    h: float,
+    taken: list[tuple[float, float, float, float]],
+    bounds: tuple[float, float, float, float],
+) -> tuple[float, float, float, float]:
+    """A w×h label box near (cx, cy) that overlaps none of ``taken`` and stays inside ``bounds``: right,
+    left, above, below the dot, then further and further out on those sides until one is free."""
+    for reach in range(0, 12):
+        d = 6 + 7 * reach
+        for ox, oy in ((d, -h / 2), (-d - w, -h / 2), (-w / 2, -d - h), (-w / 2, d), (d, -h - d / 2), (d, d / 2)):
+            box = (cx + ox, cy + oy, cx + ox + w, cy + oy + h)
+            inside = box[0] >= bounds[0] and box[2] <= bounds[2] and box[1] >= bounds[1] and box[3] <= bounds[3]
+            if inside and not any(_boxes_overlap(box, t) for t in taken):
+                return box
+    return (cx + 6, cy - h / 2, cx + 6 + w, cy + h / 2)  # nowhere free (cannot happen with ~20 dots)
 
 
 def _polyline(points: list[dict[str, str]]) -> str:

@@ -33,9 +33,10 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from ..errors import ConfigError
-from .charts import Bar, ChartKit, Point, StackedRow
-from .model import Category, Question, ReportModel, TrendPoint
+from .charts import ChartKit, Dot, Point
+from .model import GROUPS_SHOWN, Question, ReportModel, TrendPoint, verdict
 from .text import LANG_TAGS, Formatter, load_strings, templates_dir
+from .wording import typeset
 
 PDF_VARIANT = "pdf/ua-1"
 LANGUAGES = ("en", "fr")
@@ -96,22 +97,67 @@ def _short(url: str) -> str:
 # --- from the model to the charts' inputs -----------------------------------------------------------
 
 
-def _bars(categories: list[Category]) -> list[Bar]:
-    return [Bar(c.label, c.percent, c.bench_percent, c.suppressed) for c in categories]
-
-
 def _points(trend: tuple[TrendPoint, ...], short_label: str) -> list[Point]:
-    return [Point(short_label.format(n=t.wave), None if t.suppressed else t.topbox, t.benchmark) for t in trend]
+    """Chart points of a trend: no value for a wave that did not ask the question or suppressed it."""
+    return [
+        Point(short_label.format(n=t.wave), None if t.suppressed or not t.asked else t.topbox, t.benchmark)
+        for t in trend
+    ]
 
 
-def _rows(questions: list[Question]) -> list[StackedRow]:
-    return [StackedRow(f"{q.number} {q.text}", (q.bottombox, q.middle, q.topbox), q.suppressed) for q in questions]
+def _grouped(items: Any, attribute: str = "theme") -> list[tuple[str, list[Any]]]:
+    """Items grouped by ``attribute`` in the order the groups first appear (Jinja's groupby sorts)."""
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(getattr(item, attribute), []).append(item)
+    return list(groups.items())
+
+
+def _questions_of(model: ReportModel, keys: tuple[str, ...]) -> list[Question]:
+    return [q for q in (model.question(k) for k in keys) if q is not None]
+
+
+def _tests_count(model: ReportModel) -> int:
+    """How many significance tests the report's results rest on (for the multiplicity sentence)."""
+    count = 0
+    for q in model.questions + model.custom:
+        if q.suppressed or q.topbox is None:
+            continue
+        count += q.benchmark_topbox is not None and q.kind != "custom"
+        count += q.previous_topbox is not None
+    return count
+
+
+def _dots(items: Any) -> list[Dot]:
+    return [Dot(d.number or str(d.importance_rank), d.importance, d.performance, d.quadrant, d.label) for d in items]
+
+
+def _pair_rows(groups: Any, limit: int) -> list[tuple[str, str, float, str, float]]:
+    """The group-differences chart's rows: per difference, the higher group and the lowest group it is
+    significantly higher than."""
+    rows = []
+    for g in list(groups)[:limit]:
+        values = dict(g.others)
+        lowest = min(g.higher_than, key=lambda name: values.get(name) or 0.0)
+        label = f"{g.number} · {g.banner}" if g.number else g.banner
+        rows.append((label, g.group, g.value, lowest, values.get(lowest) or 0.0))
+    return rows
+
+
+def _labels_of(items: Any, separator: str) -> str:
+    """Attributes named in a sentence: "Q3 Timeliness; Q9 Information" (``separator``: the language's "; ")."""
+    return separator.join(f"{d.number} {d.label}".strip() for d in items)
+
+
+def typeset_strings(strings: dict[str, str], language: str) -> dict[str, str]:
+    """The catalogue with the language's typography applied once (French spacing around : ; ! ? « »)."""
+    return {k: typeset(v, language) for k, v in strings.items()}
 
 
 class Renderer:
     """Renders report models to PDF; build once per process and reuse."""
 
-    def __init__(self, templates: Path | None = None, overrides: Path | None = None) -> None:
+    def __init__(self, templates: Path | None = None, overrides: Path | None = None, layout: bool = True) -> None:
         quiet_logs()
         self.templates = Path(templates or templates_dir()).resolve()
         self.overrides = Path(overrides).resolve() if overrides else None
@@ -120,12 +166,16 @@ class Renderer:
         self.template = self.env.get_template("report.html.j2")
         self.macros = self.env.get_template("charts.svg.j2").module
         self.fetcher = SafeURLFetcher(self.templates, *([self.overrides] if self.overrides else []))
+        self.strings = {
+            language: typeset_strings(load_strings(self.templates, language), language) for language in LANGUAGES
+        }
+        if not layout:  # HTML only (checking the templates): no fonts, no CSS
+            return
         self.font_config = FontConfiguration()
         css = self.overrides / "report.css" if self.overrides and (self.overrides / "report.css").is_file() else None
         self.css = CSS(
             filename=str(css or self.templates / "report.css"), url_fetcher=self.fetcher, font_config=self.font_config
         )
-        self.strings = {language: load_strings(self.templates, language) for language in LANGUAGES}
         self.base_url = self.templates.as_uri() + "/"
 
     def html(self, model: ReportModel) -> str:
@@ -143,9 +193,15 @@ class Renderer:
             s=strings,
             fmt=fmt,
             charts=ChartKit(self.macros, fmt, strings),
-            charts_bars=_bars,
             charts_points=_points,
-            charts_rows=_rows,
+            charts_dots=_dots,
+            labels_of=_labels_of,
+            pair_rows=_pair_rows,
+            groups_shown=GROUPS_SHOWN,
+            grouped=_grouped,
+            questions_of=_questions_of,
+            tests_count=_tests_count,
+            verdict=verdict,
             lang_tag=LANG_TAGS[model.language],
             title=title,
             subject=subject,
@@ -265,30 +321,44 @@ def render_task(
         return {"ok": False, "error": f"{subscriber}: rendering {exc}"}
     except FatalURLFetchingError as exc:
         return {"ok": False, "error": f"{subscriber}: {exc}"}
+    except TemplateError as exc:
+        error = template_error(exc, Path(templates) if templates else None, Path(overrides) if overrides else None)
+        return {"ok": False, "error": f"{subscriber}: {error}"}
     except Exception as exc:
         return {"ok": False, "error": f"{subscriber}: {type(exc).__name__}: {exc}"}
 
 
-def check_templates(templates: Path, overrides: Path | None, model: ReportModel) -> None:
-    """Fill the report's templates once for ``model`` before anything is rendered or written, so a
-    template error (an undefined variable, a syntax error) is one clear message naming the template file
-    and line rather than one failed report per subscriber."""
+def template_error(exc: Exception, templates: Path | None, overrides: Path | None) -> str:
+    """A Jinja error as one line naming the template file and line: "report.html.j2: line 12: 'x' is
+    undefined"."""
+    where = ""
+    if isinstance(exc, TemplateSyntaxError) and exc.filename:
+        where = f"{exc.filename}: line {exc.lineno}: "
+    else:
+        roots = [str(r) for r in (overrides, templates) if r]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if any(f.filename.startswith(r) for r in roots)]
+        if frames:
+            where = f"{frames[-1].filename}: line {frames[-1].lineno}: "
+    return f"{where}report template error: {getattr(exc, 'message', None) or exc}"
 
-    try:
-        Renderer(templates, overrides).html(model)
-    except TemplateError as exc:
-        where = ""
-        if isinstance(exc, TemplateSyntaxError) and exc.filename:
-            where = f"{exc.filename}: line {exc.lineno}: "
-        else:
-            roots = [str(r) for r in (overrides, templates) if r]
-            frames = [
-                f for f in traceback.extract_tb(exc.__traceback__) if any(f.filename.startswith(r) for r in roots)
-            ]
-            if frames:
-                where = f"{frames[-1].filename}: line {frames[-1].lineno}: "
+
+def check_templates(templates: Path, overrides: Path | None, models: list[ReportModel]) -> None:
+    """Fill the report's templates before anything is rendered or written: a template that fails for every
+    subscriber is broken (a syntax error, an undefined variable) and is one clear ConfigError naming the
+    file and line; one that fails for some subscribers only (their own questions reach a broken part) fails
+    those reports alone, at render time. Normally costs one HTML fill (the first model succeeds)."""
+
+    renderer = Renderer(templates, overrides, layout=False)
+    first: Exception | None = None
+    for model in models:
+        try:
+            renderer.html(model)
+            return
+        except TemplateError as exc:
+            first = first or exc
+    if first is not None:
         raise ConfigError(
-            f"{where}report template error: {exc.message or exc}",
+            template_error(first, templates, overrides),
             hint="fix the template (variables available: m, s, fmt, charts, title, subject, lang_tag), or remove"
             " [report] templates from wavetool.toml to use wavetool's own",
         ) from None

@@ -201,3 +201,47 @@ def adjusted_select(method: str, source: str) -> str:
         f"SELECT wave, scope, qid, test, {expression} AS p_adj FROM (SELECT *, count(*) OVER ({family}) AS m, "
         f"row_number() OVER ({family} ORDER BY p, qid, test) AS r FROM {source})"
     )
+
+
+def adjusted_p(p_values: list[float], method: str) -> list[float]:
+    """``p_values`` adjusted for multiplicity: 'bh' (Benjamini-Hochberg, R's ``p.adjust(method = "BH")``),
+    'holm', or as they are ('none')."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    if method == "bh":
+        running = 1.0
+        for rank in range(m, 0, -1):
+            i = order[rank - 1]
+            running = min(running, p_values[i] * m / rank)
+            adjusted[i] = min(1.0, running)
+    elif method == "holm":
+        running = 0.0
+        for rank, i in enumerate(order):
+            running = max(running, p_values[i] * (m - rank))
+            adjusted[i] = min(1.0, running)
+    else:
+        adjusted = list(p_values)
+    return adjusted
+
+
+def compare_waves(
+    pairs: list[tuple[float, float, float, float]], confidence: float, adjust: str
+) -> list[tuple[str, float, float]]:
+    """Two-sample z-tests of independent estimates, e.g. each measure's wave 1 against its wave 4:
+    ``pairs`` of (estimate₁, SE₁, estimate₂, SE₂) in the same units; ``z = (e₁ − e₂)/√(SE₁² + SE₂²)``, the
+    p-values adjusted together by ``adjust`` (one family). Returns (flag 'higher'/'lower'/'' for e₁ against
+    e₂, p, adjusted p) per pair."""
+    normal = NormalDist()
+    p_values = []
+    for e1, se1, e2, se2 in pairs:
+        se = (se1 * se1 + se2 * se2) ** 0.5
+        diff = e1 - e2
+        p_values.append(0.0 if se == 0 and diff != 0 else 1.0 if se == 0 else 2 * normal.cdf(-abs(diff) / se))
+    adjusted = adjusted_p(p_values, adjust)
+    alpha = 1 - confidence
+    result = []
+    for (e1, _, e2, _), p, q in zip(pairs, p_values, adjusted, strict=True):
+        flag = ("higher" if e1 > e2 else "lower") if q < alpha and e1 != e2 else ""
+        result.append((flag, p, q))
+    return result

@@ -1,0 +1,92 @@
+"""Words and numbers of a report in its language: the strings catalogue and Babel number formats.
+
+Template text lives in ``templates/strings/<language>.toml`` (one catalogue per language, the same keys
+in each); numbers are formatted with the locale's own CLDR patterns through Babel, so a French report
+prints ``45,3 %`` with the locale's no-break space rather than a hand-written rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from pathlib import Path as _Path
+
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_decimal, format_percent
+
+from wavetool.errors import ConfigError
+
+LOCALES = {"en": "en_CA", "fr": "fr_CA"}
+LANG_TAGS = {"en": "en-CA", "fr": "fr-CA"}
+
+
+def templates_dir() -> Path:
+    """The report templates: shipped inside the wheel as ``wavetool/templates``, else the checkout's."""
+    return _Path(__file__).resolve().parents[1] / "templates"  # the baseline design's own templates
+
+
+def load_strings(templates: Path, language: str) -> dict[str, str]:
+    """The strings catalogue of ``language`` (a flat key → text table)."""
+    path = templates / "strings" / f"{language}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no report strings for language {language!r}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _one_decimal(pattern: str) -> str:
+    """A CLDR number pattern with exactly one fraction digit: ``#,##0%`` → ``#,##0.0%``."""
+    integer_end = pattern.rfind("0") + 1
+    head = pattern[:integer_end].split(".")[0]
+    return head + ".0" + pattern[integer_end:]
+
+
+@dataclass(frozen=True)
+class Formatter:
+    """Locale-aware number and date formatting for one report language."""
+
+    language: str
+
+    @property
+    def locale(self) -> str:
+        return LOCALES[self.language]
+
+    def _percent_pattern(self, decimals: int) -> str:
+        pattern = Locale.parse(self.locale).percent_formats[None].pattern
+        return _one_decimal(pattern) if decimals == 1 else pattern
+
+    def pct(self, value: float | None, decimals: int = 1) -> str:
+        """``45.3`` (a percentage on the 0-100 scale) → ``45.3%`` / ``45,3 %``; None → an en dash."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return format_percent(value / 100.0, format=self._percent_pattern(decimals), locale=self.locale)
+
+    def num(self, value: float | None, decimals: int = 1) -> str:
+        """A decimal number with ``decimals`` fraction digits and the locale's grouping."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+        return format_decimal(value, format=pattern, locale=self.locale)
+
+    def int(self, value: float | None) -> str:
+        """A count, grouped: ``3,000`` / ``3 000``."""
+        return self.num(value, 0)
+
+    def pct_range(self, low: float | None, high: float | None) -> str:
+        """A confidence interval ``41.2–49.5%`` style, both ends formatted as percentages."""
+        return f"{self.pct(low)} – {self.pct(high)}"
+
+    def date(self, value: dt.date | str | None) -> str:
+        """A date in the locale's long format (``June 21, 2020`` / ``21 juin 2020``)."""
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            value = dt.date.fromisoformat(value)
+        return format_date(value, format="long", locale=self.locale)
