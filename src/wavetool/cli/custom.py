@@ -8,7 +8,7 @@ import typer
 
 from ..custom import list_custom, merge_custom, merge_from_config, remove_custom
 from ..errors import InputMissingError
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json, table
 
 custom_app = typer.Typer(

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from ..ingest import import_wave
-from . import app, ctx_obj
-from .output import make_console, print_json, progress_steps
+from .app import app, ctx_obj
+from .output import make_console, print_json
 
 
 @app.command("import")
@@ -23,14 +23,14 @@ def import_cmd(
     codebook: Path = typer.Option(None, "--codebook", help="Companion codebook for a CSV (overrides the config)."),
     replace: bool = typer.Option(False, "--replace", help="Replace the wave if it is already imported (atomic swap)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
-) -> None:
+) -> int:
     """Import one wave's exports into the study database (all or nothing).
 
     Example: wavetool --study demo import --wave 1 inbox/wave-1/wave1.sav
     """
-    console = make_console()
-    config = ctx_obj(ctx).config
-    with progress_steps(console, f"Importing wave {wave}") as step:
+    obj = ctx_obj(ctx)
+    console, config = obj.out, obj.config
+    with obj.run(f"Importing wave {wave}", quiet=json_out) as run:
         result = import_wave(
             config,
             wave,
@@ -41,11 +41,11 @@ def import_cmd(
             encoding=encoding,
             codebook_path=codebook,
             replace=replace,
-            progress=step,
+            ctx=run,
         )
     if json_out:
         print_json(result.to_dict())
-        return
+        return result.exit_code
     err = make_console(stderr=True)
     for warning in result.warnings:
         err.print(f"Warning: {warning}", markup=False)
@@ -62,3 +62,4 @@ def import_cmd(
             f"`wavetool codebook diff {wave - 1} {wave}`, then add a crosswalk entry or run `wavetool codebook approve --wave {wave}`",
             markup=False,
         )
+    return result.exit_code

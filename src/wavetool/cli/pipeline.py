@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 
 from ..pipeline import RunSummary, run_wave
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .deliver import print_problems
-from .output import make_console, print_json
+from .output import print_json
 
 
 @contextlib.contextmanager
@@ -47,28 +47,16 @@ def run_cmd(
 
     Example: wavetool --study demo run --wave 1
     """
-    config = ctx_obj(ctx).config
-    console = make_console()
-    with _sigterm_as_interrupt(), _progress(console, quiet=json_out) as say:
-        summary = run_wave(config, wave, final=final, send=not no_send, progress=say)
+    obj = ctx_obj(ctx)
+    config, console = obj.config, obj.out
+    with _sigterm_as_interrupt(), obj.run("wavetool run", lines=True, quiet=json_out) as run:
+        summary = run_wave(config, wave, final=final, send=not no_send, ctx=run)
     if json_out:
         print_json(summary.to_dict())
     else:
         _print_summary(console, summary)
     print_problems(wave, summary.failed, summary.uncertain, [x for x in summary.sent if x.get("refused")])
     return summary.exit_code
-
-
-@contextlib.contextmanager
-def _progress(console: Console, quiet: bool) -> Iterator:
-    """A live status line on a terminal; plain lines as steps finish when piped (cron); nothing with --json."""
-    if quiet:
-        yield lambda _m: None
-    elif console.is_terminal:
-        with console.status("wavetool run") as status:
-            yield lambda m: status.update(m)
-    else:
-        yield lambda m: console.print(m, markup=False)
 
 
 def _print_summary(console: Console, s: RunSummary) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..status import init_study, study_status
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json, table
 
 

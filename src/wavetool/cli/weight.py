@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ..weighting import rake, restore_vendor_weight
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json, table
 
 
