@@ -9,7 +9,7 @@ import os
 import duckdb
 import pytest
 
-from conftest import SAMPLE_FILES
+from helpers import SAMPLE_FILES
 from wavetool.config import load_config
 from wavetool.context import Context, Progress, fixed_clock
 from wavetool.drift import approve_wave, review_waves
