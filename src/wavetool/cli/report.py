@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -10,8 +9,6 @@ import typer
 from ..report import render_reports
 from .app import app, ctx_obj
 from .output import make_console, print_json
-
-ProgressCallback = Callable[[int, int, str, str], None]
 
 
 @app.command()
