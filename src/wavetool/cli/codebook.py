@@ -133,7 +133,7 @@ def approve(
 
     Example: wavetool codebook approve --wave 4
     """
-    result = approve_wave(ctx_obj(ctx).config, wave)
+    result = approve_wave(ctx_obj(ctx).config, wave, ctx=ctx_obj(ctx).context())
     if json_out:
         print_json(result)
         return

@@ -36,7 +36,7 @@ def weight_cmd(
             done = "vendor weight restored" if restored["changed"] else "already uses the vendor weight"
             make_console().print(f"wave {wave}: {done}", markup=False)
         return
-    result = rake(config, wave, base="uniform" if uniform else "vendor", store=not dry_run)
+    result = rake(config, wave, base="uniform" if uniform else "vendor", store=not dry_run, ctx=ctx_obj(ctx).context())
     if json_out:
         print_json(result.to_dict())
         return
