@@ -348,7 +348,9 @@ def shown_weight(value: float | None) -> str:
         return "blank"
     if math.isnan(value):
         return "NaN"
-    return str(int(value)) if value.is_integer() else repr(value)
+    # The canonical code text (ARCHITECTURE.md, sql.code_text): integer digits for an integral value below
+    # 1e18, else the shortest double text (-1e+18).
+    return str(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
 
 
 @pytest.fixture(scope="module")
