@@ -790,6 +790,7 @@ EQUAL_ANSWERS = Sample(
 )
 
 
+@pytest.mark.slow  # 25 studies tabulated (make test-fast skips it)
 @settings(max_examples=25, **SETTINGS)
 @given(sample=samples(), factor=st.one_of(st.sampled_from([0.37, 12.5]), st.floats(0.01, 100.0)))
 @example(sample=ONE_VALID_CODE, factor=0.37)

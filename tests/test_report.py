@@ -69,6 +69,7 @@ def merged_study(tmp_path: Path, _imported_template: Path) -> Path:
     return make_study(tmp_path, _imported_template)
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_every_subscriber_gets_a_tagged_pdf_in_its_language(rendered):
     study, result = rendered
     config = load_config(study)
@@ -92,6 +93,7 @@ def test_every_subscriber_gets_a_tagged_pdf_in_its_language(rendered):
     assert not list(folder.glob(".*.tmp"))
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_no_appendix_table_starts_a_page_without_its_caption(rendered):
     """A caption left alone at the foot of a page (its table on the next one) reads as a missing table."""
     study, _ = rendered
@@ -104,6 +106,7 @@ def test_no_appendix_table_starts_a_page_without_its_caption(rendered):
             assert not lines[0].startswith(header + " "), f"{sub_id} page {number} starts with a table, no caption"
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_numbers_equal_tabulate(rendered):
     study, _ = rendered
     config = load_config(study)
@@ -123,6 +126,7 @@ def test_numbers_equal_tabulate(rendered):
         assert checked >= 15
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_benchmark_column_is_all_other_respondents(rendered):
     """The benchmark distribution printed beside Q1 equals a count over the other jurisdictions' rows,
     computed here in Python from the stored answers (valid codes 1-5, weighted)."""
@@ -139,6 +143,7 @@ def test_benchmark_column_is_all_other_respondents(rendered):
     assert config.subscribers["ontario"].jurisdictions == ("ON",)
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_own_custom_questions_only(rendered):
     study, _ = rendered
     config = load_config(study)
@@ -158,6 +163,7 @@ def test_own_custom_questions_only(rendered):
                 assert label not in text, (sub_id, "shows", other, label)
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_french_report_is_french(rendered):
     study, _ = rendered
     config = load_config(study)
@@ -182,6 +188,7 @@ def test_french_report_is_french(rendered):
         assert english not in text
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_rerun_renders_nothing_and_is_byte_identical(rendered, tmp_path):
     study, first = rendered
     config = load_config(study)
@@ -307,6 +314,7 @@ def test_missing_french_translation_is_an_error_listing_it(merged_study):
     assert not (merged_study / "reports" / "wave-4" / "quebec.pdf").exists()
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study, monkeypatch):
     config = load_config(merged_study)
     first = render_reports(config, 4, subscribers=["ontario"], questions=["Q1"], jobs=1)
@@ -334,6 +342,7 @@ def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study
     assert not (folder / "ontario.pdf").exists()
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_cli_report_json_and_bad_subscriber(merged_study, capsys):
     code = main(["--study", str(merged_study), "report", "--wave", "1", "--subscriber", "british-columbia", "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -367,6 +376,7 @@ def test_text_colours_have_enough_contrast():
         assert contrast(text_on(fill), fill) >= 4.5, fill
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_study_templates_override_wavetools_own(merged_study):
     """`[report] templates = DIR`: a coordinator's own report.html.j2 is used; the other files stay
     wavetool's; a template edit re-renders (the inputs hash covers the study's templates too)."""
