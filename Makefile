@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WT := $(BIN)/wavetool --study demo
-APT_PACKAGES := libharfbuzz-subset0 poppler-utils pspp
+APT_PACKAGES := libharfbuzz-subset0 poppler-utils pspp r-base-core r-cran-survey
 
 # test-fast: everything not marked slow (fault injection, end-to-end runs, PDF rendering, packaging,
 # the R/PSPP cross-checks), in parallel: the edit-test loop. `make test` (CI) still runs everything.

@@ -73,5 +73,16 @@ def test_corpus_has_the_cases_the_issue_lists():
         "config-path-traversal-id",
         "config-invalid-email",
         "template-missing-variable",
+        # issue 15: one column, one role; the opt-outs refused where they cannot hold
+        "role-same-column-twice",
+        "role-config-same-column",
+        "role-empty-weight",
+        "role-no-weight-column",
+        "role-row-ids-two-files",
+        "role-row-ids-custom-questions",
+        "role-unknown-jurisdiction-code",
+        "role-jurisdiction-column-and-code",
+        "role-code-for-another-file",
+        "role-config-empty-weight",
     ):
         assert required in names

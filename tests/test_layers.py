@@ -11,7 +11,19 @@ import wavetool
 SRC = Path(wavetool.__file__).parent
 
 # The CLI's command modules: above cli.app (which holds `app`), below cli/__init__ (which imports them).
-COMMANDS = ("codebook", "custom", "deliver", "export", "ingest", "pipeline", "report", "study", "tables", "weight")
+COMMANDS = (
+    "codebook",
+    "custom",
+    "deliver",
+    "drivers",
+    "export",
+    "ingest",
+    "pipeline",
+    "report",
+    "study",
+    "tables",
+    "weight",
+)
 
 # Bottom first. A module may import modules of its own layer or below. A module belongs to the entry
 # with the longest matching dotted prefix; a module matching none fails the test (add it here).

@@ -48,6 +48,12 @@ jurisdictions = ["BB", "CC"]
 contacts = ["a@pair.example"]
 [tables]
 min_base = {MIN_BASE}
+# the tables as before issue 12 (Kish-Wald, unadjusted, no CV flags); test_stats_design checks the defaults
+variance = "kish"
+interval = "wald"
+adjust = "none"
+cv_caution = 0
+cv_suppress = 0
 """
 
 

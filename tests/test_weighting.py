@@ -23,28 +23,35 @@ def stored(study: Path, wave: int) -> list[dict]:
             f"SELECT column_name FROM duckdb_columns() WHERE table_name = 'wave_{wave}' AND column_name LIKE '_weight%'"
         ).fetchall()
         names = [c[0] for c in cols]
-        rows = con.execute(f"SELECT _id, AGEGRP, GENDER, {', '.join(names)} FROM wave_{wave} ORDER BY _id").fetchall()
-    return [dict(zip(["_id", "AGEGRP", "GENDER", *names], r, strict=True)) for r in rows]
+        rows = con.execute(
+            f"SELECT _id, _jurisdiction, AGEGRP, GENDER, {', '.join(names)} FROM wave_{wave} ORDER BY _id"
+        ).fetchall()
+    return [dict(zip(["_id", "_jurisdiction", "AGEGRP", "GENDER", *names], r, strict=True)) for r in rows]
 
 
-def independent_rake(records: list[dict], start: str, trim: tuple[float, float] | None, iterations: int) -> list[float]:
+def independent_rake(
+    records: list[dict], start: str, trim: tuple[float, float] | None, iterations: int, hold_jurisdictions: bool = True
+) -> list[float]:
     """Plain-loop rim weighting: one variable at a time, respondents with a missing answer untouched,
-    then trim to the bounds and rescale to mean 1; a fixed number of passes."""
+    then (with ``hold_jurisdictions``) each jurisdiction back to its share of the starting weights, then
+    trim to the bounds and rescale to mean 1; a fixed number of passes."""
     w = [r[start] for r in records]
     mean = sum(w) / len(w)
     w = [x / mean for x in w]
+    held = shares(records, w, "_jurisdiction")
+    margins = {**MARGINS, "_jurisdiction": held} if hold_jurisdictions else MARGINS
     for _ in range(iterations):
-        for variable, shares in MARGINS.items():
+        for variable, shares_ in margins.items():
             totals: dict[float, float] = {}
             for r, x in zip(records, w, strict=True):
                 code = r[variable]
-                if code is not None and code not in USER_MISSING[variable]:
+                if code is not None and code not in USER_MISSING.get(variable, ()):
                     totals[code] = totals.get(code, 0.0) + x
             grand = sum(totals.values())
             for i, r in enumerate(records):
                 code = r[variable]
                 if code in totals:
-                    w[i] *= shares[code] * grand / totals[code]
+                    w[i] *= shares_[code] * grand / totals[code]
         if trim:
             w = [min(max(x, trim[0]), trim[1]) for x in w]
             mean = sum(w) / len(w)
@@ -52,17 +59,18 @@ def independent_rake(records: list[dict], start: str, trim: tuple[float, float] 
     return w
 
 
-def shares(records: list[dict], weights: list[float], variable: str) -> dict[float, float]:
-    totals: dict[float, float] = {}
+def shares(records: list[dict], weights: list[float], variable: str) -> dict:
+    totals: dict = {}
     for r, x in zip(records, weights, strict=True):
         code = r[variable]
-        if code is not None and code not in USER_MISSING[variable]:
+        if code is not None and code not in USER_MISSING.get(variable, ()):
             totals[code] = totals.get(code, 0.0) + x
     grand = sum(totals.values())
     return {c: v / grand for c, v in totals.items()}
 
 
 def test_rake_reproduces_margins_and_matches_independent_raking(imported_study, cli):
+    _edit_config(imported_study, "tolerance = 1e-6", "tolerance = 1e-11")  # converged well past the comparison
     code, out, err = cli("--study", imported_study, "weight", "--wave", "2")
     assert code == 0, err
     assert "converged" in out and "weighting efficiency" in out and "design effect" in out
@@ -76,8 +84,14 @@ def test_rake_reproduces_margins_and_matches_independent_raking(imported_study, 
     config = load_config(imported_study)
     assert config.weighting.trim == (0.2, 5.0)
     assert min(raked) >= 0.2 - 1e-9 and max(raked) <= 5.0 + 1e-9
-    expected = independent_rake(records, "_weight_vendor", config.weighting.trim, iterations=200)
-    assert np.max(np.abs(np.array(raked) - np.array(expected))) < 1e-6
+    expected = independent_rake(records, "_weight_vendor", config.weighting.trim, iterations=400)
+    assert np.max(np.abs(np.array(raked) - np.array(expected))) < 1e-9
+    # the jurisdictions keep their shares of the vendor weight (the default keep_jurisdiction_totals)
+    before, after = (
+        shares(records, [r["_weight_vendor"] for r in records], "_jurisdiction"),
+        shares(records, raked, "_jurisdiction"),
+    )
+    assert len(before) == 13 and all(abs(after[j] - before[j]) < 1e-9 for j in before)
     # the vendor weight is kept
     with read_store(imported_study) as con:
         vendor = con.execute("SELECT WEIGHT, _weight_vendor FROM wave_2").fetchall()
@@ -113,9 +127,15 @@ def test_from_uniform_start(imported_study):
     config = load_config(imported_study)
     result = rake(config, 3, base="uniform")
     records = stored(imported_study, 3)
-    expected = independent_rake([{**r, "one": 1.0} for r in records], "one", config.weighting.trim, iterations=200)
+    expected = independent_rake([{**r, "one": 1.0} for r in records], "one", config.weighting.trim, iterations=1000)
     assert result.base == "uniform" and result.converged
-    assert np.max(np.abs(np.array([r["_weight_raked"] for r in records]) - np.array(expected))) < 1e-6
+    assert np.max(np.abs(np.array([r["_weight_raked"] for r in records]) - np.array(expected))) < 1e-5
+    # from equal weights, the held jurisdiction shares are the unweighted ones
+    counts = {
+        j: sum(r["_jurisdiction"] == j for r in records) / len(records) for j in {r["_jurisdiction"] for r in records}
+    }
+    assert {j.code: j.before for j in result.jurisdictions} == pytest.approx(counts, abs=1e-15)
+    assert result.jurisdiction_totals == "held"
 
 
 def _edit_config(study: Path, old: str, new: str) -> None:
@@ -156,3 +176,9 @@ def test_non_convergence_is_exit_81(imported_study, cli):
     code, _, err = cli("--study", imported_study, "weight", "--wave", "2")
     assert code == 81 and "did not converge" in err
     assert _table_state(imported_study) == before
+
+
+def test_keep_jurisdiction_totals_must_be_a_boolean(imported_study, cli):
+    _edit_config(imported_study, "[weighting]\n", '[weighting]\nkeep_jurisdiction_totals = "yes"\n')
+    code, _, err = cli("--study", imported_study, "weight", "--wave", "2")
+    assert code == 78 and "weighting.keep_jurisdiction_totals" in err and "true or false" in err

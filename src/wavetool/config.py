@@ -27,18 +27,65 @@ EMAIL_RE = re.compile(
 LANGUAGES = ("en", "fr")
 
 
+ROW_IDS = "row"  # `id = "row"`: the file has no respondent id; row numbers are the ids
+NO_WEIGHT = "none"  # `weight = "none"`: the file has no weight; every respondent weighs 1 (unweighted)
+ROLE_KEYS = ("id", "jurisdiction", "weight", "jurisdiction_code", "strata", "cluster")
+
+
 @dataclass(frozen=True)
 class ColumnRoles:
-    """Which file columns hold the respondent id, the jurisdiction and the final weight."""
+    """Which file columns hold the respondent id, the jurisdiction and the final weight, or the explicit
+    opt-outs: ``id = "row"`` (row numbers as ids), ``weight = "none"`` (unweighted) and ``jurisdiction_code``
+    ((file name, code) pairs; file name "" = every file): the jurisdiction of every row of a file without
+    a jurisdiction column; and (optional) the sampling design's strata (default: the jurisdiction) and
+    clusters (PSUs; default: none)."""
 
     id: str = "RESPID"
     jurisdiction: str = "PROV"
     weight: str = "WEIGHT"
+    jurisdiction_code: tuple[tuple[str, str], ...] = ()
+    strata: str | None = None
+    cluster: str | None = None
 
-    def merged(self, **overrides: str | None) -> ColumnRoles:
-        """These roles with the non-empty ``overrides`` applied."""
+    def merged(self, **overrides: Any) -> ColumnRoles:
+        """These roles with the non-empty ``overrides`` applied. A jurisdiction column given without a
+        jurisdiction code replaces an inherited code (the column is then what holds the jurisdiction)."""
         values = {k: v for k, v in overrides.items() if v}
+        if values.get("jurisdiction") and "jurisdiction_code" not in values:
+            values["jurisdiction_code"] = ()
         return ColumnRoles(**{**self.__dict__, **values})
+
+    @property
+    def row_ids(self) -> bool:
+        return self.id == ROW_IDS
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight != NO_WEIGHT
+
+    def code_for(self, file_name: str) -> str | None:
+        """The jurisdiction code every row of ``file_name`` gets, or None (its jurisdiction column holds it)."""
+        codes = dict(self.jurisdiction_code)
+        return codes.get(file_name, codes.get(""))
+
+    def columns_for(self, file_name: str) -> dict[str, str]:
+        """role -> the column of ``file_name`` that holds it; an opted-out role (``id = "row"``,
+        ``weight = "none"``, a jurisdiction code for the file) has none."""
+        columns = {}
+        if not self.row_ids:
+            columns["id"] = self.id
+        if self.code_for(file_name) is None:
+            columns["jurisdiction"] = self.jurisdiction
+        if self.weighted:
+            columns["weight"] = self.weight
+        return columns
+
+    def describe(self) -> dict[str, Any]:
+        """The roles as shown in ``import --json`` and stored with a wave."""
+        out: dict[str, Any] = {"id": self.id, "jurisdiction": self.jurisdiction, "weight": self.weight}
+        if self.jurisdiction_code:
+            out["jurisdiction_code"] = {name or "*": code for name, code in self.jurisdiction_code}
+        return out
 
 
 @dataclass(frozen=True)
@@ -50,7 +97,7 @@ class Wave:
     fieldwork_end: dt.date | None
     inbox: str | None = None
     codebook: str | None = None
-    column_overrides: dict[str, str] = field(default_factory=dict)
+    column_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,19 +156,32 @@ class ScaleBoxes:
     bottom: tuple[float, ...]
 
 
+VARIANCES = ("linearized", "kish")
+INTERVALS = ("wilson", "korn-graubard", "wald")
+ADJUSTMENTS = ("bh", "holm", "none")
+
+
 @dataclass(frozen=True)
 class TablesConfig:
     min_base: int = 30
     confidence: float = 0.95
     scales: dict[str, ScaleBoxes] = field(default_factory=dict)
+    variance: str = "linearized"  # or "kish" (Wald on Kish's n_eff: the tables before issue 12)
+    interval: str = "wilson"
+    adjust: str = "bh"
+    cv_caution: float = 16.6  # percent; 0 = no E flags
+    cv_suppress: float = 33.3  # percent; 0 = no F flags
+    min_effective_base: float = 0.0  # 0 = off
 
 
 @dataclass(frozen=True)
 class WeightingConfig:
     margins: dict[str, dict[str, float]] = field(default_factory=dict)
-    max_iterations: int = 100
+    max_iterations: int = 1000
     tolerance: float = 1e-6
     trim: tuple[float, float] | None = None
+    # hold each jurisdiction's share of the starting weights as an extra margin when the jurisdiction is not one
+    keep_jurisdiction_totals: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,6 +219,18 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class DriversConfig:
+    """``[drivers]``: the drivers-of-satisfaction analysis (``wavetool drivers``). ``outcome`` is None when
+    the study has no such analysis configured."""
+
+    outcome: str | None = None
+    attributes: tuple[str, ...] = ()
+    min_base: int = 100
+    replicates: int = 0
+    seed: int = 20200601
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Everything ``wavetool.toml`` says about a study; ``root`` is the study folder."""
 
@@ -177,6 +249,7 @@ class StudyConfig:
     report: ReportConfig = ReportConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    drivers: DriversConfig = DriversConfig()
 
     def roles_for_wave(self, wave: int) -> ColumnRoles:
         """Column roles for ``wave``: the study's roles with that wave's overrides applied."""
@@ -303,6 +376,7 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
             "report",
             "delivery",
             "pipeline",
+            "drivers",
         }
     )
     study = top.section("study")
@@ -326,13 +400,43 @@ def parse_config(data: dict[str, Any], path: Path) -> StudyConfig:
         report=_parse_report(top.section("report")),
         delivery=_parse_delivery(top.section("delivery")),
         pipeline=_parse_pipeline(top.section("pipeline")),
+        drivers=_parse_drivers(top.section("drivers")),
     )
     return config
 
 
 def _parse_columns(sec: _Section, base: ColumnRoles) -> ColumnRoles:
-    sec.check_keys({"id", "jurisdiction", "weight"})
-    return base.merged(**{k: sec.get(k, str) for k in ("id", "jurisdiction", "weight")})
+    return base.merged(**_role_values(sec))
+
+
+def _role_values(sec: _Section) -> dict[str, Any]:
+    """The role keys of a ``[columns]`` table (study-wide or a wave's): column names, or the opt-outs
+    ``id = "row"``, ``weight = "none"`` and ``jurisdiction_code = "CODE"`` / ``{ "file.sav" = "CODE" }``."""
+    sec.check_keys(set(ROLE_KEYS))
+    values: dict[str, Any] = {}
+    for key in ("id", "jurisdiction", "weight"):
+        value = sec.get(key, str)
+        if value is not None and not value.strip():
+            opt_out = {"id": f' or "{ROW_IDS}" (row numbers as ids)', "weight": f' or "{NO_WEIGHT}" (unweighted)'}
+            raise sec.error(
+                key,
+                "is empty: name the column" + opt_out.get(key, '; a file without one takes jurisdiction_code = "CODE"'),
+            )
+        values[key] = value
+    for key in ("strata", "cluster"):  # design roles: a column name, or absent
+        values[key] = sec.get(key, str)
+    code = sec.data.get("jurisdiction_code")
+    if code is not None:
+        pairs = {"": code} if isinstance(code, str) else code if isinstance(code, dict) else None
+        if not pairs or not all(isinstance(v, str) and v.strip() for v in pairs.values()):
+            raise sec.error("jurisdiction_code", 'must be a jurisdiction code ("YT") or a table of file name = code')
+        if values.get("jurisdiction") and "" in pairs:
+            raise sec.error(
+                "jurisdiction_code",
+                f"gives every file one jurisdiction, but jurisdiction = {values['jurisdiction']!r} names a column: keep one",
+            )
+        values["jurisdiction_code"] = tuple((name, c.strip()) for name, c in pairs.items())
+    return values
 
 
 def _items(top: _Section, name: str, path: Path) -> list[_Section]:
@@ -365,8 +469,7 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
             raise sec.error("number", f"{number} is not a wave number 1-4")
         if number in waves:
             raise sec.error("number", f"wave {number} is listed twice")
-        overrides = sec.section("columns")
-        overrides.check_keys({"id", "jurisdiction", "weight"})
+        overrides = _role_values(sec.section("columns"))
         label = sec.get("label", str, default=f"Wave {number}")
         start, end = _date(sec, "fieldwork_start"), _date(sec, "fieldwork_end")
         if start and end and end < start:
@@ -379,7 +482,7 @@ def _parse_waves(top: _Section, path: Path) -> dict[int, Wave]:
             fieldwork_end=end,
             inbox=sec.get("inbox", str),
             codebook=sec.get("codebook", str),
-            column_overrides={k: overrides.get(k, str) for k in overrides.data},
+            column_overrides={k: v for k, v in overrides.items() if v is not None},
         )
     return dict(sorted(waves.items()))
 
@@ -521,7 +624,10 @@ def _parse_translations(sec: _Section) -> dict[str, dict[str, str]]:
 
 
 def _parse_tables(sec: _Section) -> TablesConfig:
-    sec.check_keys({"min_base", "confidence", "scales"})
+    sec.check_keys(
+        {"min_base", "confidence", "scales", "variance", "interval", "adjust", "cv_caution", "cv_suppress"}
+        | {"min_effective_base"}
+    )
     min_base = sec.get("min_base", int, default=30)
     if min_base < 1:
         raise sec.error("min_base", "must be at least 1")
@@ -540,11 +646,23 @@ def _parse_tables(sec: _Section) -> TablesConfig:
                 raise s.error(key, "must be a list of numeric codes")
             boxes[key] = tuple(float(c) for c in codes)
         scales[question] = ScaleBoxes(**boxes)
-    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales)
+    choices = {}
+    for key, allowed in (("variance", VARIANCES), ("interval", INTERVALS), ("adjust", ADJUSTMENTS)):
+        choices[key] = sec.get(key, str, default=allowed[0])
+        if choices[key] not in allowed:
+            raise sec.error(key, f"{choices[key]!r} is not one of {', '.join(allowed)}")
+    limits = {}
+    for key, default in (("cv_caution", 16.6), ("cv_suppress", 33.3), ("min_effective_base", 0.0)):
+        limits[key] = sec.get(key, float, default=default)
+        if limits[key] < 0:
+            raise sec.error(key, "must be 0 (off) or more")
+    if limits["cv_caution"] and limits["cv_suppress"] and limits["cv_caution"] > limits["cv_suppress"]:
+        raise sec.error("cv_caution", f"{limits['cv_caution']:g} is above cv_suppress {limits['cv_suppress']:g}")
+    return TablesConfig(min_base=min_base, confidence=confidence, scales=scales, **choices, **limits)
 
 
 def _parse_weighting(sec: _Section) -> WeightingConfig:
-    sec.check_keys({"margins", "max_iterations", "tolerance", "trim"})
+    sec.check_keys({"margins", "max_iterations", "tolerance", "trim", "keep_jurisdiction_totals"})
     margins = {}
     margins_sec = sec.section("margins")
     for variable in margins_sec.data:
@@ -560,9 +678,10 @@ def _parse_weighting(sec: _Section) -> WeightingConfig:
         raise sec.error("trim", "must be [low, high] with 0 < low < high, e.g. [0.2, 5.0]")
     return WeightingConfig(
         margins=margins,
-        max_iterations=sec.get("max_iterations", int, default=100),
+        max_iterations=sec.get("max_iterations", int, default=1000),
         tolerance=sec.get("tolerance", float, default=1e-6),
         trim=(float(trim[0]), float(trim[1])) if trim else None,
+        keep_jurisdiction_totals=sec.get("keep_jurisdiction_totals", bool, default=True),
     )
 
 
@@ -626,6 +745,33 @@ def _parse_pipeline(sec: _Section) -> PipelineConfig:
     if timeout < 0:
         raise sec.error("lock_timeout", "must be zero or more seconds")
     return PipelineConfig(lock_timeout=timeout)
+
+
+def _parse_drivers(sec: _Section) -> DriversConfig:
+    sec.check_keys({"outcome", "attributes", "min_base", "replicates", "seed"})
+    outcome = sec.get("outcome", str)
+    attributes = sec.strings("attributes")
+    if outcome is None and attributes:
+        raise sec.error("outcome", "is required with attributes", hint='name the outcome question, e.g. outcome = "Q1"')
+    if outcome is not None and not attributes:
+        raise sec.error(
+            "attributes", "must list at least one attribute question", hint='e.g. attributes = ["Q2", "Q3"]'
+        )
+    if outcome is not None and outcome in attributes:
+        raise sec.error("attributes", f"lists the outcome {outcome!r}; an outcome cannot explain itself")
+    repeated = sorted({a for a in attributes if attributes.count(a) > 1})
+    if repeated:
+        raise sec.error("attributes", f"lists {', '.join(repeated)} more than once")
+    min_base = sec.get("min_base", int, default=100)
+    if min_base < 1:
+        raise sec.error("min_base", "must be at least 1")
+    replicates = sec.get("replicates", int, default=0)
+    if replicates < 0:
+        raise sec.error("replicates", "must be 0 (no bootstrap) or a number of bootstrap replicates, e.g. 200")
+    seed = sec.get("seed", int, default=DriversConfig.seed)
+    if seed < 0:
+        raise sec.error("seed", "must be zero or a positive integer")
+    return DriversConfig(outcome=outcome, attributes=attributes, min_base=min_base, replicates=replicates, seed=seed)
 
 
 def example_config() -> str:

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,10 @@ from .custom import merge_from_config
 from .deliver import send_reports
 from .drift import review_waves
 from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_interruption
+from .fsutil import atomic_path
 from .ingest import SUFFIXES, file_sha256, import_wave
 from .report import render_reports
-from .stats import all_scopes, tabulate
+from .stats import all_scopes, drivers, tabulate
 from .store import first_row, read_store, study_lock, write_store
 
 RUN_LOCK_NAME = ".wavetool-run.lock"
@@ -112,6 +113,7 @@ class RunSummary:
                 "custom_files": {f"{m['subscriber']}:{Path(m['file']).name}": m["sha256"] for m in self.merged},
             },
             "tables": {"file": self.tables.get("file"), "sha256": self.tables.get("sha256")},
+            "drivers": {k: self.tables.get("drivers", {}).get(k) for k in ("file", "sha256")},
             "reports": dict(self.reports),
             "deliveries": [
                 {k: d.get(k) for k in ("subscriber", "status", "message_id", "report_sha256", "destination")}
@@ -297,6 +299,40 @@ def _step_tables(config: StudyConfig, summary: RunSummary, ctx: Context) -> None
     changed = new_sha != old_sha
     summary.tables = {"file": str(target.relative_to(config.root)), "sha256": new_sha, "changed": changed}
     say(f"tables: {summary.tables['file']} {'written' if changed else 'unchanged'} (sha256 {new_sha[:12]})")
+    if config.drivers.outcome is not None:
+        _write_drivers(config, summary, say, tables)
+
+
+def _write_drivers(config: StudyConfig, summary: RunSummary, say: Callable[[str], None], tables: Any) -> None:
+    """``tables/wave-N-drivers.csv`` beside the tables (the attributes' top-2 boxes taken from them)."""
+    wave = summary.wave
+    target = config.root / TABLES_DIR / f"wave-{wave}-drivers.csv"
+    result = drivers(config, wave, scopes=all_scopes(config), tables=tables)
+    sha, changed = _replace_if_changed(target, result.to_csv, "the drivers")
+    summary.tables["drivers"] = {"file": str(target.relative_to(config.root)), "sha256": sha, "changed": changed}
+    skipped = len(result.skipped)
+    say(
+        f"drivers: {summary.tables['drivers']['file']} {'written' if changed else 'unchanged'} "
+        f"({len(result.scopes) - skipped} scopes, {skipped} without drivers)"
+    )
+
+
+def _replace_if_changed(target: Path, write: Callable[[Path], None], what: str) -> tuple[str, bool]:
+    """Write through a temporary file and move it over ``target`` unless the bytes are the same; returns
+    (sha256, changed)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:  # readers see the old file or the new one, never half of one
+            write(tmp)
+            new_sha = file_sha256(tmp)
+            old_sha = file_sha256(target) if target.exists() else None
+            if new_sha == old_sha:
+                tmp.unlink()  # unchanged: the old file stays, with its time stamp
+    except OSError as exc:
+        raise OutputError(
+            f"{target}: cannot write {what}: {exc.strerror}", hint="check the study folder is writable"
+        ) from None
+    return new_sha, new_sha != old_sha
 
 
 def _step_render(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:

@@ -4,6 +4,12 @@
 variable in ``[weighting.margins]`` matches the configured population shares, optionally trimming the
 weights to ``[weighting] trim = [low, high]`` (relative to a mean weight of 1) between raking passes.
 
+Jurisdiction shares: a vendor weight usually corrects each jurisdiction's boosted sample back to its share
+of the population. When the jurisdiction is not one of the margins, raking on the others would move those
+shares (by up to 4 % relative on the sample study), so with ``[weighting] keep_jurisdiction_totals = true``
+(the default) each jurisdiction's share of the starting weights is held as one more margin. The result
+reports every jurisdiction's share before and after raking either way.
+
 Where the raked weight lives: the wave table gets two columns, ``_weight_vendor`` (a copy of the weight
 delivered with the file, made once) and ``_weight_raked``, and ``_weight`` (the column every table, custom
 question and report reads) is set to the raked weight. ``wavetool weight --wave N --vendor`` puts the
@@ -53,6 +59,16 @@ class MarginCheck:
 
 
 @dataclass
+class JurisdictionShare:
+    """One jurisdiction's share of the weights before raking (the starting weights) and after."""
+
+    code: str
+    n: int
+    before: float
+    after: float
+
+
+@dataclass
 class RakeResult:
     """What raking did, for the CLI, ``--json`` and the ``weightings`` table."""
 
@@ -70,12 +86,16 @@ class RakeResult:
     trimmed: int  # respondents whose weight sits on a trim bound
     margins: list[MarginCheck] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)  # variable -> respondents left out (missing)
+    # 'held' (the starting shares kept as a margin), 'margin' (a configured margin) or 'free' (allowed to move)
+    jurisdiction_totals: str = "free"
+    jurisdictions: list[JurisdictionShare] = field(default_factory=list)
     weights: np.ndarray | None = None  # the raked weights, in ``ids`` order (not serialised)
     ids: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("weights", "ids")}
         data["margins"] = [m.__dict__ for m in self.margins]
+        data["jurisdictions"] = [j.__dict__ for j in self.jurisdictions]
         return data
 
 
@@ -117,7 +137,8 @@ def rake_weights(
 def _fit_margin(weights: np.ndarray, margin: Margin) -> np.ndarray:
     answered = margin.index >= 0
     totals = np.bincount(margin.index[answered], weights=weights[answered], minlength=len(margin.codes))
-    factors = margin.targets * totals.sum() / totals
+    # a category holding no weight (a jurisdiction whose starting weights are all 0) has nothing to scale
+    factors = np.divide(margin.targets * totals.sum(), totals, out=np.ones_like(totals), where=totals > 0)
     adjusted = weights.copy()
     adjusted[answered] *= factors[margin.index[answered]]
     return adjusted
@@ -189,8 +210,9 @@ def rake(
 ) -> RakeResult:
     """Rake ``wave`` to the configured margins and (with ``store``) make the result the wave's weight.
 
-    ``base`` is 'vendor' (start from the delivered weight: keeps what it corrects that the margins do not
-    mention, e.g. a jurisdiction boost) or 'uniform' (start from equal weights)."""
+    ``base`` is 'vendor' (start from the delivered weight) or 'uniform' (start from equal weights). Unless the
+    jurisdiction is a margin, ``[weighting] keep_jurisdiction_totals`` (default true) holds each jurisdiction's
+    share of those starting weights (a vendor weight's correction of a jurisdiction boost)."""
     settings = config.weighting
     if not settings.margins:
         raise WeightingError(
@@ -221,7 +243,7 @@ def _rake_read(config: StudyConfig, wave: int, base: str, con: duckdb.DuckDBPyCo
     vendor = "_weight_vendor" if _has_column(con, wave, "_weight_vendor") else "_weight"
     select = ", ".join(f"h.{quote(c)} AS {quote('m_' + v)}" for v, c in columns.items())
     data = con.sql(
-        f"SELECT h._id, t.{vendor} AS vendor, {select} FROM ({harmonised_select(con, config, wave)}) h "
+        f"SELECT h._id, h._jurisdiction AS jurisdiction, t.{vendor} AS vendor, {select} FROM ({harmonised_select(con, config, wave)}) h "
         f"JOIN {wave_table(wave)} t USING (_id) ORDER BY h._id"
     ).fetchnumpy()
     ids = [str(i) for i in data["_id"]]
@@ -235,17 +257,48 @@ def _rake_read(config: StudyConfig, wave: int, base: str, con: duckdb.DuckDBPyCo
         excluded[variable] = int((margin.index < 0).sum())
     start = np.asarray(_as_values(data["vendor"]), dtype=float) if base == "vendor" else np.ones(len(ids))
     settings = config.weighting
+    jurisdiction = jurisdiction_margin(_as_values(data["jurisdiction"]), start)
+    if "_jurisdiction" in columns.values():
+        mode = "margin"
+    elif settings.keep_jurisdiction_totals:
+        mode = "held"
+    else:
+        mode = "free"
+    fitted = [*margins, jurisdiction] if mode == "held" else margins
     weights, iterations, converged, error = rake_weights(
-        start, margins, max_iterations=settings.max_iterations, tolerance=settings.tolerance, trim=settings.trim
+        start, fitted, max_iterations=settings.max_iterations, tolerance=settings.tolerance, trim=settings.trim
     )
     if not converged:
+        held = " and the jurisdiction shares held by [weighting] keep_jurisdiction_totals" if mode == "held" else ""
         raise WeightingError(
             f"wave {wave}: raking did not converge in {iterations} iterations (largest margin error {error:.2e} > "
             f"tolerance {settings.tolerance:g})",
-            hint="the trim bounds may be too tight for these margins (widen [weighting] trim), or raise max_iterations; "
-            "no weight was written",
+            hint=f"the trim bounds may be too tight for these margins{held} (widen [weighting] trim), or raise "
+            "max_iterations; no weight was written",
         )
-    return _result(wave, base, ids, weights, iterations, error, margins, excluded, settings.trim), row[0]
+    result = _result(wave, base, ids, weights, iterations, error, margins, excluded, settings.trim)
+    result.jurisdiction_totals = mode
+    result.jurisdictions = _jurisdiction_shares(jurisdiction, weights)
+    return result, row[0]
+
+
+def jurisdiction_margin(codes: list[Any], start: np.ndarray) -> Margin:
+    """The jurisdictions as a margin whose targets are their shares of the starting weights."""
+    known = sorted({str(c) for c in codes if c is not None})
+    position = {code: i for i, code in enumerate(known)}
+    index = np.array([-1 if c is None else position[str(c)] for c in codes], dtype=np.int64)
+    answered = index >= 0
+    totals = np.bincount(index[answered], weights=start[answered], minlength=len(known))
+    return Margin("_jurisdiction", known, totals / totals.sum(), index)
+
+
+def _jurisdiction_shares(jurisdiction: Margin, weights: np.ndarray) -> list[JurisdictionShare]:
+    after = margin_shares(weights, jurisdiction)
+    counts = np.bincount(jurisdiction.index[jurisdiction.index >= 0], minlength=len(jurisdiction.codes))
+    return [
+        JurisdictionShare(code, int(counts[i]), float(jurisdiction.targets[i]), float(after[i]))
+        for i, code in enumerate(jurisdiction.codes)
+    ]
 
 
 def _as_values(column: Any) -> list[Any]:

@@ -18,6 +18,7 @@ from ..errors import ExitCode, WavetoolError, is_interruption
 from . import codebook as _codebook  # noqa: F401
 from . import custom as _custom  # noqa: F401
 from . import deliver as _deliver  # noqa: F401
+from . import drivers as _drivers  # noqa: F401
 from . import export as _export  # noqa: F401
 from . import ingest as _ingest  # noqa: F401
 from . import pipeline as _pipeline  # noqa: F401

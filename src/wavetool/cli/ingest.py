@@ -16,9 +16,19 @@ def import_cmd(
     ctx: typer.Context,
     files: list[Path] = typer.Argument(..., help="The wave's export file(s): .sav, .zsav, .por or .csv."),
     wave: int = typer.Option(..., "--wave", "-w", min=1, max=4, help="Wave number (1-4)."),
-    id_column: str = typer.Option(None, "--id", help="Respondent id column (overrides the config)."),
+    id_column: str = typer.Option(
+        None, "--id", help="Respondent id column (overrides the config); 'row': row numbers as ids (one file)."
+    ),
     jurisdiction_column: str = typer.Option(None, "--jurisdiction", help="Jurisdiction column (overrides the config)."),
-    weight_column: str = typer.Option(None, "--weight", help="Final weight column (overrides the config)."),
+    jurisdiction_codes: list[str] = typer.Option(
+        None,
+        "--jurisdiction-code",
+        help="CODE: every row's jurisdiction, for a file without a jurisdiction column; FILE=CODE for one file "
+        "(repeat for each file).",
+    ),
+    weight_column: str = typer.Option(
+        None, "--weight", help="Final weight column (overrides the config); 'none': unweighted, every weight 1."
+    ),
     encoding: str = typer.Option(None, "--encoding", help="Text encoding of the file, e.g. latin-1 or cp1252."),
     codebook: Path = typer.Option(None, "--codebook", help="Companion codebook for a CSV (overrides the config)."),
     replace: bool = typer.Option(False, "--replace", help="Replace the wave if it is already imported (atomic swap)."),
@@ -26,7 +36,12 @@ def import_cmd(
 ) -> int:
     """Import one wave's exports into the study database (all or nothing).
 
+    Each role (respondent id, jurisdiction, weight) is one column of its own. A file without one says so:
+    --id row (row numbers as ids), --weight none (unweighted), --jurisdiction-code CODE.
+
     Example: wavetool --study demo import --wave 1 inbox/wave-1/wave1.sav
+
+    Example: wavetool import --wave 2 main.sav yt-boost.sav --jurisdiction-code yt-boost.sav=YT --weight none
     """
     obj = ctx_obj(ctx)
     console, config = obj.out, obj.config
@@ -38,6 +53,7 @@ def import_cmd(
             id_column=id_column,
             jurisdiction_column=jurisdiction_column,
             weight_column=weight_column,
+            jurisdiction_codes=jurisdiction_codes,
             encoding=encoding,
             codebook_path=codebook,
             replace=replace,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from ..weighting import rake, restore_vendor_weight
 from .app import app, ctx_obj
@@ -22,7 +23,9 @@ def weight_cmd(
 ) -> None:
     """Rake (rim-weight) a wave to the population margins in wavetool.toml and use that weight in tables.
 
-    Reports iterations, convergence, weighting efficiency, design effect, min/max weight and trimming.
+    Reports iterations, convergence, weighting efficiency, design effect, min/max weight, trimming, and each
+    jurisdiction's share before and after. Unless the jurisdiction is a margin, its shares of the starting
+    weights are held ([weighting] keep_jurisdiction_totals = true, the default).
     Exit 81 when raking cannot converge or a margin category is absent from the data (nothing is stored).
 
     Example: wavetool weight --wave 2
@@ -57,8 +60,28 @@ def weight_cmd(
             [(m.variable, m.code, m.n, f"{100 * m.target:.2f}", f"{100 * m.achieved:.4f}") for m in result.margins],
         )
     )
+    held = {
+        "held": "held at their shares of the starting weights ([weighting] keep_jurisdiction_totals)",
+        "margin": "raked to [weighting.margins]",
+        "free": "not held (keep_jurisdiction_totals = false): raking moved them",
+    }[result.jurisdiction_totals]
+    console.print(
+        table(
+            escape(f"Jurisdiction shares: {held}"),
+            ["jurisdiction", "n", "before %", "after %", "change %"],
+            [
+                (j.code, j.n, f"{100 * j.before:.2f}", f"{100 * j.after:.2f}", _relative_change(j.before, j.after))
+                for j in result.jurisdictions
+            ],
+        )
+    )
     left_out = {k: v for k, v in result.excluded.items() if v}
     if left_out:
         console.print(
             "left out of a margin (missing answer): " + ", ".join(f"{k} {v}" for k, v in left_out.items()), markup=False
         )
+
+
+def _relative_change(before: float, after: float) -> str:
+    """The relative change of a share, in percent (a share of 0 cannot move relatively)."""
+    return f"{round(100 * (after / before - 1), 2) + 0.0:+.2f}" if before > 0 else "-"  # + 0.0: no "-0.00"

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from ..codebook import Variable, read_codebook_file
-from ..config import StudyConfig, Subscriber
+from ..config import ROW_IDS, StudyConfig, Subscriber
 from ..context import QUIET, Context
 from ..errors import DataError, InputMissingError
 from ..ingest.decode import DecodedFile, decode_file, file_sha256
@@ -78,6 +78,12 @@ def _prepare(
             )
     decoded = decode_file(file, wave, config, encoding, codebook, wave_codebook=False)
     id_column = config.roles_for_wave(wave).id
+    if id_column == ROW_IDS:
+        raise DataError(
+            f'{file}: wave {wave}\'s respondents are identified by row numbers ([columns] id = "{ROW_IDS}"), so custom'
+            " answers cannot be matched to them",
+            hint=f"set the wave's real id column in [columns] id (or its [waves.columns]) and re-import wave {wave}",
+        )
     names = decoded.table.column_names
     if id_column not in names:
         raise DataError(
@@ -161,6 +167,13 @@ def _check_collisions(con: duckdb.DuckDBPyConnection, p: _Prepared) -> None:
 
 def _check_respondents(con: duckdb.DuckDBPyConnection, config: StudyConfig, p: _Prepared) -> None:
     """Every id must be a respondent of this wave in one of the subscriber's jurisdictions."""
+    stored_id = first_row(con, "SELECT id_column FROM waves WHERE wave = ?", [p.wave])
+    if stored_id is not None and stored_id[0] == ROW_IDS:
+        raise DataError(
+            f"{p.decoded.path}: wave {p.wave} was imported with row numbers as respondent ids (--id {ROW_IDS}),"
+            " so custom answers cannot be matched to its respondents",
+            hint=f"re-import wave {p.wave} with its real id column (--id COLUMN --replace), then merge again",
+        )
     ids = f"(SELECT DISTINCT {id_text_expr(quote(p.id_column), p.decoded.codebook.variables.get(p.id_column))} AS _id FROM incoming_custom)"
     absent = con.execute(
         f"SELECT i._id FROM {ids} i ANTI JOIN {wave_table(p.wave)} w ON w._id = i._id ORDER BY i._id"

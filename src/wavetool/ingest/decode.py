@@ -123,7 +123,7 @@ def stage_file(
     count the codes that are neither labelled nor missing in every other column."""
     suffix = check_file(path)
     warnings: list[str] = []
-    keep = [roles.id, roles.jurisdiction, roles.weight] if roles else []
+    keep = list(dict.fromkeys(roles.columns_for(path.name).values())) if roles else []
     skip = set(keep) if roles else None
     target = staging.path(name)
     if suffix == ".csv":

@@ -3,12 +3,13 @@ ids, unknown jurisdictions, bad weights, unlabelled codes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 
 from ..codebook import Codebook, Variable, code_text
-from ..config import ColumnRoles, StudyConfig
+from ..config import NO_WEIGHT, ROW_IDS, ColumnRoles, StudyConfig
 from ..errors import DataError
 from ..store import quote
 from .decode import MAX_LISTED, DecodedFile, id_text_sql
@@ -22,15 +23,126 @@ def _rows_text(rows: list[int], total: int) -> str:
     return f"row{'s' if total > 1 else ''} {listed}{more}"
 
 
+OPT_OUT = {
+    "id": f"--id {ROW_IDS} (row numbers as ids)",
+    "jurisdiction": "--jurisdiction-code CODE (one jurisdiction for every row of the file)",
+    "weight": f"--weight {NO_WEIGHT} (unweighted)",
+}
+
+
+def resolve_roles(
+    config: StudyConfig,
+    wave: int,
+    paths: list[Path],
+    *,
+    id_column: str | None = None,
+    jurisdiction_column: str | None = None,
+    weight_column: str | None = None,
+    jurisdiction_codes: Sequence[str] | None = None,
+) -> ColumnRoles:
+    """The wave's roles with the command line's applied, checked before any file is decoded: one column,
+    one role, and jurisdiction codes that name these files and the study's jurisdictions (DataError naming
+    the file and the columns)."""
+    first = paths[0]
+    given = {"id": id_column, "jurisdiction": jurisdiction_column, "weight": weight_column}
+    for role, value in given.items():
+        if value is not None and not value.strip():
+            raise DataError(
+                f"{first}: --{role} is empty", hint=f"name the file's {role} column, or pass {OPT_OUT[role]}"
+            )
+    codes = _parse_codes(first, jurisdiction_codes or ())
+    if jurisdiction_column and any(name == "" for name, _ in codes):
+        raise DataError(
+            f"{first}: --jurisdiction {jurisdiction_column} and --jurisdiction-code {dict(codes)['']} both say where"
+            " every row's jurisdiction comes from",
+            hint="keep one: the column, or the code (FILE=CODE gives one file a code and leaves the others to the column)",
+        )
+    roles = config.roles_for_wave(wave).merged(jurisdiction_code=codes, **given)
+    names = {p.name for p in paths}
+    unknown_files = [name for name, _ in roles.jurisdiction_code if name and name not in names]
+    if unknown_files and codes:
+        raise DataError(
+            f"{first}: --jurisdiction-code {unknown_files[0]}=… names no file of this import"
+            f" (files: {', '.join(sorted(names))})",
+            hint="give FILE=CODE with the file's own name, or CODE alone for every file",
+        )
+    for path in paths:
+        _one_column_one_role(path, roles.columns_for(path.name))
+    _check_codes(config, first, roles)
+    return roles
+
+
+def _parse_codes(path: Path, values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, _, code = value.rpartition("=")
+        if not code.strip():
+            raise DataError(f"{path}: --jurisdiction-code {value!r} gives no code", hint="pass CODE or FILE=CODE")
+        if name.strip() in pairs:
+            raise DataError(
+                f"{path}: --jurisdiction-code is given twice for {name.strip() or 'every file'}",
+                hint="one code per file (FILE=CODE), or one CODE for every file",
+            )
+        pairs[name.strip()] = code.strip()
+    if "" in pairs and len(pairs) > 1:
+        raise DataError(
+            f"{path}: --jurisdiction-code {pairs['']} (every file) and FILE=CODE both given",
+            hint="give every file its code as FILE=CODE, or one CODE for all",
+        )
+    return tuple(pairs.items())
+
+
+def _one_column_one_role(path: Path, columns: dict[str, str]) -> None:
+    seen: dict[str, str] = {}
+    for role, column in columns.items():
+        if column in seen:
+            other = seen[column]
+            raise DataError(
+                f"{path}: column {column} is given two roles, {other} and {role}",
+                hint=f"one column, one role: pass --{role} with the file's {role} column, or {OPT_OUT[role]}",
+            )
+        seen[column] = role
+
+
+def _check_codes(config: StudyConfig, path: Path, roles: ColumnRoles) -> None:
+    if not config.jurisdictions:
+        return  # the jurisdictions then come from the data's value labels; any code is its own
+    for name, code in roles.jurisdiction_code:
+        if code not in config.jurisdictions:
+            raise DataError(
+                f"{path}: jurisdiction code {code!r}{f' for {name}' if name else ''} is not one of the study's"
+                f" jurisdictions ({', '.join(sorted(config.jurisdictions))})",
+                hint="use a code listed in [jurisdictions] in wavetool.toml, or add it there",
+            )
+
+
+def role_select(roles: ColumnRoles, file_name: str, codebook: Codebook) -> str:
+    """``__row, __id, __jur, __wt`` of one file's rows (over its canonical columns and ``__row``): the role
+    columns' text, or the opt-outs' row number, jurisdiction code and weight 1."""
+    columns = roles.columns_for(file_name)
+    code = roles.code_for(file_name)
+    id_expr = (
+        id_text_sql(quote(columns["id"]), codebook.variables.get(columns["id"]))
+        if "id" in columns
+        else f"CAST({ROW} AS VARCHAR)"
+    )
+    jur_expr = (
+        id_text_sql(quote(columns["jurisdiction"]), codebook.variables.get(columns["jurisdiction"]))
+        if code is None
+        else "'" + code.replace("'", "''") + "'"
+    )
+    wt_expr = f"CAST({quote(columns['weight'])} AS DOUBLE)" if "weight" in columns else "CAST(1 AS DOUBLE)"
+    return f"{ROW} AS __row, {id_expr} AS __id, {jur_expr} AS __jur, {wt_expr} AS __wt"
+
+
 def _check_roles(decoded: list[DecodedFile], roles: ColumnRoles) -> None:
     for item in decoded:
         names = list(item.codebook.variables)
-        for role in ("id", "jurisdiction", "weight"):
-            column = getattr(roles, role)
+        for role, column in roles.columns_for(item.path.name).items():
             if column not in names:
                 raise DataError(
                     f"{item.path}: no {role} column {column!r} (columns: {', '.join(names[:12])}{', …' if len(names) > 12 else ''})",
-                    hint=f"pass --{role} COLUMN or set [columns] {role} in wavetool.toml",
+                    hint=f"pass --{role} COLUMN or set [columns] {role} in wavetool.toml; without one, {OPT_OUT[role]}",
                 )
 
 
@@ -44,22 +156,22 @@ def validate(
     """Check ids, jurisdictions and weights in staging (raise DataError naming file, column and rows) and
     collect warnings about codes that are neither labelled nor missing."""
     _check_roles(decoded, roles)
-    weight_var = codebook.variables[roles.weight]
-    if weight_var.type != "numeric":
+    weight_var = codebook.variables.get(roles.weight)
+    if roles.weighted and weight_var is not None and weight_var.type != "numeric":
         raise DataError(
             f"{decoded[0].path}: column {roles.weight}: the weight column is {weight_var.type}, not numeric",
-            hint="pass --weight with the numeric weight column",
+            hint=f"pass --weight with the numeric weight column, or --weight {NO_WEIGHT} to import unweighted",
         )
     parts = []
     for index, item in enumerate(decoded):
         assert item.kept is not None
         con.register(f"kept_{index}", item.kept)
-        select = canonical_select(item.kept.schema, codebook, [roles.id, roles.jurisdiction, roles.weight])
-        parts.append(f"SELECT {index} AS __file, {ROW} AS __row, {select} FROM kept_{index}")
+        columns = roles.columns_for(item.path.name)
+        select = canonical_select(item.kept.schema, codebook, list(dict.fromkeys(columns.values())))
+        inner = f"SELECT {', '.join([ROW, select] if select else [ROW])} FROM kept_{index}"
+        parts.append(f"SELECT {index} AS __file, {role_select(roles, item.path.name, codebook)} FROM ({inner})")
     con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS {' UNION ALL '.join(parts)}")
-    rid, jur, wt = quote(roles.id), quote(roles.jurisdiction), quote(roles.weight)
-    id_text = id_text_sql(rid, codebook.variables.get(roles.id))
-    jur_text = id_text_sql(jur, codebook.variables.get(roles.jurisdiction))
+    id_text, jur_text, wt = "__id", "__jur", "__wt"
 
     def where(file_index: int) -> Path:
         return decoded[file_index].path
@@ -124,7 +236,7 @@ def validate(
             f" ({total} bad weight{'s' if total > 1 else ''}: {_rows_text(rows, total)})",
             hint="fix the weights, or import with another --weight column",
         )
-    counts = UnlabelledCodes(codebook, {roles.id, roles.jurisdiction, roles.weight})
+    counts = UnlabelledCodes(codebook, {c for d in decoded for c in roles.columns_for(d.path.name).values()})
     counts.checks.clear()
     for item in decoded:
         if item.unlabelled is not None:
@@ -135,4 +247,5 @@ def validate(
 def _known_jurisdictions(config: StudyConfig, codebook: Codebook, roles: ColumnRoles) -> set[str]:
     if config.jurisdictions:
         return set(config.jurisdictions)
-    return set(codebook.variables.get(roles.jurisdiction, Variable(roles.jurisdiction)).value_labels)
+    labelled = set(codebook.variables.get(roles.jurisdiction, Variable(roles.jurisdiction)).value_labels)
+    return labelled | {code for _, code in roles.jurisdiction_code}

@@ -18,7 +18,7 @@ import duckdb
 from .. import __version__
 from ..codebook import Codebook, question_map, save_codebook
 from ..codebook.persist import delete_codebook
-from ..config import ColumnRoles, StudyConfig
+from ..config import ROW_IDS, ColumnRoles, StudyConfig
 from ..context import QUIET, Context
 from ..custom.query import unmatched_custom_answers
 from ..drift import review_drift
@@ -28,13 +28,11 @@ from .decode import (
     DecodedFile,
     check_file,
     file_sha256,
-    id_text_sql,
     stacked_codebook,
-    stacked_sql,
     stage_file,
 )
-from .staging import ENGINE_MEMORY, Staging, read_staged
-from .validate import validate
+from .staging import ENGINE_MEMORY, ROW, Staging, canonical_select, read_staged, staged_schema
+from .validate import resolve_roles, role_select, validate
 
 
 @dataclass
@@ -65,7 +63,40 @@ def _content_hash(hashes: list[str], roles: ColumnRoles, encoding: str | None, c
     for sha in hashes:
         digest.update(sha.encode())
     digest.update(f"{roles.id}|{roles.jurisdiction}|{roles.weight}|{encoding or ''}|{codebook_hash}".encode())
+    if roles.jurisdiction_code:  # only then, so that the waves imported before the option keep their hash
+        digest.update(f"|codes={sorted(roles.jurisdiction_code)}".encode())
     return digest.hexdigest()
+
+
+def _check_row_ids(config: StudyConfig, wave: int, paths: list[Path]) -> None:
+    """Row numbers identify respondents only within one file, and nothing outside the file knows them."""
+    if len(paths) > 1:
+        raise DataError(
+            f"{paths[1]}: --id {ROW_IDS} numbers each file's rows from 1, so the {len(paths)} files of wave {wave}"
+            f" would share ids ({', '.join(p.name for p in paths)})",
+            hint="import with the files' real id column (--id COLUMN), or stack them into one file first",
+        )
+    custom = [sub.id for sub in config.subscribers.values() if any(c.wave == wave for c in sub.custom)]
+    merged = _merged_custom(config, wave)
+    if custom or merged:
+        who = ", ".join(sorted({*custom, *merged}))
+        raise DataError(
+            f"{paths[0]}: --id {ROW_IDS}: the custom questions of {who} for wave {wave} are matched to respondents"
+            " by their real ids, which row numbers are not",
+            hint="import with the file's respondent id column (--id COLUMN)",
+        )
+
+
+def _merged_custom(config: StudyConfig, wave: int) -> list[str]:
+    """The subscribers with custom answers merged into ``wave`` (read without the lock)."""
+    try:
+        con = connect(config.root, read_only=True, timeout=2.0)
+    except WavetoolError:
+        return []
+    try:
+        return [r[0] for r in con.execute("SELECT subscriber FROM custom_merges WHERE wave = ?", [wave]).fetchall()]
+    finally:
+        con.close()
 
 
 def _stored_state(config: StudyConfig, wave: int) -> tuple[str, str] | None:
@@ -91,6 +122,7 @@ def import_wave(
     id_column: str | None = None,
     jurisdiction_column: str | None = None,
     weight_column: str | None = None,
+    jurisdiction_codes: Sequence[str] | None = None,
     encoding: str | None = None,
     codebook_path: Path | None = None,
     replace: bool = False,
@@ -99,8 +131,11 @@ def import_wave(
 ) -> ImportResult:
     """Import one wave from one or more exports into the study database, all or nothing.
 
-    Re-importing the same files (same roles and options) is a no-op; different files need ``replace``.
-    Reports its steps and rows read through ``ctx.progress``; ``imported_at`` is ``ctx``'s clock."""
+    Roles: ``id_column="row"`` numbers the rows (one file, no custom questions), ``weight_column="none"``
+    imports unweighted (every weight 1), ``jurisdiction_codes`` (``["YT"]`` or ``["yt.sav=YT", ...]``)
+    gives every row of a file one jurisdiction. Re-importing the same files (same roles and options) is a
+    no-op; different files need ``replace``. Reports its steps and rows read through ``ctx.progress``;
+    ``imported_at`` is ``ctx``'s clock."""
     config.wave(wave)
     if not files:
         raise InputMissingError(f"wave {wave}: no files given", hint="name the wave's export file(s)")
@@ -108,7 +143,17 @@ def import_wave(
     paths = [Path(p) for p in files]
     for path in paths:
         check_file(path)
-    roles = config.roles_for_wave(wave).merged(id=id_column, jurisdiction=jurisdiction_column, weight=weight_column)
+    roles = resolve_roles(
+        config,
+        wave,
+        paths,
+        id_column=id_column,
+        jurisdiction_column=jurisdiction_column,
+        weight_column=weight_column,
+        jurisdiction_codes=jurisdiction_codes,
+    )
+    if roles.row_ids:
+        _check_row_ids(config, wave, paths)
     wave_entry = config.waves[wave]
     companion = codebook_path or (config.resolve(wave_entry.codebook) if wave_entry.codebook else None)
     uses_companion = companion is not None and any(p.suffix.lower() == ".csv" for p in paths)
@@ -128,7 +173,7 @@ def import_wave(
                 "unchanged",
                 *_stored_size(config, wave),
                 files=_stored_files(config, wave),
-                roles=roles.__dict__.copy(),
+                roles=roles.describe(),
                 review_status=stored[1],
             )
         with Staging() as staging:
@@ -226,7 +271,7 @@ def _write(
     ]
     rows = sum(d.rows for d in decoded)
     result = ImportResult(
-        wave, "imported", rows, len(codebook.variables), file_rows, roles.__dict__.copy(), warnings=warnings
+        wave, "imported", rows, len(codebook.variables), file_rows, roles.describe(), warnings=warnings
     )
     timeout = config.pipeline.lock_timeout if lock_timeout is None else lock_timeout
     with write_store(config.root, timeout=timeout, purpose=f"wavetool import --wave {wave}") as con:
@@ -288,20 +333,17 @@ def _write_wave(
     imported_at: dt.datetime,
 ) -> None:
     names = list(codebook.variables)
-    id_text = id_text_sql(quote(roles.id), codebook.variables.get(roles.id))
-    jur_text = id_text_sql(quote(roles.jurisdiction), codebook.variables.get(roles.jurisdiction))
-    con.execute(
-        f"CREATE TABLE {wave_table(wave)} AS SELECT {id_text} AS _id, {jur_text} AS _jurisdiction,"
-        f" CAST({quote(roles.weight)} AS DOUBLE) AS _weight, * FROM ({stacked_sql(decoded, codebook, sources)})"
-    )
-    save_codebook(
-        con,
-        wave,
-        codebook,
-        {"id": roles.id, "jurisdiction": roles.jurisdiction, "weight": roles.weight},
-        _owners(config, names),
-        question_map(config, wave, names),
-    )
+    parts = []
+    for item, source in zip(decoded, sources, strict=True):
+        # the role columns (or their opt-outs) per file, over the file's rows in canonical types
+        inner = f"SELECT {ROW}, {canonical_select(staged_schema(Path(item.staged_as)), codebook)} FROM {quote(source)}"
+        parts.append(
+            f"SELECT __id AS _id, __jur AS _jurisdiction, __wt AS _weight, * EXCLUDE (__row, __id, __jur, __wt)"
+            f" FROM (SELECT {role_select(roles, item.path.name, codebook)}, * EXCLUDE ({ROW}) FROM ({inner}))"
+        )
+    con.execute(f"CREATE TABLE {wave_table(wave)} AS {' UNION ALL '.join(parts)}")
+    used = {role: column for d in decoded for role, column in roles.columns_for(d.path.name).items()}
+    save_codebook(con, wave, codebook, used, _owners(config, names), question_map(config, wave, names))
     con.execute(
         "INSERT INTO waves (wave, table_name, id_column, jurisdiction_column, weight_column, rows, columns, encoding,"
         " reader, content_sha256, imported_at, wavetool_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -309,7 +351,7 @@ def _write_wave(
             wave,
             wave_table(wave),
             roles.id,
-            roles.jurisdiction,
+            used.get("jurisdiction", ""),  # '' when every file's jurisdiction is a --jurisdiction-code
             roles.weight,
             rows,
             len(names),

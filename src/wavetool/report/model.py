@@ -166,6 +166,7 @@ class ReportModel:
     suppressed: tuple[SuppressedCell, ...]
     notes: tuple[str, ...]  # crosswalk and drift notes that affect comparisons
     weighting: tuple[str, ...] = field(default=())  # weighting variables (margins) used
+    unweighted: tuple[int, ...] = field(default=())  # waves imported without a weight (--weight none)
 
     def to_dict(self) -> dict[str, Any]:
         """The model as plain JSON-able data."""
@@ -202,6 +203,7 @@ class ReportModel:
                 "suppressed": tuple(SuppressedCell(**s) for s in data["suppressed"]),
                 "notes": tuple(data["notes"]),
                 "weighting": tuple(data["weighting"]),
+                "unweighted": tuple(data.get("unweighted", ())),
             }
         )
 
@@ -365,6 +367,7 @@ def build_models(
             suppressed=suppressed,
             notes=notes,
             weighting=tuple(config.weighting.margins) if weights.get(wave) == "raked" else (),
+            unweighted=tuple(w for w in span if weights.get(w) == "unweighted"),
         )
         models[sub_id] = ReportModel.from_dict(_canonical(models[sub_id].to_dict()))
     return models

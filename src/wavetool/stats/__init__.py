@@ -25,15 +25,26 @@ from ..config import StudyConfig
 from ..custom import custom_select
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
-from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql, sql_text
+from .design import Design, custom_key_sql, design_tables, wave_design
+from .drivers import Drivers
+from .drivers import compute as _compute_drivers
+from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
-from .rollup import aggregate, report
-from .significance import confidence_label, test_name, z_critical
+from .rollup import Methods, aggregate, report
+from .significance import confidence_label, methods_meta, register_functions, test_name, z_critical
 
-__all__ = ["ROW_KEYS_FIRST", "Tables", "all_scopes", "resolve_scopes", "tabulate", "tabulate_waves", "weight_source"]
-
-CUSTOM_KEY = "@"  # cell key prefix of a subscriber's custom answers ('@ontario')
+__all__ = [
+    "ROW_KEYS_FIRST",
+    "Drivers",
+    "Tables",
+    "all_scopes",
+    "drivers",
+    "resolve_scopes",
+    "tabulate",
+    "tabulate_waves",
+    "weight_source",
+]
 
 
 def all_scopes(config: StudyConfig) -> list[str]:
@@ -58,11 +69,15 @@ def resolve_scopes(config: StudyConfig, scopes: Iterable[str] | None) -> list[st
 
 def weight_source(con: duckdb.DuckDBPyConnection, wave: int) -> str:
     """'raked' when ``wavetool weight`` re-weighted the wave (its ``_weight`` holds the raked weight),
-    else 'vendor' (the weight delivered with the file)."""
+    'unweighted' when it was imported without a weight (``--weight none``: every weight 1), else 'vendor'
+    (the weight delivered with the file)."""
     found = con.execute(
         "SELECT 1 FROM duckdb_columns() WHERE table_name = ? AND column_name = '_weight_raked'", [wave_table(wave)]
     ).fetchall()
-    return "raked" if found else "vendor"
+    if found:
+        return "raked"
+    unweighted = con.execute("SELECT 1 FROM waves WHERE wave = ? AND weight_column = 'none'", [wave]).fetchall()
+    return "unweighted" if unweighted else "vendor"
 
 
 def tabulate(
@@ -96,6 +111,31 @@ def tabulate_waves(
         with read_store(config.root) as own:
             return tabulate_waves(config, waves, scopes=scopes, questions=questions, weighted=weighted, con=own)
     return _tabulate(config, waves, scopes, questions, weighted, con)
+
+
+def drivers(
+    config: StudyConfig,
+    wave: int,
+    *,
+    scopes: Sequence[str] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    tables: Tables | None = None,
+) -> Drivers:
+    """The drivers of satisfaction of ``wave`` for ``scopes`` (default ``["all"]``): each ``[drivers]``
+    attribute's share of the R² of the outcome, its top-2 box and quadrant (every field is defined in
+    :mod:`wavetool.stats.drivers`).
+
+    ``tables``: this wave's tables for these scopes, when already computed (``wavetool run`` passes its
+    own); otherwise the attributes' top-2 boxes are tabulated here. Raises ConfigError when ``[drivers]``
+    is not configured or names a question the wave lacks, InputMissingError when the wave is not
+    imported, DriftGateError when its codebook drift is unreviewed."""
+    if con is None:
+        with read_store(config.root) as own:
+            return drivers(config, wave, scopes=scopes, con=own, tables=tables)
+    scope_list = resolve_scopes(config, scopes)
+    return _compute_drivers(
+        config, wave, scope_list, con, tables=tables, tabulate=tabulate, weight=weight_source(con, wave)
+    )
 
 
 @contextlib.contextmanager
@@ -140,6 +180,7 @@ def _tabulate(
         weighted=weighted,
         targets=targets,
     )
+    register_functions(con)
     with _one_thread_per_query(con):
         parts = _tables_by_wave(con, request, needed)
     if request.wanted:
@@ -161,8 +202,9 @@ def _tabulate(
         "weight": {str(w): (weight_source(con, w) if weighted else "none") for w in targets},
         "min_base": config.tables.min_base,
         "confidence": confidence_label(config.tables.confidence),
-        "test": test_name(config.tables.confidence),
+        "test": test_name(config.tables.confidence, config.tables),
         "percent": "weighted percent of valid responses (user- and system-missing excluded), 0-100",
+        "methods": methods_meta(config.tables, {str(p.wave): p.design.description for p in parts if p.wave in targets}),
     }
     return Tables(rows, summaries, audit, meta)
 
@@ -175,6 +217,9 @@ class _Wave:
         self.cells: list[pa.Table] = []
         self.mr: list[pa.Table] = []
         self.questions: list[Question] = []
+        self.keys: pa.Table | None = None  # see stats.design: key -> jurisdiction, owner, stratum, psu
+        self.strata: pa.Table | None = None  # stratum -> n_h
+        self.design: Design = Design()
         self.aggregates: dict[str, pa.Table] = {}
         self.metadata: dict[str, pa.Table] = {}
         self.tables: tuple[pa.Table, pa.Table, pa.Table] | None = None  # (rows, summaries, audit) of a target
@@ -183,18 +228,17 @@ class _Wave:
         """The inputs of :func:`rollup.aggregate`; keeps the question metadata for the report stage."""
         cells = pa.concat_tables(self.cells) if self.cells else CELL_SCHEMA.empty_table()
         mr = pa.concat_tables(self.mr) if self.mr else MR_SCHEMA.empty_table()
-        keys = set(config.jurisdictions) | {
-            k for k in cells.column("key").unique().to_pylist() if not k.startswith(CUSTOM_KEY)
-        }
-        keys |= set(mr.column("key").unique().to_pylist())
+        key_rows = self.keys.to_pylist()
+        core = {r["key"]: r["jurisdiction"] for r in key_rows if r["owner"] is None}
         scope_rows, bench_rows = [], []
         for position, scope in enumerate(scopes):
-            members = _scope_keys(config, scope, keys)
+            jurisdictions = _scope_jurisdictions(config, scope)
+            members = {k for k, j in core.items() if jurisdictions is None or j in jurisdictions}
             scope_rows += [(scope, position, k) for k in sorted(members)]
             if scope in config.subscribers and scope not in config.jurisdictions:
-                scope_rows.append((scope, position, CUSTOM_KEY + scope))
+                scope_rows += [(scope, position, r["key"]) for r in key_rows if r["owner"] == scope]
             if scope != "all":
-                bench_rows += [(scope, k) for k in sorted(keys - members)]
+                bench_rows += [(scope, k) for k in sorted(set(core) - members)]
         self.metadata = self._question_tables()
         return {
             "cells": cells,
@@ -202,6 +246,8 @@ class _Wave:
             **self.metadata,
             "scopes": _table(["scope", "spos", "key"], scope_rows, [pa.string(), pa.int32(), pa.string()]),
             "bench": _table(["scope", "key"], bench_rows, [pa.string(), pa.string()]),
+            "keys": self.keys,
+            "strata": self.strata,
         }
 
     def _question_tables(self) -> dict[str, pa.Table]:
@@ -265,9 +311,10 @@ def _bounds(spec: MissingSpec) -> tuple[float | None, float | None]:
     return low, high
 
 
-def _scope_keys(config: StudyConfig, scope: str, keys: set[str]) -> set[str]:
+def _scope_jurisdictions(config: StudyConfig, scope: str) -> set[str] | None:
+    """The jurisdictions a scope is made of (None: every one, including any not in the config)."""
     if scope == "all":
-        return set(keys)
+        return None
     if scope in config.jurisdictions:
         return {scope}
     return set(config.subscribers[scope].jurisdictions)
@@ -305,7 +352,9 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
         try:
             try:
                 part = _collect_wave(cursor, config, wave, request.subscribers, request.wanted, request.weighted)
-                part.aggregates = aggregate(cursor, part.aggregate_inputs(config, request.scopes))
+                part.aggregates = aggregate(
+                    cursor, part.aggregate_inputs(config, request.scopes), variance=config.tables.variance
+                )
                 parts[wave] = part
             finally:
                 aggregated[wave].set()
@@ -317,7 +366,8 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                     _report_inputs(part, parts.get(wave - 1), request.scopes),
                     z=z_critical(config.tables.confidence),
                     min_base=config.tables.min_base,
-                    test=test_name(config.tables.confidence),
+                    test=test_name(config.tables.confidence, config.tables),
+                    methods=_methods(config),
                 )
         finally:
             cursor.close()
@@ -330,6 +380,22 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
         return list(pool.map(work, waves))
 
 
+def _methods(config: StudyConfig) -> Methods:
+    t = config.tables
+    return Methods(
+        z=z_critical(t.confidence),
+        confidence=t.confidence,
+        min_base=t.min_base,
+        test=test_name(t.confidence, t),
+        variance=t.variance,
+        interval=t.interval,
+        adjust=t.adjust,
+        cv_caution=t.cv_caution,
+        cv_suppress=t.cv_suppress,
+        min_effective_base=t.min_effective_base,
+    )
+
+
 def _collect_wave(
     con: duckdb.DuckDBPyConnection,
     config: StudyConfig,
@@ -340,31 +406,56 @@ def _collect_wave(
 ) -> _Wave:
     """Scan one wave: core single-response questions and MR sets, then each subscriber's custom ones."""
     out = _Wave(wave)
+    out.design = design = wave_design(con, config, wave)
     singles_all = single_questions(con, config, wave)
     multiples = [m for m in mr_sets(con, wave, singles_all) if wanted is None or m.name in wanted]
     singles = [q for q in singles_all if wanted is None or q.name in wanted]
     if singles:
         expressions = harmonised_columns(con, config, wave)
         questions = [(expressions[q.name], q.name) for q in singles]
-        out.cells.append(fetch_single_cells(con, wave_table(wave), wave, questions, weighted, "_jurisdiction"))
+        out.cells.append(fetch_single_cells(con, wave_table(wave), wave, questions, weighted, design.key_sql))
     if multiples:
         select = harmonised_select(con, config, wave)
+        if design.columns:  # the design columns are not among the harmonised questions
+            select = select.replace(" FROM ", ", " + ", ".join(design.columns) + " FROM ", 1)
+        select = f"SELECT {design.key_sql} AS _wt_key, * FROM ({select})"
         out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
     out.questions += [*singles, *multiples]
+    owners: dict[str, tuple[str, ...]] = {}
     for subscriber in subscribers:
         custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
         if not custom:
             continue
 
+        source = f"({custom_select(con, config, wave, subscriber)})"
+        if design.columns:  # custom_select carries no design column: take them from the wave by respondent id
+            cols = ", ".join(f"{c} AS _wt_d{i}" for i, c in enumerate(design.columns))
+            source = f"(SELECT s.*, d.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {wave_table(wave)}) d USING (_id))"
+            key_sql = _renamed(design).key_sql
+        else:
+            key_sql = design.key_sql
         out.cells.append(
             fetch_single_cells(
                 con,
-                f"({custom_select(con, config, wave, subscriber)})",
+                source,
                 wave,
                 [(quote(q.name), _qid(q)) for q in custom],
                 weighted,
-                sql_text(CUSTOM_KEY + subscriber),
+                custom_key_sql(subscriber, key_sql),
             )
         )
         out.questions += custom
+        owners[subscriber] = config.subscribers[subscriber].jurisdictions
+    out.keys, out.strata = design_tables(con, wave_table(wave), design, owners)
     return out
+
+
+def _renamed(design: Design) -> Design:
+    """``design`` over the ``_wt_d<i>`` aliases that a custom source gives its design columns."""
+    names = {c: f"_wt_d{i}" for i, c in enumerate(design.columns)}
+    return Design(
+        names.get(design.stratum_sql, design.stratum_sql),
+        None if design.psu_sql is None else names[design.psu_sql],
+        tuple(names[e] for e in design.extra),
+        design.description,
+    )

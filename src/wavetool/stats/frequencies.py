@@ -1,8 +1,9 @@
 """The one heavy step: every respondent's answers reduced to weighted counts per cell.
 
 A *cell* is (wave, question, key, value) with ``n`` (respondents), ``sw`` (sum of weights) and ``sw2``
-(sum of squared weights). ``key`` is the respondent's jurisdiction, or ``@<subscriber>`` for a
-subscriber's custom question. These three sums are additive, so every scope (all, a jurisdiction, a
+(sum of squared weights). ``key`` is the respondent's cell key: its jurisdiction (and stratum and PSU
+when the design has them), prefixed by ``@<subscriber>`` for a subscriber's custom question; what a key
+means is the ``keys`` table of :mod:`wavetool.stats.design`. These three sums are additive, so every scope (all, a jurisdiction, a
 subscriber's pooled jurisdictions) and every benchmark (everyone else) is a cheap roll-up of the cells,
 and every statistic (percents, Kish n_eff, means, SDs, CIs, tests) follows from them exactly. The wave
 table is therefore scanned once per wave, in one query over all questions (see single_cells_sql).
@@ -95,7 +96,8 @@ def fetch_single_cells(
 
 def mr_cells_sql(select_sql: str, wave: int, sets: list[Question], weighted: bool) -> str:
     """SQL aggregating multiple-response sets into cells: one row per item (respondents who gave that
-    response), 'base' (respondents who gave at least one) and 'none' (those who gave none)."""
+    response), 'base' (respondents who gave at least one) and 'none' (those who gave none).
+    ``select_sql`` gives each respondent's cell key as ``_wt_key`` (see :mod:`wavetool.stats.design`)."""
     branches = []
     for mr in sets:
         name = sql_text(mr.name)
@@ -107,7 +109,7 @@ def mr_cells_sql(select_sql: str, wave: int, sets: list[Question], weighted: boo
         branches.append(f"SELECT {name}, NULL, 'base', key, w FROM h WHERE {any_response}")
         branches.append(f"SELECT {name}, NULL, 'none', key, w FROM h WHERE NOT {any_response}")
     return (
-        f"WITH h AS (SELECT _jurisdiction AS key, {_weight_expr(weighted)} AS w, * FROM ({select_sql})) "
+        f"WITH h AS (SELECT _wt_key AS key, {_weight_expr(weighted)} AS w, * FROM ({select_sql})) "
         f"SELECT {int(wave)}::INTEGER AS wave, question, key, item, role, count(*)::BIGINT AS n, sum(w) AS sw, sum(w * w) AS sw2 "
         f"FROM ({' UNION ALL '.join(branches)}) GROUP BY ALL"
     )

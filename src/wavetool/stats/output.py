@@ -82,13 +82,7 @@ class Tables:
     def to_csv(self, target: str | Path | IO[str] | IO[bytes], table: str = "rows") -> None:
         """Write one table (``rows``, ``summaries`` or ``suppressed``) as CSV to a path or a stream.
         Empty cells are empty; booleans are ``true``/``false``; percents are in 0-100 units."""
-        data = self._table(table)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(data.column_names)
-        # Column by column: converting each column once is several times faster than a dict per row.
-        writer.writerows(zip(*(_csv_column(column) for column in data.columns), strict=True))
-        _write(target, buffer.getvalue().encode("utf-8"))
+        write_csv(target, self._table(table))
 
     def to_json(self, target: str | Path | IO[str] | None = None) -> str:
         """The tables as one JSON document {meta, rows, summaries, suppressed}; written to ``target``
@@ -105,18 +99,7 @@ class Tables:
 
     def to_parquet(self, path: str | Path, table: str = "rows") -> None:
         """Write one table as Parquet (the study's metadata is stored in the file's key-value metadata)."""
-        data = self._table(table)
-        data = data.replace_schema_metadata(
-            {**(data.schema.metadata or {}), b"wavetool": json.dumps(self.meta, default=str).encode()}
-        )
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            pq.write_table(data, str(tmp))
-            tmp.replace(path)
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot write: {exc}") from None
+        write_parquet(path, self._table(table), self.meta)
 
     def write(self, path: str | Path, format: str = "csv") -> Path | None:
         """Write the tables to ``path`` as ``csv``, ``json`` or ``parquet``: the one writer `tabulate --output`
@@ -142,6 +125,31 @@ class Tables:
         if name not in tables:
             raise ValueError(f"unknown table {name!r}; one of {', '.join(tables)}")
         return tables[name]
+
+
+def write_parquet(path: str | Path, data: pa.Table, meta: dict[str, Any]) -> None:
+    """Write ``data`` as Parquet through a temporary file (``meta`` goes in the key-value metadata)."""
+    data = data.replace_schema_metadata(
+        {**(data.schema.metadata or {}), b"wavetool": json.dumps(meta, default=str).encode()}
+    )
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(data, str(tmp))
+        tmp.replace(path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc}") from None
+
+
+def write_csv(target: str | Path | IO[str] | IO[bytes], data: pa.Table) -> None:
+    """Write ``data`` as CSV (see :meth:`Tables.to_csv` for how cells are written)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(data.column_names)
+    # Column by column: converting each column once is several times faster than a dict per row.
+    writer.writerows(zip(*(_csv_column(column) for column in data.columns), strict=True))
+    _write(target, buffer.getvalue().encode("utf-8"))
 
 
 def _write(target: str | Path | IO[str] | IO[bytes], payload: bytes) -> None:

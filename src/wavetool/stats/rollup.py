@@ -10,9 +10,17 @@ Floating-point sums depend on the order of addition, and DuckDB's threads combin
 whatever order they finish; every query here runs on one thread, which keeps the tables byte-for-byte
 reproducible, and the waves run side by side instead.
 
+The design (see :mod:`wavetool.stats.design`): cells are sums per *key*, and no SQL here parses a key. The
+``keys`` input maps every key to its jurisdiction, owner (custom answers), stratum and PSU, and ``strata``
+gives each stratum's n_h (units over all the wave's respondents); the linearised variances sum each
+domain's per-key statistics by stratum (and by PSU). So a caller may key the cells more finely (banner
+columns: jurisdiction + SEP + banner code; a strata or cluster column) and, by supplying the matching
+``keys`` / ``strata`` and ``scopes`` tables, get every statistic of the finer domains unchanged.
+
 Inputs (registered as views named ``_wt_<name>`` while a stage runs):
 
 - ``cells`` / ``mr``: see :mod:`wavetool.stats.frequencies`.
+- ``keys`` (key, jurisdiction, owner, stratum, psu) and ``strata`` (stratum, n_h): see above.
 - ``questions`` (wave, question, name, kind, label, owner, qpos, is_scale): ``question`` is the internal id
   (``<subscriber>:<name>`` for a custom question, so it never merges with a core question of that name).
 - ``codes`` (wave, question, value, label, missing): labelled codes; ``missing`` = declared user-missing.
@@ -29,15 +37,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..sql import code_text_sql
-from .significance import mean_ci_sql, proportion_ci_sql, verdict_sql
+from .significance import (
+    adjusted_select,
+    effective_base_sql,
+    interval_sql,
+    mean_ci_sql,
+    p_value_sql,
+    verdict_sql,
+)
 
-AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench")
-AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "mr_responses")
+AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench", "keys", "strata")
+AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "code_var", "mr_responses")
 REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
 CODE_TEXT = code_text_sql("{v}")
@@ -92,7 +109,8 @@ scoped AS (  -- the code rows of each scope
 _BENCH_CTES = """
 centres AS (
     SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
-    FROM marked WHERE status = 'valid' AND NOT starts_with(key, '@')  -- custom answers have no benchmark
+    FROM marked WHERE status = 'valid'
+        AND key IN (SELECT key FROM _wt_keys WHERE owner IS NULL)  -- custom answers have no benchmark
     GROUP BY ALL
 ),
 key_sums AS (
@@ -186,9 +204,12 @@ _JOINED_CTE = """
 joined AS (
     SELECT tq.*,
         coalesce(s.base_n, 0) AS base_n, coalesce(s.base_w, 0) AS base_w, s.n_eff, s.p_top, s.p_bottom, s.mean, s.sd,
+        s.var_top, s.var_mean, s.df,
         b.base_n AS b_n, b.n_eff AS b_neff, b.p_top AS b_top, b.mean AS b_mean, b.sd AS b_sd,
+        b.var_top AS b_vtop, b.var_mean AS b_vmean,
         p.base_n AS p_n, p.n_eff AS p_neff, p.p_top AS p_top_prev, p.mean AS p_mean, p.sd AS p_sd,
-        coalesce(s.base_n, 0) < $min_base AS suppressed,
+        p.var_top AS p_vtop, p.var_mean AS p_vmean,
+        coalesce(s.base_n, 0) < $min_base AS small_base,
         coalesce(b.base_n, 0) >= $min_base AS bench_ok,
         coalesce(p.base_n, 0) >= $min_base AS prev_ok
     FROM target_questions tq
@@ -198,47 +219,158 @@ joined AS (
 )
 """
 
+TEST_COLUMNS = ("topbox_vs_benchmark", "mean_vs_benchmark", "topbox_vs_previous", "mean_vs_previous")
+NEW_SUMMARY_COLUMNS = (
+    "topbox_se",
+    "mean_se",
+    "deff",
+    "n_eff_design",
+    *(f"p_{t}" for t in TEST_COLUMNS),
+    *(f"p_adj_{t}" for t in TEST_COLUMNS),
+    "quality",
+)
 
-def _summary_select() -> str:
+
+@dataclass(frozen=True)
+class Methods:
+    """How the report stage computes intervals, tests and flags (from ``[tables]``)."""
+
+    z: float
+    confidence: float
+    min_base: int
+    test: str
+    variance: str = "linearized"
+    interval: str = "wilson"
+    adjust: str = "bh"
+    cv_caution: float = 16.6
+    cv_suppress: float = 33.3
+    min_effective_base: float = 0.0
+
+    @property
+    def kish(self) -> bool:
+        return self.variance == "kish"
+
+    def params(self) -> dict[str, object]:
+        return {"z": self.z, "min_base": self.min_base, "test": self.test}
+
+    def base(self, p: str, var: str, n_eff: str) -> str:
+        """The effective base an interval of ``p`` is computed on (Kish's n_eff in kish mode)."""
+        return n_eff if self.kish else effective_base_sql(p, var, n_eff)
+
+    def ci(self, p: str, var: str, n_eff: str, rows: str, df: str, low: bool) -> str:
+        """SQL of one end of the configured interval of ``p`` (see significance.interval_sql)."""
+        return interval_sql(self.interval, p, self.base(p, var, n_eff), "$z", self.confidence, rows, df, low)
+
+    def quality(self, cv: str) -> str:
+        """SQL flag of an estimate from its coefficient of variation ``cv`` (a fraction; NULL: no flag)."""
+        parts = ["CASE WHEN " + cv + " IS NULL THEN ''"]
+        if self.cv_suppress > 0:
+            parts.append(f"WHEN {cv} > {self.cv_suppress / 100!r} THEN 'F'")
+        if self.cv_caution > 0:
+            parts.append(f"WHEN {cv} >= {self.cv_caution / 100!r} THEN 'E'")
+        return " ".join(parts) + " ELSE '' END"
+
+    def f_reason(self, what: str, cv: str) -> str:
+        return (
+            f"'{what} CV ' || printf('%.1f', 100 * {cv}) || '% > cv_suppress {self.cv_suppress:g}%"
+            " (F: too unreliable to be published)'"
+        )
+
+
+def _summary_select(m: Methods) -> str:
+    """The summaries: ``pre`` (every estimate, its variance, flag and raw p-values), the p-values
+    adjusted within each (wave, scope) family, then the published columns."""
     z = "$z"
-    keep = "NOT j.suppressed"
-    top_se_bench = (
-        "sqrt(greatest(j.p_top * (1 - j.p_top), 0) / j.n_eff + greatest(j.b_top * (1 - j.b_top), 0) / j.b_neff)"
+    eff = f"coalesce({effective_base_sql('j.p_top', 'j.var_top', 'NULL')}, j.n_eff)"
+    small_eff = f"coalesce({eff}, 0) < {m.min_effective_base!r}" if m.min_effective_base > 0 else "FALSE"
+    cv_top = "(CASE WHEN j.p_top > 0 THEN sqrt(j.var_top) / j.p_top END)"
+    pre = f"""
+    pre AS (
+        SELECT j.*, (j.small_base OR {small_eff}) AS suppressed, {eff} AS eff_base,
+            {cv_top} AS cv_top, {m.quality(cv_top)} AS top_quality,
+            (j.p_top - j.b_top) AS d_tb, sqrt(j.var_top + j.b_vtop) AS se_tb,
+            (j.mean - j.b_mean) AS d_mb, sqrt(j.var_mean + j.b_vmean) AS se_mb,
+            (j.p_top - j.p_top_prev) AS d_tp, sqrt(j.var_top + j.p_vtop) AS se_tp,
+            (j.mean - j.p_mean) AS d_mp, sqrt(j.var_mean + j.p_vmean) AS se_mp
+        FROM joined j
+    ),
+    flagged AS (
+        SELECT *, NOT suppressed AS keep, NOT suppressed AND top_quality <> 'F' AS keep_top,
+            CASE WHEN NOT suppressed AND top_quality <> 'F' AND bench_ok THEN {p_value_sql("d_tb", "se_tb")} END AS p_tb,
+            CASE WHEN NOT suppressed AND bench_ok THEN {p_value_sql("d_mb", "se_mb")} END AS p_mb,
+            CASE WHEN NOT suppressed AND top_quality <> 'F' AND prev_ok THEN {p_value_sql("d_tp", "se_tp")} END AS p_tp,
+            CASE WHEN NOT suppressed AND prev_ok THEN {p_value_sql("d_mp", "se_mp")} END AS p_mp
+        FROM pre
+    ),
+    tests AS (
+        {" UNION ALL ".join(f"SELECT wave, scope, question AS qid, '{t}' AS test, p_{t} AS p FROM flagged WHERE p_{t} IS NOT NULL" for t in ("tb", "mb", "tp", "mp"))}
+    ),
+    adjusted AS ({adjusted_select(m.adjust, "tests")}),
+    summary AS ("""
+    if m.adjust == "none":  # as before issue 12: |z| > z_(1-α/2)
+
+        def verdict(test: str, ok: str) -> str:
+            return f"CASE WHEN {ok} THEN {verdict_sql(f'j.d_{test}', f'j.se_{test}', z)} ELSE '' END"
+    else:
+
+        def verdict(test: str, ok: str) -> str:
+            return (
+                f"CASE WHEN {ok} AND a_{test}.p_adj < {1 - m.confidence!r} AND j.d_{test} <> 0 THEN "
+                f"(CASE WHEN j.d_{test} > 0 THEN 'higher' ELSE 'lower' END) ELSE '' END"
+            )
+
+    keep, keep_top = "j.keep", "j.keep_top"
+    top = "j.p_top"
+    n_eff_design = f"(CASE WHEN j.var_top > 0 THEN {top} * (1 - {top}) / j.var_top END)"
+    joins = " ".join(
+        f"LEFT JOIN adjusted a_{t} ON a_{t}.wave = j.wave AND a_{t}.scope = j.scope AND a_{t}.qid = j.question "
+        f"AND a_{t}.test = '{t}'"
+        for t in ("tb", "mb", "tp", "mp")
     )
-    top_se_prev = "sqrt(greatest(j.p_top * (1 - j.p_top), 0) / j.n_eff + greatest(j.p_top_prev * (1 - j.p_top_prev), 0) / j.p_neff)"
-    mean_se_bench = "sqrt(j.sd * j.sd / j.n_eff + j.b_sd * j.b_sd / j.b_neff)"
-    mean_se_prev = "sqrt(j.sd * j.sd / j.n_eff + j.p_sd * j.p_sd / j.p_neff)"
-    return f"""
+    reason = f"""CASE WHEN j.suppressed THEN
+            CASE WHEN j.base_n = 0 THEN 'no valid responses (base 0 < min_base ' || $min_base || ')'
+                 WHEN j.small_base THEN 'unweighted base ' || j.base_n || ' < min_base ' || $min_base
+                 ELSE 'effective base ' || printf('%.1f', j.eff_base) || ' < min_effective_base {m.min_effective_base:g}' END
+            WHEN j.top_quality = 'F' THEN {m.f_reason("top-2 box", "j.cv_top")}
+        ELSE '' END"""
+    return f"""{pre}
     SELECT j.wave, j.scope, j.name AS question, j.kind, j.label,
         j.base_n,
         CASE WHEN {keep} THEN j.base_w END AS base_weighted,
         CASE WHEN {keep} THEN j.n_eff END AS n_eff,
-        CASE WHEN {keep} THEN 100.0 * j.p_top END AS topbox,
-        CASE WHEN {keep} THEN {proportion_ci_sql("j.p_top", "j.n_eff", z, True)} END AS topbox_ci_low,
-        CASE WHEN {keep} THEN {proportion_ci_sql("j.p_top", "j.n_eff", z, False)} END AS topbox_ci_high,
+        CASE WHEN {keep_top} THEN 100.0 * j.p_top END AS topbox,
+        CASE WHEN {keep_top} THEN {m.ci(top, "j.var_top", "j.n_eff", "j.base_n", "j.df", True)} END AS topbox_ci_low,
+        CASE WHEN {keep_top} THEN {m.ci(top, "j.var_top", "j.n_eff", "j.base_n", "j.df", False)} END AS topbox_ci_high,
         CASE WHEN {keep} THEN 100.0 * j.p_bottom END AS bottombox,
         CASE WHEN {keep} THEN j.mean END AS mean,
         CASE WHEN {keep} THEN j.sd END AS sd,
-        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, True)} END AS mean_ci_low,
-        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, False)} END AS mean_ci_high,
+        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, True) if m.kish else "j.mean - $z * sqrt(j.var_mean)"} END AS mean_ci_low,
+        CASE WHEN {keep} THEN {mean_ci_sql("j.mean", "j.sd", "j.n_eff", z, False) if m.kish else "j.mean + $z * sqrt(j.var_mean)"} END AS mean_ci_high,
         CASE WHEN {keep} AND j.bench_ok THEN 100.0 * j.b_top END AS benchmark_topbox,
         CASE WHEN {keep} AND j.bench_ok THEN j.b_mean END AS benchmark_mean,
-        CASE WHEN {keep} AND j.bench_ok THEN {verdict_sql("(j.p_top - j.b_top)", top_se_bench, z)} ELSE '' END AS sig_topbox_vs_benchmark,
-        CASE WHEN {keep} AND j.bench_ok THEN {verdict_sql("(j.mean - j.b_mean)", mean_se_bench, z)} ELSE '' END AS sig_mean_vs_benchmark,
+        {verdict("tb", f"{keep_top} AND j.bench_ok")} AS sig_topbox_vs_benchmark,
+        {verdict("mb", f"{keep} AND j.bench_ok")} AS sig_mean_vs_benchmark,
         CASE WHEN {keep} AND j.prev_ok THEN 100.0 * j.p_top_prev END AS previous_topbox,
         CASE WHEN {keep} AND j.prev_ok THEN j.p_mean END AS previous_mean,
-        CASE WHEN {keep} AND j.prev_ok THEN {verdict_sql("(j.p_top - j.p_top_prev)", top_se_prev, z)} ELSE '' END AS sig_topbox_vs_previous,
-        CASE WHEN {keep} AND j.prev_ok THEN {verdict_sql("(j.mean - j.p_mean)", mean_se_prev, z)} ELSE '' END AS sig_mean_vs_previous,
+        {verdict("tp", f"{keep_top} AND j.prev_ok")} AS sig_topbox_vs_previous,
+        {verdict("mp", f"{keep} AND j.prev_ok")} AS sig_mean_vs_previous,
         $test AS test,
         j.suppressed,
-        CASE WHEN j.suppressed THEN
-            CASE WHEN j.base_n = 0 THEN 'no valid responses (base 0 < min_base ' || $min_base || ')'
-                 ELSE 'unweighted base ' || j.base_n || ' < min_base ' || $min_base END
-        ELSE '' END AS suppression_reason,
-        j.spos, j.qpos, j.question AS qid,
+        {reason} AS suppression_reason,
+        CASE WHEN {keep_top} THEN 100.0 * sqrt(j.var_top) END AS topbox_se,
+        CASE WHEN {keep} THEN sqrt(j.var_mean) END AS mean_se,
+        CASE WHEN {keep_top} THEN j.base_n / {n_eff_design} END AS deff,
+        CASE WHEN {keep_top} THEN {n_eff_design} END AS n_eff_design,
+        j.p_tb AS p_topbox_vs_benchmark, j.p_mb AS p_mean_vs_benchmark,
+        j.p_tp AS p_topbox_vs_previous, j.p_mp AS p_mean_vs_previous,
+        a_tb.p_adj AS p_adj_topbox_vs_benchmark, a_mb.p_adj AS p_adj_mean_vs_benchmark,
+        a_tp.p_adj AS p_adj_topbox_vs_previous, a_mp.p_adj AS p_adj_mean_vs_previous,
+        CASE WHEN {keep} THEN j.top_quality ELSE '' END AS quality,
+        j.top_quality = 'F' AND {keep} AS top_withheld, j.cv_top,
+        j.spos, j.qpos, j.question AS qid, j.n_eff AS n_eff_raw, j.df,
         j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw
-    FROM joined j
-    """
+    FROM flagged j {joins}
+    )"""
 
 
 SUMMARY_COLUMNS = (
@@ -247,6 +379,7 @@ SUMMARY_COLUMNS = (
     "sig_mean_vs_benchmark, previous_topbox, previous_mean, sig_topbox_vs_previous, sig_mean_vs_previous, test, "
     "suppressed, suppression_reason"
 )
+SUMMARY_ORDER = (*(c.strip() for c in SUMMARY_COLUMNS.split(",")), *NEW_SUMMARY_COLUMNS)
 
 
 # The columns of a row that come from its question's summary (after the row's own), in output order.
@@ -264,15 +397,23 @@ ROW_SUMMARY_COLUMNS = (
     "suppressed",
     "suppression_reason",
 )
+# A row's own new columns (se, deff, n_eff_design, quality) and its summary's, after all the above.
+ROW_NEW_COLUMNS = ("se", "topbox_se", "mean_se", "deff", "n_eff_design")
+ROW_NEW_SUMMARY = tuple(c for c in NEW_SUMMARY_COLUMNS if c.startswith("p_"))
 
 
-def _rows_select() -> str:
+def _rows_select(m: Methods) -> str:
     """The code rows of every summary (``sidx``: the summary's position), in display order: valid codes,
     user-missing codes, then system missing; a multiple-response set's items in set order, then the
-    respondents who gave none. Only the row's own columns: :func:`report` adds its summary's."""
-    z = "$z"
+    respondents who gave none. Only the row's own columns: :func:`report` adds its summary's. A row whose
+    percent has a CV above cv_suppress is withheld (its n and weighted n stay: counts, not estimates)."""
     code = CODE_TEXT.format(v="r.value")
     scope_cell = "c.wave = su.wave AND c.scope = su.scope AND c.question = su.qid"
+    kish = "greatest(r.p * (1 - r.p), 0) / su.n_eff_raw"
+    var = kish if m.kish else "coalesce(r.var, 0)"
+    cv = "(CASE WHEN r.p > 0 THEN sqrt(r.var) / r.p END)"
+    show = "NOT su.suppressed AND r.quality <> 'F'"
+    n_eff_design = "(CASE WHEN r.var > 0 THEN r.p * (1 - r.p) / r.var END)"
     return f"""
     single_lines AS (
         SELECT su.sidx, k.value, k.label, k.missing AS user_missing, c.n, c.sw
@@ -291,7 +432,7 @@ def _rows_select() -> str:
         WHERE su.kind <> 'multiple'
     ),
     single_rows AS (
-        SELECT l.sidx,
+        SELECT l.sidx, l.value,
             CASE WHEN l.value IS NULL THEN '.' ELSE {code.replace("r.value", "l.value")} END AS code,
             l.label, (l.value IS NULL OR l.user_missing) AS missing,
             coalesce(l.n, 0) AS n_raw, coalesce(l.sw, 0.0) AS w_raw,
@@ -302,7 +443,7 @@ def _rows_select() -> str:
         FROM single_lines l JOIN summary su USING (sidx)
     ),
     multiple_rows AS (
-        SELECT su.sidx, i.item AS code, i.label, FALSE AS missing,
+        SELECT su.sidx, NULL::DOUBLE AS value, i.item AS code, i.label, FALSE AS missing,
             coalesce(c.n, 0) AS n_raw, coalesce(c.sw, 0.0) AS w_raw,
             CASE WHEN su.base_w_raw > 0 THEN coalesce(c.sw, 0.0) / su.base_w_raw END AS p,
             CASE WHEN r.total > 0 THEN 100.0 * coalesce(c.sw, 0.0) / r.total END AS p_responses,
@@ -311,20 +452,37 @@ def _rows_select() -> str:
         LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'item' AND c.item = i.item
         LEFT JOIN mr_responses r ON r.wave = su.wave AND r.scope = su.scope AND r.question = su.qid
         UNION ALL
-        SELECT su.sidx, '.', 'No response counted', TRUE, coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
+        SELECT su.sidx, NULL, '.', 'No response counted', TRUE, coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
         FROM summary su LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'none'
         WHERE su.kind = 'multiple'
     ),
-    all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows)
+    all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows),
+    with_var AS (
+        SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var.replace("r.var", "coalesce(v.var, vi.var)")} END AS var
+        FROM all_rows r JOIN summary su USING (sidx)
+        LEFT JOIN code_var v ON v.wave = su.wave AND v.scope = su.scope AND v.question = su.qid AND v.value = r.value
+        LEFT JOIN code_var vi ON su.kind = 'multiple' AND vi.wave = su.wave AND vi.scope = su.scope
+            AND vi.question = su.qid AND vi.item = r.code
+    ),
+    flagged AS (
+        SELECT r.*, {cv} AS cv, CASE WHEN su.suppressed THEN '' ELSE {m.quality(cv)} END AS quality
+        FROM with_var r JOIN summary su USING (sidx)
+    )
     SELECT r.sidx, r.code, r.label, r.missing,
         CASE WHEN NOT su.suppressed THEN r.n_raw END AS n,
         CASE WHEN NOT su.suppressed THEN r.w_raw END AS weighted_n,
-        CASE WHEN NOT su.suppressed THEN 100.0 * r.p END AS percent,
-        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
-        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, True)} END AS ci_low,
-        CASE WHEN NOT su.suppressed AND r.p IS NOT NULL THEN {proportion_ci_sql("r.p", "su.n_eff", z, False)} END AS ci_high,
-        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses
-    FROM all_rows r JOIN summary su USING (sidx)
+        CASE WHEN {show} THEN 100.0 * r.p END AS percent,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", True)} END AS ci_low,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", False)} END AS ci_high,
+        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses,
+        CASE WHEN {show} THEN 100.0 * sqrt(r.var) END AS se,
+        CASE WHEN {show} THEN su.base_n / {n_eff_design} END AS deff,
+        CASE WHEN {show} THEN {n_eff_design} END AS n_eff_design,
+        r.quality,
+        r.quality = 'F' AS withheld,
+        CASE WHEN r.quality = 'F' THEN {m.f_reason("code", "r.cv").replace("'code CV", "'percent CV")} END AS row_reason
+    FROM flagged r JOIN summary su USING (sidx)
     ORDER BY r.sidx, r.rank1, r.rank2
     """
 
@@ -334,6 +492,12 @@ def _audit_select() -> str:
     SELECT wave, scope, question, 'question' AS withheld, base_n, $min_base AS min_base, suppression_reason AS reason,
         spos, qpos
     FROM summary WHERE suppressed
+    UNION ALL
+    SELECT wave, scope, question, 'top-2 box', base_n, $min_base, suppression_reason, spos, qpos
+    FROM summary WHERE top_withheld
+    UNION ALL
+    SELECT s.wave, s.scope, s.question, 'code ' || r.code, s.base_n, $min_base, r.row_reason, s.spos, s.qpos
+    FROM summary s JOIN own_rows r USING (sidx) WHERE r.withheld
     UNION ALL
     SELECT wave, scope, question, 'benchmark', coalesce(b_n, 0), $min_base,
         'benchmark (all other respondents) unweighted base ' || coalesce(b_n, 0) || ' < min_base ' || $min_base, spos, qpos
@@ -345,13 +509,183 @@ def _audit_select() -> str:
     """
 
 
+# Linearised variances (see the README's definitions and stats.design). Each domain (side, wave, scope,
+# question) contributes, per key, t = Σ z and q = Σ z² of the linearised values z = w(y − est)/W of its
+# valid answers; an estimate is the mean (y = the value), the top box (y = 1 in the top box) or a code's
+# percent (y = 1 for that code, from the key's totals: no code × cell product). Per unit (a PSU, or the
+# respondents of a key when they are their own PSUs) T = Σ t and Q = T² or Σ q; per stratum
+# n_h/(n_h − 1) · (ΣQ − (ΣT)²/n_h), and a stratum of one unit contributes (ΣT)² (R's
+# survey.lonely.psu = "adjust": centred on the grand mean, which is 0 for a domain ratio).
+_PART_CTES = """
+sides AS (SELECT 'scope' AS side, scope, key FROM _wt_scopes UNION ALL SELECT 'bench', scope, key FROM _wt_bench),
+key_centres AS (  -- each question's mean over the wave, which keeps the centred sums below exact
+    SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
+    FROM _wt_m_marked WHERE status = 'valid' GROUP BY ALL
+),
+key_stats AS (  -- per key and question, once: the sums every domain's z-sums follow from
+    SELECT m.wave, m.key, m.question, any_value(c.centre) AS centre, sum(m.n) AS n, sum(m.sw) AS w,
+        sum(m.sw2) AS w2, coalesce(sum(m.sw) FILTER (WHERE m.top), 0) AS top_w,
+        coalesce(sum(m.sw2) FILTER (WHERE m.top), 0) AS top_w2,
+        sum(m.sw * (m.value - c.centre)) AS wd, sum(m.sw2 * (m.value - c.centre)) AS w2d,
+        sum(m.sw2 * (m.value - c.centre) * (m.value - c.centre)) AS w2dd
+    FROM _wt_m_marked m JOIN key_centres c USING (wave, question)
+    WHERE m.status = 'valid' GROUP BY m.wave, m.key, m.question
+),
+dom_keys AS (
+    SELECT d.side, d.scope, k.*, s.base_w AS bw, s.mean - k.centre AS shift, s.p_top
+    FROM key_stats k JOIN sides d ON k.key = d.key
+    JOIN _wt_m_stats s ON s.side = d.side AND s.wave = k.wave AND s.scope = d.scope AND s.question = k.question
+    WHERE s.base_w > 0
+),
+scope_cells AS (  -- the code rows' per-key cells (scopes only: benchmarks show no code rows)
+    SELECT d.scope, m.wave, m.question, m.key, m.value, m.sw, m.sw2
+    FROM _wt_m_marked m JOIN _wt_scopes d ON m.key = d.key WHERE m.status = 'valid'
+),
+mr_base AS (
+    SELECT s.scope, m.wave, m.question, m.key, m.n, m.sw AS w, m.sw2 AS w2
+    FROM _wt_mr m JOIN _wt_scopes s ON m.key = s.key WHERE m.role = 'base'
+),
+mr_item AS (
+    SELECT s.scope, m.wave, m.question, m.key, m.item, m.sw, m.sw2
+    FROM _wt_mr m JOIN _wt_scopes s ON m.key = s.key WHERE m.role = 'item'
+),
+mr_p AS (
+    SELECT i.scope, i.wave, i.question, i.item, sum(i.sw) / any_value(t.bw) AS p, any_value(t.bw) AS bw
+    FROM mr_item i
+    JOIN (SELECT scope, wave, question, sum(w) AS bw FROM mr_base GROUP BY ALL) t USING (scope, wave, question)
+    WHERE t.bw > 0 GROUP BY ALL
+),
+parts AS (
+    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, key,
+        (wd - shift * w) / bw AS t, (w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw) AS q, n,
+        NULL::VARCHAR AS item
+    FROM dom_keys
+    UNION ALL
+    SELECT side, wave, scope, question, 'top', NULL, key, (top_w - p_top * w) / bw,
+        (top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw), n, NULL
+    FROM dom_keys WHERE p_top IS NOT NULL
+    UNION ALL
+    SELECT 'scope', k.wave, k.scope, k.question, 'code', v.value, k.key,
+        (coalesce(c.sw, 0) - v.p * k.w) / k.bw,
+        (coalesce(c.sw2, 0) * (1 - v.p) * (1 - v.p) + (k.w2 - coalesce(c.sw2, 0)) * v.p * v.p) / (k.bw * k.bw),
+        NULL::BIGINT, NULL
+    FROM dom_keys k
+    JOIN (SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) / any_value(s.base_w) AS p
+          FROM scope_cells c JOIN _wt_m_stats s
+              ON s.side = 'scope' AND s.wave = c.wave AND s.scope = c.scope AND s.question = c.question
+          WHERE s.base_w > 0 GROUP BY ALL) v
+        ON k.side = 'scope' AND v.wave = k.wave AND v.scope = k.scope AND v.question = k.question
+    LEFT JOIN scope_cells c ON c.wave = k.wave AND c.scope = k.scope AND c.question = k.question
+        AND c.key = k.key AND c.value = v.value
+    UNION ALL  -- a multiple-response set's base respondents (for its degrees of freedom)
+    SELECT 'scope', wave, scope, question, 'mrbase', NULL, key, 0.0, 0.0, n, NULL FROM mr_base
+    UNION ALL  -- its items: y = 1 for the respondents who gave the item, over the set's base
+    SELECT 'scope', b.wave, b.scope, b.question, 'item', NULL, b.key,
+        (coalesce(i.sw, 0) - v.p * b.w) / v.bw,
+        (coalesce(i.sw2, 0) * (1 - v.p) * (1 - v.p) + (b.w2 - coalesce(i.sw2, 0)) * v.p * v.p) / (v.bw * v.bw),
+        NULL, v.item
+    FROM mr_base b
+    JOIN mr_p v ON v.wave = b.wave AND v.scope = b.scope AND v.question = b.question
+    LEFT JOIN mr_item i ON i.wave = b.wave AND i.scope = b.scope AND i.question = b.question AND i.key = b.key
+        AND i.item = v.item
+),
+units AS (
+    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, k.stratum, k.psu,
+        sum(p.t) AS t, CASE WHEN k.psu IS NULL THEN sum(p.q) ELSE sum(p.t) * sum(p.t) END AS q,
+        CASE WHEN k.psu IS NULL THEN sum(p.n) ELSE 1 END AS units
+    FROM parts p JOIN _wt_keys k USING (key)
+    GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, k.stratum, k.psu
+),
+by_stratum AS (
+    SELECT u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.item, u.stratum, any_value(h.n_h) AS n_h,
+        sum(u.t) AS t, sum(u.q) AS q, sum(u.units) AS units
+    FROM units u JOIN _wt_strata h USING (stratum)
+    GROUP BY u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.item, u.stratum
+),
+variances AS (
+    SELECT side, wave, scope, question, estimate, value, item,
+        sum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest(q - t * t / n_h, 0) ELSE t * t END) AS var,
+        sum(units) - count(*) AS df  -- R's degf() of the domain: its PSUs less its strata
+    FROM by_stratum GROUP BY ALL
+)
+"""
+
+
+def _contribution(t: str, q: str) -> str:
+    """SQL of one stratum's share of a variance from its Σz (``t``) and Σz² (``q``) and its n_h."""
+    return f"(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest({q} - {t} * {t} / n_h, 0) ELSE {t} * {t} END)"
+
+
+# The same variances when every key of a domain is a whole stratum (the default design: strata =
+# jurisdictions, no clusters, one key per jurisdiction; see is_simple_design): each key's Σz and Σz² are
+# its stratum's, so one GROUP BY per kind of estimate does instead of the per-unit and per-stratum ones.
+_SIMPLE_VARIANCES = f"""
+key_n AS (
+    SELECT k.key, h.n_h,
+        CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
+        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
+    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
+),
+mean_top AS (
+    SELECT side, wave, scope, question,
+        sum({_contribution("(wd - shift * w) / bw", "(w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw)")}) AS var_mean,
+        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")}) AS var_top,
+        sum(n) - count(*) AS df
+    FROM dom_keys JOIN key_n USING (key) GROUP BY side, wave, scope, question
+),
+-- A code's variance is Σ_k (α_k q_k + β_k t_k²) (α = n_h/(n_h − 1), β = −1/(n_h − 1); α = 0, β = 1 for a lonely
+-- stratum), which expands into sums over the keys where the code was chosen (s = Σw, s2 = Σw² of the code)
+-- and sums over the domain's keys (w, w2): no code × key product.
+dom_terms AS (
+    SELECT wave, scope, question, any_value(bw) AS bw, sum(alpha * w2) AS d1, sum(beta * w * w) AS d2
+    FROM dom_keys JOIN key_n USING (key) WHERE side = 'scope' GROUP BY wave, scope, question
+),
+code_terms AS (
+    SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) AS s, sum(n.alpha * c.sw2) AS s1,
+        sum(n.beta * c.sw * c.sw) AS s2, sum(n.beta * c.sw * k.w) AS s3
+    FROM scope_cells c JOIN key_n n USING (key)
+    JOIN key_stats k ON k.wave = c.wave AND k.key = c.key AND k.question = c.question
+    GROUP BY c.wave, c.scope, c.question, c.value
+),
+variances AS (
+    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
+        var_mean AS var, df FROM mean_top
+    UNION ALL
+    SELECT side, wave, scope, question, 'top', NULL, NULL, var_top, df FROM mean_top WHERE var_top IS NOT NULL
+    UNION ALL
+    SELECT 'scope', c.wave, c.scope, c.question, 'code', c.value, NULL,
+        greatest(((1 - 2 * c.s / d.bw) * c.s1 + (c.s / d.bw) * (c.s / d.bw) * (d.d1 + d.d2) + c.s2
+            - 2 * (c.s / d.bw) * c.s3) / (d.bw * d.bw), 0), NULL
+    FROM code_terms c JOIN dom_terms d USING (wave, scope, question) WHERE d.bw > 0
+    UNION ALL
+    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, sum({_contribution("p.t", "p.q")}),
+        sum(p.n) - count(*)
+    FROM (SELECT * FROM parts WHERE estimate IN ('item', 'mrbase')) p JOIN key_n USING (key)
+    GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item
+)
+"""
+
+
+def is_simple_design(keys: pa.Table) -> bool:
+    """True when no key holds a PSU and, among the core keys and among each subscriber's, no two keys
+    share a stratum (so every domain's key is a whole stratum: see _SIMPLE_VARIANCES)."""
+    if keys.num_rows == 0:
+        return True
+    if keys.column("psu").null_count != keys.num_rows:
+        return False
+    pairs = set(zip(keys.column("owner").to_pylist(), keys.column("stratum").to_pylist(), strict=True))
+    return len(pairs) == keys.num_rows
+
+
 def _aliases(names: tuple[str, ...]) -> str:
     return ", ".join(f"{name} AS (SELECT * FROM _wt_{name})" for name in names)
 
 
-def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> dict[str, pa.Table]:
+def aggregate(
+    con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, variance: str = "linearized"
+) -> dict[str, pa.Table]:
     """The first stage, for one wave: roll its cells up to the scopes and benchmarks, and compute every
-    base's statistics.
+    base's statistics, with their variances (``variance``: "linearized" or "kish").
 
     Returns the ``AGGREGATES`` tables, which :func:`report` takes: only the scope
     side of the roll-ups (the benchmarks live on in ``stats``)."""
@@ -367,6 +701,36 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
                 "WITH marked AS (SELECT * FROM _wt_m_marked), scoped AS (SELECT * FROM _wt_m_scoped), "
                 f"mr_rolled AS (SELECT * FROM _wt_m_mr_rolled), {_BENCH_CTES}, {_STATS_CTES}"
             )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_stats AS {stats} SELECT * FROM stats")
+            kish_top = "greatest(s.p_top * (1 - s.p_top), 0) / s.n_eff"
+            kish_mean = "s.sd * s.sd / s.n_eff"
+            if variance == "kish":
+                with_var = (
+                    f"SELECT s.*, {kish_top} AS var_top, {kish_mean} AS var_mean, "
+                    "(s.base_n - 1)::DOUBLE AS df FROM _wt_m_stats s"
+                )
+                code_var = (
+                    "SELECT NULL::INTEGER AS wave, NULL::VARCHAR AS scope, NULL::VARCHAR AS question, "
+                    "NULL::DOUBLE AS value, NULL::VARCHAR AS item, NULL::DOUBLE AS var WHERE FALSE"
+                )
+            else:
+                ctes = _PART_CTES
+                if is_simple_design(inputs["keys"]):
+                    ctes = _PART_CTES[: _PART_CTES.index("units AS (")] + _SIMPLE_VARIANCES
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
+                with_var = """
+                    SELECT s.*, t.var AS var_top, m.var AS var_mean, coalesce(m.df, mb.df)::DOUBLE AS df
+                    FROM _wt_m_stats s
+                    LEFT JOIN _wt_m_var t ON t.estimate = 'top' AND t.side = s.side AND t.wave = s.wave
+                        AND t.scope = s.scope AND t.question = s.question
+                    LEFT JOIN _wt_m_var m ON m.estimate = 'mean' AND m.side = s.side AND m.wave = s.wave
+                        AND m.scope = s.scope AND m.question = s.question
+                    LEFT JOIN _wt_m_var mb ON mb.estimate = 'mrbase' AND mb.side = s.side AND mb.wave = s.wave
+                        AND mb.scope = s.scope AND mb.question = s.question
+                """
+                code_var = (
+                    "SELECT wave, scope, question, value, item, var FROM _wt_m_var WHERE estimate IN ('code', 'item')"
+                )
             return {
                 "classified": con.sql("SELECT wave, scope, question, value, n, sw FROM _wt_m_scoped").to_arrow_table(),
                 "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
@@ -374,58 +738,89 @@ def aggregate(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table]) -> di
                 "is_missing": con.sql(
                     "SELECT DISTINCT wave, question, value FROM _wt_m_marked WHERE status = 'user'"
                 ).to_arrow_table(),
-                "stats": con.sql(f"{stats} SELECT * FROM stats").to_arrow_table(),
+                "stats": con.sql(with_var).to_arrow_table(),
+                "code_var": con.sql(code_var).to_arrow_table(),
                 "mr_responses": con.sql(
                     "SELECT wave, scope, question, sum(sw) AS total FROM _wt_m_mr_rolled"
                     " WHERE side = 'scope' AND role = 'item' GROUP BY ALL"
                 ).to_arrow_table(),
             }
         finally:
-            for name in ("marked", "scoped", "mr_rolled"):
+            for name in ("marked", "scoped", "mr_rolled", "stats", "var"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
 def report(
-    con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, z: float, min_base: int, test: str
+    con: duckdb.DuckDBPyConnection,
+    inputs: dict[str, pa.Table],
+    *,
+    z: float,
+    min_base: int,
+    test: str,
+    methods: Methods | None = None,
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """The second stage, for one wave: (rows, summaries, audit) as Arrow tables, sorted by scope, question
     and code, from the wave's :func:`aggregate` tables (``stats`` also holding the previous wave's) and
-    ``REPORT_INPUTS``.
+    ``REPORT_INPUTS``; ``methods`` as in ``[tables]`` (default: Kish, Wald, no adjustment, no flags).
 
     The target questions and the summaries are computed once into temporary tables, which the rows and
     the audit then read."""
+    m = methods or Methods(
+        z=z,
+        confidence=0.95,
+        min_base=min_base,
+        test=test,
+        variance="kish",
+        interval="wald",
+        adjust="none",
+        cv_caution=0,
+        cv_suppress=0,
+    )
     params = {"z": z, "min_base": min_base, "test": test}
     with registered(con, inputs, (*AGGREGATES, *REPORT_INPUTS)):
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_target_questions AS {_TARGET_QUESTIONS}")
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _wt_summary AS WITH {_aliases((*AGGREGATES, 'target_questions'))}, "
-                f"{_JOINED_CTE}, summary AS ({_summary_select()}) "
+                f"{_JOINED_CTE}, {_summary_select(m)} "
                 "SELECT *, (row_number() OVER (ORDER BY wave, spos, qpos) - 1)::INTEGER AS sidx FROM summary",
                 params,
             )
             summary = con.sql("SELECT * FROM _wt_summary ORDER BY sidx").to_arrow_table()
-            own = con.sql(
-                f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select()}", params={"z": z}
-            ).to_arrow_table()
+            rows_sql = f"CREATE OR REPLACE TEMP TABLE _wt_own_rows AS WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
+            con.execute(rows_sql, {"z": z} if "$z" in rows_sql else None)
+            own = con.sql("SELECT * FROM _wt_own_rows ORDER BY sidx, rowid").to_arrow_table()
             audit = con.sql(
-                f"WITH {_aliases(('summary',))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
+                f"WITH {_aliases(('summary', 'own_rows'))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
                 f"FROM ({_audit_select()}) ORDER BY wave, spos, qpos, withheld",
                 params={"min_base": min_base},
             ).to_arrow_table()
         finally:
-            for name in ("target_questions", "summary"):
+            for name in ("target_questions", "summary", "own_rows"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_{name}")
-    summaries = summary.select([c.strip() for c in SUMMARY_COLUMNS.split(",")])
+    summaries = summary.select(list(SUMMARY_ORDER))
     return _rows_with_summaries(own, summary), summaries, audit
 
 
 def _rows_with_summaries(own: pa.Table, summary: pa.Table) -> pa.Table:
     """Each code row followed by its question's summary columns (taken by position, not joined in SQL:
-    sorting and converting the repeated columns cost more than the rest of the query)."""
-    taken = summary.select(list(ROW_SUMMARY_COLUMNS)).take(own.column("sidx"))
+    sorting and converting the repeated columns cost more than the rest of the query), then the new
+    columns: the row's se, its summary's topbox_se and mean_se, the row's deff and n_eff_design, the
+    summary's p-values, and the row's quality. A withheld row (F) is marked suppressed, with its reason."""
+    taken = summary.select([*ROW_SUMMARY_COLUMNS, "topbox_se", "mean_se", *ROW_NEW_SUMMARY]).take(own.column("sidx"))
     columns = {name: taken.column(name) for name in ROW_SUMMARY_COLUMNS[:3]}
-    columns |= {name: own.column(name) for name in own.column_names if name != "sidx"}
+    columns |= {
+        name: own.column(name)
+        for name in own.column_names
+        if name not in ("sidx", "se", "deff", "n_eff_design", "quality", "withheld", "row_reason")
+    }
     columns |= {"kind": taken.column("kind"), "question_label": taken.column("label")}
     columns |= {name: taken.column(name) for name in ROW_SUMMARY_COLUMNS[5:]}
+    withheld = own.column("withheld")
+    columns["suppressed"] = pc.or_(taken.column("suppressed"), withheld)
+    columns["suppression_reason"] = pc.if_else(withheld, own.column("row_reason"), taken.column("suppression_reason"))
+    columns |= {"se": own.column("se"), "topbox_se": taken.column("topbox_se"), "mean_se": taken.column("mean_se")}
+    columns |= {"deff": own.column("deff"), "n_eff_design": own.column("n_eff_design")}
+    columns |= {name: taken.column(name) for name in ROW_NEW_SUMMARY}
+    columns["quality"] = own.column("quality")
     return pa.table(columns)

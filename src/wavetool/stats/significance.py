@@ -16,6 +16,11 @@ Definitions (also in the README, "Tables"):
 from __future__ import annotations
 
 from statistics import NormalDist
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
 
 
 def z_critical(confidence: float) -> float:
@@ -28,9 +33,44 @@ def confidence_label(confidence: float) -> str:
     return f"{confidence * 100:g}%"
 
 
-def test_name(confidence: float) -> str:
-    """The named test reported beside every significance flag."""
-    return f"two-sample z-test (unpooled), Kish n_eff, {confidence_label(confidence)}"
+def test_name(confidence: float, tables: Any = None) -> str:
+    """The named test reported beside every significance flag (as before issue 12 with Kish variances and
+    no adjustment)."""
+    if tables is None or (tables.variance == "kish" and tables.adjust == "none"):
+        return f"two-sample z-test (unpooled), Kish n_eff, {confidence_label(confidence)}"
+    variance = "linearised design SE" if tables.variance == "linearized" else "Kish n_eff"
+    adjust = {"bh": "Benjamini-Hochberg", "holm": "Holm", "none": "unadjusted"}[tables.adjust]
+    return f"two-sample z-test (unpooled), {variance}, {adjust} p-values per scope and wave, {confidence_label(confidence)}"
+
+
+def methods_meta(tables: Any, designs: dict[str, str]) -> dict[str, Any]:
+    """The methods behind every figure, named for the JSON ``meta`` (and the Parquet metadata)."""
+    variance = {
+        "linearized": "Taylor linearisation, stratified single-stage with-replacement design "
+        "(R: svydesign(ids=~1 or ~cluster, strata=~stratum, weights=~weight); a domain uses every stratum of "
+        "the wave; a stratum with one PSU is centred on the grand mean, as survey.lonely.psu = 'adjust')",
+        "kish": "Kish: p(1-p)/n_eff and s^2/n_eff with n_eff = (sum w)^2 / sum w^2",
+    }[tables.variance]
+    interval = {
+        "wilson": "Wilson score interval on the design's effective base p(1-p)/se^2",
+        "korn-graubard": "Korn-Graubard (R: svyciprop(method = 'beta')) on the design's effective base",
+        "wald": "Wald p +/- z*se, clipped to 0-100",
+    }[tables.interval]
+    return {
+        "variance": variance,
+        "design": designs,
+        "interval": interval,
+        "effective_base_fallback": "Kish n_eff where p is 0 or 1 or the variance is 0",
+        "mean_interval": "mean +/- z*se",
+        "adjust": {
+            "bh": "Benjamini-Hochberg (R: p.adjust(method = 'BH'))",
+            "holm": "Holm (R: p.adjust(method = 'holm'))",
+            "none": "none",
+        }[tables.adjust],
+        "family": "every test reported for one scope in one wave",
+        "quality": f"E: CV >= {tables.cv_caution:g}%; F (withheld): CV > {tables.cv_suppress:g}%",
+        "min_effective_base": tables.min_effective_base,
+    }
 
 
 def proportion_ci_sql(p: str, n_eff: str, z: str, low: bool) -> str:
@@ -55,4 +95,109 @@ def verdict_sql(diff: str, se: str, z: str) -> str:
         f"WHEN {diff} = 0 THEN '' "
         f"WHEN {se} = 0 OR abs({diff}) / {se} > {z} THEN (CASE WHEN {diff} > 0 THEN 'higher' ELSE 'lower' END) "
         f"ELSE '' END"
+    )
+
+
+# --- design-based intervals and tests (issue 12) -------------------------------------------------------
+
+FUNCTIONS = ("wt_pnorm", "wt_qbeta", "wt_qt")
+
+
+def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the distribution functions the SQL below calls (vectorised scipy over Arrow; every cursor
+    of ``con`` sees them): ``wt_pnorm(x)`` = Φ(x), ``wt_qbeta(p, a, b)`` the beta quantile and
+    ``wt_qt(p, df)`` Student's t quantile. Idempotent."""
+    present = {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
+    if all(name in present for name in FUNCTIONS):
+        return
+    from scipy import special  # lazy: scipy takes ~0.2 s to import, needed only once tables are computed
+
+    def arrays(*columns: pa.Array) -> list[np.ndarray]:
+        return [np.asarray(c.to_numpy(zero_copy_only=False), dtype=float) for c in columns]
+
+    def pnorm(x: pa.Array) -> pa.Array:
+        return pa.array(special.ndtr(*arrays(x)))
+
+    def qbeta(p: pa.Array, a: pa.Array, b: pa.Array) -> pa.Array:
+        pv, av, bv = arrays(p, a, b)
+        return pa.array(special.betaincinv(av, bv, pv))
+
+    def qt(p: pa.Array, df: pa.Array) -> pa.Array:
+        pv, dv = arrays(p, df)
+        return pa.array(special.stdtrit(dv, pv))
+
+    for name, function, params in (
+        ("wt_pnorm", pnorm, ["DOUBLE"]),
+        ("wt_qbeta", qbeta, ["DOUBLE"] * 3),
+        ("wt_qt", qt, ["DOUBLE"] * 2),
+    ):
+        if name not in present:
+            con.create_function(name, function, params, "DOUBLE", type="arrow", side_effects=False)
+
+
+def effective_base_sql(p: str, var: str, fallback: str) -> str:
+    """SQL of the design's effective base of a proportion, ``p(1−p)/var`` (R's svyciprop), or ``fallback``
+    (the Kish n_eff) where that is undefined: p = 0 or 1, or a zero variance."""
+    return f"(CASE WHEN {var} > 0 AND {p} > 0 AND {p} < 1 THEN {p} * (1 - {p}) / {var} ELSE {fallback} END)"
+
+
+def wilson_sql(p: str, n: str, z: str, low: bool) -> str:
+    """SQL for one end of the Wilson score interval of ``p`` on base ``n``, in percent."""
+    sign = "-" if low else "+"
+    centre = f"({p} + {z} * {z} / (2 * {n}))"
+    half = f"({z} * sqrt(greatest({p} * (1 - {p}), 0) / {n} + {z} * {z} / (4 * {n} * {n})))"
+    value = f"100.0 * least(1.0, greatest(0.0, ({centre} {sign} {half}) / (1 + {z} * {z} / {n})))"
+    exact = f"{p} = 0 THEN 0.0" if low else f"{p} = 1 THEN 100.0"  # not 1e-16 from the rounding of z²/2n − z/2n
+    return f"(CASE WHEN {p} IS NOT NULL AND {n} > 0 THEN (CASE WHEN {exact} ELSE {value} END) END)"
+
+
+def korn_graubard_sql(p: str, n: str, confidence: float, rows: str, df: str, low: bool) -> str:
+    """SQL for one end of the Korn–Graubard interval, as ``survey::svyciprop(method = "beta")``: the
+    Clopper–Pearson interval on the effective base ``n`` times ``(qt(α/2, rows − 1)/qt(α/2, df))²``, ``rows``
+    the domain's respondents and ``df`` its degrees of freedom (R's ``degf``: PSUs less strata)."""
+    half = (1 - confidence) / 2
+    adjusted = f"({n} * pow(wt_qt({half!r}, {rows} - 1) / wt_qt({half!r}, {df}), 2))"
+    if low:
+        value = f"CASE WHEN {p} = 0 THEN 0.0 ELSE wt_qbeta({half!r}, {adjusted} * {p}, {adjusted} * (1 - {p}) + 1) END"
+    else:
+        value = (
+            f"CASE WHEN {p} = 1 THEN 1.0 ELSE wt_qbeta({1 - half!r}, {adjusted} * {p} + 1, {adjusted} * (1 - {p})) END"
+        )
+    return f"(CASE WHEN {p} IS NOT NULL AND {n} > 0 AND {rows} > 1 AND {df} > 0 THEN 100.0 * ({value}) END)"
+
+
+def interval_sql(method: str, p: str, n: str, z: str, confidence: float, rows: str, df: str, low: bool) -> str:
+    """One end of the ``method`` interval ("wilson", "korn-graubard" or "wald") of ``p`` on base ``n``."""
+    if method == "wilson":
+        return wilson_sql(p, n, z, low)
+    if method == "korn-graubard":
+        return korn_graubard_sql(p, n, confidence, rows, df, low)
+    return proportion_ci_sql(p, n, z, low)
+
+
+def p_value_sql(diff: str, se: str) -> str:
+    """SQL of the two-sided normal p-value of a difference and its standard error: 1 for no difference,
+    0 for a difference with a zero standard error (e.g. 100 % vs 0 %), NULL when either is NULL."""
+    return (
+        f"(CASE WHEN {diff} IS NULL OR {se} IS NULL THEN NULL WHEN {diff} = 0 THEN 1.0 WHEN {se} = 0 THEN 0.0 "
+        f"ELSE 2 * wt_pnorm(-abs({diff}) / {se}) END)"
+    )
+
+
+def adjusted_select(method: str, source: str) -> str:
+    """SQL adjusting the p-values of ``source`` (wave, scope, qid, test, p; no NULL p) as R's
+    ``p.adjust(p, method)`` does within each family (wave, scope), giving (wave, scope, qid, test, p_adj).
+    The ranks break ties by question and test, so they are reproducible (tied p-values get the same
+    adjusted value either way).
+
+    BH: ``min over j ≥ i of m·p_(j)/j``; Holm: ``max over j ≤ i of (m − j + 1)·p_(j)``; both capped at 1."""
+    family = "PARTITION BY wave, scope"
+    expression = {
+        "none": "p",
+        "bh": f"least(1.0, min(m * p / r) OVER ({family} ORDER BY r DESC ROWS UNBOUNDED PRECEDING))",
+        "holm": f"least(1.0, max((m - r + 1) * p) OVER ({family} ORDER BY r ROWS UNBOUNDED PRECEDING))",
+    }[method]
+    return (
+        f"SELECT wave, scope, qid, test, {expression} AS p_adj FROM (SELECT *, count(*) OVER ({family}) AS m, "
+        f"row_number() OVER ({family} ORDER BY p, qid, test) AS r FROM {source})"
     )

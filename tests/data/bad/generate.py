@@ -5,7 +5,8 @@ encodings, ragged rows, duplicate ids, bad weights, unknown codes, custom-questi
 jurisdiction or wave, broken configs. ``tests/test_bad_inputs.py`` runs every case through the CLI and
 checks the one-line error, the exit code and that nothing in the study changed.
 
-Run: ``.venv/bin/python tests/data/bad/generate.py`` (deterministic; the outputs are committed).
+Run: ``.venv/bin/python tests/data/bad/generate.py`` (deterministic but for the creation time pyreadstat
+writes into a .sav header; the outputs are committed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import csv
 import io
 import random
 import shutil
+import tempfile
 from pathlib import Path
+
+import pandas as pd
+import pyreadstat
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parents[2] / "sample_data"
@@ -71,6 +76,129 @@ def without_column(header: list[str], rows: list[list[str]], column: str) -> byt
     idx = header.index(column)
     return to_csv(
         [h for i, h in enumerate(header) if i != idx], [[v for i, v in enumerate(r) if i != idx] for r in rows]
+    )
+
+
+def to_sav(frame: pd.DataFrame, labels: dict[str, dict[float, str]] | None = None) -> bytes:
+    """A real .sav written by pyreadstat (and read back, so a case never holds a file pyreadstat cannot read)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "case.sav"
+        pyreadstat.write_sav(frame, str(path), variable_value_labels=labels or {})
+        back, _ = pyreadstat.read_sav(str(path))
+        assert list(back.columns) == list(frame.columns) and len(back) == len(frame)
+        return path.read_bytes()
+
+
+def wave4_frame(header: list[str], rows: list[list[str]]) -> pd.DataFrame:
+    """The wave-4 rows as a frame: numbers where the column holds numbers, text otherwise."""
+    frame = pd.DataFrame(rows, columns=header)
+    for column in header:
+        numbers = pd.to_numeric(frame[column].replace("", None), errors="coerce")
+        if numbers.notna().sum() == (frame[column] != "").sum():
+            frame[column] = numbers.astype(float)
+    return frame
+
+
+def employee_frame(count: int = 30) -> pd.DataFrame:
+    """An IBM "Employee data"-like file: ID, GENDER, JOBCAT (1-3), SALARY; no weight, no jurisdiction."""
+    rng = random.Random(7)
+    return pd.DataFrame(
+        {
+            "ID": [float(i) for i in range(1, count + 1)],
+            "GENDER": [rng.choice(["m", "f"]) for _ in range(count)],
+            "JOBCAT": [float(rng.choice([1, 2, 3])) for _ in range(count)],
+            "SALARY": [float(rng.randrange(15000, 90000, 750)) for _ in range(count)],
+        }
+    )
+
+
+def role_cases(header: list[str], rows: list[list[str]], good_config: str) -> None:
+    """One column, one role; the explicit opt-outs refused where they cannot hold (issue 15)."""
+    employee = to_sav(employee_frame(), {"JOBCAT": {1.0: "Clerical", 2.0: "Custodial", 3.0: "Manager"}})
+    case(
+        "role-same-column-twice",
+        [
+            "import",
+            "--wave",
+            "1",
+            "--replace",
+            "{case}/employee.sav",
+            *("--id", "ID", "--jurisdiction", "JOBCAT"),
+            *("--weight", "JOBCAT"),
+        ],
+        65,
+        ["employee.sav", "column JOBCAT", "two roles", "jurisdiction and weight", "one column, one role"],
+        {"employee.sav": employee},
+    )
+    wave = to_sav(wave4_frame(header, rows))
+    half = len(rows) // 2
+    replace = ["import", "--wave", "4", "--replace"]
+    case(
+        "role-config-same-column",
+        [*replace, "{case}/wave.sav"],
+        65,
+        ["wave.sav", "column RESPID", "two roles", "id and weight"],
+        {"wave.sav": wave},
+        config=good_config.replace('weight = "WEIGHT"', 'weight = "RESPID"', 1),
+    )
+    case(
+        "role-empty-weight",
+        [*replace, "{case}/wave.sav", "--weight", ""],
+        65,
+        ["wave.sav", "--weight is empty", "--weight none"],
+        {"wave.sav": wave},
+    )
+    case(
+        "role-no-weight-column",
+        [*replace, "{case}/wave.sav"],
+        65,
+        ["wave.sav", "no weight column 'WEIGHT'", "--weight none"],
+        {"wave.sav": to_sav(wave4_frame(header, rows).drop(columns=["WEIGHT"]))},
+    )
+    case(
+        "role-row-ids-two-files",
+        [*replace, "{case}/part1.sav", "{case}/part2.sav", "--id", "row"],
+        65,
+        ["part2.sav", "--id row", "share ids"],
+        {
+            "part1.sav": to_sav(wave4_frame(header, rows[:half])),
+            "part2.sav": to_sav(wave4_frame(header, rows[half:])),
+        },
+    )
+    case(
+        "role-row-ids-custom-questions",
+        [*replace, "{case}/wave.sav", "--id", "row"],
+        65,
+        ["wave.sav", "--id row", "custom questions of", "quebec", "real ids"],
+        {"wave.sav": wave},
+    )
+    case(
+        "role-unknown-jurisdiction-code",
+        [*replace, "{case}/wave.sav", "--jurisdiction-code", "XX"],
+        65,
+        ["wave.sav", "jurisdiction code 'XX'", "[jurisdictions]"],
+        {"wave.sav": wave},
+    )
+    case(
+        "role-jurisdiction-column-and-code",
+        [*replace, "{case}/wave.sav", "--jurisdiction", "PROV", "--jurisdiction-code", "YT"],
+        65,
+        ["wave.sav", "--jurisdiction PROV", "--jurisdiction-code YT", "keep one"],
+        {"wave.sav": wave},
+    )
+    case(
+        "role-code-for-another-file",
+        [*replace, "{case}/wave.sav", "--jurisdiction-code", "other.sav=YT"],
+        65,
+        ["wave.sav", "other.sav", "names no file"],
+        {"wave.sav": wave},
+    )
+    case(
+        "role-config-empty-weight",
+        ["status"],
+        78,
+        ["wavetool.toml", "columns.weight", "is empty", '"none"'],
+        config=good_config.replace('weight = "WEIGHT"', 'weight = ""', 1),
     )
 
 
@@ -233,6 +361,8 @@ def main() -> None:
         ["wavetool.toml", "not-an-address", "e-mail"],
         config=good.replace(contact, "not-an-address", 1),
     )
+
+    role_cases(header, rows, good)
 
     # A coordinator's own report template that uses a variable the report does not have. The files under
     # the case's study/ folder are copied into the study before the command runs.

@@ -1,0 +1,837 @@
+"""Drivers of satisfaction: which service attributes move the outcome (overall satisfaction), and where a
+scope under-performs on what matters most.
+
+``wavetool.stats.drivers(config, wave, scopes=[...])`` returns a :class:`Drivers` result: one row per (wave, scope,
+attribute) in ``table`` with these columns, in this order (a contract: new columns go after them):
+
+``wave``             the wave number.
+``scope``            ``all``, a jurisdiction code or a subscriber id (its jurisdictions pooled).
+``outcome``          the outcome question (``[drivers] outcome``).
+``attribute``        the attribute question (one of ``[drivers] attributes``, in the configured order).
+``label``            the attribute's question label (codebook).
+``importance``       the attribute's share of the model's R², in percent: the Shapley (LMG) value of the
+                     attribute divided by R², times 100. Sums to 100 over a scope's attributes.
+``importance_rank``  1 = most important in the scope; equal importances share a rank ("1224" ranking).
+``r2``               R² (0-1) of the weighted least-squares regression of the outcome on all the attributes
+                     in the scope (the same on every row of a scope).
+``n``                the listwise base: respondents of the scope with a valid answer to the outcome and to
+                     every attribute (user-missing codes and blanks excluded).
+``n_eff``            Kish's effective base of those respondents, ``(Σw)² / Σw²``.
+``performance``      the attribute's top-2 box (percent, 0-100) in the scope, as ``stats.tabulate``
+                     reports it (on the attribute's own valid base, not the listwise one; empty when the
+                     tables withhold it or the attribute is not a scale).
+``quadrant``         where the attribute sits against the scope's means (mean importance = 100 / number of
+                     attributes; mean performance = the mean of the attributes' performances):
+                     ``priority``  importance > mean importance and performance < mean performance
+                     ``strength``  importance > mean importance and performance ≥ mean performance
+                     ``surplus``   importance ≤ mean importance and performance ≥ mean performance
+                     ``secondary`` importance ≤ mean importance and performance < mean performance
+                     (empty when the attribute has no performance).
+``method``           ``shapley-lmg`` (exact over all 2^k subsets, k ≤ 15 attributes) or
+                     ``johnson-relative-weights`` (k > 15).
+
+then, after the contract columns: ``importance_ci_low``, ``importance_ci_high`` (bootstrap percentile
+interval of ``importance`` at ``[tables] confidence`` when ``[drivers] replicates`` > 0, else empty),
+``r2_share`` (the attribute's raw share of R², ``importance × r2 / 100``), ``user_missing`` and ``blank``
+(respondents of the scope whose answer to this attribute is user-missing / blank) and ``note`` (e.g. an
+attribute constant in the scope).
+
+``scopes_table`` has one row per (wave, scope): its status (``ok`` or ``skipped``), the ``reason`` when
+skipped (listwise base under ``[drivers] min_base``, no valid answer to the outcome, an outcome constant in
+the scope, every attribute constant), and the listwise counts: ``respondents`` = ``n`` +
+``excluded_user_missing`` (no blank but at least one user-missing answer among outcome and attributes) +
+``excluded_blank`` (at least one blank). ``meta`` names the methods and gives the formulas.
+
+How it is computed. One SQL query per wave gives, per jurisdiction (stratum), the weighted sufficient
+statistics of the listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome
+and the attributes (each shifted by its scale's midpoint, which keeps the sums of squares exact to many
+digits), the min and max of each variable, and the exclusion counts. A scope is the sum of its
+jurisdictions' rows. From a scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with
+``m = Σw·x/Σw``, the correlation matrix ``R = C / √(diag C · diag Cᵀ)``, and for every subset ``S`` of the
+attributes ``R²(S) = r_Sᵀ R_SS⁻¹ r_S`` (``r`` the attributes' correlations with the outcome); this equals
+the R² of the weighted least-squares regression with an intercept. The Shapley value of attribute ``j`` of
+``k`` is ``Σ_{S ⊆ others} |S|!(k−|S|−1)!/k! · (R²(S∪{j}) − R²(S))`` (vectorised over all subsets in numpy).
+Beyond 15 attributes, Johnson's (2000) relative weights: with ``R_xx = QΛQᵀ`` and ``Λ½ = QΛ^½Qᵀ``,
+``β = Λ½⁻¹ r`` and the weight of ``j`` is ``Σ_k (Λ½_jk)² β_k²`` (they also sum to R²).
+
+An attribute constant in a scope (every valid answer the same) explains nothing: it is left out of that
+scope's regression, gets importance 0 (ranked last) and a note; the other attributes share the R².
+
+Bootstrap (``[drivers] replicates`` > 0): the Rao-Wu rescaling bootstrap with ``m_h = n_h − 1``, within
+strata (the jurisdictions): in each replicate, each stratum's ``n_h`` respondents (all of them, valid or
+not) are resampled ``n_h − 1`` times with replacement, and respondent ``i`` drawn ``r_i`` times gets the
+weight ``w_i · r_i · n_h/(n_h − 1)``; a stratum with a single respondent keeps its weights. The same
+replicate weights serve every scope of the wave (each scope sees the replicates of its own strata). The
+interval is the percentile interval of the replicates' importances. Seeded by ``[drivers] seed`` and the
+wave, so two runs give the same intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ..codebook import (
+    MissingSpec,
+    code_text,
+    ensure_reviewed,
+    harmonised_codebook,
+    harmonised_columns,
+    is_missing_code,
+)
+from ..config import StudyConfig
+from ..errors import ConfigError, InputMissingError
+from ..sql import missing_condition
+from ..store import wave_table
+from .output import _records, _write, write_csv, write_parquet
+from .questions import single_questions
+from .significance import confidence_label
+
+CONTRACT_COLUMNS = (
+    "wave",
+    "scope",
+    "outcome",
+    "attribute",
+    "label",
+    "importance",
+    "importance_rank",
+    "r2",
+    "n",
+    "n_eff",
+    "performance",
+    "quadrant",
+    "method",
+)
+EXTRA_COLUMNS = ("importance_ci_low", "importance_ci_high", "r2_share", "user_missing", "blank", "note")
+SCOPE_COLUMNS = (
+    "wave",
+    "scope",
+    "status",
+    "reason",
+    "respondents",
+    "n",
+    "n_eff",
+    "excluded_user_missing",
+    "excluded_blank",
+    "r2",
+    "method",
+)
+EXACT_MAX = 15  # attributes up to which the Shapley decomposition is exact over all subsets
+SHAPLEY, RELATIVE_WEIGHTS = "shapley-lmg", "johnson-relative-weights"
+QUADRANTS = ("priority", "strength", "secondary", "surplus")
+_CHUNK = 4_000_000  # floats per batched solve (keeps the all-subsets arrays to a few tens of MB)
+
+_ROW_TYPES = {
+    "wave": pa.int32(),
+    "scope": pa.string(),
+    "outcome": pa.string(),
+    "attribute": pa.string(),
+    "label": pa.string(),
+    "importance": pa.float64(),
+    "importance_rank": pa.int32(),
+    "r2": pa.float64(),
+    "n": pa.int64(),
+    "n_eff": pa.float64(),
+    "performance": pa.float64(),
+    "quadrant": pa.string(),
+    "method": pa.string(),
+    "importance_ci_low": pa.float64(),
+    "importance_ci_high": pa.float64(),
+    "r2_share": pa.float64(),
+    "user_missing": pa.int64(),
+    "blank": pa.int64(),
+    "note": pa.string(),
+}
+_SCOPE_TYPES = {
+    "wave": pa.int32(),
+    "scope": pa.string(),
+    "status": pa.string(),
+    "reason": pa.string(),
+    "respondents": pa.int64(),
+    "n": pa.int64(),
+    "n_eff": pa.float64(),
+    "excluded_user_missing": pa.int64(),
+    "excluded_blank": pa.int64(),
+    "r2": pa.float64(),
+    "method": pa.string(),
+}
+
+
+@dataclass
+class Drivers:
+    """Drivers of the outcome for one wave and a list of scopes (see the module docstring for every field).
+
+    ``table``: one row per (wave, scope, attribute) of the scopes that got drivers; ``scopes_table``: one
+    row per (wave, scope) with its base, exclusions and, for a scope without drivers, the reason;
+    ``meta``: the methods and formulas."""
+
+    table: pa.Table
+    scopes_table: pa.Table
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        return _records(self.table)
+
+    @cached_property
+    def scopes(self) -> list[dict[str, Any]]:
+        return _records(self.scopes_table)
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        """The scopes that got no drivers, each with its ``reason``."""
+        return [s for s in self.scopes if s["status"] == "skipped"]
+
+    def scope_rows(self, scope: str) -> list[dict[str, Any]]:
+        """The rows of one scope, in the configured attribute order."""
+        return [r for r in self.rows if r["scope"] == scope]
+
+    def to_csv(self, target: str | Path | IO[str] | IO[bytes], table: str = "drivers") -> None:
+        """Write ``drivers`` (the rows) or ``scopes`` as CSV, to a path (atomically) or a stream."""
+        write_csv(target, self._table(table))
+
+    def to_json(self, target: str | Path | IO[str] | None = None) -> str:
+        """The result as one JSON document {meta, drivers, scopes}; written to ``target`` when given."""
+        text = json.dumps(
+            {"meta": self.meta, "drivers": self.rows, "scopes": self.scopes}, ensure_ascii=False, indent=1, default=str
+        )
+        if target is not None:
+            _write(target, (text + "\n").encode("utf-8"))
+        return text
+
+    def to_parquet(self, path: str | Path, table: str = "drivers") -> None:
+        """Write one table as Parquet (``meta`` in the file's key-value metadata)."""
+        write_parquet(path, self._table(table), self.meta)
+
+    def write(self, path: str | Path, fmt: str) -> list[Path]:
+        """Write the result to ``path`` as ``csv``, ``json`` or ``parquet``; a CSV or Parquet file gets the
+        scopes table beside it (``NAME-scopes.csv`` / ``.parquet``; JSON holds both). Returns the paths."""
+        path = Path(path)
+        if fmt == "json":
+            self.to_json(path)
+            return [path]
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"unknown format {fmt!r}; one of csv, json, parquet")
+        beside = path.with_name(f"{path.stem}-scopes.{fmt}")
+        writer = self.to_csv if fmt == "csv" else self.to_parquet
+        writer(path)
+        writer(beside, table="scopes")
+        return [path, beside]
+
+    def _table(self, name: str) -> pa.Table:
+        tables = {"drivers": self.table, "scopes": self.scopes_table}
+        if name not in tables:
+            raise ValueError(f"unknown table {name!r}; one of {', '.join(tables)}")
+        return tables[name]
+
+
+def compute(
+    config: StudyConfig,
+    wave: int,
+    scopes: list[str],
+    con: duckdb.DuckDBPyConnection,
+    *,
+    tables: Any,
+    tabulate: Callable[..., Any],
+    weight: str,
+) -> Drivers:
+    """The drivers for already-checked ``scopes`` (the entry point is ``wavetool.stats.drivers``, which
+    passes its ``tabulate`` for the attributes' top-2 boxes when no ``tables`` are given, and the wave's
+    weight source for ``meta``)."""
+    spec = config.drivers
+    if spec.outcome is None:
+        raise ConfigError(
+            f"{config.path}: no drivers analysis configured",
+            hint='add a [drivers] table with outcome = "Q1" and attributes = ["Q2", ...] to the config',
+        )
+    config.wave(wave)
+    if not con.execute("SELECT 1 FROM waves WHERE wave = ?", [wave]).fetchall():
+        raise InputMissingError(
+            f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
+        )
+    ensure_reviewed(con, [wave])
+    model = _Model.of(con, config, wave)
+    sums = _wave_sums(con, model)
+    members = _membership(config, scopes, sums.keys)
+    if tables is None:
+        tabulated = {q.name for q in single_questions(con, config, wave)}
+        wanted = [a for a in model.names[1:] if a in tabulated]
+        tables = tabulate(config, wave, scopes=scopes, questions=wanted, con=con) if wanted else None
+    performance = _performance(wave, model, tables)
+    replicates = _replicate_sums(con, model, sums, config) if spec.replicates > 0 else None
+    rows, scope_rows = _analyse(config, model, sums, members, scopes, performance, replicates)
+    return Drivers(_arrow(rows, _ROW_TYPES), _arrow(scope_rows, _SCOPE_TYPES), _meta(config, wave, model, weight))
+
+
+# --- the model: which columns, how they are valid --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The outcome and attributes of one wave: SQL expressions, user-missing declarations, labels and the
+    shift each variable's sums are taken around."""
+
+    wave: int
+    names: tuple[str, ...]  # outcome first, then the attributes in configured order
+    expressions: tuple[str, ...]
+    missing: tuple[tuple[MissingSpec, ...], ...]
+    labels: tuple[str | None, ...]
+    centres: tuple[float, ...]
+
+    @property
+    def k(self) -> int:
+        return len(self.names) - 1
+
+    @classmethod
+    def of(cls, con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int) -> _Model:
+        spec = config.drivers
+        book = harmonised_codebook(con, config, wave)
+        columns = harmonised_columns(con, config, wave)
+        names = (spec.outcome, *spec.attributes)
+        for position, name in enumerate(names):
+            key = "drivers.outcome" if position == 0 else "drivers.attributes"
+            if name not in book or name not in columns:
+                raise ConfigError(
+                    f"{config.path}: {key}: {name!r} is not a question of wave {wave}",
+                    hint=f"use question names from `wavetool codebook --wave {wave}` (core questions only)",
+                )
+            if book[name].type != "numeric":
+                raise ConfigError(
+                    f"{config.path}: {key}: {name!r} is a {book[name].type} question in wave {wave}; "
+                    "a regression needs numeric answers",
+                    hint="choose numeric rating questions",
+                )
+        return cls(
+            wave=wave,
+            names=tuple(names),  # type: ignore[arg-type]
+            expressions=tuple(columns[n] for n in names),  # type: ignore[index]
+            missing=tuple(book[n].missing for n in names),  # type: ignore[index]
+            labels=tuple(book[n].label for n in names),  # type: ignore[index]
+            centres=tuple(_centre(book[n].value_labels, book[n].missing) for n in names),  # type: ignore[index]
+        )
+
+
+def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> float:
+    """The midpoint of a question's valid labelled codes (0 without any): the shift its sums are taken
+    around, so that Σw·x² − (Σw·x)²/Σw loses no digits to cancellation."""
+    codes = []
+    for code in value_labels:
+        try:
+            number = float(code)
+        except ValueError:
+            continue
+        if math.isfinite(number) and not is_missing_code(missing, number):
+            codes.append(number)
+    return (min(codes) + max(codes)) / 2 if codes else 0.0
+
+
+# --- sufficient statistics (one query per wave) ----------------------------------------------------------
+
+
+@dataclass
+class _Sums:
+    """Per jurisdiction (rows, sorted by key): counts and the listwise-valid weighted sums. ``s`` is
+    (keys, p+1, p+1) over (1, x₀ … x_k): s[:, 0, 0] = Σw, s[:, 0, j] = Σw·x_j, s[:, i, j] = Σw·x_i·x_j."""
+
+    keys: list[str]
+    respondents: np.ndarray
+    n: np.ndarray
+    excluded_user_missing: np.ndarray
+    excluded_blank: np.ndarray
+    sw2: np.ndarray
+    s: np.ndarray
+    low: np.ndarray  # (keys, p): min of each variable over the listwise-valid respondents (NaN: none)
+    high: np.ndarray
+    user_missing: np.ndarray  # (keys, p): respondents whose answer is user-missing
+    blank: np.ndarray
+
+
+def _base_sql(model: _Model) -> str:
+    """The wave's respondents with each variable shifted by its centre, and whether each is valid."""
+    values, flags = [], []
+    for i, (expr, specs, centre) in enumerate(zip(model.expressions, model.missing, model.centres, strict=True)):
+        x = f"CAST({expr} AS DOUBLE)"
+        values.append(f"{x} - {centre!r} AS v{i}")
+        flags.append(f"{x} IS NULL AS b{i}")
+        flags.append(f"coalesce({missing_condition(x, specs)}, FALSE) AS u{i}")
+    return (
+        f"SELECT _id, _jurisdiction AS key, CAST(_weight AS DOUBLE) AS w, {', '.join(values)}, {', '.join(flags)} "
+        f"FROM {wave_table(model.wave)}"
+    )
+
+
+def _valid_sql(p: int) -> str:
+    return " AND ".join(f"NOT b{i} AND NOT u{i}" for i in range(p))
+
+
+def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
+    p = model.k + 1
+    ok = f"({_valid_sql(p)})"
+    any_blank = "(" + " OR ".join(f"b{i}" for i in range(p)) + ")"
+    # The listwise-invalid rows get NULL weight and values, which every sum skips: ten times faster than a
+    # FILTER clause on each of the (p+1)(p+2)/2 sums.
+    inner = ", ".join(
+        [
+            f"{ok} AS ok",
+            f"{any_blank} AS any_blank",
+            f"CASE WHEN {ok} THEN w END AS wv",
+            *(f"CASE WHEN {ok} THEN v{i} END AS x{i}" for i in range(p)),
+            *(f"b{i}, u{i}" for i in range(p)),
+        ]
+    )
+    columns = [
+        "count(*) AS respondents",
+        "count_if(ok) AS n",
+        "count_if(NOT ok AND NOT any_blank) AS excluded_user_missing",
+        "count_if(any_blank) AS excluded_blank",
+        "coalesce(sum(wv * wv), 0) AS sw2",
+        "coalesce(sum(wv), 0) AS s_w",
+    ]
+    columns += [f"coalesce(sum(wv * x{i}), 0) AS s_{i}" for i in range(p)]
+    columns += [f"coalesce(sum(wv * x{i} * x{j}), 0) AS s_{i}_{j}" for i in range(p) for j in range(i, p)]
+    columns += [f"min(x{i}) AS lo_{i}, max(x{i}) AS hi_{i}" for i in range(p)]
+    columns += [f"count_if(u{i}) AS um_{i}, count_if(b{i}) AS bl_{i}" for i in range(p)]
+    sql = (
+        f"SELECT key, {', '.join(columns)} FROM (SELECT key, {inner} FROM ({_base_sql(model)})) "
+        "GROUP BY key ORDER BY key"
+    )
+    # One thread: DuckDB's threads add partial sums in any order, and the CSV must be the same every run.
+    previous = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        data = con.execute(sql).fetchnumpy()
+    finally:
+        con.execute(f"SET threads = {int(previous)}")
+    keys = [str(k) for k in data["key"]]
+    count = len(keys)
+    s = np.zeros((count, p + 1, p + 1))
+    s[:, 0, 0] = data["s_w"]
+    for i in range(p):
+        s[:, 0, i + 1] = s[:, i + 1, 0] = data[f"s_{i}"]
+        for j in range(i, p):
+            s[:, i + 1, j + 1] = s[:, j + 1, i + 1] = data[f"s_{i}_{j}"]
+
+    def matrix(prefix: str, fill: float) -> np.ndarray:
+        return np.stack([_floats(data[f"{prefix}_{i}"], fill) for i in range(p)], axis=1).reshape(count, p)
+
+    return _Sums(
+        keys=keys,
+        respondents=np.asarray(data["respondents"], dtype=np.int64),
+        n=np.asarray(data["n"], dtype=np.int64),
+        excluded_user_missing=np.asarray(data["excluded_user_missing"], dtype=np.int64),
+        excluded_blank=np.asarray(data["excluded_blank"], dtype=np.int64),
+        sw2=np.asarray(data["sw2"], dtype=np.float64),
+        s=s,
+        low=matrix("lo", np.inf),
+        high=matrix("hi", -np.inf),
+        user_missing=matrix("um", 0).astype(np.int64),
+        blank=matrix("bl", 0).astype(np.int64),
+    )
+
+
+def _floats(values: Any, fill: float) -> np.ndarray:
+    """A numpy column as floats, NULLs (masked or None) replaced by ``fill``."""
+    if isinstance(values, np.ma.MaskedArray):
+        return values.astype(np.float64).filled(fill)
+    return np.array([fill if v is None else v for v in values], dtype=np.float64)
+
+
+def _membership(config: StudyConfig, scopes: list[str], keys: list[str]) -> np.ndarray:
+    """(scopes, keys): 1 where the jurisdiction belongs to the scope."""
+    out = np.zeros((len(scopes), len(keys)))
+    for row, scope in enumerate(scopes):
+        if scope == "all":
+            out[row, :] = 1
+            continue
+        wanted = {scope} if scope in config.jurisdictions else set(config.subscribers[scope].jurisdictions)
+        out[row, [i for i, k in enumerate(keys) if k in wanted]] = 1
+    return out
+
+
+# --- bootstrap replicates --------------------------------------------------------------------------------
+
+
+def _replicate_sums(con: duckdb.DuckDBPyConnection, model: _Model, sums: _Sums, config: StudyConfig) -> np.ndarray:
+    """(replicates, keys, p+1, p+1): the sums of every replicate (Rao-Wu rescaling bootstrap within strata).
+
+    Only the listwise-valid respondents are read (key, weight and shifted answers, in a fixed order); the
+    draws of a stratum are over all its respondents, the invalid ones contributing nothing."""
+    p = model.k + 1
+    ok = _valid_sql(p)
+    values = ", ".join(f"v{i}" for i in range(p))
+    data = con.sql(f"SELECT key, w, {values} FROM ({_base_sql(model)}) WHERE {ok} ORDER BY key, _id").fetchnumpy()
+    keys = np.asarray([str(k) for k in data["key"]])
+    weights = np.asarray(data["w"], dtype=np.float64)
+    x = np.column_stack([np.ones(len(weights))] + [np.asarray(data[f"v{i}"], dtype=np.float64) for i in range(p)])
+    outer = (x[:, :, None] * x[:, None, :]).reshape(len(weights), (p + 1) ** 2)
+    count = config.drivers.replicates
+    rng = np.random.default_rng([config.drivers.seed, model.wave])
+    out = np.zeros((count, len(sums.keys), p + 1, p + 1))
+    for h, key in enumerate(sums.keys):
+        rows = np.flatnonzero(keys == key)
+        n_h = int(sums.respondents[h])
+        if n_h >= 2:
+            # n_h − 1 draws over the stratum's n_h respondents; the first len(rows) positions are the valid ones
+            draws = rng.multinomial(n_h - 1, np.full(n_h, 1.0 / n_h), size=count)[:, : len(rows)]
+            factor = draws * (n_h / (n_h - 1))
+        else:  # a stratum of one respondent cannot be resampled: it keeps its weight in every replicate
+            factor = np.ones((count, len(rows)))
+        out[:, h] = ((factor * weights[rows]) @ outer[rows]).reshape(count, p + 1, p + 1)
+    return out
+
+
+# --- from sums to importances ----------------------------------------------------------------------------
+
+
+def _correlations(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correlation matrices and variances (…, p, p) / (…, p) from sums (…, p+1, p+1) (see _Sums)."""
+    total = s[..., 0, 0][..., None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s[..., 0, 1:] / s[..., 0, 0][..., None]
+        cov = s[..., 1:, 1:] / total - mean[..., :, None] * mean[..., None, :]
+        var = np.diagonal(cov, axis1=-2, axis2=-1)
+        scale = np.sqrt(var)
+        corr = cov / (scale[..., :, None] * scale[..., None, :])
+    return corr, var
+
+
+@cache
+def _subsets(k: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Popcounts of the 2^k subset masks, and per size s ≥ 1 the masks of that size with their member
+    indices (C(k, s), s)."""
+    masks = np.arange(1 << k)
+    bits = (masks[:, None] >> np.arange(k)) & 1
+    sizes = bits.sum(axis=1)
+    groups = []
+    for size in range(1, k + 1):
+        chosen = masks[sizes == size]
+        members = np.nonzero(bits[chosen])[1].reshape(len(chosen), size)
+        groups.append((chosen, members))
+    return sizes, groups
+
+
+def subset_r2(corr: np.ndarray) -> np.ndarray:
+    """R² of every subset of the attributes: (…, 2^k) from correlation matrices (…, k+1, k+1) whose index
+    0 is the outcome; entry ``mask`` is the R² of the attributes whose bits are set (0 for the empty set)."""
+    k = corr.shape[-1] - 1
+    batch = corr.shape[:-2]
+    flat = corr.reshape((-1, k + 1, k + 1))
+    out = np.zeros((flat.shape[0], 1 << k))
+    _, groups = _subsets(k)
+    for masks, members in groups:
+        idx = members + 1
+        size = idx.shape[1]
+        step = max(1, _CHUNK // max(1, len(masks) * size * size))
+        for start in range(0, flat.shape[0], step):
+            part = flat[start : start + step]
+            blocks = part[:, idx[:, :, None], idx[:, None, :]]  # (b, C, s, s)
+            rhs = part[:, 0, idx]  # (b, C, s)
+            out[start : start + step, masks] = np.einsum("bcs,bcs->bc", rhs, _solve(blocks, rhs))
+    return out.reshape((*batch, 1 << k))
+
+
+def _solve(blocks: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """blocks⁻¹ · rhs, batched; a singular block (attributes perfectly collinear in a scope) is solved with
+    the pseudo-inverse, which gives the R² of the projection on the subset's span."""
+    try:
+        return np.linalg.solve(blocks, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return (np.linalg.pinv(blocks, rcond=1e-12, hermitian=True) @ rhs[..., None])[..., 0]
+
+
+def shapley(corr: np.ndarray) -> np.ndarray:
+    """Shapley (LMG) shares of R², (…, k), exact over all subsets, from correlation matrices (…, k+1, k+1)
+    (index 0 the outcome). They sum to the full model's R²."""
+    k = corr.shape[-1] - 1
+    r2 = subset_r2(corr)
+    sizes, _ = _subsets(k)
+    weights = np.array([math.factorial(s) * math.factorial(k - s - 1) / math.factorial(k) for s in range(k)])
+    masks = np.arange(1 << k)
+    out = np.empty((*corr.shape[:-2], k))
+    for j in range(k):
+        without = masks[(masks >> j) & 1 == 0]
+        gain = r2[..., without | (1 << j)] - r2[..., without]
+        out[..., j] = gain @ weights[sizes[without]]
+    return out
+
+
+def relative_weights(corr: np.ndarray) -> np.ndarray:
+    """Johnson's (2000) relative weights, (…, k), from correlation matrices (…, k+1, k+1) (index 0 the
+    outcome); they sum to the full model's R²."""
+    rxx, rxy = corr[..., 1:, 1:], corr[..., 1:, 0]
+    values, vectors = np.linalg.eigh(rxx)
+    root = vectors @ (np.sqrt(np.clip(values, 0, None))[..., :, None] * np.swapaxes(vectors, -1, -2))
+    beta = (np.linalg.pinv(root, rcond=1e-12, hermitian=True) @ rxy[..., None])[..., 0]
+    return (root * root) @ (beta * beta)
+
+
+def _shares(corr: np.ndarray) -> tuple[np.ndarray, str]:
+    k = corr.shape[-1] - 1
+    return (shapley(corr), SHAPLEY) if k <= EXACT_MAX else (relative_weights(corr), RELATIVE_WEIGHTS)
+
+
+# --- putting a scope together ----------------------------------------------------------------------------
+
+
+def _performance(wave: int, model: _Model, tables: Any) -> dict[tuple[str, str], float | None]:
+    """{(scope, attribute): top-2 box} from the tables' summaries (core questions only: a subscriber's
+    custom question may share an attribute's name)."""
+    if tables is None:
+        return {}
+    wanted = set(model.names[1:])
+    found: dict[tuple[str, str], float | None] = {}
+    table = tables.summaries_table
+    for w, scope, question, kind, topbox in zip(
+        table.column("wave").to_pylist(),
+        table.column("scope").to_pylist(),
+        table.column("question").to_pylist(),
+        table.column("kind").to_pylist(),
+        table.column("topbox").to_pylist(),
+        strict=True,
+    ):
+        if w == wave and kind == "single" and question in wanted:
+            found[(scope, question)] = topbox
+    return found
+
+
+@dataclass
+class _Rolled:
+    """The wave's per-jurisdiction sums rolled up to the scopes (sums of their jurisdictions' rows)."""
+
+    s: np.ndarray  # (scopes, p+1, p+1)
+    counts: dict[str, np.ndarray]  # respondents, n, excluded_user_missing, excluded_blank, sw2: (scopes,)
+    user_missing: np.ndarray  # (scopes, p)
+    blank: np.ndarray
+    low: np.ndarray  # (scopes, p): min over the listwise base (inf: nobody)
+    high: np.ndarray
+    replicates: np.ndarray | None  # (scopes, B, p+1, p+1)
+
+    @classmethod
+    def of(cls, sums: _Sums, members: np.ndarray, replicates: np.ndarray | None) -> _Rolled:
+        inside = members[:, :, None] > 0
+        return cls(
+            s=np.einsum("sk,kij->sij", members, sums.s),
+            counts={
+                name: members @ getattr(sums, name).astype(np.float64)
+                for name in ("respondents", "n", "excluded_user_missing", "excluded_blank", "sw2")
+            },
+            user_missing=members @ sums.user_missing,
+            blank=members @ sums.blank,
+            low=np.where(inside, sums.low[None], np.inf).min(axis=1),
+            high=np.where(inside, sums.high[None], -np.inf).max(axis=1),
+            replicates=np.einsum("sk,bkij->sbij", members, replicates) if replicates is not None else None,
+        )
+
+    def base(self, wave: int, scope: str, i: int) -> dict[str, Any]:
+        """The scope's row of the scopes table, without its status."""
+        n, sw2, total = int(self.counts["n"][i]), self.counts["sw2"][i], self.s[i, 0, 0]
+        return {
+            "wave": wave,
+            "scope": scope,
+            "respondents": int(self.counts["respondents"][i]),
+            "n": n,
+            "n_eff": total * total / sw2 if n > 0 and sw2 > 0 else None,
+            "excluded_user_missing": int(self.counts["excluded_user_missing"][i]),
+            "excluded_blank": int(self.counts["excluded_blank"][i]),
+        }
+
+
+def _analyse(
+    config: StudyConfig,
+    model: _Model,
+    sums: _Sums,
+    members: np.ndarray,
+    scopes: list[str],
+    performance: dict[tuple[str, str], float | None],
+    replicates: np.ndarray | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(attribute rows, scope rows) of every scope."""
+    rolled = _Rolled.of(sums, members, replicates)
+    rows: list[dict[str, Any]] = []
+    scope_rows: list[dict[str, Any]] = []
+    for i, scope in enumerate(scopes):
+        base = rolled.base(model.wave, scope, i)
+        constant = rolled.low[i] == rolled.high[i]  # (p,): every listwise-valid answer the same
+        outcome_counts = int(rolled.user_missing[i, 0]), int(rolled.blank[i, 0])
+        reason = _skip_reason(model, config.drivers.min_base, base["n"], *outcome_counts, constant, rolled.low[i])
+        if reason:
+            scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": None, "method": None})
+            continue
+        used = [j for j in range(model.k) if not constant[j + 1]]
+        index = [0, *(j + 1 for j in used)]
+        corr, _ = _correlations(rolled.s[i])
+        shares, method = _shares(corr[np.ix_(index, index)])
+        r2 = float(shares.sum())
+        if r2 <= 0:
+            reason = f"R² of {model.names[0]} on the attributes is 0: nothing to share out"
+            scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": r2, "method": method})
+            continue
+        full = np.zeros(model.k)
+        full[used] = shares
+        interval = None
+        if rolled.replicates is not None:
+            interval = np.zeros((2, model.k))
+            interval[:, used] = _interval(rolled.replicates[i], index, config.tables.confidence)
+        scope_rows.append({**base, "status": "ok", "reason": "", "r2": r2, "method": method})
+        fit = {"r2": r2, "n": base["n"], "n_eff": base["n_eff"], "method": method}
+        rows += _attribute_rows(model, scope, full, interval, fit, performance, rolled, i, constant)
+    return rows, scope_rows
+
+
+def _attribute_rows(
+    model: _Model,
+    scope: str,
+    shares: np.ndarray,
+    interval: np.ndarray | None,
+    fit: dict[str, Any],
+    performance: dict[tuple[str, str], float | None],
+    rolled: _Rolled,
+    i: int,
+    constant: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One scope's rows, in the configured attribute order."""
+    importance = 100.0 * shares / fit["r2"]
+    perf = [performance.get((scope, a)) for a in model.names[1:]]
+    quadrants, ranks = _quadrants(importance, perf), _ranks(importance)
+    rows = []
+    for j, attribute in enumerate(model.names[1:]):
+        note = ""
+        if constant[j + 1]:
+            value = _code(rolled.low[i, j + 1] + model.centres[j + 1])
+            note = f"constant in this scope (every valid answer is {value}): no variance to explain the outcome, importance 0"
+        rows.append(
+            {
+                "wave": model.wave,
+                "scope": scope,
+                "outcome": model.names[0],
+                "attribute": attribute,
+                "label": model.labels[j + 1],
+                "importance": float(importance[j]),
+                "importance_rank": ranks[j],
+                "r2": fit["r2"],
+                "n": fit["n"],
+                "n_eff": fit["n_eff"],
+                "performance": perf[j],
+                "quadrant": quadrants[j],
+                "method": fit["method"],
+                "importance_ci_low": None if interval is None else float(interval[0, j]),
+                "importance_ci_high": None if interval is None else float(interval[1, j]),
+                "r2_share": float(shares[j]),
+                "user_missing": int(rolled.user_missing[i, j + 1]),
+                "blank": int(rolled.blank[i, j + 1]),
+                "note": note,
+            }
+        )
+    return rows
+
+
+def _skip_reason(
+    model: _Model,
+    min_base: int,
+    n: int,
+    outcome_user_missing: int,
+    outcome_blank: int,
+    constant: np.ndarray,
+    low: np.ndarray,
+) -> str:
+    """Why a scope gets no drivers ('' when it gets them)."""
+    outcome = model.names[0]
+    if n == 0 and not np.isfinite(low[0]):
+        return (
+            f"no respondent with a valid answer to {outcome} and to every attribute "
+            f"({outcome}: {outcome_user_missing} user-missing, {outcome_blank} blank)"
+        )
+    if n < min_base:
+        return f"listwise valid base {n} < [drivers] min_base {min_base}"
+    if constant[0]:
+        return f"the outcome {outcome} is constant in this scope (every valid answer is {_code(low[0] + model.centres[0])})"
+    if constant[1:].all():
+        return "every attribute is constant in this scope: nothing can explain the outcome"
+    return ""
+
+
+def _code(value: float) -> str:
+    return code_text(round(value, 9))
+
+
+def _interval(reps: np.ndarray, index: list[int], confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of the importances (percent) over the replicates (B, p+1, p+1) of one scope."""
+    corr, var = _correlations(reps)
+    corr = corr[:, index][:, :, index]
+    usable = np.all(var[:, index] > 0, axis=1) & np.all(np.isfinite(corr), axis=(1, 2))
+    shares, _ = _shares(corr[usable])
+    percent = 100.0 * shares / shares.sum(axis=1, keepdims=True)
+    alpha = (1 - confidence) / 2
+    return np.quantile(percent, alpha, axis=0), np.quantile(percent, 1 - alpha, axis=0)
+
+
+def _ranks(importance: np.ndarray) -> list[int]:
+    """Competition ranking, 1 = the largest importance; equal values (to 1e-9 percent) share a rank."""
+    rounded = np.round(importance, 9)
+    return [int(1 + np.sum(rounded > value)) for value in rounded]
+
+
+def _quadrants(importance: np.ndarray, performance: list[float | None]) -> list[str]:
+    known = [p for p in performance if p is not None]
+    mean_importance = 100.0 / len(importance)
+    mean_performance = sum(known) / len(known) if known else None
+    out = []
+    for value, perf in zip(importance, performance, strict=True):
+        if perf is None or mean_performance is None:
+            out.append("")
+        elif value > mean_importance:
+            out.append("priority" if perf < mean_performance else "strength")
+        else:
+            out.append("secondary" if perf < mean_performance else "surplus")
+    return out
+
+
+def _arrow(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
+    return pa.table({name: pa.array([r[name] for r in rows], type=t) for name, t in types.items()})
+
+
+def _meta(config: StudyConfig, wave: int, model: _Model, weight: str) -> dict[str, Any]:
+    spec = config.drivers
+    return {
+        "wave": wave,
+        "outcome": model.names[0],
+        "attributes": list(model.names[1:]),
+        "weight": weight,
+        "min_base": spec.min_base,
+        "replicates": spec.replicates,
+        "seed": spec.seed,
+        "confidence": confidence_label(config.tables.confidence),
+        "method": {
+            SHAPLEY: "Shapley value (LMG) of each attribute in the R² of the weighted least-squares regression of "
+            "the outcome on the attributes, exact over all 2^k subsets (k <= 15): "
+            "Σ_{S ⊆ others} |S|!(k−|S|−1)!/k! · (R²(S∪{j}) − R²(S)), R²(S) = r_Sᵀ R_SS⁻¹ r_S on the weighted "
+            "correlation matrix",
+            RELATIVE_WEIGHTS: "Johnson's relative weights (k > 15): R_xx = QΛQᵀ, Λ½ = QΛ^½Qᵀ, β = Λ½⁻¹ r, "
+            "weight_j = Σ_k Λ½_jk² β_k²",
+        },
+        "importance": "100 × the attribute's share / R² (sums to 100 within a scope)",
+        "listwise": "respondents with a valid answer (not user-missing, not blank) to the outcome and every "
+        "attribute; respondents = n + excluded_user_missing + excluded_blank",
+        "n_eff": "Kish: (Σw)² / Σw² over the listwise base",
+        "performance": "the attribute's top-2 box in the scope (percent of its valid answers), from the tables",
+        "quadrant": "priority: importance > 100/k and performance < the scope's mean performance; strength: "
+        "importance > 100/k, performance >= mean; surplus: importance <= 100/k, performance >= mean; "
+        "secondary: importance <= 100/k, performance < mean",
+        "constant_attribute": "an attribute with one valid value in a scope is left out of its regression and "
+        "gets importance 0 with a note",
+        "bootstrap": (
+            f"{spec.replicates} Rao-Wu rescaling bootstrap replicates (m_h = n_h − 1) within jurisdictions, "
+            f"seed {spec.seed}; percentile interval"
+            if spec.replicates
+            else "none ([drivers] replicates = 0)"
+        ),
+    }
