@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 WT := $(BIN)/wavetool --study demo
 APT_PACKAGES := libharfbuzz-subset0 poppler-utils pspp r-base-core r-cran-survey
 
-.PHONY: demo test lint format bench clean system-deps
+# test-fast: everything not marked slow (fault injection, end-to-end runs, PDF rendering, packaging,
+# the R/PSPP cross-checks), in parallel: the edit-test loop. `make test` (CI) still runs everything.
+.PHONY: demo test test-fast lint format bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +49,9 @@ demo: $(STAMP) system-deps
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint:
 	$(BIN)/ruff check src tests benchmarks sample_data

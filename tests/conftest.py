@@ -1,4 +1,5 @@
-"""Shared fixtures: the sample study imported once per test session, copied for each test."""
+"""Shared fixtures: the sample study imported once per test session, copied for each test; the delivery
+fixtures of mailhelpers.py. Plain helpers live in helpers.py (no test imports another test module)."""
 
 from __future__ import annotations
 
@@ -7,38 +8,21 @@ from pathlib import Path
 
 import pytest
 
+# The shared helpers, re-exported for modules that still import them from conftest.
+from helpers import REALWORLD, ROOT, SAMPLE, SAMPLE_FILES, copy_sample, database_checksum  # noqa: F401
+from mailhelpers import pdf_bytes, smtp_server, study  # noqa: F401  (delivery fixtures, see mailhelpers.py)
 from wavetool.cli import main
 from wavetool.config import load_config
 from wavetool.ingest import import_wave
-from wavetool.status import init_study
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data"
-SAMPLE_FILES = {
-    1: "inbox/wave-1/wave1.sav",
-    2: "inbox/wave-2/wave2.zsav",
-    3: "inbox/wave-3/wave3.por",
-    4: "inbox/wave-4/wave4.csv",
-}
-REALWORLD = ROOT.parent / "shared" / "realworld-spss"
-
-
-def copy_sample(dest: Path) -> Path:
-    """A fresh study folder holding the sample config and inbox, with an empty database."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SAMPLE / "wavetool.toml", dest / "wavetool.toml")
-    shutil.copytree(SAMPLE / "inbox", dest / "inbox")
-    init_study(dest)
-    return dest
 
 
 @pytest.fixture(scope="session")
 def _imported_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    study = copy_sample(tmp_path_factory.mktemp("sample") / "study")
-    config = load_config(study)
+    folder = copy_sample(tmp_path_factory.mktemp("sample") / "study")
+    config = load_config(folder)
     for wave, rel in SAMPLE_FILES.items():
-        import_wave(config, wave, [study / rel])
-    return study
+        import_wave(config, wave, [folder / rel])
+    return folder
 
 
 @pytest.fixture
@@ -70,23 +54,6 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return code, out.out, out.err
 
     return run
-
-
-def database_checksum(study: Path) -> dict[str, str]:
-    """{table: md5 of all its rows (order-independent)} for every table of a study database."""
-    import duckdb
-
-    con = duckdb.connect(str(Path(study) / "wavetool.duckdb"), read_only=True)
-    try:
-        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-        return {
-            name: con.execute(
-                f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::VARCHAR), ',' ORDER BY md5(t::VARCHAR))), '') FROM \"{name}\" t"
-            ).fetchall()[0][0]
-            for name in names
-        }
-    finally:
-        con.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pyreadstat
 import pytest
 from pypdf import PdfReader
 
-from conftest import copy_sample
+from helpers import copy_sample
 from wavetool.codebook import harmonised_codebook
 from wavetool.config import load_config
 from wavetool.custom import custom_questions

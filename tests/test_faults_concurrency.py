@@ -23,7 +23,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from conftest import SAMPLE
+from helpers import SAMPLE
 
 pytestmark = pytest.mark.slow
 

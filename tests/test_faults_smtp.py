@@ -1,4 +1,4 @@
-"""SMTP faults beyond test_deliver.py: a connection dropped in the middle of DATA, a server that never answers
+"""SMTP faults beyond test_deliver.py (helpers shared through mailhelpers.py): a connection dropped in the middle of DATA, a server that never answers
 (after the message, before it, or at all), each against a real server on 127.0.0.1 that misbehaves on
 purpose. What is asserted is what a coordinator sees: the exit code, the one-line error, the delivery log,
 how long the run took, and that a re-run never delivers a message twice. Marked slow.
@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
-import test_deliver as delivery
+import mailhelpers as delivery
 
 pytestmark = pytest.mark.slow
-
-# test_deliver.py's fixtures: the sample study's config with small real wave-1 PDFs and their manifest.
-pdf_bytes = delivery.pdf_bytes
-study = delivery.study
 
 SUBSCRIBERS = ["ontario", "quebec", "british-columbia", "maritimes"]  # the order send_reports goes in
 TIMEOUT = 1.0  # [delivery.smtp] timeout of these tests, seconds

@@ -13,13 +13,12 @@ import duckdb
 import pyreadstat
 import pytest
 
+from helpers import REALWORLD
 from wavefiles import LABELS, SAT, db_digest, run_pspp, wave_frame, write_por, write_sav, write_study
 from wavetool.codebook import load_codebook
 from wavetool.config import load_config
 from wavetool.ingest import import_wave
 from wavetool.store import read_store
-
-REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld-spss"
 
 
 def rows(study: Path, sql: str, params: list | None = None) -> list[tuple]:

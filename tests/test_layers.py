@@ -10,10 +10,25 @@ import wavetool
 
 SRC = Path(wavetool.__file__).parent
 
+# The CLI's command modules: above cli.app (which holds `app`), below cli/__init__ (which imports them).
+COMMANDS = (
+    "codebook",
+    "custom",
+    "deliver",
+    "drivers",
+    "export",
+    "ingest",
+    "pipeline",
+    "report",
+    "study",
+    "tables",
+    "weight",
+)
+
 # Bottom first. A module may import modules of its own layer or below. A module belongs to the entry
 # with the longest matching dotted prefix; a module matching none fails the test (add it here).
 LAYERS: list[tuple[str, ...]] = [
-    ("wavetool", "wavetool.errors", "wavetool.sql", "wavetool.fsutil", "wavetool.resources"),
+    ("wavetool", "wavetool.errors", "wavetool.context", "wavetool.sql", "wavetool.fsutil", "wavetool.resources"),
     ("wavetool.config", "wavetool.store"),
     ("wavetool.codebook.model",),
     ("wavetool.codebook.companion", "wavetool.codebook.persist", "wavetool.codebook.gate"),
@@ -36,6 +51,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("wavetool.pipeline",),
     ("wavetool.status",),
     ("wavetool.seed",),
+    ("wavetool.cli.output", "wavetool.cli.app"),
+    tuple(f"wavetool.cli.{name}" for name in COMMANDS),
     ("wavetool.cli", "wavetool.__main__"),
 ]
 

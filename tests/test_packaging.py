@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_sample
+from helpers import ROOT, copy_sample
 
 pytestmark = pytest.mark.slow
 

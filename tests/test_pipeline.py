@@ -71,6 +71,9 @@ def test_run_twice_second_run_does_nothing(sample_study, cli):
     assert {m["subscriber"] for m in first["merged"]} == SUBSCRIBERS
     assert {m["status"] for m in first["merged"]} == {"merged"}
     assert first["tables"]["file"] == "tables/wave-1.csv" and first["tables"]["changed"] is True
+    # the run writes the suppression audit beside its tables, as `tabulate --output` does
+    audit = (sample_study / "tables" / "wave-1-suppressed.csv").read_text(encoding="utf-8")
+    assert audit.startswith("wave,scope,question,")
     assert sorted(first["rendered"]) == sorted(SUBSCRIBERS)
     assert sorted(s["subscriber"] for s in first["sent"]) == sorted(SUBSCRIBERS)
     assert first["failed"] == [] and first["skipped"] == [] and first["exit_code"] == 0

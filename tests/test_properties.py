@@ -348,7 +348,9 @@ def shown_weight(value: float | None) -> str:
         return "blank"
     if math.isnan(value):
         return "NaN"
-    return str(int(value)) if value.is_integer() else repr(value)
+    # The canonical code text (ARCHITECTURE.md, sql.code_text): integer digits for an integral value below
+    # 1e18, else the shortest double text (-1e+18).
+    return str(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
 
 
 @pytest.fixture(scope="module")
@@ -790,6 +792,7 @@ EQUAL_ANSWERS = Sample(
 )
 
 
+@pytest.mark.slow  # 25 studies tabulated (make test-fast skips it)
 @settings(max_examples=25, **SETTINGS)
 @given(sample=samples(), factor=st.one_of(st.sampled_from([0.37, 12.5]), st.floats(0.01, 100.0)))
 @example(sample=ONE_VALID_CODE, factor=0.37)

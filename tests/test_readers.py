@@ -11,11 +11,11 @@ import duckdb
 import pyreadstat
 import pytest
 
+from helpers import REALWORLD
 from wavetool.ingest.spss import load_spss, read_spss_codebook
 from wavetool.ingest.staging import Staging, canonical_select, read_staged, staged_schema
 
 ROOT = Path(__file__).resolve().parents[1]
-REALWORLD = ROOT.parent / "shared" / "realworld-spss"
 SAMPLE = [
     ROOT / "sample_data/inbox/wave-1/wave1.sav",
     ROOT / "sample_data/inbox/wave-2/wave2.zsav",

@@ -68,6 +68,7 @@ def merged_study(tmp_path: Path, _imported_template: Path) -> Path:
     return make_study(tmp_path, _imported_template)
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_every_subscriber_gets_a_tagged_pdf_in_its_language(rendered):
     study, result = rendered
     config = load_config(study)
@@ -91,6 +92,7 @@ def test_every_subscriber_gets_a_tagged_pdf_in_its_language(rendered):
     assert not list(folder.glob(".*.tmp"))
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_numbers_equal_tabulate(rendered):
     """Every rating question's top box, interval, benchmark and previous wave as tabulate gives them."""
     study, _ = rendered
@@ -109,6 +111,7 @@ def test_numbers_equal_tabulate(rendered):
         assert checked >= 100
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_benchmark_is_all_other_respondents(rendered):
     """The benchmark top box printed for Q1 equals a count over the other jurisdictions' rows, computed
     here in Python from the stored answers (valid codes 1-5, top box 4-5, weighted)."""
@@ -124,6 +127,7 @@ def test_benchmark_is_all_other_respondents(rendered):
     assert config.subscribers["ontario"].jurisdictions == ("ON",)
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_own_custom_questions_only(rendered):
     study, _ = rendered
     config = load_config(study)
@@ -143,6 +147,7 @@ def test_own_custom_questions_only(rendered):
                 assert label not in text, (sub_id, "shows", other, label)
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_french_report_is_french(rendered):
     study, _ = rendered
     config = load_config(study)
@@ -167,6 +172,7 @@ def test_french_report_is_french(rendered):
         assert english not in text
 
 
+@pytest.mark.slow  # renders every subscriber's report (make test-fast skips it)
 def test_rerun_renders_nothing_and_is_byte_identical(rendered, tmp_path):
     study, first = rendered
     config = load_config(study)
@@ -286,6 +292,7 @@ def test_missing_french_translation_fails_that_report_listing_it(merged_study):
     assert result.rendered == ["ontario"]
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study, monkeypatch):
     config = load_config(merged_study)
     first = render_reports(config, 4, subscribers=["ontario"], questions=["Q1"], jobs=1)
@@ -313,6 +320,7 @@ def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study
     assert not (folder / "ontario.pdf").exists()
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_cli_report_json_and_bad_subscriber(merged_study, capsys):
     code = main(["--study", str(merged_study), "report", "--wave", "1", "--subscriber", "british-columbia", "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -346,6 +354,7 @@ def test_text_colours_have_enough_contrast():
         assert contrast(text_on(fill), fill) >= 4.5, fill
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_study_templates_override_wavetools_own(merged_study):
     """`[report] templates = DIR`: a coordinator's own report.html.j2 is used; the other files stay
     wavetool's; a template edit re-renders (the inputs hash covers the study's templates too)."""

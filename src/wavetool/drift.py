@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -13,7 +12,8 @@ from .codebook.gate import _previous_wave, drift_summary
 from .codebook.harmonise import _recode_for, in_study_coding, known_questions, question_map
 from .codebook.model import Variable
 from .codebook.persist import load_codebook, set_questions
-from .errors import InputMissingError
+from .context import QUIET, Context
+from .errors import ExitCode, InputMissingError
 from .sql import code_text
 from .store import first_row, read_store, transaction, write_store
 
@@ -262,11 +262,19 @@ def review_drift(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> tupl
     return status, records
 
 
-def review_waves(config: Any, waves: list[int] | None = None) -> list[dict[str, Any]]:
+class Verdicts(list):
+    """The drift gate's verdict per wave (a list of dicts); ``exit_code`` is 79 while any wave stays unreviewed."""
+
+    @property
+    def exit_code(self) -> int:
+        return int(ExitCode.DRIFT_GATE if any(r["review_status"] == "unreviewed" for r in self) else ExitCode.OK)
+
+
+def review_waves(config: Any, waves: list[int] | None = None) -> Verdicts:
     """Re-run the drift gate with the current crosswalk (after adding an entry): the crosswalk's renames
     are re-applied to the stored question mapping, then every wave is reviewed against the previous one.
     Waves a coordinator approved by hand stay approved."""
-    results = []
+    results = Verdicts()
     with (
         write_store(config.root, timeout=config.pipeline.lock_timeout, purpose="wavetool codebook review") as con,
         transaction(con),
@@ -298,7 +306,7 @@ def review_waves(config: Any, waves: list[int] | None = None) -> list[dict[str, 
     return results
 
 
-def approve_wave(config: Any, wave: int) -> dict[str, Any]:
+def approve_wave(config: Any, wave: int, ctx: Context = QUIET) -> dict[str, Any]:
     """Accept a wave's drift by hand: review_status 'approved', reviewed_at now (the drift is kept)."""
 
     with write_store(
@@ -318,7 +326,7 @@ def approve_wave(config: Any, wave: int) -> dict[str, Any]:
                 "reviewed_at": reviewed.isoformat() if reviewed else None,
                 "accepted": None,
             }
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        now = ctx.now()
         with transaction(con):
             con.execute("UPDATE waves SET review_status = 'approved', reviewed_at = ? WHERE wave = ?", [now, wave])
     return {

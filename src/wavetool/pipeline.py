@@ -14,7 +14,6 @@ not change, the delivery log knows what was sent), so a run cut off anywhere is 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from typing import Any
 from . import __version__
 from .codebook import ensure_reviewed
 from .config import StudyConfig
+from .context import QUIET, Context, Progress
 from .custom import merge_from_config
 from .databook import book_path, write_databook
 from .deliver import send_reports
@@ -42,16 +42,11 @@ RUN_LOCK_NAME = ".wavetool-run.lock"
 LOG_FILE = "wavetool.log"
 TABLES_DIR = "tables"
 
-Progress = Callable[[str], None]
 
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-
-
-def log_line(config: StudyConfig, text: str) -> None:
-    """Append one timestamped line to ``<study>/wavetool.log`` (one write, so concurrent lines never mix)."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def log_line(config: StudyConfig, text: str, ctx: Context = QUIET) -> None:
+    """Append one line stamped by ``ctx``'s clock to ``<study>/wavetool.log`` (one write, so concurrent lines
+    never mix)."""
+    stamp = ctx.stamp()
     line = f"{stamp} {' '.join(text.split())}\n".encode()
     with contextlib.suppress(OSError):  # a full disk must not turn a delivered run into a failed one
         fd = os.open(config.root / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -139,9 +134,9 @@ class RunSummary:
 
 
 @contextlib.contextmanager
-def run_lock(config: StudyConfig, wave: int) -> Iterator[None]:
+def run_lock(config: StudyConfig, wave: int, ctx: Context = QUIET) -> Iterator[None]:
     """Hold the study's run lock for a whole run; StudyLockedError (75) names the holder after the timeout."""
-    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = ctx.stamp()
     try:
         with study_lock(
             config.root,
@@ -152,28 +147,43 @@ def run_lock(config: StudyConfig, wave: int) -> Iterator[None]:
             yield
     except WavetoolError as exc:
         if exc.exit_code == ExitCode.TEMPFAIL and "busy" in exc.message:
-            log_line(config, f"run wave {wave}: not started, {exc.message}")
+            log_line(config, f"run wave {wave}: not started, {exc.message}", ctx)
             exc.message = exc.message.replace("study is busy", "another wavetool run is in progress")
         raise
 
 
-def _record_start(config: StudyConfig, summary: RunSummary) -> None:
+class _RunLog(Progress):
+    """The run's Progress: every step is also a line in wavetool.log (prefixed with the run id), then goes
+    on to the caller's Progress."""
+
+    def __init__(self, config: StudyConfig, prefix: str, outer: Context) -> None:
+        self.config, self.prefix, self.outer = config, prefix, outer
+
+    def step(self, message: str) -> None:
+        log_line(self.config, f"{self.prefix}{message}", self.outer)
+        self.outer.progress.step(message)
+
+    def count(self, done: int, total: int | None) -> None:
+        self.outer.progress.count(done, total)
+
+
+def _record_start(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
     with write_store(
         config.root, timeout=config.pipeline.lock_timeout, purpose=f"wavetool run --wave {summary.wave}"
     ) as con:
         # We hold the run lock, so any run still marked 'running' died without finishing.
         con.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = coalesce(finished_at, ?) WHERE status = 'running'",
-            [_utc_now()],
+            [ctx.now()],
         )
         con.execute(
             "INSERT INTO runs (run_id, wave, final, send, started_at, status, pid, wavetool_version)"
             " VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-            [summary.run_id, summary.wave, summary.final, summary.send, _utc_now(), os.getpid(), __version__],
+            [summary.run_id, summary.wave, summary.final, summary.send, ctx.now(), os.getpid(), __version__],
         )
 
 
-def _record_end(config: StudyConfig, summary: RunSummary) -> None:
+def _record_end(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
     data = summary.to_dict()
     with write_store(
         config.root, timeout=config.pipeline.lock_timeout, purpose=f"wavetool run --wave {summary.wave}"
@@ -181,7 +191,7 @@ def _record_end(config: StudyConfig, summary: RunSummary) -> None:
         con.execute(
             "UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, error = ?, summary = ?, manifest = ? WHERE run_id = ?",
             [
-                _utc_now(),
+                ctx.now(),
                 summary.status,
                 summary.exit_code,
                 summary.error,
@@ -192,7 +202,8 @@ def _record_end(config: StudyConfig, summary: RunSummary) -> None:
         )
 
 
-def _step_import(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+def _step_import(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
+    say = ctx.progress.step
     wave = summary.wave
     files = inbox_files(config, wave)
     if not files:
@@ -209,9 +220,7 @@ def _step_import(config: StudyConfig, summary: RunSummary, say: Progress) -> Non
         say(f"import: wave {wave}: no files in the inbox, keeping the imported wave")
         return
     # The inbox is the source of truth for the pipeline: a corrected export there replaces the wave.
-    result = import_wave(
-        config, wave, files, replace=_differs(config, wave, files), progress=lambda m: say(f"import: {m}")
-    )
+    result = import_wave(config, wave, files, replace=_differs(config, wave, files), ctx=ctx.prefixed("import: "))
     summary.imported = {
         "status": result.status,
         "rows": result.rows,
@@ -241,9 +250,9 @@ def _differs(config: StudyConfig, wave: int, files: list[Path]) -> bool:
     return [f["sha256"] for f in imported] != [file_sha256(p) for p in files]
 
 
-def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-
-    results = merge_from_config(config, summary.wave)
+def _step_merge(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
+    say = ctx.progress.step
+    results = merge_from_config(config, summary.wave, ctx)
     summary.merged = [
         {
             "subscriber": r.subscriber,
@@ -261,8 +270,8 @@ def _step_merge(config: StudyConfig, summary: RunSummary, say: Progress) -> None
         say(f"merge: no custom-question files for wave {summary.wave}")
 
 
-def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-
+def _step_drift_gate(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
+    say = ctx.progress.step
     waves = list(range(1, summary.wave + 1))
     with read_store(config.root) as con:
         unreviewed = con.execute(
@@ -276,20 +285,27 @@ def _step_drift_gate(config: StudyConfig, summary: RunSummary, say: Progress) ->
     say(f"drift gate: waves 1-{summary.wave} reviewed" if summary.wave > 1 else "drift gate: wave 1 reviewed")
 
 
-def _step_tables(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-
+def _step_tables(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
+    say = ctx.progress.step
     wave = summary.wave
     target = config.root / TABLES_DIR / f"wave-{wave}.csv"
     say(f"tables: computing wave {wave} (everyone, each jurisdiction, each subscriber)")
     tables = tabulate(config, wave, scopes=all_scopes(config))
-    new_sha, changed = _replace_if_changed(target, tables.to_csv, "the tables")
+    old_sha = file_sha256(target) if target.is_file() else None
+    try:
+        tables.write(target, "csv")  # atomic; with its suppression audit beside it; unchanged files untouched
+    except OutputError as exc:
+        message = exc.message.replace(": cannot write:", ": cannot write the tables:", 1)
+        raise OutputError(message, hint="check the study folder is writable") from None
+    new_sha = file_sha256(target)
+    changed = new_sha != old_sha
     summary.tables = {"file": str(target.relative_to(config.root)), "sha256": new_sha, "changed": changed}
     say(f"tables: {summary.tables['file']} {'written' if changed else 'unchanged'} (sha256 {new_sha[:12]})")
     if config.drivers.outcome is not None:
         _write_drivers(config, summary, say, tables)
 
 
-def _write_drivers(config: StudyConfig, summary: RunSummary, say: Progress, tables: Any) -> None:
+def _write_drivers(config: StudyConfig, summary: RunSummary, say: Callable[[str], None], tables: Any) -> None:
     """``tables/wave-N-drivers.csv`` beside the tables (the attributes' top-2 boxes taken from them)."""
     wave = summary.wave
     target = config.root / TABLES_DIR / f"wave-{wave}-drivers.csv"
@@ -321,12 +337,13 @@ def _replace_if_changed(target: Path, write: Callable[[Path], None], what: str) 
     return new_sha, new_sha != old_sha
 
 
-def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+def _step_books(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
     """Each subscriber's data book, ``tables/wave-N/<subscriber>.xlsx``: its own scope (with the benchmark),
     its banners and its custom questions. Rewritten only when its bytes change; one subscriber's failure
     is recorded and the others still get theirs."""
     if not config.subscribers:
         return
+    say = ctx.progress.step
     wave = summary.wave
     banners = list(config.banners.variables) or None
     say(f"books: wave {wave} data books ({', '.join(banners) if banners else 'no banners'})")
@@ -353,30 +370,26 @@ def _step_books(config: StudyConfig, summary: RunSummary, say: Progress) -> None
     say(f"books: {written} written, {len(summary.books) - written} unchanged in {folder.relative_to(config.root)}")
 
 
-def _step_render(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-
-    def progress(done: int, total: int, subscriber: str, status: str) -> None:
-        say(f"render: {done}/{total} {subscriber} {status}")
-
+def _step_render(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
+    say = ctx.progress.step
     say(f"render: wave {summary.wave}{' (final)' if summary.final else ''}")
-    result = render_reports(config, summary.wave, final=summary.final, progress=progress)
+    result = render_reports(config, summary.wave, final=summary.final, ctx=ctx.prefixed("render: "))
     summary.rendered, summary.reused = list(result.rendered), list(result.unchanged)
     summary.reports = {sub: entry["sha256"] for sub, entry in result.reports.items()}
     for sub, reason in result.failed.items():
         summary.failed.append({"subscriber": sub, "step": "render", "error": reason, "temporary": False})
         say(f"render: {sub} FAILED, {reason}")
     say(f"render: {len(summary.rendered)} rendered, {len(summary.reused)} unchanged, {len(result.failed)} failed")
+    summary.exit_code = summary.exit_code or result.exit_code  # the first failing stage decides the exit code
 
 
-def _step_send(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-
+def _step_send(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
+    say = ctx.progress.step
     if not summary.reports:
         say("send: no reports to send")
         return
     # Only what rendered: a subscriber whose report failed is already listed as failed, the others still go.
-    result = send_reports(
-        config, summary.wave, subscribers=sorted(summary.reports), progress=lambda m: say(f"send: {m}")
-    )
+    result = send_reports(config, summary.wave, subscribers=sorted(summary.reports), ctx=ctx.prefixed("send: "))
     summary.sent, summary.skipped, summary.uncertain = result.sent, result.skipped, result.uncertain
     summary.failed.extend({**f, "step": "send"} for f in result.failed)
     for s in result.sent:
@@ -391,77 +404,72 @@ def _step_send(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
 
 
 def run_wave(
-    config: StudyConfig, wave: int, *, final: bool = False, send: bool = True, progress: Progress | None = None
+    config: StudyConfig, wave: int, *, final: bool = False, send: bool = True, ctx: Context = QUIET
 ) -> RunSummary:
     """Run the whole pipeline for ``wave`` under the run lock; every step does only what is new.
 
     Raises the first step's WavetoolError (exit code per step: 65/66 data, 78 config, 79 drift gate,
     69/77 SMTP); delivery partly failing or deferred is not an exception but ``summary.exit_code`` 80/75.
+    Every step is reported through ``ctx.progress`` and logged in wavetool.log; times come from ``ctx.clock``.
     """
     config.wave(wave)
     config.require_name()  # no run renders or sends reports under the placeholder name of `init --from`
-    say_outside = progress or (lambda _m: None)
-    with run_lock(config, wave):
+    with run_lock(config, wave, ctx):
         summary = RunSummary(
             run_id=uuid.uuid4().hex[:12],
             wave=wave,
             final=final,
             send=send,
-            started_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            started_at=ctx.stamp(),
         )
-
-        def say(message: str) -> None:
-            log_line(config, f"run {summary.run_id} wave {wave}: {message}")
-            say_outside(message)
-
+        ctx = ctx.with_progress(_RunLog(config, f"run {summary.run_id} wave {wave}: ", ctx))
+        say = ctx.progress.step
         say(f"started (PID {os.getpid()}{', final' if final else ''}{', no send' if not send else ''})")
         steps = [_step_import, _step_merge, _step_drift_gate, _step_tables, _step_books, _step_render]
         if send:
             steps.append(_step_send)
         try:
-            _record_start(config, summary)
+            _record_start(config, summary, ctx)
             for step in steps:
-                step(config, summary, say)
-                if step is _step_render and summary.failed:
-                    summary.exit_code = int(ExitCode.CANT_CREATE)  # the first failing stage decides the exit code
+                step(config, summary, ctx)
         except WavetoolError as exc:
             summary.status, summary.exit_code, summary.error = "failed", int(exc.exit_code), exc.message
-            _finish(config, summary, say)
+            _finish(config, summary, ctx)
             raise
         except KeyboardInterrupt:
-            _finish_interrupted(config, summary, say)
+            _finish_interrupted(config, summary, ctx)
             raise
         except Exception as exc:
             if is_interruption(exc):  # Ctrl-C while DuckDB was running a query
-                _finish_interrupted(config, summary, say)
+                _finish_interrupted(config, summary, ctx)
                 raise KeyboardInterrupt from exc
             summary.status, summary.exit_code, summary.error = (
                 "failed",
                 int(ExitCode.FAILURE),
                 f"{type(exc).__name__}: {exc}",
             )
-            _finish(config, summary, say)
+            _finish(config, summary, ctx)
             raise
         summary.status = "ok" if summary.exit_code == 0 else "partial"
-        _finish(config, summary, say)
+        _finish(config, summary, ctx)
     return summary
 
 
-def _finish_interrupted(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
+def _finish_interrupted(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
     summary.status, summary.exit_code, summary.error = "interrupted", int(ExitCode.INTERRUPTED), "interrupted"
-    _finish(config, summary, say)
+    _finish(config, summary, ctx)
 
 
-def _finish(config: StudyConfig, summary: RunSummary, say: Progress) -> None:
-    summary.finished_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _finish(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
+    summary.finished_at = ctx.stamp()
     with contextlib.suppress(WavetoolError, OSError):  # a locked or full store must not hide the run's own outcome
-        _record_end(config, summary)
+        _record_end(config, summary, ctx)
     counts = (
         f"{len(summary.rendered)} rendered, {len(summary.sent)} sent, {len(summary.skipped)} skipped,"
         f" {len(summary.failed)} failed, {len(summary.uncertain)} uncertain"
     )
     tail = f": {summary.error}" if summary.error else ""
-    say(f"finished {summary.status}, exit {summary.exit_code} ({counts}){tail}")
+    ctx.progress.step(f"finished {summary.status}, exit {summary.exit_code} ({counts}){tail}")
 
 
 def run_history(config: StudyConfig, limit: int = 10) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from .codebook.harmonise import harmonised_codebook
 from .codebook.model import CORE_LANGUAGE, Variable
 from .config import LANGUAGES, by_name
 from .custom import custom_questions
+from .errors import ExitCode
 from .store import read_store
 
 
@@ -37,7 +38,17 @@ def _text_items(key: str, var: Variable) -> list[tuple[str, str, str | None]]:
     return items
 
 
-def translation_gaps(config: Any) -> list[dict[str, Any]]:
+class Gaps(list):
+    """The texts lacking a translation (a list of dicts). With ``strict``, ``exit_code`` is 65 when any lacks one."""
+
+    strict: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return int(ExitCode.DATA if self.strict and self else ExitCode.OK)
+
+
+def translation_gaps(config: Any, strict: bool = False) -> Gaps:
     """Every core question, value label and subscriber custom question (of the imported waves) lacking
     an English or a French text: [{owner, kind, key, language, source_language, source_text}]."""
     with read_store(config.root) as con:
@@ -57,7 +68,8 @@ def translation_gaps(config: Any) -> list[dict[str, Any]]:
     ]
     for (sub, question), (var, language) in custom.items():
         items += [(sub, kind, key, text, language) for kind, key, text in _text_items(f"{sub}:{question}", var)]
-    gaps = []
+    gaps = Gaps()
+    gaps.strict = strict
     for owner, kind, key, text, source_language in items:
         for language in LANGUAGES:
             if translated(config, language, key, text, source_language) is None:

@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from .codebook import code_text, ensure_reviewed, harmonised_codebook, harmonised_select
 from .config import StudyConfig
+from .context import QUIET, Context
 from .errors import InputMissingError, WeightingError
 from .stats.questions import is_missing_code
 from .store import first_row, quote, read_store, transaction, wave_table, write_store
@@ -205,6 +206,7 @@ def rake(
     base: str = "vendor",
     store: bool = True,
     con: duckdb.DuckDBPyConnection | None = None,
+    ctx: Context = QUIET,
 ) -> RakeResult:
     """Rake ``wave`` to the configured margins and (with ``store``) make the result the wave's weight.
 
@@ -224,7 +226,7 @@ def rake(
     else:
         result, sha = _rake_read(config, wave, base, con)
     if store:
-        _store(config, result, sha)
+        _store(config, result, sha, ctx.clock())
     return result
 
 
@@ -358,7 +360,7 @@ def _has_column(con: duckdb.DuckDBPyConnection, wave: int, column: str) -> bool:
     )
 
 
-def _store(config: StudyConfig, result: RakeResult, content_sha: str) -> None:
+def _store(config: StudyConfig, result: RakeResult, content_sha: str, now: dt.datetime) -> None:
     """Write the raked weight into the wave table and record the diagnostics, in one transaction."""
     table = wave_table(result.wave)
     raked = pa.table({"_id": pa.array(result.ids, pa.string()), "w": pa.array(result.weights, pa.float64())})
@@ -396,7 +398,7 @@ def _store(config: StudyConfig, result: RakeResult, content_sha: str) -> None:
                         json.dumps(result.trim),
                         result.trimmed,
                         content_sha,
-                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                        now.astimezone(dt.UTC).replace(tzinfo=None),
                     ],
                 )
         finally:

@@ -8,109 +8,26 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import typer
 from typer._click.exceptions import ClickException
-from typer.core import TyperOption
 
-from .. import __version__
-from ..config import StudyConfig, find_study, load_config
 from ..errors import ExitCode, WavetoolError, is_interruption
+
+# Importing the command modules registers their commands on `app`.
+from . import codebook as _codebook  # noqa: F401
+from . import custom as _custom  # noqa: F401
+from . import deliver as _deliver  # noqa: F401
+from . import drivers as _drivers  # noqa: F401
+from . import export as _export  # noqa: F401
+from . import ingest as _ingest  # noqa: F401
+from . import pipeline as _pipeline  # noqa: F401
+from . import report as _report  # noqa: F401
+from . import study as _study  # noqa: F401
+from . import tables as _tables  # noqa: F401
+from . import weight as _weight  # noqa: F401
+from .app import AppContext, app, ctx_obj  # noqa: F401  (the package's public names)
 from .output import make_console
-
-app = typer.Typer(
-    name="wavetool",
-    help="Run a multi-wave public-sector survey: import, harmonise, tabulate, report and deliver.\n\n"
-    "Example: wavetool --study demo status",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-_type_column = TyperOption.display_type_rich
-
-
-def _flag_without_type(self: TyperOption, ctx: typer.Context) -> str | None:
-    """Help's type column for an option: empty for an on/off flag (typer prints `<bool>` after every one,
-    which reads as if the flag took a value)."""
-    return None if self.is_flag else _type_column(self, ctx)
-
-
-TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
-
-
-@dataclass
-class AppContext:
-    """What every command receives: the study folder (None: found upward from the current directory, as git
-    finds a repository), and the config loaded once on first use."""
-
-    study_option: Path | None
-    traceback: bool = False
-    _config: StudyConfig | None = None
-
-    @property
-    def study(self) -> Path:
-        return self.study_option if self.study_option is not None else find_study(Path.cwd())
-
-    @property
-    def config(self) -> StudyConfig:
-        if self._config is None:
-            self._config = load_config(self.study)
-        return self._config
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"wavetool {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    study: Path | None = typer.Option(
-        None,
-        "--study",
-        "-C",
-        envvar="WAVETOOL_STUDY",
-        help="Study folder (holds wavetool.toml). Default: the current folder or the nearest one above it that holds"
-        " a wavetool.toml.",
-        file_okay=False,
-    ),
-    traceback: bool = typer.Option(
-        False, "--traceback", help="Show the full stack trace of an error (for bug reports)."
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
-) -> None:
-    """Run a multi-wave public-sector survey: import, harmonise, tabulate, report and deliver.
-
-    Example: wavetool --study demo status
-    """
-    ctx.obj = AppContext(study_option=study, traceback=traceback)
-
-
-def ctx_obj(ctx: typer.Context) -> AppContext:
-    """The AppContext of the running command."""
-    return ctx.find_root().obj
-
-
-from . import codebook as _codebook  # noqa: E402,F401
-from . import custom as _custom  # noqa: E402,F401
-from . import deliver as _deliver  # noqa: E402,F401
-from . import drivers as _drivers  # noqa: E402,F401
-from . import export as _export  # noqa: E402,F401
-from . import ingest as _ingest  # noqa: E402,F401
-from . import pipeline as _pipeline  # noqa: E402,F401
-from . import report as _report  # noqa: E402,F401
-from . import study as _study  # noqa: E402,F401  (registers commands)
-from . import tables as _tables  # noqa: E402,F401
-from . import weight as _weight  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,10 +7,9 @@ from typer.core import TyperGroup
 
 from ..codebook import codebook_rows, drift_summary
 from ..drift import approve_wave, codebook_diff, review_waves
-from ..errors import ExitCode
 from ..store import read_store
 from ..texts import translation_gaps
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json, table
 
 
@@ -134,7 +133,7 @@ def approve(
 
     Example: wavetool codebook approve --wave 4
     """
-    result = approve_wave(ctx_obj(ctx).config, wave)
+    result = approve_wave(ctx_obj(ctx).config, wave, ctx=ctx_obj(ctx).context())
     if json_out:
         print_json(result)
         return
@@ -174,7 +173,7 @@ def review(
                 ],
             )
         )
-    return ExitCode.DRIFT_GATE if any(r["review_status"] == "unreviewed" for r in results) else ExitCode.OK
+    return results.exit_code
 
 
 @codebook_app.command("check-translations")
@@ -187,7 +186,7 @@ def check_translations(
 
     Example: wavetool codebook check-translations --json
     """
-    gaps = translation_gaps(ctx_obj(ctx).config)
+    gaps = translation_gaps(ctx_obj(ctx).config, strict=strict)
     if json_out:
         print_json(gaps)
     elif gaps:
@@ -212,4 +211,4 @@ def check_translations(
         )
     else:
         make_console().print("every question and value label has an English and a French text", markup=False)
-    return ExitCode.DATA if strict and gaps else ExitCode.OK
+    return gaps.exit_code

@@ -8,7 +8,7 @@ import typer
 
 from ..custom import list_custom, merge_custom, merge_from_config, remove_custom
 from ..errors import InputMissingError
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json, table
 
 custom_app = typer.Typer(
@@ -47,14 +47,25 @@ def merge(
     """
     config = ctx_obj(ctx).config
     if from_config:
-        results = merge_from_config(config, wave)
+        results = merge_from_config(config, wave, ctx=ctx_obj(ctx).context())
     elif file is None or subscriber is None or wave is None:
         raise InputMissingError(
             "custom merge needs FILE, --subscriber and --wave (or --from-config)",
             hint="e.g. wavetool custom merge FILE --subscriber quebec --wave 1",
         )
     else:
-        results = [merge_custom(config, subscriber, wave, file, codebook=codebook, replace=replace, encoding=encoding)]
+        results = [
+            merge_custom(
+                config,
+                subscriber,
+                wave,
+                file,
+                codebook=codebook,
+                replace=replace,
+                encoding=encoding,
+                ctx=ctx_obj(ctx).context(),
+            )
+        ]
     if json_out:
         print_json([r.to_dict() for r in results])
         return

@@ -6,8 +6,8 @@ import typer
 from rich.console import Console
 
 from ..deliver import SendResult, confirm_delivered, send_reports
-from . import app, ctx_obj
-from .output import make_console, print_json, progress_steps
+from .app import app, ctx_obj
+from .output import make_console, print_json
 
 
 @app.command()
@@ -38,13 +38,13 @@ def send(
 
     Example: wavetool --study demo send --wave 1 --confirm '<3f9a0c1e2b4d6f8a1c3e.w1.wavetool@example.ca>'
     """
-    config = ctx_obj(ctx).config
+    obj = ctx_obj(ctx)
+    config, console = obj.config, obj.out
     config.require_name()
-    console = make_console()
     if confirm:
         if resend or dry_run or limit is not None:
             raise typer.BadParameter("--confirm only records deliveries; use it alone", param_hint="--confirm")
-        confirmed = confirm_delivered(config, wave, confirm)
+        confirmed = confirm_delivered(config, wave, confirm, ctx=obj.context())
         if json_out:
             print_json({"wave": wave, "confirmed": confirmed})
         for c in [] if json_out else confirmed:
@@ -54,9 +54,9 @@ def send(
                 markup=False,
             )
         return 0
-    with progress_steps(console, f"Sending wave {wave}") as step:
+    with obj.run(f"Sending wave {wave}", quiet=json_out) as run:
         result = send_reports(
-            config, wave, subscribers=subscriber or None, dry_run=dry_run, resend=resend, limit=limit, progress=step
+            config, wave, subscribers=subscriber or None, dry_run=dry_run, resend=resend, limit=limit, ctx=run
         )
     if json_out:
         print_json(result.to_dict())

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..stats import Drivers, all_scopes, drivers
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, table
 
 FORMATS = ("table", "csv", "json", "parquet")

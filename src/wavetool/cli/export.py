@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..export import export_data
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from ..ingest import import_wave
-from . import app, ctx_obj
-from .output import make_console, print_json, progress_steps
+from .app import app, ctx_obj
+from .output import make_console, print_json
 
 
 @app.command("import")
@@ -33,7 +33,7 @@ def import_cmd(
     codebook: Path = typer.Option(None, "--codebook", help="Companion codebook for a CSV (overrides the config)."),
     replace: bool = typer.Option(False, "--replace", help="Replace the wave if it is already imported (atomic swap)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
-) -> None:
+) -> int:
     """Import one wave's exports into the study database (all or nothing).
 
     Each role (respondent id, jurisdiction, weight) is one column of its own. A file without one says so:
@@ -43,9 +43,9 @@ def import_cmd(
 
     Example: wavetool import --wave 2 main.sav yt-boost.sav --jurisdiction-code yt-boost.sav=YT
     """
-    console = make_console()
-    config = ctx_obj(ctx).config
-    with progress_steps(console, f"Importing wave {wave}") as step:
+    obj = ctx_obj(ctx)
+    console, config = obj.out, obj.config
+    with obj.run(f"Importing wave {wave}", quiet=json_out) as run:
         result = import_wave(
             config,
             wave,
@@ -57,11 +57,11 @@ def import_cmd(
             encoding=encoding,
             codebook_path=codebook,
             replace=replace,
-            progress=step,
+            ctx=run,
         )
     if json_out:
         print_json(result.to_dict())
-        return
+        return result.exit_code
     err = make_console(stderr=True)
     for warning in result.warnings:
         err.print(f"Warning: {warning}", markup=False)
@@ -78,3 +78,4 @@ def import_cmd(
             f"`wavetool codebook diff {wave - 1} {wave}`, then add a crosswalk entry or run `wavetool codebook approve --wave {wave}`",
             markup=False,
         )
+    return result.exit_code

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..context import Progress
+
 # A cell that reads as a number: 12, -3.5, 1,234, 68.6%, or an interval 61.2–70.4.
 _NUMBER = re.compile(r"\A[-+−]?\d[\d,]*(\.\d+)?%?(–[-+−]?\d[\d,]*(\.\d+)?%?)?\Z")
 
@@ -53,30 +55,40 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     return out
 
 
-class _Steps:
-    """The callback ``progress_steps`` yields: ``step(message)``, and ``step.rows(done, total)`` for a bar."""
+class _Bar(Progress):
+    """The live display on a terminal: a spinner, the title and the current step, a bar when counting."""
 
     def __init__(self, progress: Any, task: Any, title: str) -> None:
         self.progress, self.task, self.title = progress, task, title
 
-    def __call__(self, message: str) -> None:
+    def step(self, message: str) -> None:
         self.progress.update(self.task, description=f"{self.title}: {message}")
 
-    def rows(self, done: int, total: int | None) -> None:
+    def count(self, done: int, total: int | None) -> None:
         self.progress.update(self.task, completed=done, total=total)
 
 
+class _Lines(Progress):
+    """Piped (cron, logs): each step as one plain line, no animation; counts are not printed."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def step(self, message: str) -> None:
+        self.console.print(message, markup=False)
+
+
 @contextlib.contextmanager
-def progress_steps(console: Console, title: str) -> Iterator[Any]:
-    """A callback that reports steps (and, through ``.rows(done, total)``, rows done): a spinner and a
-    progress bar on a terminal, nothing animated (and nothing printed) otherwise."""
-    if not console.is_terminal:
-        quiet = lambda _message: None  # noqa: E731
-        quiet.rows = lambda _done, _total: None  # type: ignore[attr-defined]
-        yield quiet
+def progress_display(console: Console, title: str, *, lines: bool = False, quiet: bool = False) -> Iterator[Progress]:
+    """The CLI's one progress display, a :class:`~wavetool.context.Progress`: a live line and bar on a
+    terminal; when piped, each step as a plain line if ``lines`` (``wavetool run``), else nothing; nothing at
+    all when ``quiet`` (``--json``)."""
+    if quiet or not console.is_terminal:
+        yield _Lines(console) if lines and not quiet else Progress()
         return
     # lazy: rich.progress is only needed on a terminal, and the CLI should start fast
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
 
     columns = (
         SpinnerColumn(),
@@ -85,5 +97,5 @@ def progress_steps(console: Console, title: str) -> Iterator[Any]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
-        yield _Steps(progress, progress.add_task(title, total=None), title)
+    with RichProgress(*columns, console=console, transient=True) as progress:
+        yield _Bar(progress, progress.add_task(title, total=None), title)

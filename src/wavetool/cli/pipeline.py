@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
 import threading
 from collections.abc import Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..pipeline import RunSummary, run_wave
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .deliver import print_problems
-from .output import make_console, print_json
+from .output import print_json
 
 
 @contextlib.contextmanager
@@ -49,54 +47,16 @@ def run_cmd(
 
     Example: wavetool --study demo run --wave 1
     """
-    config = ctx_obj(ctx).config
-    console = make_console()
-    with _sigterm_as_interrupt(), _progress(console, quiet=json_out) as say:
-        summary = run_wave(config, wave, final=final, send=not no_send, progress=say)
+    obj = ctx_obj(ctx)
+    config, console = obj.config, obj.out
+    with _sigterm_as_interrupt(), obj.run("wavetool run", lines=True, quiet=json_out) as run:
+        summary = run_wave(config, wave, final=final, send=not no_send, ctx=run)
     if json_out:
         print_json(summary.to_dict())
     else:
         _print_summary(console, summary)
     print_problems(wave, summary.failed, summary.uncertain, [x for x in summary.sent if x.get("refused")])
     return summary.exit_code
-
-
-# Lines that must stay on screen (not only in wavetool.log) when a terminal shows a live status line.
-_NOTICE = re.compile(r"warning:|FAILED|UNCERTAIN| deferred,|refused")
-_RENDERED = re.compile(r"\Arender: (\d+)/(\d+) ")
-
-
-@contextlib.contextmanager
-def _progress(console: Console, quiet: bool) -> Iterator:
-    """On a terminal: a live status line (a bar counting reports while they render) with warnings and
-    failures printed above it, where they stay; plain lines as steps finish when piped (cron); nothing with
-    --json."""
-    if quiet:
-        yield lambda _m: None
-        return
-    if not console.is_terminal:
-        yield lambda m: console.print(m, markup=False)
-        return
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("wavetool run", total=None)
-
-        def say(message: str) -> None:
-            if _NOTICE.search(message):
-                bar.console.print(message, markup=False, style="yellow")
-            counted = _RENDERED.match(message)
-            if counted:
-                bar.update(task, description=message, completed=int(counted[1]), total=int(counted[2]))
-            else:
-                bar.update(task, description=message)
-
-        yield say
 
 
 def _print_summary(console: Console, s: RunSummary) -> None:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import ExitCode
 from ..report import render_reports
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json
-
-ProgressCallback = Callable[[int, int, str, str], None]
 
 
 @app.command()
@@ -40,10 +33,10 @@ def report(
 
     Example: wavetool --study demo report --wave 4 --final
     """
-    config = ctx_obj(ctx).config
+    obj = ctx_obj(ctx)
+    config, console = obj.config, obj.out
     config.require_name()
-    console = make_console()
-    with _progress(console, wave) as progress:
+    with obj.run(f"Wave {wave} reports", quiet=json_out) as run:
         result = render_reports(
             config,
             wave,
@@ -51,7 +44,7 @@ def report(
             output_dir=output_dir,
             final=final,
             jobs=jobs,
-            progress=progress,
+            ctx=run,
         )
     if json_out:
         print_json(result.to_dict())
@@ -66,26 +59,4 @@ def report(
         err = make_console(stderr=True)
         for sub_id, reason in result.failed.items():
             err.print(f"Error: wave {wave}: {sub_id}: report failed: {reason}", markup=False)
-    return int(ExitCode.CANT_CREATE) if result.failed else int(ExitCode.OK)
-
-
-@contextlib.contextmanager
-def _progress(console: Console, wave: int) -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on a terminal; nothing when piped (cron logs stay clean)."""
-    if not console.is_terminal:
-        yield None
-        return
-    columns = (
-        TextColumn(f"Wave {wave} reports"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("", total=None)
-
-        def update(done: int, total: int, subscriber_id: str, status: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"{subscriber_id} {status}")
-
-        yield update
+    return result.exit_code

@@ -8,7 +8,7 @@ import typer
 
 from ..seed import init_from
 from ..status import init_study, study_status
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json, table
 
 

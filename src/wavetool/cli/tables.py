@@ -11,7 +11,7 @@ import typer
 from ..databook import write_databook
 from ..errors import DataError
 from ..stats import Tables, all_scopes, tabulate
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, table
 
 FORMATS = ("table", "csv", "json", "parquet", "xlsx")
@@ -90,16 +90,7 @@ def _write(result: Tables, fmt: str, output: Path | None) -> None:
         else:
             result.to_json(sys.stdout)
         return
-    audit = output.with_name(f"{output.stem}-suppressed{'.parquet' if fmt == 'parquet' else '.csv'}")
-    if fmt == "csv":
-        result.to_csv(output)
-        result.to_csv(audit, table="suppressed")
-    elif fmt == "parquet":
-        result.to_parquet(output)
-        result.to_parquet(audit, table="suppressed")
-    else:
-        result.to_json(output)
-        audit = None
+    audit = result.write(output, fmt)
     listed = f"; suppression audit ({result.suppressed_table.num_rows} entries) in {audit}" if audit else ""
     err.print(f"wrote {result.rows_table.num_rows} rows to {output}{listed}", markup=False)
 

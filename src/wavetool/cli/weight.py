@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 
 from ..weighting import rake, restore_vendor_weight
-from . import app, ctx_obj
+from .app import app, ctx_obj
 from .output import make_console, print_json, table
 
 
@@ -39,7 +39,7 @@ def weight_cmd(
             done = "vendor weight restored" if restored["changed"] else "already uses the vendor weight"
             make_console().print(f"wave {wave}: {done}", markup=False)
         return
-    result = rake(config, wave, base="uniform" if uniform else "vendor", store=not dry_run)
+    result = rake(config, wave, base="uniform" if uniform else "vendor", store=not dry_run, ctx=ctx_obj(ctx).context())
     if json_out:
         print_json(result.to_dict())
         return

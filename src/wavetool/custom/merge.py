@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import pyarrow as pa
 
 from ..codebook import Variable, read_codebook_file
 from ..config import ROW_IDS, StudyConfig, Subscriber
+from ..context import QUIET, Context
 from ..errors import DataError, InputMissingError
 from ..ingest.decode import DecodedFile, decode_file, file_sha256
 from ..ingest.decode import id_text_sql as id_text_expr
@@ -250,7 +250,12 @@ def _drop_merge(con: duckdb.DuckDBPyConnection, subscriber_id: str, wave: int) -
 
 
 def _write(
-    con: duckdb.DuckDBPyConnection, config: StudyConfig, p: _Prepared, replace: bool, from_config: bool = False
+    con: duckdb.DuckDBPyConnection,
+    config: StudyConfig,
+    p: _Prepared,
+    replace: bool,
+    from_config: bool = False,
+    ctx: Context = QUIET,
 ) -> MergeResult:
     """Validate a prepared file against the study and store it (inside the caller's transaction)."""
     sub, wave, decoded = p.subscriber.id, p.wave, p.decoded
@@ -303,7 +308,7 @@ def _write(
             decoded.table.num_rows,
             p.subscriber.language,
             decoded.reader,
-            dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            ctx.now(),
         ],
     )
     _save_custom_codebook(con, p)
@@ -318,6 +323,7 @@ def merge_custom(
     codebook: Path | None = None,
     replace: bool = False,
     encoding: str | None = None,
+    ctx: Context = QUIET,
 ) -> MergeResult:
     """Merge a subscriber's custom-question file (SPSS, or CSV + codebook) keyed by respondent id into
     ``wave``, all or nothing. Re-merging the same file is a no-op; ``replace`` swaps a different one."""
@@ -328,10 +334,10 @@ def merge_custom(
         purpose=f"wavetool custom merge --subscriber {subscriber_id} --wave {wave}",
     ) as con:
         with transaction(con):
-            return _write(con, config, prepared, replace)
+            return _write(con, config, prepared, replace, ctx=ctx)
 
 
-def merge_from_config(config: StudyConfig, wave: int | None = None) -> list[MergeResult]:
+def merge_from_config(config: StudyConfig, wave: int | None = None, ctx: Context = QUIET) -> list[MergeResult]:
     """Merge every ``[[subscribers.custom]]`` file the config lists for ``wave`` (all waves when None),
     in one transaction. The config is the source of truth: a changed file replaces the merged one, the
     same file is left alone ('unchanged')."""
@@ -350,7 +356,7 @@ def merge_from_config(config: StudyConfig, wave: int | None = None) -> list[Merg
         purpose=f"wavetool custom merge --from-config{f' --wave {wave}' if wave else ''}",
     ) as con:
         with transaction(con):
-            return [_write(con, config, p, replace=True, from_config=True) for p in prepared]
+            return [_write(con, config, p, replace=True, from_config=True, ctx=ctx) for p in prepared]
 
 
 def remove_custom(

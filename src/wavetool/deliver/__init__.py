@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import StudyConfig, Subscriber
+from ..context import QUIET, Context
 from ..databook import book_path
 from ..errors import DataError, ExitCode, InputMissingError, WavetoolError
 from ..report.manifest import MANIFEST, report_folder
@@ -42,8 +43,6 @@ from .transports import (
     UncertainFailure,
     make_transport,
 )
-
-Progress = Callable[[str], None]
 
 
 def reports_dir(config: StudyConfig, wave: int) -> Path:
@@ -241,15 +240,16 @@ def send_reports(
     resend: bool = False,
     limit: int | None = None,
     transport: Transport | None = None,
-    progress: Progress | None = None,
     backoff: float = 1.0,
+    ctx: Context = QUIET,
 ) -> SendResult:
     """E-mail each selected subscriber's report of ``wave`` unless the delivery log says it was sent.
 
     ``backoff`` is the first wait (seconds) before retrying a temporary failure; it doubles each retry.
+    Steps are reported through ``ctx.progress``; the log's and the messages' times come from ``ctx.clock``.
     """
     config.wave(wave)
-    say = progress or (lambda _message: None)
+    say = ctx.progress.step
     chosen = _select(config, subscribers)
     say("checking reports and addresses")
     plans = plan_messages(config, wave, chosen)
@@ -261,7 +261,7 @@ def send_reports(
     purpose = f"wavetool send --wave {wave}"
     with (
         study_lock(config.root, timeout=config.pipeline.lock_timeout, purpose=purpose, name=SEND_LOCK_NAME),
-        open_log(config.root) as log,
+        open_log(config.root, ctx.clock) as log,
     ):
         if not dry_run and transport is not None:
             result.recovered = _recover(log, transport)
@@ -288,7 +288,7 @@ def send_reports(
         say(f"connecting ({transport.name})")
         transport.open()
         try:
-            _send_queue(config, wave, queue, transport, log, result, say, backoff)
+            _send_queue(config, wave, queue, transport, log, result, ctx, backoff)
         finally:
             transport.close()
     return result
@@ -297,7 +297,9 @@ def send_reports(
 CONFIRMED_NOTE = "confirmed delivered by the coordinator (found in the mail server's log)"
 
 
-def confirm_delivered(config: StudyConfig, wave: int, message_ids: Sequence[str]) -> list[dict[str, Any]]:
+def confirm_delivered(
+    config: StudyConfig, wave: int, message_ids: Sequence[str], ctx: Context = QUIET
+) -> list[dict[str, Any]]:
     """Record uncertain messages of ``wave`` as delivered, once the coordinator has found them in the mail
     server's log; they are then never sent again (use ``--resend`` instead for one that did not arrive).
 
@@ -308,7 +310,7 @@ def confirm_delivered(config: StudyConfig, wave: int, message_ids: Sequence[str]
     purpose = f"wavetool send --wave {wave} --confirm"
     with (
         study_lock(config.root, timeout=config.pipeline.lock_timeout, purpose=purpose, name=SEND_LOCK_NAME),
-        open_log(config.root) as log,
+        open_log(config.root, ctx.clock) as log,
     ):
         by_id = {row.message_id.strip("<>"): row for row in log.rows(wave)}
         unknown = [m for m in wanted if m not in by_id]
@@ -352,9 +354,10 @@ def _send_queue(
     transport: Transport,
     log: DeliveryLog,
     result: SendResult,
-    say: Progress,
+    ctx: Context,
     backoff: float,
 ) -> None:
+    say = ctx.progress.step
     interval = 1.0 / config.delivery.rate_limit if config.delivery.rate_limit else 0.0
     last_start = 0.0
     for index, plan in enumerate(queue):
@@ -388,6 +391,7 @@ def _send_queue(
             book=book,
             book_attachment=plan.book_attachment,
             book_sha256=plan.book_sha256,
+            date=ctx.clock(),
         )
         envelope = Envelope(
             subscriber=sub.id,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..context import Clock, system_clock
 from ..errors import OutputError
 
 LOG_NAME = "wavetool-delivery.sqlite"
@@ -54,9 +55,9 @@ def log_path(study: Path) -> Path:
     return Path(study) / LOG_NAME
 
 
-def now_text() -> str:
-    """The current UTC time as ISO 8601 text with a Z suffix (what the log stores)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def now_text(clock: Clock = system_clock) -> str:
+    """``clock``'s UTC time as ISO 8601 text with a Z suffix (what the log stores)."""
+    return clock().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,8 @@ def _row(row: sqlite3.Row) -> Delivery:
 class DeliveryLog:
     """The study's delivery log; every method commits at once (autocommit)."""
 
-    def __init__(self, study: Path, *, create: bool = True) -> None:
-        self.path = log_path(study)
+    def __init__(self, study: Path, *, create: bool = True, clock: Clock = system_clock) -> None:
+        self.path, self.clock = log_path(study), clock
         if not create and not self.path.exists():
             raise FileNotFoundError(self.path)
         try:
@@ -135,7 +136,7 @@ class DeliveryLog:
         book_sha256: str | None = None,
     ) -> int:
         """Record a message as ``sending`` (committed) and return its row id; call before handing it over."""
-        stamp = now_text()
+        stamp = now_text(self.clock)
         cur = self.con.execute(
             "INSERT INTO deliveries (subscriber, wave, report_sha256, recipients, message_id, transport, destination,"
             " status, attempts, created_at, updated_at, book_sha256)"
@@ -168,7 +169,7 @@ class DeliveryLog:
         """Move a row to ``sent``, ``failed`` or ``uncertain`` (with how many tries it took)."""
         if status not in STATUSES or status == "sending":
             raise ValueError(f"cannot finish a delivery as {status!r}")
-        stamp = now_text()
+        stamp = now_text(self.clock)
         self.con.execute(
             "UPDATE deliveries SET status = ?, error = ?, temporary = ?, updated_at = ?,"
             " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, destination = coalesce(?, destination),"
@@ -178,7 +179,7 @@ class DeliveryLog:
 
     def confirm(self, row_ids: list[int], note: str) -> None:
         """Mark rows ``sent`` in one statement (all or none), e.g. after the mail server's log showed them."""
-        stamp = now_text()
+        stamp = now_text(self.clock)
         marks = ", ".join("?" for _ in row_ids)
         self.con.execute(
             f"UPDATE deliveries SET status = 'sent', error = ?, temporary = 0, updated_at = ?, sent_at = ?"
@@ -227,9 +228,9 @@ class DeliveryLog:
 
 
 @contextlib.contextmanager
-def open_log(study: Path) -> Iterator[DeliveryLog]:
-    """The study's delivery log (created if missing), closed on exit."""
-    log = DeliveryLog(study)
+def open_log(study: Path, clock: Clock = system_clock) -> Iterator[DeliveryLog]:
+    """The study's delivery log (created if missing), closed on exit; its time stamps come from ``clock``."""
+    log = DeliveryLog(study, clock=clock)
     try:
         yield log
     finally:

@@ -17,6 +17,7 @@ import jinja2
 from babel.dates import format_date
 
 from ..config import EMAIL_RE, StudyConfig, Subscriber
+from ..context import system_clock
 from ..errors import ConfigError
 from ..report.wording import benchmark_sentence, subscriber_in_sentence
 from ..resources import templates_root
@@ -192,7 +193,7 @@ def build_message(
     if reply_to:
         message["Reply-To"] = reply_to
     message["Subject"] = letter.subject
-    message["Date"] = email.utils.format_datetime(date or dt.datetime.now(dt.UTC))
+    message["Date"] = email.utils.format_datetime(date or system_clock())
     message["Message-ID"] = message_id
     message["Content-Language"] = {"en": "en-CA", "fr": "fr-CA"}[subscriber.language]
     # Lets a recipient's mail rules (and a reviewer of the outbox) match the message to its report.

@@ -3,7 +3,7 @@ jurisdictions, weights) and ``wave`` (the all-or-nothing wave import). Readers: 
 
 from __future__ import annotations
 
-from .decode import SPSS_SUFFIXES, SUFFIXES, DecodedFile, Progress, as_progress, decode_file, file_sha256
+from .decode import SPSS_SUFFIXES, SUFFIXES, DecodedFile, Progress, decode_file, file_sha256
 from .validate import validate
 from .wave import ImportResult, import_wave
 
@@ -13,7 +13,6 @@ __all__ = [
     "DecodedFile",
     "ImportResult",
     "Progress",
-    "as_progress",
     "decode_file",
     "file_sha256",
     "import_wave",

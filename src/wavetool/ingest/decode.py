@@ -4,7 +4,6 @@ provenance. Reads the study database (an earlier wave's codebook for a bare CSV)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pyarrow as pa
 
 from ..codebook import Codebook, MrSet, Variable, load_codebook, read_codebook_file
 from ..config import ColumnRoles, StudyConfig
+from ..context import Progress
 from ..errors import DataError, InputMissingError, WavetoolError
 from ..sql import code_text_sql
 from ..store import connect, quote
@@ -28,38 +28,6 @@ SUFFIXES = (*SPSS_SUFFIXES, ".csv")
 
 
 MAX_LISTED = 5
-
-
-class Progress:
-    """Where an import reports what it is doing: ``step(message)`` and ``rows(done, total)``.
-
-    A plain callable ``f(message)`` is accepted wherever a Progress is (see :func:`as_progress`)."""
-
-    def step(self, message: str) -> None:  # pragma: no cover - interface
-        pass
-
-    def rows(self, done: int, total: int | None) -> None:  # pragma: no cover - interface
-        pass
-
-
-class _CallableProgress(Progress):
-    def __init__(self, say: Callable[..., None]) -> None:
-        self.say = say
-        self.rows_callback = getattr(say, "rows", None)
-
-    def step(self, message: str) -> None:
-        self.say(message)
-
-    def rows(self, done: int, total: int | None) -> None:
-        if self.rows_callback:
-            self.rows_callback(done, total)
-
-
-def as_progress(progress: Progress | Callable[..., None] | None) -> Progress:
-    """A Progress from a Progress, a ``f(message)`` callable (optionally with a ``.rows`` attribute) or None."""
-    if isinstance(progress, Progress):
-        return progress
-    return _CallableProgress(progress) if progress else Progress()
 
 
 @dataclass(frozen=True)
@@ -183,7 +151,7 @@ def stage_file(
 
         def count(n: int | None) -> None:
             done[0] = 0 if n is None else done[0] + n
-            progress.rows(done[0], expected)
+            progress.count(done[0], expected)
 
         counter = UnlabelledCodes(codebook, skip) if skip is not None else None
         keep = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from dataclasses import replace as with_fields
@@ -19,14 +19,13 @@ from .. import __version__
 from ..codebook import Codebook, known_questions, question_map, save_codebook
 from ..codebook.persist import delete_codebook
 from ..config import ROW_IDS, ColumnRoles, StudyConfig
+from ..context import QUIET, Context
 from ..custom.query import unmatched_custom_answers
 from ..drift import review_drift
-from ..errors import DataError, InputMissingError, WavetoolError
+from ..errors import DataError, ExitCode, InputMissingError, WavetoolError
 from ..store import connect, first_row, quote, read_store, transaction, wave_table, write_store
 from .decode import (
     DecodedFile,
-    Progress,
-    as_progress,
     check_file,
     file_sha256,
     stacked_codebook,
@@ -49,6 +48,11 @@ class ImportResult:
     review_status: str = "approved"
     drift: list[dict[str, object]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0: an import either commits or raises; drift only warns here (the gate stops tables and reports)."""
+        return int(ExitCode.OK)
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -122,19 +126,20 @@ def import_wave(
     encoding: str | None = None,
     codebook_path: Path | None = None,
     replace: bool = False,
-    progress: Progress | Callable[..., None] | None = None,
     lock_timeout: float | None = None,
+    ctx: Context = QUIET,
 ) -> ImportResult:
     """Import one wave from one or more exports into the study database, all or nothing.
 
     Roles: ``id_column="row"`` numbers the rows (one file, no custom questions), ``weight_column="none"``
     imports unweighted (every weight 1), ``jurisdiction_codes`` (``["YT"]`` or ``["yt.sav=YT", ...]``)
     gives every row of a file one jurisdiction. Re-importing the same files (same roles and options) is a
-    no-op; different files need ``replace``."""
+    no-op; different files need ``replace``. Reports its steps and rows read through ``ctx.progress``;
+    ``imported_at`` is ``ctx``'s clock."""
     config.wave(wave)
     if not files:
         raise InputMissingError(f"wave {wave}: no files given", hint="name the wave's export file(s)")
-    report = as_progress(progress)
+    report = ctx.progress
     paths = [Path(p) for p in files]
     for path in paths:
         check_file(path)
@@ -204,7 +209,9 @@ def import_wave(
                 _refuse_existing(wave, paths)
             decoded = [_with_sha(d, hashes[i].result()) for i, d in enumerate(decoded)]
             report.step("writing")
-            return _write(config, wave, decoded, codebook, roles, digest, warnings, staging, replace, lock_timeout)
+            return _write(
+                config, wave, decoded, codebook, roles, digest, warnings, staging, replace, lock_timeout, ctx.now()
+            )
 
 
 def _refuse_existing(wave: int, paths: list[Path]) -> None:
@@ -250,6 +257,7 @@ def _write(
     staging: Staging,
     replace: bool,
     lock_timeout: float | None,
+    imported_at: dt.datetime,
 ) -> ImportResult:
     file_rows = [
         {
@@ -286,7 +294,7 @@ def _write(
                 if existing:
                     _drop_wave(con, wave)
                     result.status = "replaced"
-                _write_wave(con, config, wave, decoded, codebook, roles, content, rows, sources)
+                _write_wave(con, config, wave, decoded, codebook, roles, content, rows, sources, imported_at)
                 result.review_status, result.drift = review_drift(con, config, wave)
         finally:
             for source in sources:
@@ -326,6 +334,7 @@ def _write_wave(
     content: str,
     rows: int,
     sources: list[str],
+    imported_at: dt.datetime,
 ) -> None:
     names = list(codebook.variables)
     parts = []
@@ -355,7 +364,7 @@ def _write_wave(
             codebook.encoding,
             ", ".join(sorted({d.reader for d in decoded})),
             content,
-            dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            imported_at,
             __version__,
         ],
     )

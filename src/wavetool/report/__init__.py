@@ -1,6 +1,6 @@
 """Subscriber reports: one tagged, bilingual, deterministic PDF per subscriber and wave.
 
-``render_reports(config, wave, *, subscribers=None, output_dir=None, final=False, jobs=None, progress=None)``
+``render_reports(config, wave, *, subscribers=None, output_dir=None, final=False, jobs=None, ctx=QUIET)``
 writes ``<output>/wave-N/<subscriber-id>.pdf`` and ``manifest.json`` and returns a :class:`RenderResult`.
 WeasyPrint is imported on first use only, so the rest of the CLI starts fast.
 """

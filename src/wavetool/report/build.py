@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,12 @@ from filelock import FileLock, Timeout
 
 from .. import __version__
 from ..config import SLUG_RE, StudyConfig
-from ..errors import ConfigError, OutputError, StudyLockedError
+from ..context import QUIET, Context
+from ..errors import ConfigError, ExitCode, OutputError, StudyLockedError
 from ..fsutil import write_atomic
 from .manifest import MANIFEST, read_manifest, report_folder, write_manifest
 from .model import ReportModel, build_models
 from .render import check_templates, init_worker, render_task, templates_dir
-
-Progress = Callable[[int, int, str, str], None]  # (done, total, subscriber id, 'rendered'|'unchanged'|'failed')
 
 
 @dataclass
@@ -49,6 +47,11 @@ class RenderResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        """73 (cannot create) if any report failed, else 0."""
+        return int(ExitCode.CANT_CREATE if self.failed else ExitCode.OK)
 
     @property
     def manifest(self) -> Path:
@@ -107,14 +110,15 @@ def render_reports(
     output_dir: Path | str | None = None,
     final: bool = False,
     jobs: int | None = None,
-    progress: Progress | None = None,
     questions: list[str] | None = None,
+    ctx: Context = QUIET,
 ) -> RenderResult:
     """Render one PDF per subscriber for ``wave`` into ``<output>/wave-N/<id>.pdf`` with a manifest.
 
     Reports whose inputs did not change since the last run are left alone. A report that fails (or times
     out after ``[report] timeout`` seconds) is listed in ``failed``, has no PDF and is not in the manifest;
     the others are still written. ``questions`` restricts the core questions (for benchmarks and tests).
+    Each finished report is counted through ``ctx.progress``.
     """
     config.wave(wave)
     ids = _chosen(config, subscribers)
@@ -125,10 +129,15 @@ def render_reports(
     unlisted = [s for s in ids if s not in read_manifest(folder, wave, missing_ok=True)["reports"]]
     pool = _start_pool(jobs or config.report.jobs, len(unlisted), templates, overrides) if unlisted else None
     try:
-        return _render_models(config, wave, ids, folder, templates, overrides, pool, final, jobs, progress, questions)
+        return _render_models(config, wave, ids, folder, templates, overrides, pool, final, jobs, ctx, questions)
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _counted(ctx: Context, done: int, total: int, subscriber_id: str, status: str) -> None:
+    ctx.progress.count(done, total)
+    ctx.progress.step(f"{done}/{total} {subscriber_id} {status}")
 
 
 def _render_models(
@@ -141,7 +150,7 @@ def _render_models(
     pool: cf.ProcessPoolExecutor | None,
     final: bool,
     jobs: int | None,
-    progress: Progress | None,
+    ctx: Context,
     questions: list[str] | None,
 ) -> RenderResult:
 
@@ -177,8 +186,7 @@ def _render_models(
                     (folder / f"{sub_id}.pdf").unlink()  # its inputs changed and no new report could be made
                 result.failed[sub_id] = failures[sub_id]
                 done += 1
-                if progress:
-                    progress(done, len(ids), sub_id, "failed")
+                _counted(ctx, done, len(ids), sub_id, "failed")
                 continue
             model = models[sub_id]
             key = inputs_sha256(model, tpl_hash)
@@ -188,8 +196,7 @@ def _render_models(
                 entries[sub_id] = {**old, "rendered": False}
                 result.unchanged.append(sub_id)
                 done += 1
-                if progress:
-                    progress(done, len(ids), sub_id, "unchanged")
+                _counted(ctx, done, len(ids), sub_id, "unchanged")
             else:
                 todo[sub_id] = (model, key)
         # A report about to be rendered again leaves the manifest first and comes back only once its new PDF
@@ -229,8 +236,7 @@ def _render_models(
                     pdf_path.unlink()
                 result.failed[sub_id] = outcome["error"]
             done += 1
-            if progress:
-                progress(done, len(ids), sub_id, "rendered" if outcome["ok"] else "failed")
+            _counted(ctx, done, len(ids), sub_id, "rendered" if outcome["ok"] else "failed")
 
         ordered = write_manifest(folder, wave, final, entries)
         result.reports = {k: ordered[k] for k in ids if k in ordered}

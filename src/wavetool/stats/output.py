@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import OutputError
+from ..fsutil import write_atomic
 
 ROW_KEYS_FIRST = ("wave", "scope", "question", "code", "label", "missing", "n", "weighted_n", "percent")
 
@@ -100,6 +101,25 @@ class Tables:
         """Write one table as Parquet (the study's metadata is stored in the file's key-value metadata)."""
         write_parquet(path, self._table(table), self.meta)
 
+    def write(self, path: str | Path, format: str = "csv") -> Path | None:
+        """Write the tables to ``path`` as ``csv``, ``json`` or ``parquet``: the one writer `tabulate --output`
+        and `wavetool run` share. CSV and Parquet get the suppression audit beside them, ``NAME-suppressed.csv``
+        (or ``.parquet``), which is returned; JSON holds its audit inside (None is returned). A file whose
+        content did not change is left as it was (with its time stamp)."""
+        path = Path(path)
+        if format == "json":
+            self.to_json(path)
+            return None
+        if format not in ("csv", "parquet"):
+            raise ValueError(f"unknown format {format!r}; one of csv, json, parquet")
+        audit = path.with_name(f"{path.stem}-suppressed.{format}")
+        for target, table in ((path, "rows"), (audit, "suppressed")):
+            if format == "csv":
+                self.to_csv(target, table=table)
+            else:
+                self.to_parquet(target, table=table)
+        return audit
+
     def _table(self, name: str) -> pa.Table:
         tables = {"rows": self.rows_table, "summaries": self.summaries_table, "suppressed": self.suppressed_table}
         if name not in tables:
@@ -137,9 +157,9 @@ def _write(target: str | Path | IO[str] | IO[bytes], payload: bytes) -> None:
         path = Path(target)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(payload)
-            tmp.replace(path)
+            if path.is_file() and path.stat().st_size == len(payload) and path.read_bytes() == payload:
+                return  # unchanged: the old file stays, with its time stamp (a re-run touches nothing)
+            write_atomic(path, payload)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
         return
