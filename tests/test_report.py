@@ -277,6 +277,19 @@ def test_suppressed_cells_are_shown_as_suppressed(merged_study):
     assert "Estimates suppressed in this wave" in text  # the methodology's list of what was withheld
 
 
+def test_wave_without_fieldwork_dates_renders(merged_study):
+    """A study seeded by `init --from` may not give fieldwork dates yet: the report leaves them out (it used to
+    stop with an internal error on the empty date)."""
+    path = merged_study / "wavetool.toml"
+    path.write_text(re.sub(r"^fieldwork_(start|end) = .*\n", "", path.read_text(), flags=re.M))
+    config = load_config(merged_study)
+    assert config.wave(4).fieldwork_end is None
+    result = render_reports(config, 4, subscribers=["ontario"], questions=["Q1"], jobs=1)
+    assert result.ok, result.failed
+    text = flat(pdf_text(merged_study / "reports" / "wave-4" / "ontario.pdf"))
+    assert "Fieldwork" not in text
+
+
 def test_missing_french_translation_fails_that_report_listing_it(merged_study):
     path = merged_study / "wavetool.toml"
     text = path.read_text()

@@ -84,8 +84,9 @@ class Formatter:
         return f"{self.pct(low)} – {self.pct(high)}"
 
     def date(self, value: dt.date | str | None) -> str:
-        """A date in the locale's long format (``June 21, 2020`` / ``21 juin 2020``)."""
-        if value is None:
+        """A date in the locale's long format (``June 21, 2020`` / ``21 juin 2020``); empty for no date (a
+        wave configured without fieldwork dates)."""
+        if value is None or value == "":
             return ""
         if isinstance(value, str):
             value = dt.date.fromisoformat(value)
