@@ -17,7 +17,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from test_deliver import pdf_bytes, set_delivery, smtp_block, smtp_server, write_reports  # noqa: F401
+from mailhelpers import pdf_bytes, set_delivery, smtp_block, smtp_server, write_reports  # noqa: F401
 from wavetool.config import load_config, parse_config
 from wavetool.custom import merge_from_config
 from wavetool.databook import book_path, write_databook

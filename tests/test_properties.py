@@ -457,6 +457,7 @@ class ConfigCase:
             subscribers=self.subscribers,
             tables=self.tables,
             translations={"en": {}, "fr": {}},  # no [translations]: an empty table per language
+            scale_translations={"en": {}, "fr": {}},  # no [translations.LANG.scales] either
         )
 
 

@@ -432,5 +432,5 @@ def test_appendix_adds_the_detailed_tables_back(own_study):
 
 
 def test_cli_exit_code_is_documented():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert re.search(r"73.*report", readme)
+    codes = (Path(__file__).resolve().parents[1] / "docs" / "exit-codes.md").read_text(encoding="utf-8")
+    assert re.search(r"73.*report", codes)

@@ -26,6 +26,7 @@ from .config import StudyConfig
 from .errors import OutputError
 from .fsutil import atomic_path
 from .stats import Tables
+from .texts import translated
 
 TEXTS = {
     "en": {
@@ -167,8 +168,9 @@ class _Book:
     # --- labels -----------------------------------------------------------------------------------
 
     def text(self, key: str, source: str | None) -> str:
-        """A label in the book's language: the config's translation when there is one, else the source."""
-        return (self.config.translations.get(self.language) or {}).get(key) or source or ""
+        """A label in the book's language: the config's translation (per question, or of its shared answer
+        scale) when there is one, else the source."""
+        return translated(self.config, self.language, key, source) or source or ""
 
     def question_key(self, question: str) -> str:
         s = self.summary.get((question, "", ""))

@@ -55,13 +55,20 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     return out
 
 
+# Steps that must stay on screen (not only in wavetool.log) while the live line redraws itself.
+_NOTICE = re.compile(r"warning:|FAILED|UNCERTAIN| deferred,|refused")
+
+
 class _Bar(Progress):
-    """The live display on a terminal: a spinner, the title and the current step, a bar when counting."""
+    """The live display on a terminal: a spinner, the title and the current step, a bar when counting.
+    Warnings and failures are printed above it, where they stay."""
 
     def __init__(self, progress: Any, task: Any, title: str) -> None:
         self.progress, self.task, self.title = progress, task, title
 
     def step(self, message: str) -> None:
+        if _NOTICE.search(message):
+            self.progress.console.print(message, markup=False, style="yellow")
         self.progress.update(self.task, description=f"{self.title}: {message}")
 
     def count(self, done: int, total: int | None) -> None:

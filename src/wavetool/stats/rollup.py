@@ -629,7 +629,10 @@ key_n AS (
 ),
 mean_top AS (
     SELECT side, wave, scope, question,
-        sum({_contribution("(wd - shift * w) / bw", "(w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw)")}) AS var_mean,
+        sum({_contribution("(wd - shift * w) / bw", "(w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw)")}) AS var_mean_raw,
+        -- the size of the terms that cancel in var_mean: below ~1e-11 of it, var_mean is rounding noise
+        -- (answers that are all equal in the domain), and is 0
+        sum(greatest(alpha, 1.0) * (abs(w2dd) + 2 * abs(shift * w2d) + shift * shift * w2) / (bw * bw)) AS var_mean_scale,
         sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")}) AS var_top,
         sum(n) - count(*) AS df
     FROM dom_keys JOIN key_n USING (key) GROUP BY side, wave, scope, question
@@ -650,7 +653,7 @@ code_terms AS (
 ),
 variances AS (
     SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
-        var_mean AS var, df FROM mean_top
+        CASE WHEN var_mean_raw <= 1e-11 * var_mean_scale THEN 0.0 ELSE var_mean_raw END AS var, df FROM mean_top
     UNION ALL
     SELECT side, wave, scope, question, 'top', NULL, NULL, var_top, df FROM mean_top WHERE var_top IS NOT NULL
     UNION ALL
