@@ -182,3 +182,15 @@ def test_keep_jurisdiction_totals_must_be_a_boolean(imported_study, cli):
     _edit_config(imported_study, "[weighting]\n", '[weighting]\nkeep_jurisdiction_totals = "yes"\n')
     code, _, err = cli("--study", imported_study, "weight", "--wave", "2")
     assert code == 78 and "weighting.keep_jurisdiction_totals" in err and "true or false" in err
+
+
+def test_margin_variables_match_whatever_their_case(imported_study, cli):
+    """SPSS names are case-insensitive: `[weighting.margins.agegrp]` rakes AGEGRP, as `[weighting.margins.AGEGRP]`."""
+    code, _, err = cli("--study", imported_study, "weight", "--wave", "2")
+    assert code == 0, err
+    upper = stored(imported_study, 2)
+    path = imported_study / "wavetool.toml"
+    path.write_text(path.read_text().replace("[weighting.margins.AGEGRP]", "[weighting.margins.agegrp]"))
+    code, _, err = cli("--study", imported_study, "weight", "--wave", "2")
+    assert code == 0, err  # it used to be: [weighting.margins.agegrp]: wave 2 has no variable agegrp
+    assert stored(imported_study, 2) == upper

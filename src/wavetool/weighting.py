@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from .codebook import code_text, ensure_reviewed, harmonised_codebook, harmonised_select
-from .config import StudyConfig
+from .config import StudyConfig, find_column
 from .context import QUIET, Context
 from .errors import InputMissingError, WeightingError
 from .stats.questions import is_missing_code
@@ -156,11 +156,14 @@ def max_margin_error(weights: np.ndarray, margins: list[Margin]) -> float:
 
 
 def _resolve_column(config: StudyConfig, variable: str, questions: set[str], wave: int) -> str:
+    """The wave's column a ``[weighting.margins.VARIABLE]`` names, matched as SPSS matches names (whatever
+    the case): the jurisdiction role, or one of the wave's questions."""
     roles = config.roles_for_wave(wave)
-    if variable in (roles.jurisdiction, "_jurisdiction"):
+    if variable.casefold() in (roles.jurisdiction.casefold(), "_jurisdiction"):
         return "_jurisdiction"
-    if variable in questions:
-        return variable
+    column = find_column(sorted(questions), variable)
+    if column is not None:
+        return column
     raise WeightingError(
         f"{config.path}: [weighting.margins.{variable}]: wave {wave} has no variable {variable}",
         hint=f"margin variables must be questions of the wave (or {roles.jurisdiction}); see `wavetool codebook --wave {wave}`",
