@@ -108,6 +108,26 @@ class _Sections:
         return None
 
 
+def _literal_keys(tree: ast.Module, node: ast.AST) -> list[str] | None:
+    """The keys of a check_keys argument: a set literal, or ``set(NAME)`` of a module-level tuple of strings;
+    None for anything computed."""
+    if isinstance(node, ast.Set):
+        return [e.value for e in node.elts]  # type: ignore[attr-defined]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _literal_keys(tree, node.left), _literal_keys(tree, node.right)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "set" and node.args:
+        arg = node.args[0]
+        if isinstance(arg, ast.Name):
+            for stmt in tree.body:
+                if isinstance(stmt, ast.Assign) and any(
+                    isinstance(x, ast.Name) and x.id == arg.id for x in stmt.targets
+                ):
+                    if isinstance(stmt.value, ast.Tuple) and all(isinstance(e, ast.Constant) for e in stmt.value.elts):
+                        return [e.value for e in stmt.value.elts]  # type: ignore[attr-defined]
+    return None
+
+
 def _join(base: str, name: str) -> str:
     return f"{base}.{name}" if base else name
 
@@ -123,12 +143,15 @@ def config_keys() -> list[tuple[str, str, int]]:
                 isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "check_keys"
             ):
                 continue
-            if not call.args or not isinstance(call.args[0], ast.Set):
+            elements = _literal_keys(tree, call.args[0]) if call.args else None
+            if elements is None:
                 continue  # a computed set (e.g. the languages): not a fixed list of keys
             section = sections.path(name, call.func.value)
+            if section is None and name == "_role_values":  # the role keys of [columns] and of [waves.columns]
+                keys += [(s, k, call.lineno) for s in ("columns", "waves.columns") for k in elements]
+                continue
             assert section is not None, f"config.py line {call.lineno}: cannot tell which table this check_keys is for"
-            for element in call.args[0].elts:
-                keys.append((section, element.value, call.lineno))  # type: ignore[attr-defined]
+            keys += [(section, k, call.lineno) for k in elements]
     return keys
 
 
