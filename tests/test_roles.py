@@ -68,8 +68,8 @@ def test_report_of_an_unweighted_wave_says_so(tmp_path, cli):
     assert code == 0, err
     text = " ".join(page.extract_text() for page in PdfReader(study / "reports" / "wave-1" / "ontario.pdf").pages)
     text = " ".join(text.split())
-    assert "All figures are unweighted" in text
-    assert "Unweighted results (wave 1)" in text
+    assert "Unweighted results (wave 1)" in text  # the methodology: an unweighted wave says so
+    assert "All figures are estimates from the survey" in text  # the cover claims no weighting
     assert "Results are weighted so that" not in text and "All figures are weighted estimates" not in text
 
 
