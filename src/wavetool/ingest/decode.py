@@ -236,19 +236,6 @@ def stacked_codebook(decoded: list[DecodedFile]) -> Codebook:
     return Codebook(variables, mr_sets, decoded[0].codebook.encoding)
 
 
-def stacked_sql(
-    decoded: list[DecodedFile], codebook: Codebook, sources: list[str], columns: list[str] | None = None
-) -> str:
-    """SQL reading the files' staged rows (registered as ``sources``) as one table in canonical types, with
-    ``columns`` (default: every column of the codebook; NULL where a file lacks one)."""
-    parts = []
-    for item, source in zip(decoded, sources, strict=True):
-        parts.append(
-            f"SELECT {canonical_select(staged_schema(Path(item.staged_as)), codebook, columns)} FROM {quote(source)}"
-        )
-    return " UNION ALL ".join(parts)
-
-
 def id_text_sql(column: str, variable: Variable | None) -> str:
     """SQL giving an id or code column's canonical text: strings trimmed, numbers as '100001' not '100001.0'."""
     return code_text_sql(column, string=variable is not None and variable.type == "string")

@@ -38,7 +38,7 @@ from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..store import fetch_arrow
 from .design import SEP
-from .frequencies import CELL_SCHEMA, MR_SCHEMA
+from .frequencies import CELL_SCHEMA, MR_SCHEMA, single_cells_sql
 from .questions import Question
 
 LETTERS = string.ascii_uppercase
@@ -176,25 +176,9 @@ def plan_banners(
 def fine_cells_sql(source: str, wave: int, expressions: list[str], weighted: bool, key_sql: str, bk_sql: str) -> str:
     """SQL of the cells of ``expressions`` over ``source`` keyed by (core key, banner number ``bk``).
 
-    As :func:`frequencies.single_cells_sql`, but two questions per first pass: with the banner codes in
-    the group key, fewer respondents share all of (key, codes, three answers), and pairs collapse more."""
-    weight = "CAST(_weight AS DOUBLE)" if weighted else "1.0::DOUBLE"
-    blocks = []
-    for start in range(0, len(expressions), BLOCK):
-        chunk = expressions[start : start + BLOCK]
-        values = [f"CAST({expr} AS DOUBLE)" for expr in chunk]
-        positions = ", ".join(str(start + offset) for offset in range(len(chunk)))
-        blocks.append(
-            f"SELECT {key_sql} AS key, {bk_sql} AS bk, [{positions}] AS questions, [{', '.join(values)}] AS answers, "
-            f"count(*) AS n, sum({weight}) AS sw, sum({weight} * {weight}) AS sw2 "
-            f"FROM {source} GROUP BY {key_sql}, {bk_sql}, {', '.join(values)}"
-        )
-    return (
-        f"SELECT {int(wave)}::INTEGER AS wave, question::INTEGER AS question, key, bk, value, sum(n)::BIGINT AS n, "
-        f"sum(sw) AS sw, sum(sw2) AS sw2 "
-        f"FROM (SELECT key, bk, unnest(questions) AS question, unnest(answers) AS value, n, sw, sw2 "
-        f"FROM ({' UNION ALL '.join(blocks)})) GROUP BY ALL"
-    )
+    :func:`frequencies.single_cells_sql` with the banner codes in the group key, two questions per first
+    pass: with them, fewer respondents share all of (key, codes, three answers), and pairs collapse more."""
+    return single_cells_sql(source, wave, expressions, weighted, key_sql, extra=(("bk", bk_sql),), block=BLOCK)
 
 
 def _split(con: duckdb.DuckDBPyConnection, fine: pa.Table, plan: BannerPlan, group: str) -> tuple[pa.Table, pa.Table]:
