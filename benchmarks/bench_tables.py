@@ -37,6 +37,12 @@ SCALE = {
     9: "Refused",
 }
 TIME_TARGET, RATIO_TARGET, DESIGN_TARGET = 1.0, 20.0, 1.15
+# Demographic banners for bench_banners (build_study(demographics=True) only): name -> (labels, shares).
+# Code 9 is declared user-missing (not a banner column); the shares include it.
+DEMOGRAPHICS = {
+    "AGEGRP": ({1: "18-34", 2: "35-54", 3: "55-64", 4: "65+", 9: "Refused"}, [0.27, 0.34, 0.18, 0.19, 0.02]),
+    "GENDER": ({1: "Man", 2: "Woman", 9: "Refused"}, [0.485, 0.495, 0.02]),
+}
 
 
 def config_text() -> str:
@@ -51,9 +57,11 @@ def config_text() -> str:
     return "\n".join(lines)
 
 
-def build_study() -> Path:
-    """The benchmark study (generated and imported once, then reused)."""
-    study = OUT / f"tables-study-{RESPONDENTS}x{QUESTIONS}"
+def build_study(demographics: bool = False) -> Path:
+    """The benchmark study (generated and imported once, then reused). ``demographics``: a separate copy
+    with the DEMOGRAPHICS columns added after the 400 questions (drawn from their own seeded generator, so
+    the questions' answers are the same as in the plain study); the plain study is unchanged."""
+    study = OUT / f"tables-study-{RESPONDENTS}x{QUESTIONS}{'-demographics' if demographics else ''}"
     if (study / ".complete").exists():
         return study
     import shutil
@@ -83,13 +91,21 @@ def build_study() -> Path:
         }
         for name in names:
             columns[name] = codes[rng.choice(len(codes), size=RESPONDENTS, p=shares)]
+        labels = {n: SCALE for n in names}
+        missing = {n: [8, 9] for n in names}
+        measure = {n: "ordinal" for n in names}
+        if demographics:
+            own = np.random.default_rng(19_000 + wave)
+            for name, (scale, weights) in DEMOGRAPHICS.items():
+                columns[name] = own.choice(np.array(list(scale), dtype=np.float64), size=RESPONDENTS, p=weights)
+                labels[name], missing[name], measure[name] = scale, [9], "nominal"
         path = study / f"wave{wave}.sav"
         pyreadstat.write_sav(
             pd.DataFrame(columns),
             str(path),
-            variable_value_labels={n: SCALE for n in names},
-            missing_ranges={n: [8, 9] for n in names},
-            variable_measure={n: "ordinal" for n in names},
+            variable_value_labels=labels,
+            missing_ranges=missing,
+            variable_measure=measure,
         )
         import_wave(config, wave, [path])
         path.unlink()

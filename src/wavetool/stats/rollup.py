@@ -633,7 +633,8 @@ mean_top AS (
         -- the size of the terms that cancel in var_mean: below ~1e-11 of it, var_mean is rounding noise
         -- (answers that are all equal in the domain), and is 0
         sum(greatest(alpha, 1.0) * (abs(w2dd) + 2 * abs(shift * w2d) + shift * shift * w2) / (bw * bw)) AS var_mean_scale,
-        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")}) AS var_top,
+        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")})
+            FILTER (WHERE p_top IS NOT NULL) AS var_top,  -- none without a top box (as the general path)
         sum(n) - count(*) AS df
     FROM dom_keys JOIN key_n USING (key) GROUP BY side, wave, scope, question
 ),
@@ -657,10 +658,16 @@ variances AS (
     UNION ALL
     SELECT side, wave, scope, question, 'top', NULL, NULL, var_top, df FROM mean_top WHERE var_top IS NOT NULL
     UNION ALL
-    SELECT 'scope', c.wave, c.scope, c.question, 'code', c.value, NULL,
-        greatest(((1 - 2 * c.s / d.bw) * c.s1 + (c.s / d.bw) * (c.s / d.bw) * (d.d1 + d.d2) + c.s2
-            - 2 * (c.s / d.bw) * c.s3) / (d.bw * d.bw), 0), NULL
-    FROM code_terms c JOIN dom_terms d USING (wave, scope, question) WHERE d.bw > 0
+    SELECT 'scope', wave, scope, question, 'code', value, NULL,
+        -- below ~1e-11 of the size of its cancelling terms, a code's variance is rounding noise (a code
+        -- chosen by everyone in the domain, e.g. a banner variable in its own column), and is 0
+        CASE WHEN raw <= 1e-11 * scale THEN 0.0 ELSE raw END, NULL
+    FROM (SELECT c.wave, c.scope, c.question, c.value, d.bw,
+            ((1 - 2 * c.s / d.bw) * c.s1 + (c.s / d.bw) * (c.s / d.bw) * (d.d1 + d.d2) + c.s2
+                - 2 * (c.s / d.bw) * c.s3) / (d.bw * d.bw) AS raw,
+            (abs(1 - 2 * c.s / d.bw) * abs(c.s1) + (c.s / d.bw) * (c.s / d.bw) * (abs(d.d1) + abs(d.d2))
+                + abs(c.s2) + 2 * (c.s / d.bw) * abs(c.s3)) / (d.bw * d.bw) AS scale
+        FROM code_terms c JOIN dom_terms d USING (wave, scope, question) WHERE d.bw > 0)
     UNION ALL
     SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, sum({_contribution("p.t", "p.q")}),
         sum(p.n) - count(*)
@@ -670,15 +677,26 @@ variances AS (
 """
 
 
-def is_simple_design(keys: pa.Table) -> bool:
+def is_simple_design(keys: pa.Table, domains: tuple[pa.Table, ...] = ()) -> bool:
     """True when no key holds a PSU and, among the core keys and among each subscriber's, no two keys
-    share a stratum (so every domain's key is a whole stratum: see _SIMPLE_VARIANCES)."""
+    share a stratum (so every domain's key is a whole stratum: see _SIMPLE_VARIANCES), or, given the
+    ``domains`` ((scope, key) tables: the scopes and benchmarks), no domain holds two such keys (finer
+    keys, e.g. the banner columns' jurisdiction + banner code: a domain's one key in a stratum then holds
+    all of the stratum's respondents in the domain, which is all the formula needs)."""
     if keys.num_rows == 0:
         return True
     if keys.column("psu").null_count != keys.num_rows:
         return False
     pairs = set(zip(keys.column("owner").to_pylist(), keys.column("stratum").to_pylist(), strict=True))
-    return len(pairs) == keys.num_rows
+    if len(pairs) == keys.num_rows:
+        return True
+    strata = keys.select(["key", "owner", "stratum"])
+    for domain in domains:
+        joined = domain.select(["scope", "key"]).join(strata, "key")
+        counts = joined.group_by(["scope", "owner", "stratum"]).aggregate([("key", "count")])
+        if counts.num_rows != joined.num_rows:
+            return False
+    return bool(domains)
 
 
 def _aliases(names: tuple[str, ...]) -> str:
@@ -719,7 +737,7 @@ def aggregate(
                 )
             else:
                 ctes = _PART_CTES
-                if is_simple_design(inputs["keys"]):
+                if is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"])):
                     ctes = _PART_CTES[: _PART_CTES.index("units AS (")] + _SIMPLE_VARIANCES
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
                 with_var = """
