@@ -457,8 +457,8 @@ def _collect_wave(
     if singles:
         expressions = harmonised_columns(con, config, wave)
         questions = [(expressions[q.name], q.name) for q in singles]
-        bk_sql = banners.bk_sql(expressions) if banners else None
-        _scan(con, out, banners, wave_table(wave), wave, questions, weighted, design.key_sql, bk_sql)
+        answers = banners.answers_sql(expressions) if banners else None
+        _scan(con, out, banners, wave_table(wave), wave, questions, weighted, design.key_sql, answers)
     if multiples:
         select = harmonised_select(con, config, wave)
         if design.columns:  # the design columns are not among the harmonised questions
@@ -486,13 +486,15 @@ def _collect_wave(
             key_sql = _renamed(design).key_sql
         else:
             key_sql = design.key_sql
-        bk_sql = None
-        if banners is not None:  # the respondents' banner codes, from the wave by respondent id
-            bk = banners.bk_sql(harmonised_columns(con, config, wave))
-            source = f"(SELECT s.*, b._wt_bk FROM {source} s JOIN (SELECT _id, {bk} AS _wt_bk FROM {wave_table(wave)}) b USING (_id))"
-            bk_sql = "_wt_bk"
+        answers = None
+        if banners is not None:  # the respondents' banner answers, from the wave by respondent id
+            found = banners.answers_sql(harmonised_columns(con, config, wave))
+            names = [f"_wt_ba{i}" for i in range(len(found))]
+            cols = ", ".join(f"{a} AS {n}" for a, n in zip(found, names, strict=True))
+            source = f"(SELECT s.*, b.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {wave_table(wave)}) b USING (_id))"
+            answers = names
         questions = [(quote(q.name), _qid(q)) for q in custom]
-        _scan(con, out, banners, source, wave, questions, weighted, custom_key_sql(subscriber, key_sql), bk_sql)
+        _scan(con, out, banners, source, wave, questions, weighted, custom_key_sql(subscriber, key_sql), answers)
         out.questions += custom
         owners[subscriber] = config.subscribers[subscriber].jurisdictions
     out.keys, out.strata = design_tables(con, wave_table(wave), design, owners)
@@ -508,14 +510,14 @@ def _scan(
     questions: list[tuple[str, str]],
     weighted: bool,
     key_sql: str,
-    bk_sql: str | None,
+    answers: list[str] | None,
 ) -> None:
     """The cells of ``questions`` over ``source`` into ``out``; with banners, from one scan keyed by the
     banner codes too, the core cells summed over them and the banner cells beside (see stats.banners)."""
-    if banners is None or bk_sql is None:
+    if banners is None or answers is None:
         out.cells.append(fetch_single_cells(con, source, wave, questions, weighted, key_sql))
         return
-    core, refined = single_cells(con, banners, source, wave, questions, weighted, key_sql, bk_sql)
+    core, refined = single_cells(con, banners, source, wave, questions, weighted, key_sql, answers)
     out.cells.append(core)
     out.banner_cells.append(refined)
 

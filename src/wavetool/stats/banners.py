@@ -99,6 +99,14 @@ class BannerPlan:
         ]
         return "(" + " + ".join(parts) + ")::BIGINT"
 
+    def answers_sql(self, expressions: dict[str, str]) -> list[str]:
+        """SQL of each banner's answer as a DOUBLE (NULL where the wave lacks the variable), given each
+        variable's SQL expression."""
+        return [
+            f"CAST({expressions[b.variable]} AS DOUBLE)" if b.variable in expressions else "NULL::DOUBLE"
+            for b in self.banners
+        ]
+
     def domains(self, scopes: list[str]) -> list[Domain]:
         """Every banner column of every scope, in output order (scope, banner, column)."""
         out = []
@@ -173,26 +181,34 @@ def plan_banners(
 # --- the scan ------------------------------------------------------------------------------------------
 
 
-def fine_cells_sql(source: str, wave: int, expressions: list[str], weighted: bool, key_sql: str, bk_sql: str) -> str:
-    """SQL of the cells of ``expressions`` over ``source`` keyed by (core key, banner number ``bk``).
+def fine_cells_sql(
+    source: str, wave: int, expressions: list[str], weighted: bool, key_sql: str, answers: list[str]
+) -> str:
+    """SQL of the cells of ``expressions`` over ``source`` keyed by (core key, each banner's answer
+    ``_wt_b<i>``, given by the SQL ``answers``).
 
-    :func:`frequencies.single_cells_sql` with the banner codes in the group key, two questions per first
-    pass: with them, fewer respondents share all of (key, codes, three answers), and pairs collapse more."""
-    return single_cells_sql(source, wave, expressions, weighted, key_sql, extra=(("bk", bk_sql),), block=BLOCK)
+    :func:`frequencies.single_cells_sql` with the banners' raw answers in the group key (mapped to their
+    columns after the scan, on the few fine cells rather than on every respondent row of every block), two
+    questions per first pass: with them, fewer respondents share all of (key, answers, three answers),
+    and pairs collapse more."""
+    extra = tuple((f"_wt_b{i}", answer) for i, answer in enumerate(answers))
+    return single_cells_sql(source, wave, expressions, weighted, key_sql, extra=extra, block=BLOCK)
 
 
-def _split(con: duckdb.DuckDBPyConnection, fine: pa.Table, plan: BannerPlan, group: str) -> tuple[pa.Table, pa.Table]:
-    """Core cells (summed over the banner number) and refined cells (one banner's code appended to the
-    key, summed over the other banners) from fine cells with a ``bk`` column; ``group`` lists the other
-    cell columns."""
-    con.register("_wt_fine", fine)
+def _split(
+    con: duckdb.DuckDBPyConnection, fine_sql: str, plan: BannerPlan, group: str, digits: list[str]
+) -> tuple[pa.Table, pa.Table]:
+    """Core cells (summed over the banners) and refined cells (one banner's code appended to the key,
+    summed over the other banners) from the fine cells of ``fine_sql`` (kept in a temporary table, never
+    converted to Arrow); ``group`` lists the other cell columns, ``digits`` the SQL of each banner's digit
+    (its code's index, 0: none) over the fine cells."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_fine AS {fine_sql}")
     try:
         core = fetch_arrow(
             con, f"SELECT {group}, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 FROM _wt_fine GROUP BY {group}"
         )
         parts = []
-        for b in range(len(plan.banners)):
-            digit = f"((bk // {plan.radix**b}) % {plan.radix})"
+        for b, digit in enumerate(digits):
             cols = group.replace("key", f"key || '{SEP}b{b}{SEP}' || CAST({digit} AS VARCHAR) AS key")
             parts.append(
                 f"SELECT {cols}, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 FROM _wt_fine "
@@ -200,7 +216,7 @@ def _split(con: duckdb.DuckDBPyConnection, fine: pa.Table, plan: BannerPlan, gro
             )
         refined = fetch_arrow(con, " UNION ALL ".join(parts)) if parts else core.schema.empty_table()
     finally:
-        con.unregister("_wt_fine")
+        con.execute("DROP TABLE IF EXISTS _wt_fine")
     return core, refined
 
 
@@ -212,12 +228,13 @@ def single_cells(
     questions: list[tuple[str, str]],
     weighted: bool,
     key_sql: str,
-    bk_sql: str,
+    answers: list[str],
 ) -> tuple[pa.Table, pa.Table]:
     """The core cells and the refined (banner) cells of ``questions`` ((SQL, question id) pairs), in
-    CELL_SCHEMA, from one scan of ``source``."""
-    fine = fetch_arrow(con, fine_cells_sql(source, wave, [e for e, _ in questions], weighted, key_sql, bk_sql))
-    core, refined = _split(con, fine, plan, "wave, question, key, value")
+    CELL_SCHEMA, from one scan of ``source`` (``answers``: the SQL of each banner's answer over it)."""
+    fine = fine_cells_sql(source, wave, [e for e, _ in questions], weighted, key_sql, answers)
+    digits = [plan.digit_sql(i, f"_wt_b{i}") for i in range(len(plan.banners))]
+    core, refined = _split(con, fine, plan, "wave, question, key, value", digits)
     ids = pa.array([qid for _, qid in questions], type=pa.string())
 
     def named(cells: pa.Table) -> pa.Table:
@@ -232,14 +249,14 @@ def mr_cells(con: duckdb.DuckDBPyConnection, plan: BannerPlan, sql: str) -> tupl
     raw = fetch_arrow(con, sql)
     con.register("_wt_mr_raw", raw)
     try:
-        fine = fetch_arrow(
-            con,
+        fine = (
             f"SELECT wave, question, substr(key, strpos(key, '{SEP}') + 1) AS key, item, role, "
-            f"CAST(split_part(key, '{SEP}', 1) AS BIGINT) AS bk, n, sw, sw2 FROM _wt_mr_raw",
+            f"CAST(split_part(key, '{SEP}', 1) AS BIGINT) AS bk, n, sw, sw2 FROM _wt_mr_raw"
         )
+        digits = [f"((bk // {plan.radix**b}) % {plan.radix})" for b in range(len(plan.banners))]
+        core, refined = _split(con, fine, plan, "wave, question, key, item, role", digits)
     finally:
         con.unregister("_wt_mr_raw")
-    core, refined = _split(con, fine, plan, "wave, question, key, item, role")
     return core.cast(MR_SCHEMA), refined.cast(MR_SCHEMA)
 
 
