@@ -25,7 +25,17 @@ from ..config import StudyConfig
 from ..custom import custom_select
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
-from .banners import BannerPlan, banner_meta, combine, domain_tables, mr_cells, plan_banners, refined_keys, single_cells
+from .banners import (
+    BannerPlan,
+    banner_columns,
+    banner_meta,
+    combine,
+    domain_tables,
+    mr_cells,
+    plan_banners,
+    refined_keys,
+    single_cells,
+)
 from .design import Design, custom_key_sql, design_tables, wave_design
 from .drivers import Drivers
 from .drivers import compute as _compute_drivers
@@ -210,10 +220,7 @@ def _tabulate(
     )
     if request.banners is not None:
         columns = [pa.concat_tables(t) for t in zip(*(p.banner_tables for p in parts if p.tables), strict=True)]
-        with _one_thread_per_query(con):
-            rows, summaries, audit = combine(
-                con, request.banners, scope_list, (rows, summaries, audit), tuple(columns), config.tables.confidence
-            )
+        rows, summaries, audit = combine((rows, summaries, audit), tuple(columns))
     meta = {
         "waves": targets,
         "scopes": scope_list,
@@ -403,13 +410,16 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                     methods=_methods(config),
                 )
                 if request.banners is not None:
-                    part.banner_tables = report(
+                    tables = report(
                         cursor,
                         _banner_report_inputs(part, parts.get(wave - 1), request),
                         z=z_critical(config.tables.confidence),
                         min_base=config.tables.min_base,
                         test=test_name(config.tables.confidence, config.tables),
                         methods=_methods(config),
+                    )
+                    part.banner_tables = banner_columns(
+                        request.banners, request.scopes, tables, config.tables.confidence
                     )
         finally:
             cursor.close()

@@ -415,17 +415,12 @@ def _se(table: pa.Table, design: str, estimate: str, n_eff: np.ndarray, kind: st
         return _numbers(table.column("sd")) / np.sqrt(n_eff)
 
 
-def combine(
-    con: duckdb.DuckDBPyConnection,
-    plan: BannerPlan,
-    scopes: list[str],
-    main: tuple[pa.Table, pa.Table, pa.Table],
-    banner: tuple[pa.Table, pa.Table, pa.Table],
-    confidence: float,
+def banner_columns(
+    plan: BannerPlan, scopes: list[str], banner: tuple[pa.Table, pa.Table, pa.Table], confidence: float
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """The main tables (the Total columns) and the banner columns' tables as one set of (rows,
-    summaries, audit): the Total rows as without banners, then the banner columns', with the banner
-    columns and the column-test letters appended."""
+    """The banner columns' tables (rows, summaries, audit) of one wave, each row with its scope, the banner
+    columns and the column-test letters appended (a row of the tests never spans two waves, so each
+    wave's worker computes its own: see :func:`combine`)."""
     rows_b, summaries_b, audit_b = banner
     domains = plan.domains(scopes)
     ids = pa.array([d.id for d in domains], pa.string())
@@ -477,7 +472,15 @@ def combine(
     keep = pc.invert(
         pc.and_(pc.equal(audit_b.column("scope"), "all"), pc.equal(audit_b.column("withheld"), "benchmark"))
     )
-    audit_b = audit_b.filter(keep)
+    return rows_b, summaries_b, audit_b.filter(keep)
+
+
+def combine(
+    main: tuple[pa.Table, pa.Table, pa.Table], columns: tuple[pa.Table, pa.Table, pa.Table]
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The main tables (the Total columns) and the banner columns' tables (of :func:`banner_columns`) as
+    one set of (rows, summaries, audit): the Total rows as without banners, then the banner columns'."""
+    rows_b, summaries_b, audit_b = columns
     rows_m, summaries_m, audit_m = main
     return (
         _appended(_with_total(rows_m, ROW_COLUMNS), rows_b),
