@@ -15,8 +15,10 @@ import duckdb
 import pytest
 
 from helpers import database_checksum
+from wavetool.codebook import known_questions
 from wavetool.config import load_config
 from wavetool.custom import custom_questions, remove_custom
+from wavetool.stats.questions import study_measures
 from wavetool.store import connect, create_database, db_path, migrate, migrations, read_store
 
 PREV = Path(__file__).parent / "data" / "prev-release"
@@ -101,6 +103,9 @@ def test_upgrade_keeps_every_custom_question_its_texts_codes_and_owner(prev_stud
         ]
         assert con.execute("SELECT count(*) FROM value_labels WHERE book <> ''").fetchall() == [(54,)]
         assert con.execute("SELECT count(*) FROM missing_values WHERE book <> ''").fetchall() == [(18,)]
+        # The core study's readers never see a subscriber's book.
+        assert not {"c1", "c4"} & set(known_questions(con, 2))
+        assert not {"C1", "C4"} & set(study_measures(con))
     finally:
         con.close()
 
