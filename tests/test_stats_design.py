@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from edgestudy import CONFIG, make_wave, write_sav
 from rsurvey import domain_estimates, p_adjust, rscript
-from test_stats import CONFIG, make_wave, write_sav
 from wavetool.codebook import harmonised_select
 from wavetool.config import load_config
 from wavetool.custom import merge_from_config
