@@ -26,6 +26,8 @@ from wavetool.stats import all_scopes, tabulate, tabulate_waves
 from wavetool.stats.questions import single_questions
 from wavetool.status import init_study
 
+pytestmark = pytest.mark.slow  # the R `survey` cross-checks (make test-fast skips them)
+
 Z95 = 1.959963984540054
 REL = 1e-8
 
