@@ -78,7 +78,7 @@ def delete_codebook(
     for table, column in _NAME_COLUMN.items():
         if names is None:
             con.execute(f"DELETE FROM {table} WHERE wave = ? AND book = ?", [wave, book])
-        elif table != "mr_sets":
+        elif table != "mr_sets":  # a set goes with its whole book; a partial removal names single variables
             con.execute(
                 f"DELETE FROM {table} WHERE wave = ? AND book = ? AND list_contains(?, {column})", [wave, book, names]
             )
