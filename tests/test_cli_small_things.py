@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pandas as pd
@@ -56,7 +57,7 @@ def test_help_paragraphs_wrap_at_the_terminals_width_not_the_docstrings(cli, mon
             assert paragraph in " ".join(text.split()), (path, paragraph)
         prose = [line.rstrip() for line in out.splitlines() if not line.lstrip().startswith(("╭", "╰", "│"))]
         # within a paragraph (consecutive non-blank lines), a short line followed by a full one is a kept break
-        ragged = [a for a, b in zip(prose, prose[1:], strict=False) if a and b and len(a) < 40 and len(b) > 70]
+        ragged = [a for a, b in itertools.pairwise(prose) if a and b and len(a) < 40 and len(b) > 70]
         assert not ragged, (path, ragged)
     # config sections in an option's help are shown as written, not read as markup and dropped
     monkeypatch.setenv("COLUMNS", "200")
