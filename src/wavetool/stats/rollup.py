@@ -633,8 +633,7 @@ mean_top AS (
         -- the size of the terms that cancel in var_mean: below ~1e-11 of it, var_mean is rounding noise
         -- (answers that are all equal in the domain), and is 0
         sum(greatest(alpha, 1.0) * (abs(w2dd) + 2 * abs(shift * w2d) + shift * shift * w2) / (bw * bw)) AS var_mean_scale,
-        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")})
-            FILTER (WHERE p_top IS NOT NULL) AS var_top,  -- none without a top box (as the general path)
+        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")}) AS var_top,
         sum(n) - count(*) AS df
     FROM dom_keys JOIN key_n USING (key) GROUP BY side, wave, scope, question
 ),
