@@ -260,7 +260,7 @@ def compute(
         )
     ensure_reviewed(con, [wave])
     model = _Model.of(con, config, wave)
-    sums = _wave_sums(con, model)
+    sums = _wave_sums(con, model, boxes=tables is None)
     members = _membership(config, scopes, sums.jurisdictions)
     if tables is None:
         performance = _topboxes(config, model, sums, members, scopes)
@@ -406,11 +406,12 @@ def _valid_sql(p: int) -> str:
     return " AND ".join(f"NOT b{i} AND NOT u{i}" for i in range(p))
 
 
-def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
+def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model, *, boxes: bool = True) -> _Sums:
+    """The wave's sums in one scan (see _Sums); ``boxes``: with the attributes' top-box sums."""
     p = model.k + 1
     ok = f"({_valid_sql(p)})"
     any_blank = "(" + " OR ".join(f"b{i}" for i in range(p)) + ")"
-    boxed = [i for i in range(1, p) if model.top(i)]
+    boxed = [i for i in range(1, p) if model.top(i)] if boxes else []
     design = model.design
     named = design.key_sql != "_jurisdiction"
     labels = ["jur", *(["stratum"] if named else []), *(["psu"] if named and design.psu_sql is not None else [])]
