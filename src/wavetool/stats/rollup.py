@@ -603,11 +603,33 @@ by_stratum AS (
     FROM units u JOIN _wt_strata h USING (stratum)
     GROUP BY u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.item, u.stratum
 ),
-variances AS (
+linearised AS (
     SELECT side, wave, scope, question, estimate, value, item,
         sum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest(q - t * t / n_h, 0) ELSE t * t END) AS var,
         sum(units) - count(*) AS df  -- R's degf() of the domain: its PSUs less its strata
     FROM by_stratum GROUP BY ALL
+),
+-- As in _SIMPLE_VARIANCES: a mean's variance below ~1e-11 of the size of its cancelling terms is rounding
+-- noise (answers all equal in the domain), and is 0. Those terms are each unit's Q = Σq when the
+-- respondents are the PSUs; with clusters Q = T², whose noise is that of T squared, so the unit counts
+-- 1e-11·(size of T's terms)²: the same relative rule on T.
+mean_units AS (
+    SELECT d.side, d.wave, d.scope, d.question, k.stratum,
+        CASE WHEN k.psu IS NULL
+            THEN sum((abs(d.w2dd) + 2 * abs(d.shift * d.w2d) + d.shift * d.shift * d.w2) / (d.bw * d.bw))
+            ELSE 1e-11 * pow(sum((abs(d.wd) + abs(d.shift * d.w)) / d.bw), 2) END AS size
+    FROM dom_keys d JOIN _wt_keys k USING (key) GROUP BY d.side, d.wave, d.scope, d.question, k.stratum, k.psu
+),
+mean_scales AS (
+    SELECT u.side, u.wave, u.scope, u.question,
+        sum(CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 1.0 END * u.size) AS scale
+    FROM mean_units u JOIN _wt_strata h USING (stratum) GROUP BY ALL
+),
+variances AS (
+    SELECT v.side, v.wave, v.scope, v.question, v.estimate, v.value, v.item,
+        CASE WHEN v.estimate = 'mean' AND v.var <= 1e-11 * s.scale THEN 0.0 ELSE v.var END AS var, v.df
+    FROM linearised v LEFT JOIN mean_scales s ON v.estimate = 'mean' AND s.side = v.side AND s.wave = v.wave
+        AND s.scope = v.scope AND s.question = v.question
 )
 """
 
