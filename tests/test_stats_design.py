@@ -7,6 +7,7 @@ with the edge cases), never computed by the SQL under test."""
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -292,6 +293,28 @@ def test_quality_flags_by_cv_and_f_is_withheld_and_audited(sample_reference):
                 else:
                     assert row["percent"] is not None and (scope, q, f"code {row['code']}") not in audit
     assert seen >= {"", "E", "F"}
+
+
+ROW_ESTIMATES = ("percent", "n_eff", "ci_low", "ci_high", "percent_of_responses", "se", "deff", "n_eff_design")
+
+
+def test_an_f_row_shows_no_estimate_only_its_counts(imported_study, tmp_path):
+    """Every row flagged F (single codes and multiple-response items) withholds each of its estimates, the
+    share of responses of an item too; its n and weighted n stay (counts, not estimates), as on the CSV."""
+    config = load_config(imported_study)
+    tables = tabulate(config, 4, scopes=all_scopes(config))
+    flagged = [r for r in tables.rows if r["quality"] == "F"]
+    assert {r["kind"] for r in flagged} >= {"single", "multiple"}
+    for row in flagged:
+        assert all(row[c] is None for c in ROW_ESTIMATES), {c: row[c] for c in ROW_ESTIMATES}
+        assert row["n"] > 0 and row["weighted_n"] > 0 and row["suppressed"] is True
+    kept = [r for r in tables.rows if r["kind"] == "multiple" and r["quality"] != "F" and not r["suppressed"]]
+    assert kept and all(r["percent_of_responses"] is not None for r in kept if r["code"] != ".")
+    path = tmp_path / "tables.csv"
+    tables.write(path, "csv")
+    with path.open(encoding="utf-8") as handle:
+        written = [r for r in csv.DictReader(handle) if r["quality"] == "F"]
+    assert len(written) == len(flagged) and all(r[c] == "" for r in written for c in ROW_ESTIMATES)
 
 
 def test_min_effective_base_suppresses_on_the_design_effective_base(sample_reference):

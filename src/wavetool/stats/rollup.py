@@ -407,7 +407,8 @@ def _rows_select(m: Methods) -> str:
     """The code rows of every summary (``sidx``: the summary's position), in display order: valid codes,
     user-missing codes, then system missing; a multiple-response set's items in set order, then the
     respondents who gave none. Only the row's own columns: :func:`report` adds its summary's. A row whose
-    percent has a CV above cv_suppress is withheld (its n and weighted n stay: counts, not estimates)."""
+    percent has a CV above cv_suppress is withheld, every estimate of it (its n and weighted n stay:
+    counts, not estimates)."""
     code = CODE_TEXT.format(v="r.value")
     scope_cell = "c.wave = su.wave AND c.scope = su.scope AND c.question = su.qid"
     kish = "greatest(r.p * (1 - r.p), 0) / su.n_eff_raw"
@@ -476,7 +477,7 @@ def _rows_select(m: Methods) -> str:
         CASE WHEN {show} AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
         CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", True)} END AS ci_low,
         CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", False)} END AS ci_high,
-        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses,
+        CASE WHEN {show} THEN r.p_responses END AS percent_of_responses,  -- an F item's share of responses too
         CASE WHEN {show} THEN 100.0 * sqrt(r.var) END AS se,
         CASE WHEN {show} THEN su.base_n / {n_eff_design} END AS deff,
         CASE WHEN {show} THEN {n_eff_design} END AS n_eff_design,
