@@ -42,11 +42,14 @@ the scope, every attribute constant), and the listwise counts: ``respondents`` =
 ``excluded_user_missing`` (no blank but at least one user-missing answer among outcome and attributes) +
 ``excluded_blank`` (at least one blank). ``meta`` names the methods and gives the formulas.
 
-How it is computed. One SQL query per wave gives, per jurisdiction (stratum), the weighted sufficient
-statistics of the listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome
-and the attributes (each shifted by its scale's midpoint, which keeps the sums of squares exact to many
-digits), the min and max of each variable, and the exclusion counts. A scope is the sum of its
-jurisdictions' rows. From a scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with
+How it is computed. One SQL query per wave gives, per design cell (the jurisdiction, with its stratum and
+PSU when ``[columns] strata`` / ``cluster`` name them), the weighted sufficient statistics of the
+listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome and the attributes
+(each shifted by its scale's midpoint, which keeps the sums of squares exact to many digits), the min and
+max of each variable, the exclusion counts and, unless the tables are given, each attribute's sums over its
+own valid and top-box answers (its top-2 box and the linearised variance that decides the tables' F flag,
+see :func:`_topboxes`). A scope is the sum of its cells' rows; the scopes with the same attributes are
+decomposed in one batch, with sums written so that a scope's figures do not depend on the batch. From a scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with
 ``m = Σw·x/Σw``, the correlation matrix ``R = C / √(diag C · diag Cᵀ)``, and for every subset ``S`` of the
 attributes ``R²(S) = r_Sᵀ R_SS⁻¹ r_S`` (``r`` the attributes' correlations with the outcome); this equals
 the R² of the weighted least-squares regression with an intercept. The Shapley value of attribute ``j`` of
@@ -58,9 +61,10 @@ An attribute constant in a scope (every valid answer the same) explains nothing:
 scope's regression, gets importance 0 (ranked last) and a note; the other attributes share the R².
 
 Bootstrap (``[drivers] replicates`` > 0): the Rao-Wu rescaling bootstrap with ``m_h = n_h − 1``, within
-strata (the jurisdictions): in each replicate, each stratum's ``n_h`` respondents (all of them, valid or
-not) are resampled ``n_h − 1`` times with replacement, and respondent ``i`` drawn ``r_i`` times gets the
-weight ``w_i · r_i · n_h/(n_h − 1)``; a stratum with a single respondent keeps its weights. The same
+the design's strata (``[columns] strata``, else the jurisdictions): in each replicate, each stratum's ``n_h``
+units (its PSUs with ``[columns] cluster``, else its respondents; all of them, valid or not) are resampled
+``n_h − 1`` times with replacement, and respondent ``i`` whose unit is drawn ``r_i`` times gets the weight
+``w_i · r_i · n_h/(n_h − 1)``; a stratum with a single unit keeps its weights. The same
 replicate weights serve every scope of the wave (each scope sees the replicates of its own strata). The
 interval is the percentile interval of the replicates' importances. Seeded by ``[drivers] seed`` and the
 wave, so two runs give the same intervals.
@@ -1030,14 +1034,16 @@ def _meta(config: StudyConfig, wave: int, model: _Model, weight: str) -> dict[st
         "listwise": "respondents with a valid answer (not user-missing, not blank) to the outcome and every "
         "attribute; respondents = n + excluded_user_missing + excluded_blank",
         "n_eff": "Kish: (Σw)² / Σw² over the listwise base",
-        "performance": "the attribute's top-2 box in the scope (percent of its valid answers), from the tables",
+        "performance": "the attribute's top-2 box in the scope (percent of its valid answers) as the tables report "
+        "it, empty where they withhold it (min_base, min_effective_base, F by its CV)",
         "quadrant": "priority: importance > 100/k and performance < the scope's mean performance; strength: "
         "importance > 100/k, performance >= mean; surplus: importance <= 100/k, performance >= mean; "
         "secondary: importance <= 100/k, performance < mean",
         "constant_attribute": "an attribute with one valid value in a scope is left out of its regression and "
         "gets importance 0 with a note",
         "bootstrap": (
-            f"{spec.replicates} Rao-Wu rescaling bootstrap replicates (m_h = n_h − 1) within jurisdictions, "
+            f"{spec.replicates} Rao-Wu rescaling bootstrap replicates (m_h = n_h − 1) within the design's "
+            f"strata, drawing its PSUs (the respondents without clusters; {model.design.description}), "
             f"seed {spec.seed}; percentile interval"
             if spec.replicates
             else "none ([drivers] replicates = 0)"
