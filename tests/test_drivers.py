@@ -422,6 +422,20 @@ def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     assert "Johnson" in result.meta["method"]["johnson-relative-weights"]
 
 
+def test_bootstrap_of_johnsons_relative_weights(tmp_path):
+    """Beyond 15 attributes the replicates are decomposed by relative weights too, in one batch."""
+    names = [f"A{i}" for i in range(1, 18)]
+    listed = ", ".join(f'"{n}"' for n in names)
+    toml = f'[drivers]\noutcome = "Y"\nattributes = [{listed}]\nmin_base = 50\nreplicates = 30\n'
+    study = synthetic_study(tmp_path / "s", attributes=17, rows=1500, drivers_toml=toml)
+    _import(study)
+    result = drivers(load_config(study), 1, scopes=["all", "ON"])
+    assert {r["method"] for r in result.rows} == {"johnson-relative-weights"} and len(result.rows) == 34
+    for r in result.rows:
+        assert r["importance_ci_low"] <= r["importance"] <= r["importance_ci_high"]
+        assert r["importance_ci_high"] > r["importance_ci_low"]
+
+
 def test_15_attributes_are_still_exact_shapley(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=15, rows=450)
     frame = _import(study)
