@@ -187,7 +187,11 @@ def banner_pairs(banner: str) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("adjust", ["bonferroni", "bh", "none"])
+@pytest.mark.parametrize(
+    "adjust",
+    # the default in the fast loop; the other two adjustments in make test
+    ["bonferroni", pytest.param("bh", marks=pytest.mark.slow), pytest.param("none", marks=pytest.mark.slow)],
+)
 def test_column_letters_follow_the_documented_test(study, exported, adjust):
     config = load_config(study)
     config = dataclasses.replace(config, banners=dataclasses.replace(config.banners, adjust=adjust))
@@ -436,6 +440,7 @@ def test_books_are_byte_identical_across_runs(study, books, tmp_path):
 # --- the book beside the report, over SMTP ----------------------------------------------------------
 
 
+@pytest.mark.slow  # renders and sends (make test-fast skips it)
 def test_book_is_attached_once_with_its_sha256_in_the_delivery_log(study, tmp_path, pdf_bytes, smtp_server, cli):  # noqa: F811
     import shutil
 
