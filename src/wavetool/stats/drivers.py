@@ -49,10 +49,11 @@ listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` 
 max of each variable, the exclusion counts and, unless the tables are given, each attribute's sums over its
 own valid and top-box answers (its top-2 box and the linearised variance that decides the tables' F flag,
 see :func:`_topboxes`). A scope is the sum of its cells' rows; the scopes with the same attributes are
-decomposed in one batch, with sums written so that a scope's figures do not depend on the batch. From a scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with
-``m = Σw·x/Σw``, the correlation matrix ``R = C / √(diag C · diag Cᵀ)``, and for every subset ``S`` of the
-attributes ``R²(S) = r_Sᵀ R_SS⁻¹ r_S`` (``r`` the attributes' correlations with the outcome); this equals
-the R² of the weighted least-squares regression with an intercept. The Shapley value of attribute ``j`` of
+decomposed in one batch, with sums written so that a scope's figures do not depend on the batch. From a
+scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with ``m = Σw·x/Σw``, the correlation
+matrix ``R = C / √(diag C · diag Cᵀ)``, and for every subset ``S`` of the attributes
+``R²(S) = r_Sᵀ R_SS⁻¹ r_S`` (``r`` the attributes' correlations with the outcome); this equals the R² of
+the weighted least-squares regression with an intercept. The Shapley value of attribute ``j`` of
 ``k`` is ``Σ_{S ⊆ others} |S|!(k−|S|−1)!/k! · (R²(S∪{j}) − R²(S))`` (vectorised over all subsets in numpy).
 Beyond 15 attributes, Johnson's (2000) relative weights: with ``R_xx = QΛQᵀ`` and ``Λ½ = QΛ^½Qᵀ``,
 ``β = Λ½⁻¹ r`` and the weight of ``j`` is ``Σ_k (Λ½_jk)² β_k²`` (they also sum to R²).
