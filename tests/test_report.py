@@ -23,6 +23,7 @@ from wavetool.custom import custom_questions, merge_from_config
 from wavetool.report import render_reports
 from wavetool.report.build import MANIFEST
 from wavetool.report.charts import BENCH, INK, MUTED, SUBJECT, WHITE, contrast, text_on
+from wavetool.report.pdf import Layout
 from wavetool.report.render import Renderer, SafeURLFetcher, make_environment
 from wavetool.report.text import load_strings, templates_dir
 from wavetool.stats import tabulate
@@ -312,10 +313,10 @@ def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study
     assert first.ok
     folder = merged_study / "reports" / "wave-4"
 
-    def boom(self, model):
+    def boom(self, html):
         raise RuntimeError("layout exploded")
 
-    monkeypatch.setattr(Renderer, "pdf", boom)
+    monkeypatch.setattr(Layout, "pdf", boom)
     # Changed inputs (another question set) → must re-render → fails: the stale PDF goes away.
     result = render_reports(config, 4, subscribers=["ontario"], questions=["Q2"], jobs=1)
     assert "layout exploded" in result.failed["ontario"]

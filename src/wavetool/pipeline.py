@@ -372,6 +372,9 @@ def _step_books(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
 
 def _step_render(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
     say = ctx.progress.step
+    if not config.subscribers:  # a study tabulated for itself: no reports, and that is no error in a run
+        say("render: no [[subscribers]] in wavetool.toml, no reports")
+        return
     say(f"render: wave {summary.wave}{' (final)' if summary.final else ''}")
     result = render_reports(config, summary.wave, final=summary.final, ctx=ctx.prefixed("render: "))
     summary.rendered, summary.reused = list(result.rendered), list(result.unchanged)
