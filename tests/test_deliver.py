@@ -38,8 +38,8 @@ from mailhelpers import (  # noqa: F401  (fixtures)
 )
 from wavetool.config import load_config
 from wavetool.deliver import send_reports
-from wavetool.deliver.message import compose
 from wavetool.deliver.log import LOG_NAME
+from wavetool.deliver.message import compose
 from wavetool.deliver.transports import SmtpTransport
 
 
