@@ -146,6 +146,29 @@ def test_summary_page_budget_english_and_french(study, wave4, tmp_path):
     assert fr_pages <= 1.1 * en_pages, (fr_pages, en_pages)
 
 
+@pytest.mark.slow  # renders the four final reports and Quebec's in English
+def test_final_report_page_budget_english_and_french(study, tmp_path):
+    """The whole-study report (`--final`) keeps the summary's budget too: at most 12 pages, French no more
+    than 10 % longer than the same subscriber's report in English."""
+    final = tmp_path / "final"
+    result = render_reports(load_config(study), 4, final=True, output_dir=final, jobs=2)
+    assert result.ok, result.failed
+    pages = {sub_id: entry["pages"] for sub_id, entry in result.reports.items()}
+    assert len(pages) == 4 and max(pages.values()) <= 12, pages
+    for sub_id, count in pages.items():
+        assert len(PdfReader(str(final / "wave-4" / f"{sub_id}.pdf")).pages) == count
+    english = tmp_path / "english"
+    shutil.copytree(study, english, ignore=shutil.ignore_patterns("reports"))
+    (english / ".wavetool.lock").unlink(missing_ok=True)
+    text = (study / "wavetool.toml").read_text(encoding="utf-8")
+    text = text.replace('jurisdictions = ["QC"]\nlanguage = "fr"', 'jurisdictions = ["QC"]\nlanguage = "en"')
+    (english / "wavetool.toml").write_text(text, encoding="utf-8")
+    result = render_reports(load_config(english), 4, final=True, subscribers=["quebec"], jobs=1)
+    assert result.ok, result.failed
+    en_pages = result.reports["quebec"]["pages"]
+    assert pages["quebec"] <= 1.1 * en_pages, (pages["quebec"], en_pages)
+
+
 def test_no_suppressed_where_the_tables_suppress_nothing_and_not_asked_is_not_suppressed(study):
     config = load_config(study)
     result = render_reports(config, 2, subscribers=["ontario", "british-columbia"], jobs=1)
