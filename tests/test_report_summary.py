@@ -25,10 +25,10 @@ from wavetool.config import load_config
 from wavetool.custom import merge_from_config
 from wavetool.deliver.message import compose
 from wavetool.report import render_reports
-from wavetool.report.model import build_models
+from wavetool.report.model import Computed, build_models
 from wavetool.report.render import Renderer
 from wavetool.report.text import load_strings, templates_dir
-from wavetool.stats import drivers, tabulate
+from wavetool.stats import all_scopes, drivers, tabulate
 from wavetool.store import write_store
 
 PERCENT = {"en": ("en_CA", "#,##0.0%"), "fr": ("fr_CA", "#,##0.0\u00a0%")}
@@ -167,6 +167,23 @@ def test_final_report_page_budget_english_and_french(study, tmp_path):
     assert result.ok, result.failed
     en_pages = result.reports["quebec"]["pages"]
     assert pages["quebec"] <= 1.1 * en_pages, (pages["quebec"], en_pages)
+
+
+@pytest.mark.slow  # tabulates waves 1-4 three times
+def test_reports_reuse_the_runs_tables_and_show_the_same(study):
+    """`wavetool run` hands the report the wave's tables (tables step) and banner tables (data books step):
+    the models built from them are the models the report builds on its own, to the hash."""
+    config = load_config(study)
+    subscribers = list(config.subscribers)
+    computed = Computed(
+        4,
+        tabulate(config, 4, scopes=all_scopes(config)),
+        tabulate(config, 4, scopes=subscribers, banners=list(config.banners.variables)),
+    )
+    reused = build_models(config, 4, subscribers, final=True, computed=computed)
+    own = build_models(config, 4, subscribers, final=True)
+    assert {s: m.sha256() for s, m in reused.items()} == {s: m.sha256() for s, m in own.items()}
+    assert any(m.groups for m in own.values()) and any(m.drivers for m in own.values())
 
 
 def test_no_suppressed_where_the_tables_suppress_nothing_and_not_asked_is_not_suppressed(study):

@@ -29,7 +29,7 @@ from ..context import QUIET, Context
 from ..errors import ConfigError, ExitCode, OutputError, StudyLockedError
 from ..fsutil import write_atomic
 from .manifest import MANIFEST, read_manifest, report_folder, write_manifest
-from .model import ReportModel, build_models
+from .model import Computed, ReportModel, build_models
 from .pdf import init_worker, render_task
 from .render import fill_html, templates_dir
 
@@ -119,6 +119,7 @@ def render_reports(
     final: bool = False,
     jobs: int | None = None,
     questions: list[str] | None = None,
+    computed: Computed | None = None,
     ctx: Context = QUIET,
 ) -> RenderResult:
     """Render one PDF per subscriber for ``wave`` into ``<output>/wave-N/<id>.pdf`` with a manifest.
@@ -126,6 +127,7 @@ def render_reports(
     Reports whose inputs did not change since the last run are left alone. A report that fails (or times
     out after ``[report] timeout`` seconds) is listed in ``failed``, has no PDF and is not in the manifest;
     the others are still written. ``questions`` restricts the core questions (for benchmarks and tests).
+    ``computed``: the wave's tables and banner tables already computed (by ``wavetool run``), reused.
     Each finished report is counted through ``ctx.progress``.
     """
     config.wave(wave)
@@ -137,7 +139,9 @@ def render_reports(
     unlisted = [s for s in ids if s not in read_manifest(folder, wave, missing_ok=True)["reports"]]
     pool = _start_pool(jobs or config.report.jobs, len(unlisted), templates, overrides) if unlisted else None
     try:
-        return _render_models(config, wave, ids, folder, templates, overrides, pool, final, jobs, ctx, questions)
+        return _render_models(
+            config, wave, ids, folder, templates, overrides, pool, final, jobs, ctx, questions, computed
+        )
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -160,12 +164,13 @@ def _render_models(
     jobs: int | None,
     ctx: Context,
     questions: list[str] | None,
+    computed: Computed | None = None,
 ) -> RenderResult:
 
     # One subscriber's problem (a missing translation, a template error in the text of its own questions, a
     # failed render) fails that subscriber's report only; the others are still rendered.
     failures: dict[str, str] = {}
-    models = build_models(config, wave, ids, final=final, questions=questions, failures=failures)
+    models = build_models(config, wave, ids, final=final, questions=questions, failures=failures, computed=computed)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

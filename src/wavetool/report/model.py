@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..codebook import CORE_LANGUAGE
@@ -472,6 +473,18 @@ def _waves_text(strings: dict[str, str], waves: tuple[int, ...] | list[int], lan
     return strings["wave_many"].format(list=format_list([str(w) for w in waves], locale=LOCALES[language]))
 
 
+@dataclass(frozen=True)
+class Computed:
+    """Tables of the reported wave that ``wavetool run`` has just computed, for the reports to reuse rather
+    than compute again: ``tables``, the wave's tables for at least ``all`` and every subscriber (the run's
+    tables step); ``banners``, the wave's tables of the subscribers with their ``[banners]`` columns (the
+    data books' step)."""
+
+    wave: int
+    tables: Tables
+    banners: Tables
+
+
 def build_models(
     config: Any,
     wave: int,
@@ -480,6 +493,7 @@ def build_models(
     final: bool = False,
     questions: list[str] | None = None,
     failures: dict[str, str] | None = None,
+    computed: Computed | None = None,
 ) -> dict[str, ReportModel]:
     """One report model per subscriber from ``stats.tabulate`` of waves 1..``wave`` (the trend) in one
     read-only pass over the database.
@@ -495,10 +509,18 @@ def build_models(
             raise InputMissingError(
                 f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
             )
-        banner_names = list(getattr(getattr(config, "banners", None), "variables", ()) or ())
-        tables = tabulate_waves(
-            config, span, scopes=["all", *subscriber_ids], questions=questions, con=con, banners=banner_names or None
-        )
+        if computed is not None and computed.wave == wave and questions is None:
+            tables = _reusing(config, span, subscriber_ids, con, computed)
+        else:
+            banner_names = list(getattr(getattr(config, "banners", None), "variables", ()) or ())
+            tables = tabulate_waves(
+                config,
+                span,
+                scopes=["all", *subscriber_ids],
+                questions=questions,
+                con=con,
+                banners=banner_names or None,
+            )
         sizes = sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
@@ -522,6 +544,40 @@ def build_models(
             continue
         models[sub_id] = ReportModel.from_dict(_canonical(model.to_dict()))
     return models
+
+
+def _reusing(config: Any, span: list[int], subscriber_ids: list[str], con: Any, computed: Computed) -> Tables:
+    """The tables of the report's waves with the reported wave's taken from ``computed``: the earlier waves
+    (the trend) are tabulated here, without banners (the report reads banner columns of its own wave only).
+    The same tables as one ``tabulate_waves`` call over the span: each (wave, scope) is computed alone."""
+    scopes = ["all", *subscriber_ids]
+    earlier = (
+        [tabulate_waves(config, span[:-1], scopes=scopes, con=con)] if len(span) > 1 else []
+    )  # the wave's own tables come from the run
+
+    def scoped(table: Any, banner_rows: bool) -> Any:
+        keep = pc.is_in(table["scope"], value_set=pa.array(scopes))
+        if "banner" in table.column_names:
+            named = pc.fill_null(pc.not_equal(table["banner"], ""), False)
+            keep = pc.and_(keep, named if banner_rows else pc.invert(named))
+        elif banner_rows:
+            return table.slice(0, 0)
+        return table.filter(keep)
+
+    parts = [(t.rows_table, t.summaries_table, t.suppressed_table) for t in [*earlier, computed.tables]]
+    plain = [tuple(scoped(x, False) for x in part) for part in parts]
+    banner = (
+        scoped(computed.banners.rows_table, True),
+        scoped(computed.banners.summaries_table, True),
+        scoped(computed.banners.suppressed_table, True),
+    )
+    rows, summaries, audit = (
+        pa.concat_tables([*(p[i] for p in plain), banner[i]], promote_options="default") for i in range(3)
+    )
+    meta = dict(computed.tables.meta)
+    if (computed.banners.meta or {}).get("banners"):
+        meta["banners"] = computed.banners.meta["banners"]
+    return Tables(rows, summaries, audit, meta)
 
 
 _ROW_FIELDS = (
