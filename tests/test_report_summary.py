@@ -384,7 +384,8 @@ def test_full_study_report_tests_wave_1_against_wave_4(own_study):
     result = render_reports(config, 4, subscribers=["ontario"], final=True, jobs=1)
     assert result.ok, result.failed
     text = flat(" ".join(pages_text(own_study / "reports" / "wave-4" / "ontario.pdf")))
-    assert "Full-study report" in text and "The study from Wave 1 (June 2020) to Wave 4 (January 2021)" in text
+    assert "Full-study report" in text and "The study from Wave 1 to Wave 4" in text
+    assert "asked in both Wave 1 (June 2020) and Wave 4 (January 2021)" in text
     first, last = tabulate(config, 1, scopes=["ontario"]), tabulate(config, 4, scopes=["ontario"])
     pairs = []
     for s4 in last.summaries:
