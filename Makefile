@@ -10,7 +10,8 @@ WT := $(BIN)/wavetool --study demo
 APT_PACKAGES := libharfbuzz-subset0 poppler-utils pspp r-base-core r-cran-survey
 
 # test-fast: everything not marked slow (fault injection, end-to-end runs, PDF rendering, packaging,
-# the R/PSPP cross-checks), in parallel: the edit-test loop. `make test` (CI) still runs everything.
+# the R/PSPP cross-checks), in parallel, with a quarter of the property-test examples: the edit-test loop.
+# `make test` (CI) still runs everything.
 .PHONY: demo test test-fast lint format bench clean system-deps
 
 $(STAMP): pyproject.toml
@@ -51,7 +52,7 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	WAVETOOL_TEST_FAST=1 $(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint:
 	$(BIN)/ruff check src tests benchmarks sample_data

@@ -187,7 +187,11 @@ def banner_pairs(banner: str) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("adjust", ["bonferroni", "bh", "none"])
+@pytest.mark.parametrize(
+    "adjust",
+    # the default in the fast loop; the other two adjustments in make test
+    ["bonferroni", pytest.param("bh", marks=pytest.mark.slow), pytest.param("none", marks=pytest.mark.slow)],
+)
 def test_column_letters_follow_the_documented_test(study, exported, adjust):
     config = load_config(study)
     config = dataclasses.replace(config, banners=dataclasses.replace(config.banners, adjust=adjust))
@@ -412,6 +416,26 @@ def test_book_reads_back_with_numbers_letters_and_french_formats(study, books, t
     assert "Notes" in wb.sheetnames and wb["Notes"].cell(3, 1).value
 
 
+def test_french_book_sets_french_typography_and_names_its_sets_in_french(books):
+    """Titles and notes take a narrow no-break space before ':' and ';' as the French report does; a
+    multiple-response set is titled and its items labelled from their French texts, never the file's English."""
+    wb = openpyxl.load_workbook(books["quebec"], read_only=True)
+    contents = wb["Table des matières"]
+    assert contents.cell(1, 1).value.startswith("Cahier de données\u202f: ")
+    assert wb["Q1"].cell(1, 1).value.startswith("Q1\u202f: ")
+    sheet = next(name for name in wb.sheetnames if "CHANNELS" in name)
+    ws = wb[sheet]
+    title = ws.cell(1, 1).value
+    assert title == "$CHANNELS\u202f: Mode utilisé au cours des 12 derniers mois", title
+    items = [row[0] for row in ws.iter_rows(min_row=6, max_col=1, values_only=True) if row[0]]
+    assert any(item.endswith("En personne") for item in items), items
+    assert not any("Channel" in item for item in items), items
+    listed = [row[1] for row in contents.iter_rows(min_row=5, max_col=2, values_only=True) if row[0] == "$CHANNELS"]
+    assert listed == ["Mode utilisé au cours des 12 derniers mois"]
+    english = openpyxl.load_workbook(books["ontario"], read_only=True)
+    assert english["Q1"].cell(1, 1).value.startswith("Q1: ")
+
+
 def test_english_book_has_plain_formats_and_only_its_own_questions(books):
     wb = openpyxl.load_workbook(books["ontario"])
     ws = wb["Q1"]
@@ -436,6 +460,7 @@ def test_books_are_byte_identical_across_runs(study, books, tmp_path):
 # --- the book beside the report, over SMTP ----------------------------------------------------------
 
 
+@pytest.mark.slow  # renders and sends (make test-fast skips it)
 def test_book_is_attached_once_with_its_sha256_in_the_delivery_log(study, tmp_path, pdf_bytes, smtp_server, cli):  # noqa: F811
     import shutil
 

@@ -88,6 +88,7 @@ def test_usage_errors_exit_2(cli):
     assert code == 2 and "Traceback" not in err
 
 
+@pytest.mark.slow  # runs the pipeline through a pipe (make test-fast skips it)
 def test_piped_output_has_no_ansi_escapes_or_animation(tmp_path):
     study = write_study(tmp_path / "study")
     wave = write_sav(tmp_path / "wave1.sav", wave_frame())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pandas as pd
@@ -34,6 +35,34 @@ def test_help_shows_no_type_after_on_off_flags(cli):
     code, out, _ = cli("import", "--help")
     assert re.search(r"--replace\s+Replace the wave", out)  # the flag's help follows it directly
     assert re.search(r"--encoding\s+<str>", out)  # options that take a value keep their type
+
+
+def test_help_paragraphs_wrap_at_the_terminals_width_not_the_docstrings(cli, monkeypatch):
+    """Docstrings are wrapped at 110 columns; at 80 the help must not show their line breaks (every other
+    line short). Each paragraph's text comes out as one run of words the terminal wraps."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for path in _commands():
+        command = typer.main.get_command(app)
+        for name in path:
+            command = command.commands[name]
+        paragraphs = [
+            " ".join(p.replace("\\[", "[").split())
+            for p in (command.help or "").split("\n\n")[1:]
+            if not p.startswith("- ")
+        ]
+        code, out, _ = cli(*path, "--help")
+        assert code == 0
+        text = " ".join(line.strip(" │") for line in out.splitlines() if not line.startswith(("╭", "╰", "│ -", "│ *")))
+        for paragraph in paragraphs:
+            assert paragraph in " ".join(text.split()), (path, paragraph)
+        prose = [line.rstrip() for line in out.splitlines() if not line.lstrip().startswith(("╭", "╰", "│"))]
+        # within a paragraph (consecutive non-blank lines), a short line followed by a full one is a kept break
+        ragged = [a for a, b in itertools.pairwise(prose) if a and b and len(a) < 40 and len(b) > 70]
+        assert not ragged, (path, ragged)
+    # config sections in an option's help are shown as written, not read as markup and dropped
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = cli("tabulate", "--help")
+    assert "Every banner variable of [banners] in wavetool.toml." in out
 
 
 def test_numbers_are_right_aligned_and_cells_are_not_markup():

@@ -123,6 +123,7 @@ def test_importance_is_the_exact_shapley_decomposition_of_the_weighted_r2(import
         assert [rows[i]["importance_rank"] for i in order] == list(range(1, len(ATTRIBUTES) + 1))
 
 
+@pytest.mark.slow  # two exact Shapley decompositions in numpy (make test-fast skips it)
 def test_weights_are_honoured(imported_study, exported):
     """The unweighted decomposition of the same rows differs from wavetool's, the weighted one does not."""
     valid = listwise(exported[exported.wave == 4], [OUTCOME, *ATTRIBUTES])
@@ -189,6 +190,7 @@ def test_a_scope_under_min_base_gets_no_drivers_and_says_why(imported_study, exp
     assert again.skipped == [] and len(again.scope_rows("NL")) == len(ATTRIBUTES)
 
 
+@pytest.mark.slow  # bootstrap replicates (make test-fast skips it)
 def test_bootstrap_is_reproducible_and_its_intervals_hold_the_estimate(imported_study):
     toml = imported_study / "wavetool.toml"
     toml.write_text(toml.read_text().replace("replicates = 0", "replicates = 60"), encoding="utf-8")
@@ -401,6 +403,7 @@ def test_two_identical_attributes_share_their_importance_equally(tmp_path):
     assert rows[0]["importance_rank"] == rows[3]["importance_rank"]
 
 
+@pytest.mark.slow  # a wide study built and imported (make test-fast skips it)
 def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=17, rows=1500)
     frame = _import(study)
@@ -420,6 +423,7 @@ def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     assert "Johnson" in result.meta["method"]["johnson-relative-weights"]
 
 
+@pytest.mark.slow  # 2^15 subsets in numpy (make test-fast skips it)
 def test_15_attributes_are_still_exact_shapley(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=15, rows=450)
     frame = _import(study)
@@ -471,6 +475,7 @@ def test_drivers_config_defaults(tmp_path):
 # --- the CLI and the run ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # four CLI runs (make test-fast skips it)
 def test_cli_table_csv_json_and_parquet(imported_study, cli, tmp_path):
     code, out, err = cli("--study", imported_study, "drivers", "--wave", "4", "--jurisdiction", "ON", "-j", "PE")
     assert code == 0, err
@@ -527,6 +532,7 @@ def test_cli_errors_name_the_config_and_key(imported_study, cli):
     assert code == ExitCode.CONFIG and "'XX' is neither a jurisdiction code nor a subscriber id" in err
 
 
+@pytest.mark.slow  # runs the pipeline (make test-fast skips it)
 def test_run_writes_the_drivers_csv_beside_the_tables(sample_study, cli):
     code, out, err = cli("--study", sample_study, "run", "--wave", "1", "--no-send", "--json")
     assert code == 0, err

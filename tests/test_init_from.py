@@ -187,3 +187,40 @@ def test_a_csv_export_seeds_a_study_too(tmp_path, cli):
     }
     code, out, err = cli("--study", tmp_path / "s", "import", "--wave", "1", csv)
     assert code == 0, err
+
+
+def test_a_file_with_no_id_jurisdiction_or_weight_seeds_with_the_opt_outs(tmp_path, cli):
+    """A bare satisfaction file (no id, no jurisdiction, no weight: PSPP's hotel.sav is one) is refused with
+    the opt-outs named, then seeded with them, and the file imports with no edit, unweighted."""
+    rng = np.random.default_rng(3)
+    bare = tmp_path / "bare.sav"
+    frame = pd.DataFrame({"v1": rng.choice([1.0, 2.0, 3.0, 4.0, 5.0], size=40), "v2": rng.choice([1.0, 2.0], size=40)})
+    pyreadstat.write_sav(
+        frame,
+        str(bare),
+        column_labels={"v1": "Satisfied with the service", "v2": "Used online"},
+        variable_value_labels={"v1": SAT, "v2": {1.0: "Yes", 2.0: "No"}},
+    )
+
+    code, _, err = cli("init", tmp_path / "refused", "--from", bare)
+    assert code == 65 and "cannot tell which column holds the id" in err and "--id row" in err
+    assert not (tmp_path / "refused" / "wavetool.toml").exists()
+    code, _, err = cli("init", tmp_path / "both", "--from", bare, "--jurisdiction", "v1", "--jurisdiction-code", "ON")
+    assert code == 78 and "not both" in err
+
+    study = tmp_path / "s"
+    code, out, err = cli("init", study, "--from", bare, "--id", "row", "--weight", "none", "--jurisdiction-code", "ON")
+    assert code == 0, err
+    assert "id = row (row numbers are the ids" in out and "weight = none (unweighted" in out
+    data = tomllib.loads((study / "wavetool.toml").read_text(encoding="utf-8"))
+    assert data["columns"] == {"id": "row", "jurisdiction_code": "ON", "weight": "none"}
+    assert data["jurisdictions"] == {"ON": {"en": "Ontario", "fr": "Ontario"}}
+    code, out, err = cli("--study", study, "import", "--wave", "1", bare)
+    assert code == 0, err
+    assert "40 rows" in out
+    code, out, err = cli("--study", study, "tabulate", "--wave", "1", "--format", "json")
+    assert code == 0, err
+    tables = json.loads(out)
+    assert tables["meta"]["weight"] == {"1": "unweighted"}
+    v1 = [r for r in tables["rows"] if r["question"] == "v1" and r["code"] == "1"]
+    assert v1 and v1[0]["n"] == int((frame.v1 == 1).sum())

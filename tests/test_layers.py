@@ -160,3 +160,17 @@ def test_the_layer_test_sees_an_upward_import(tmp_path: Path, monkeypatch) -> No
     sql.write_text(sql.read_text(encoding="utf-8") + "\n\ndef _f():\n    from .pipeline import run\n", encoding="utf-8")
     monkeypatch.setattr(__import__(__name__), "SRC", fake)
     assert [p.split(": ", 1)[1] for p in upward_imports()] == ["wavetool.sql imports wavetool.pipeline, a higher layer"]
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures live in conftest.py or a helper module (helpers, mailhelpers, edgestudy, ...): a test
+    importing another test module runs that module's tests' setup and couples their edits."""
+    tests = Path(__file__).parent
+    bad = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad += [f"{path.name}: imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert bad == []

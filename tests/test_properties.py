@@ -19,6 +19,7 @@ import contextlib
 import csv
 import datetime as dt
 import math
+import os
 import shutil
 import tempfile
 import tomllib
@@ -50,6 +51,14 @@ from wavetool.ingest import import_wave
 from wavetool.stats import all_scopes, tabulate
 from wavetool.status import init_study
 from wavetool.store import read_store
+
+# `make test-fast` sets WAVETOOL_TEST_FAST=1: a quarter of the examples for the edit-test loop; `make test` runs them all
+FAST = os.environ.get("WAVETOOL_TEST_FAST") == "1"
+
+
+def example_count(full: int) -> int:
+    return max(10, full // 4) if FAST else full
+
 
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
 
@@ -300,7 +309,7 @@ def read_wave(study: Path, wave: int) -> tuple[list[str], dict[str, dict[str, An
     return names, {row[0]: dict(zip(names, row, strict=True)) for row in rows}
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=example_count(40), **SETTINGS)
 @given(table=wave_tables())
 def test_valid_csv_round_trips_value_for_value(table: WaveTable, template: Path, examples: Path) -> None:
     with study_copy(template, examples) as study:
@@ -378,7 +387,7 @@ def populated(template: Path, examples: Path) -> Path:
     return folder
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=example_count(40), **SETTINGS)
 @given(
     table=wave_tables(min_rows=2),
     defect=st.sampled_from(["duplicate id", "not a number", "weight", "code"]),
@@ -568,7 +577,7 @@ def config_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("configs")
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=example_count(150), **SETTINGS)
 @given(case=configs())
 def test_valid_config_loads_into_what_it_says(case: ConfigCase, config_folder: Path) -> None:
     path = write_toml(config_folder / "wavetool.toml", case.doc)
@@ -664,7 +673,7 @@ def mutate(doc: dict[str, Any], data: st.DataObject) -> str:
     return f"subscribers[{i}].{field}"
 
 
-@settings(max_examples=200, **SETTINGS)
+@settings(max_examples=example_count(200), **SETTINGS)
 @given(case=configs(), data=st.data())
 def test_invalid_config_names_file_and_dotted_key(case: ConfigCase, data: st.DataObject, config_folder: Path) -> None:
     key = mutate(case.doc, data)
@@ -794,7 +803,7 @@ EQUAL_ANSWERS = Sample(
 
 
 @pytest.mark.slow  # 25 studies tabulated (make test-fast skips it)
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=example_count(25), **SETTINGS)
 @given(sample=samples(), factor=st.one_of(st.sampled_from([0.37, 12.5]), st.floats(0.01, 100.0)))
 @example(sample=ONE_VALID_CODE, factor=0.37)
 @example(sample=EQUAL_ANSWERS, factor=0.37)

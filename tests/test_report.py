@@ -266,6 +266,7 @@ def test_autoescape_is_on_for_every_template_name():
     )
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_suppressed_cells_are_shown_as_suppressed(merged_study):
     path = merged_study / "wavetool.toml"
     path.write_text(path.read_text().replace("min_base = 30", "min_base = 500"))
@@ -279,6 +280,7 @@ def test_suppressed_cells_are_shown_as_suppressed(merged_study):
     assert "Estimates suppressed in this wave" in text  # the methodology's list of what was withheld
 
 
+@pytest.mark.slow  # renders reports (make test-fast skips it)
 def test_wave_without_fieldwork_dates_renders(merged_study):
     """A study seeded by `init --from` may not give fieldwork dates yet: the report leaves them out (it used to
     stop with an internal error on the empty date)."""

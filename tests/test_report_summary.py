@@ -31,6 +31,8 @@ from wavetool.report.text import load_strings, templates_dir
 from wavetool.stats import all_scopes, drivers, tabulate
 from wavetool.store import write_store
 
+pytestmark = pytest.mark.slow  # every test here renders PDFs (make test-fast skips them)
+
 PERCENT = {"en": ("en_CA", "#,##0.0%"), "fr": ("fr_CA", "#,##0.0\u00a0%")}
 SPACES = re.compile(r"[\s\u00a0\u202f]+")
 

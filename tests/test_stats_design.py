@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from edgestudy import CONFIG, make_wave, write_sav
 from rsurvey import domain_estimates, p_adjust, rscript
-from test_stats import CONFIG, make_wave, write_sav
 from wavetool.codebook import harmonised_select
 from wavetool.config import load_config
 from wavetool.custom import merge_from_config
@@ -25,6 +25,8 @@ from wavetool.ingest import import_wave
 from wavetool.stats import all_scopes, tabulate, tabulate_waves
 from wavetool.stats.questions import single_questions
 from wavetool.status import init_study
+
+pytestmark = pytest.mark.slow  # the R `survey` cross-checks (make test-fast skips them)
 
 Z95 = 1.959963984540054
 REL = 1e-8

@@ -69,6 +69,7 @@ def shares(records: list[dict], weights: list[float], variable: str) -> dict:
     return {c: v / grand for c, v in totals.items()}
 
 
+@pytest.mark.slow  # pure-Python reference raking (make test-fast skips it)
 def test_rake_reproduces_margins_and_matches_independent_raking(imported_study, cli):
     _edit_config(imported_study, "tolerance = 1e-6", "tolerance = 1e-11")  # converged well past the comparison
     code, out, err = cli("--study", imported_study, "weight", "--wave", "2")
@@ -123,6 +124,7 @@ def test_tables_use_the_raked_weight_and_vendor_restores(imported_study, cli):
     assert [r["weighted_n"] for r in restored] == pytest.approx([r["weighted_n"] for r in before], rel=1e-12)
 
 
+@pytest.mark.slow  # pure-Python reference raking to 1000 iterations (make test-fast skips it)
 def test_from_uniform_start(imported_study):
     config = load_config(imported_study)
     result = rake(config, 3, base="uniform")

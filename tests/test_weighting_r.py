@@ -22,6 +22,8 @@ from wavetool.config import load_config
 from wavetool.store import read_store
 from wavetool.weighting import rake
 
+pytestmark = pytest.mark.slow  # the R `survey::rake` cross-checks (make test-fast skips them)
+
 R_RAKE = r"""
 suppressPackageStartupMessages(library(survey))
 args <- commandArgs(trailingOnly = TRUE)

@@ -268,7 +268,7 @@ class DeliveryConfig:
     transport: str = "outbox"
     attach: tuple[str, ...] = ("pdf",)
     outbox_dir: str = "outbox"
-    sender: str = "wavetool <wavetool@localhost>"
+    sender: str = ""  # [delivery] from: required to compose a message (no default address would be true)
     reply_to: str | None = None
     rate_limit: float | None = None
     max_retries: int = 3

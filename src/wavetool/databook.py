@@ -25,8 +25,9 @@ import xlsxwriter
 from .config import StudyConfig
 from .errors import OutputError
 from .fsutil import atomic_path
+from .report.wording import typeset
 from .stats import Tables
-from .texts import translated
+from .texts import set_title, translated
 
 TEXTS = {
     "en": {
@@ -170,7 +171,27 @@ class _Book:
     def text(self, key: str, source: str | None) -> str:
         """A label in the book's language: the config's translation (per question, or of its shared answer
         scale) when there is one, else the source."""
-        return translated(self.config, self.language, key, source) or source or ""
+        return self.say(translated(self.config, self.language, key, source) or source or "")
+
+    def code_text(self, question: str, line: dict[str, Any]) -> str:
+        """A row's label: a code's value label, or for a multiple-response set its item's own text."""
+        key = self.question_key(question)
+        if line.get("kind") == "multiple":
+            item = f"{key.rsplit(':', 1)[0]}:{line['code']}" if ":" in key else line["code"]
+            return self.text(item, line["label"]) or line["code"]
+        return self.text(f"{key}.{line['code']}", line["label"]) or line["code"]
+
+    def title(self, question: str, label: str | None) -> str:
+        """A question's title in the book's language; a multiple-response set's as the report gives it."""
+        key = self.question_key(question)
+        lines = [x for x in self.rows.get((question, "", ""), []) if x.get("kind") == "multiple" and not x["missing"]]
+        if lines:
+            return set_title(self.config, self.language, key, label, [self.code_text(question, x) for x in lines])
+        return self.text(key, label) or question
+
+    def say(self, text: str) -> str:
+        """A sentence or title as the book's language sets it (French spacing before : ; ! ?)."""
+        return typeset(text, self.language)
 
     def question_key(self, question: str) -> str:
         s = self.summary.get((question, "", ""))
@@ -273,8 +294,8 @@ class _Book:
     def _contents(self, ws: Any, fmt: dict[str, Any], names: dict[str, str]) -> None:
         ws.set_column(0, 0, 12)
         ws.set_column(1, 1, 90)
-        ws.write_string(0, 0, f"{self.t['title']}: {self._heading()}", fmt["title"])
-        ws.write_string(1, 0, self.t["benchmark_note"], fmt["subtitle"])
+        ws.write_string(0, 0, self.say(f"{self.t['title']}: {self._heading()}"), fmt["title"])
+        ws.write_string(1, 0, self.say(self.t["benchmark_note"]), fmt["subtitle"])
         ws.write_string(3, 0, self.t["question"], fmt["head"])
         ws.write_string(3, 1, self.t["table"], fmt["head"])
         ws.freeze_panes(4, 0)
@@ -282,7 +303,7 @@ class _Book:
         for i, q in enumerate(self.questions, start=4):
             s = self.summary[(q, "", "")]
             ws.write_string(i, 0, q, fmt["label"])
-            label = self.text(self.question_key(q), s["label"]) or q
+            label = self.title(q, s["label"])
             ws.write_url(i, 1, f"internal:'{names[q]}'!A1", fmt["link"], string=label[:255])
         ws.write_url(
             len(self.questions) + 5, 1, f"internal:'{self.t['notes']}'!A1", fmt["link"], string=self.t["notes"]
@@ -293,8 +314,8 @@ class _Book:
         cols = self.columns
         ws.set_column(0, 0, 34)
         ws.set_column(1, len(cols), 11)
-        label = self.text(self.question_key(question), total["label"]) or question
-        ws.write_string(0, 0, f"{question}: {label}"[:32000], fmt["title"])
+        label = self.title(question, total["label"])
+        ws.write_string(0, 0, self.say(f"{question}: {label}")[:32000], fmt["title"])
         sub = self._heading() + (f" · {self.t['mr']}" if total["kind"] == "multiple" else "")
         ws.write_string(1, 0, sub, fmt["subtitle"])
         # row 2: banner groups; row 3: column labels; row 4: letters
@@ -346,7 +367,7 @@ class _Book:
                 values.append(None if c.get("benchmark") or match is None else match["percent"])
                 letters.append("" if match is None or c.get("benchmark") else match.get("sig_columns") or "")
                 quality.append("" if match is None else match.get("quality") or "")
-            code_label = self.text(f"{self.question_key(question)}.{line['code']}", line["label"]) or line["code"]
+            code_label = self.code_text(question, line)
             withheld = [bool(s and s.get("suppressed")) for s in summaries]
             r = self._line(ws, fmt, r, code_label, values, "pct", cols, notes, quality, withheld)
             r = self._letters(ws, fmt, r, letters)
@@ -373,16 +394,16 @@ class _Book:
             values = [None if c.get("benchmark") else s and s.get("sd") for c, s in zip(cols, summaries, strict=True)]
             r = self._line(ws, fmt, r, self.t["sd"], values, "mean", cols, notes)
         r += 1
-        ws.write_string(r, 0, self.t["percent_note"], fmt["note"])
+        ws.write_string(r, 0, self.say(self.t["percent_note"]), fmt["note"])
         r += 1
         if notes["withheld"]:
-            ws.write_string(r, 0, self.t["withheld"].format(min_base=self.meta["min_base"]), fmt["note"])
+            ws.write_string(r, 0, self.say(self.t["withheld"].format(min_base=self.meta["min_base"])), fmt["note"])
             r += 1
         if notes["caution"]:
-            ws.write_string(r, 0, self.t["caution"].format(low=16.6, high=33.3), fmt["note"])
+            ws.write_string(r, 0, self.say(self.t["caution"].format(low=16.6, high=33.3)), fmt["note"])
             r += 1
         if len(cols) > 2:
-            ws.write_string(r, 0, self._letters_note(), fmt["note"])
+            ws.write_string(r, 0, self.say(self._letters_note()), fmt["note"])
             r += 1
         ws.write_url(r + 1, 0, f"internal:'{self.t['contents'][:31]}'!A1", fmt["link"], string=self.t["back"])
 
@@ -475,11 +496,11 @@ class _Book:
             if key in meta:
                 lines.append((key, str(meta[key])))
         _page_setup(ws, 1)
-        ws.write_string(0, 0, f"{t['notes']}: {self._heading()}", fmt["title"])
+        ws.write_string(0, 0, self.say(f"{t['notes']}: {self._heading()}"), fmt["title"])
         for i, (name, text) in enumerate(lines, start=2):
             ws.write_string(i, 0, name, fmt["label_b"])
-            ws.write_string(i, 1, text, fmt["text"])
-        ws.write_string(len(lines) + 3, 0, t["generated"], fmt["note"])
+            ws.write_string(i, 1, self.say(text), fmt["text"])
+        ws.write_string(len(lines) + 3, 0, self.say(t["generated"]), fmt["note"])
 
 
 def _page_setup(ws: Any, header_rows: int) -> None:

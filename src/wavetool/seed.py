@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from .codebook import Codebook, Variable, code_text
-from .config import CONFIG_NAME, PLACEHOLDER_NAME, find_column
+from .config import CONFIG_NAME, NO_WEIGHT, PLACEHOLDER_NAME, ROW_IDS, find_column
 from .errors import ConfigError, DataError, InputMissingError
 from .ingest.spss import read_spss_codebook
 from .status import init_study
@@ -155,15 +155,35 @@ def _province_of(code: str, label: str | None) -> tuple[str, str, str, str] | No
     return row if plain in {_plain(row[1]), _plain(row[2]), _plain(row[3]), _plain(row[0])} else None
 
 
+OPT_OUTS = {
+    "id": (ROW_IDS, "row numbers are the ids (one file a wave)"),
+    "weight": (NO_WEIGHT, "unweighted: every respondent weighs 1"),
+}
+OPT_OUT_HINTS = {
+    "id": "--id COLUMN, or --id row (row numbers as ids)",
+    "jurisdiction": "--jurisdiction COLUMN, or --jurisdiction-code CODE (every respondent in that jurisdiction)",
+    "weight": "--weight COLUMN, or --weight none (unweighted)",
+}
+
+
 def _roles(codebook: Codebook, path: Path, given: dict[str, str | None], notes: list[str]) -> dict[str, str]:
     roles = {}
     for role in ("id", "jurisdiction", "weight"):
+        if role == "jurisdiction" and given.get("jurisdiction_code"):
+            roles["jurisdiction_code"] = str(given["jurisdiction_code"]).strip()
+            notes.append(f"jurisdiction_code = {roles['jurisdiction_code']} (every respondent is in that jurisdiction)")
+            continue
         if given.get(role):
             column = find_column(list(codebook.variables), given[role] or "")
+            opt_out, meaning = OPT_OUTS.get(role, (None, ""))
+            if column is None and opt_out and (given[role] or "").lower() == opt_out:
+                roles[role] = opt_out
+                notes.append(f"{role} = {opt_out} ({meaning})")
+                continue
             if column is None:
                 raise DataError(
                     f"{path}: no column {given[role]!r} for the {role} (columns: {', '.join(list(codebook.variables)[:12])})",
-                    hint=f"pass --{role} with one of the file's columns",
+                    hint=f"pass {OPT_OUT_HINTS[role]}",
                 )
             roles[role] = column
             continue
@@ -172,12 +192,18 @@ def _roles(codebook: Codebook, path: Path, given: dict[str, str | None], notes: 
             found = f"candidates: {', '.join(candidates)}" if candidates else "no column is named or labelled like one"
             raise DataError(
                 f"{path}: cannot tell which column holds the {role} ({found})",
-                hint=f"pass --{role} COLUMN to `wavetool init --from`",
+                hint=f"pass {OPT_OUT_HINTS[role]} to `wavetool init --from`",
             )
         roles[role] = candidates[0]
         article = "an" if role == "id" else "a"
         notes.append(f"guessed {role} = {candidates[0]} (the only column {how} {article} {role} column)")
     return roles
+
+
+def _one_jurisdiction(code: str) -> dict[str, tuple[str, str]]:
+    """The jurisdiction of ``jurisdiction_code``: named from Statistics Canada's codes where it is one."""
+    province = _province_of(code, None)
+    return {code: (province[2], province[3]) if province else (code, code)}
 
 
 def _jurisdictions(
@@ -221,16 +247,44 @@ def seed_config(
     id_column: str | None = None,
     jurisdiction_column: str | None = None,
     weight_column: str | None = None,
+    jurisdiction_code: str | None = None,
     encoding: str | None = None,
 ) -> Seed:
-    """The commented configuration for a study whose first export is ``path``."""
+    """The commented configuration for a study whose first export is ``path``. The opt-outs of a file
+    without an id, weight or jurisdiction column: ``id_column="row"``, ``weight_column="none"``,
+    ``jurisdiction_code="CODE"``."""
     path = Path(path)
+    if jurisdiction_column and jurisdiction_code:
+        raise ConfigError(
+            "give the jurisdiction column or one jurisdiction code for the whole file, not both",
+            hint="drop --jurisdiction or --jurisdiction-code",
+        )
     codebook = _read_codebook(path, encoding)
     notes: list[str] = []
-    given = {"id": id_column, "jurisdiction": jurisdiction_column, "weight": weight_column}
+    given = {
+        "id": id_column,
+        "jurisdiction": jurisdiction_column,
+        "weight": weight_column,
+        "jurisdiction_code": jurisdiction_code,
+    }
     roles = _roles(codebook, path, given, notes)
-    jurisdictions = _jurisdictions(codebook, path, roles["jurisdiction"], encoding, notes)
+    if "jurisdiction_code" in roles:
+        jurisdictions = _one_jurisdiction(roles["jurisdiction_code"])
+    else:
+        jurisdictions = _jurisdictions(codebook, path, roles["jurisdiction"], encoding, notes)
     return Seed(_render(path, roles, jurisdictions, notes), roles, jurisdictions, notes)
+
+
+def _jurisdiction_role(roles: dict[str, str]) -> str:
+    if "jurisdiction_code" in roles:
+        return f"jurisdiction_code = {_q(roles['jurisdiction_code'])}   # the file has no jurisdiction column"
+    return f"jurisdiction = {_q(roles['jurisdiction'])}"
+
+
+def _jurisdictions_source(roles: dict[str, str]) -> str:
+    if "jurisdiction_code" in roles:
+        return "the one jurisdiction of every respondent (add the others a later file brings)"
+    return f"the codes of the {roles['jurisdiction']} column"
 
 
 def _render(path: Path, roles: dict[str, str], jurisdictions: dict[str, tuple[str, str]], notes: list[str]) -> str:
@@ -243,7 +297,7 @@ def _render(path: Path, roles: dict[str, str], jurisdictions: dict[str, tuple[st
         for n in (1, 2, 3, 4)
     )
     return f"""# wavetool study configuration, seeded by `wavetool init --from {path.name}`.
-# What wavetool guessed from the file (check it):
+# What wavetool guessed from the file or was told (check it):
 {said}
 # Every section is validated when a command starts; an unknown key is an error naming this file and the key.
 
@@ -257,13 +311,13 @@ name = {_q(PLACEHOLDER_NAME)}
 # for one import; a [waves.columns] table for one wave.
 [columns]
 id = {_q(roles["id"])}
-jurisdiction = {_q(roles["jurisdiction"])}
+{_jurisdiction_role(roles)}
 weight = {_q(roles["weight"])}
 
 # The waves of the study. `inbox` is the folder `wavetool run` imports the wave's files from. Give each wave
 # its fieldwork dates before rendering its reports: the cover shows them.
 {waves}
-# Jurisdictions: the codes of the {roles["jurisdiction"]} column -> English and French names.
+# Jurisdictions: {_jurisdictions_source(roles)} -> English and French names.
 [jurisdictions]
 {juris}
 
@@ -307,6 +361,7 @@ def init_from(
     id_column: str | None = None,
     jurisdiction_column: str | None = None,
     weight_column: str | None = None,
+    jurisdiction_code: str | None = None,
     encoding: str | None = None,
 ) -> dict[str, Any]:
     """Create the study ``folder`` with a config seeded from ``path`` and an empty database. An existing
@@ -322,6 +377,7 @@ def init_from(
         id_column=id_column,
         jurisdiction_column=jurisdiction_column,
         weight_column=weight_column,
+        jurisdiction_code=jurisdiction_code,
         encoding=encoding,
     )
     result = init_study(folder, config_text=seed.text)

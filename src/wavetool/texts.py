@@ -32,6 +32,21 @@ def translated(
     return None
 
 
+def set_title(config: Any, language: str, key: str, label: str | None, item_texts: list[str]) -> str:
+    """A multiple-response set's title in ``language``: its ``[translations]`` entry ("$CHANNELS"), else in
+    the core language its own label, else the beginning its item texts share ("Channel used: In person",
+    "Channel used: Telephone" -> "Channel used"), else its name without the ``$``."""
+    configured = by_name(config.translations.get(language) or {}, key)
+    if configured:
+        return configured
+    if language == CORE_LANGUAGE and label:
+        return label
+    heads = {text.rsplit(":", 1)[0].strip() for text in item_texts if ":" in text}
+    if len(heads) == 1 and item_texts and all(":" in text for text in item_texts):
+        return heads.pop()
+    return key.split(":")[-1].lstrip("$").capitalize()
+
+
 def _text_items(key: str, var: Variable) -> list[tuple[str, str, str | None]]:
     items = [("question", key, var.label)]
     items += [("value label", f"{key}.{code}", label) for code, label in var.value_labels.items()]

@@ -26,8 +26,10 @@ from . import report as _report  # noqa: F401
 from . import study as _study  # noqa: F401
 from . import tables as _tables  # noqa: F401
 from . import weight as _weight  # noqa: F401
-from .app import AppContext, app, ctx_obj  # noqa: F401  (the package's public names)
+from .app import AppContext, app, ctx_obj, reflow_help  # noqa: F401  (the package's public names)
 from .output import make_console
+
+reflow_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,13 +8,16 @@ and the package from importing each other.)
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperOption
+from typer.models import ParameterInfo
 
 from .. import __version__
 from ..config import StudyConfig, find_study, load_config
@@ -42,6 +45,39 @@ def _flag_without_type(self: TyperOption, ctx: typer.Context) -> str | None:
 
 
 TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
+
+
+def reflow(text: str) -> str:
+    """A docstring as help paragraphs: the lines of each paragraph joined, so the terminal wraps them at
+    its own width (typer keeps a docstring's line breaks, which at 80 columns leaves every other line
+    short). A paragraph of ``- `` items keeps one item a line."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        items = paragraph.replace("\n- ", "\n\x00- ").split("\n\x00")
+        paragraphs.append("\n".join(" ".join(line.strip() for line in item.splitlines()) for item in items))
+    return "\n\n".join(paragraphs)
+
+
+def plain_brackets(text: str) -> str:
+    """Help text with its config sections (``[tables]``, ``[[subscribers]]``) shown as written: typer reads
+    help as rich markup, where ``[banners]`` would be a style tag and vanish."""
+    return escape(text.replace("\\[", "["))
+
+
+def reflow_help(application: typer.Typer) -> None:
+    """Give every command of ``application`` (sub-apps included) its docstring reflowed as its help, and
+    every help text (options' too) its brackets as written."""
+    for command in application.registered_commands:
+        text = command.help or (command.callback.__doc__ if command.callback else None)
+        if text:
+            command.help = plain_brackets(reflow(text))
+        if command.callback is not None:
+            for param in inspect.signature(command.callback).parameters.values():
+                if isinstance(param.default, ParameterInfo) and param.default.help:
+                    param.default.help = plain_brackets(param.default.help)
+    for group in application.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
 
 
 @dataclass

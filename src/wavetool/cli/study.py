@@ -18,12 +18,19 @@ def init(
     from_file: Path = typer.Option(
         None, "--from", help="Seed the config from this export (.sav, .zsav, .por or .csv) instead of the example."
     ),
-    id_column: str = typer.Option(None, "--id", help="With --from: the respondent id column (default: guessed)."),
+    id_column: str = typer.Option(
+        None, "--id", help="With --from: the respondent id column (default: guessed); 'row': row numbers as ids."
+    ),
     jurisdiction_column: str = typer.Option(
         None, "--jurisdiction", help="With --from: the jurisdiction column (default: guessed)."
     ),
     weight_column: str = typer.Option(
-        None, "--weight", help="With --from: the final weight column (default: guessed)."
+        None, "--weight", help="With --from: the final weight column (default: guessed); 'none': unweighted."
+    ),
+    jurisdiction_code: str = typer.Option(
+        None,
+        "--jurisdiction-code",
+        help="With --from: the file has no jurisdiction column; every respondent is in this jurisdiction.",
     ),
     encoding: str = typer.Option(None, "--encoding", help="With --from: the file's text encoding, e.g. cp1252."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -34,13 +41,18 @@ def init(
     where only one column fits, and said so), and the jurisdictions from the jurisdiction column's value labels
     (Statistics Canada's province and territory codes are named in English and French). The study name is left
     as a placeholder that report, run and send refuse until you set it. An existing wavetool.toml is never
-    overwritten.
+    overwritten. A file without one of those columns takes the opt-outs of `import`: --id row, --weight none,
+    --jurisdiction-code CODE.
 
     Example: wavetool init ~/studies/citizens-2020 --from inbox/wave1.sav
+
+    Example: wavetool init ~/studies/hotel --from hotel.sav --id row --weight none --jurisdiction-code ON
     """
     if from_file is None:
-        if id_column or jurisdiction_column or weight_column or encoding:
-            raise typer.BadParameter("--id, --jurisdiction, --weight and --encoding go with --from FILE")
+        if id_column or jurisdiction_column or weight_column or jurisdiction_code or encoding:
+            raise typer.BadParameter(
+                "--id, --jurisdiction, --jurisdiction-code, --weight and --encoding go with --from FILE"
+            )
         result = init_study(folder)
     else:
         result = init_from(
@@ -49,6 +61,7 @@ def init(
             id_column=id_column,
             jurisdiction_column=jurisdiction_column,
             weight_column=weight_column,
+            jurisdiction_code=jurisdiction_code,
             encoding=encoding,
         )
     if json_out:

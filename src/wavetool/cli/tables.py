@@ -99,11 +99,17 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _interval_method(result: Tables) -> str:
+    """The interval's method as the meta names it, without its R equivalent (the JSON has that)."""
+    methods = result.meta.get("methods") or {}
+    return str(methods.get("interval", "Kish n_eff")).split(" (R:")[0]
+
+
 def _print_tables(result: Tables) -> None:
     console = make_console()
     weights = ", ".join(f"wave {w}: {s}" for w, s in result.meta["weight"].items())
     console.print(
-        f"Percent = weighted % of valid responses; CI {result.meta['confidence']} on Kish n_eff; "
+        f"Percent = weighted % of valid responses; CI {result.meta['confidence']}: {_interval_method(result)}; "
         f"bases under {result.meta['min_base']} withheld; weight {weights}. Tests: {result.meta['test']}.",
         markup=False,
     )

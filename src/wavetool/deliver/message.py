@@ -52,6 +52,11 @@ def render_template(name: str, context: dict[str, object], root: Path | None = N
 
 def parse_mailbox(text: str, where: str) -> tuple[str, str]:
     """``'Name <a@b.org>'`` → (display name, address); a ConfigError naming ``where`` if it is not one address."""
+    if not text.strip():
+        raise ConfigError(
+            f"{where}: not set: the address the reports are sent from",
+            hint='add from = "Research team <research@example.org>" under [delivery] in wavetool.toml',
+        )
     if "\n" in text or "\r" in text:
         raise ConfigError(f"{where}: {text!r} contains a line break", hint="an address is one line")
     pairs = email.utils.getaddresses([text])

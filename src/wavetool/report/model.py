@@ -261,6 +261,7 @@ class ReportModel:
     groups_tested: int = 0  # banner comparisons tested (0: no banner analysis in this report)
     long_findings: tuple[Finding, ...] = ()  # full-study: wave 1 → this wave, every measure asked in both
     appendix: bool = False
+    book_attached: bool = False  # the Excel data book goes out in the same e-mail ([delivery] attach)
     methods: dict[str, str] = field(default_factory=dict)  # variance, interval, adjust: what the tables used
     unweighted: tuple[int, ...] = field(default=())  # waves imported without a weight (--weight none)
 
@@ -690,6 +691,7 @@ def _build_one(
         groups_tested=tested,
         long_findings=long_findings,
         appendix=config.report.appendix,
+        book_attached="xlsx" in config.delivery.attach,
         methods=_methods(config),
     )
 
@@ -697,7 +699,10 @@ def _build_one(
 def _headline(config: Any, reported: tuple[Question, ...], texts: _Texts, wave: int) -> tuple[Headline, ...]:
     """The dashboard's measures: ``[report] headline``, else the first three rating questions."""
     by_key = {q.key: q for q in reported}
-    keys = list(config.report.headline) or [q.key for q in reported if q.kind == "single" and q.has_boxes][:3]
+    singles = [q for q in reported if q.kind == "single"]
+    # a wave too small to report shows its rating questions as withheld rather than an empty dashboard
+    rated = [q.key for q in singles if q.has_boxes] or [q.key for q in singles if q.suppressed]
+    keys = list(config.report.headline) or rated[:3]
     result = []
     for key in keys:
         q = by_key.get(key)

@@ -58,6 +58,8 @@ def place_names(config: Any, subscriber: Any, language: str) -> str:
 def benchmark_sentence(config: Any, subscriber: Any, language: str) -> str:
     """The benchmark's definition, one sentence, identical in the PDF and the e-mail."""
     override = config.report.benchmark_label.get(language)
-    template = override or load_strings(templates_dir(), language)["benchmark_definition"]
+    strings = load_strings(templates_dir(), language)
+    everyone_is_theirs = set(config.jurisdictions) <= set(subscriber.jurisdictions)
+    template = strings["benchmark_none"] if everyone_is_theirs else override or strings["benchmark_definition"]
     text = template.format(places=place_names(config, subscriber, language))
     return typeset(text, language)
