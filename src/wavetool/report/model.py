@@ -527,7 +527,7 @@ def build_models(
         languages = _custom_languages(con, span, subscriber_ids)
         members = _set_members(con)
         drivers = _drivers_rows(config, span if final else [wave], subscriber_ids, con, _without_banners(tables))
-        banners = _banner_rows(tables, subscriber_ids)
+        banners = _banner_rows(tables, subscriber_ids, wave)
 
     data = _Data(tables, span, members)
     z = z_critical(config.tables.confidence)
@@ -840,15 +840,20 @@ def _drivers(
     )
 
 
-def _banner_rows(tables: Any, subscriber_ids: list[str]) -> dict[str, Any]:
-    """The banner columns of each subscriber's rating questions (the tables' banner summaries) and the
-    banners' definitions: {"meta": [...], subscriber: [summary, ...]}; empty without ``[banners]``."""
+def _banner_rows(tables: Any, subscriber_ids: list[str], wave: int) -> dict[str, Any]:
+    """The banner columns of each subscriber's questions in the reported ``wave`` (the tables' banner
+    summaries) and the banners' definitions: {"meta": [...], subscriber: [summary, ...]}; empty without
+    ``[banners]``. Selected in Arrow first: only these rows become Python dicts."""
     meta = (tables.meta or {}).get("banners")
     if not meta:
         return {}
 
     table = tables.summaries_table
-    table = table.filter(pc.fill_null(pc.not_equal(table["banner"], ""), False))
+    wanted = pc.and_(
+        pc.and_(pc.fill_null(pc.not_equal(table["banner"], ""), False), pc.equal(table["wave"], wave)),
+        pc.is_in(table["scope"], value_set=pa.array(subscriber_ids, pa.string())),
+    )
+    table = table.filter(wanted)
     columns = ["wave", "scope", "question", "kind", "banner", "banner_code", "banner_label", "column"]
     columns += ["topbox", "topbox_sig_columns", "suppressed"]
     result: dict[str, Any] = {"meta": meta["variables"]}
