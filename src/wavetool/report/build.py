@@ -311,7 +311,7 @@ def _main_script_hidden() -> Iterator[None]:
     """Start workers without running the main script in each of them.
 
     multiprocessing runs a script ``__main__`` again in every worker it starts (as ``__mp_main__``), in case
-    the tasks are defined there; wavetool's console script imports the whole CLI (~0.5 s of CPU a worker).
+    the tasks are defined there; wavetool's console script imports the whole CLI (~0.4 s of CPU a worker).
     The workers' functions live in :mod:`.pdf`, so the script's path is hidden while they start."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
