@@ -44,7 +44,7 @@ def _question_view(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> di
     book = load_codebook(con, wave)
     view = {}
     for name, question in con.execute(
-        "SELECT name, question FROM variables WHERE wave = ? AND role IS NULL ORDER BY position", [wave]
+        "SELECT name, question FROM variables WHERE wave = ? AND book = '' AND role IS NULL ORDER BY position", [wave]
     ).fetchall():
         view[question] = (name, in_study_coding(book.variables[name], _recode_for(config, question, wave)))
     return view
@@ -286,7 +286,9 @@ def review_waves(config: Any, waves: list[int] | None = None) -> Verdicts:
                     f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE` first"
                 )
         for wave in stored:
-            names = [r[0] for r in con.execute("SELECT name FROM variables WHERE wave = ?", [wave]).fetchall()]
+            names = [
+                r[0] for r in con.execute("SELECT name FROM variables WHERE wave = ? AND book = ''", [wave]).fetchall()
+            ]
             set_questions(con, wave, question_map(config, wave, names, known_questions(con, wave)))
         for wave in stored:
             manual = first_row(con, "SELECT reviewed_at FROM waves WHERE wave = ?", [wave])[0]

@@ -109,7 +109,9 @@ def _plan(
     for role, name in (("id", roles.id), ("jurisdiction", roles.jurisdiction), ("weight", roles.weight)):
         versions = []
         for w in waves:
-            stored = con.execute("SELECT name FROM variables WHERE wave = ? AND role = ?", [w, role]).fetchall()
+            stored = con.execute(
+                "SELECT name FROM variables WHERE wave = ? AND book = '' AND role = ?", [w, role]
+            ).fetchall()
             if stored:
                 versions.append(books[w].variables[stored[0][0]])
         merged = _merge_variables(versions) if versions else Variable(name)

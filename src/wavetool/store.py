@@ -73,12 +73,31 @@ def _lock_holder(message: str) -> str:
 
 
 def connect(study: Path, read_only: bool = False, timeout: float = 10.0) -> duckdb.DuckDBPyConnection:
-    """Open the study database, waiting up to ``timeout`` seconds if another process holds it."""
+    """Open the study database, waiting up to ``timeout`` seconds if another process holds it.
+
+    A database a previous release made is upgraded first (read-only too: the readers' SQL needs the
+    current schema), under the study lock."""
     path = db_path(study)
     if not path.exists():
         raise InputMissingError(
             f"{path}: no study database here", hint=f"run `wavetool init {study}` first, or pass --study DIR"
         )
+    con = _open(path, read_only, timeout)
+    if not read_only:
+        migrate(con)
+    elif pending_migrations(con):
+        con.close()
+        with study_lock(study, timeout=timeout, purpose="wavetool: upgrading the study database"):
+            writer = _open(path, False, timeout)
+            try:
+                migrate(writer)
+            finally:
+                writer.close()
+        con = _open(path, True, timeout)
+    return con
+
+
+def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -96,8 +115,6 @@ def connect(study: Path, read_only: bool = False, timeout: float = 10.0) -> duck
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-    if not read_only:
-        migrate(con)
     return con
 
 
@@ -110,6 +127,15 @@ def create_database(study: Path) -> Path:
     finally:
         con.close()
     return path
+
+
+def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """The versions of the shipped migrations this database has not applied yet."""
+    try:
+        applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    except duckdb.CatalogException:
+        applied = set()
+    return [version for version, _, _ in migrations() if version not in applied]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:

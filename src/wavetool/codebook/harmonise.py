@@ -26,7 +26,7 @@ def _recode_for(config: Any, question: str, wave: int) -> dict[float, float]:
 def core_variables(con: duckdb.DuckDBPyConnection, wave: int) -> list[tuple[str, str]]:
     """(variable, question) of a wave's core questions: not a role column, not a subscriber's own."""
     return con.execute(
-        "SELECT name, question FROM variables WHERE wave = ? AND role IS NULL AND owner IS NULL ORDER BY position",
+        "SELECT name, question FROM variables WHERE wave = ? AND book = '' AND role IS NULL AND owner IS NULL ORDER BY position",
         [wave],
     ).fetchall()
 
@@ -103,7 +103,8 @@ def question_map(config: Any, wave: int, names: list[str], known: dict[str, str]
 def known_questions(con: duckdb.DuckDBPyConnection, wave: int) -> dict[str, str]:
     """casefolded question -> its spelling in the other stored waves (the earliest wave's wins)."""
     rows = con.execute(
-        "SELECT question, min(wave) FROM variables WHERE wave <> ? AND question IS NOT NULL GROUP BY 1 ORDER BY 2 DESC",
+        "SELECT question, min(wave) FROM variables WHERE wave <> ? AND book = '' AND question IS NOT NULL"
+        " GROUP BY 1 ORDER BY 2 DESC",
         [wave],
     ).fetchall()
     return {question.casefold(): question for question, _ in rows}

@@ -1,5 +1,8 @@
-"""The codebook tables of the study database (variables, value_labels, missing_values, mr_sets):
-written by the wave import and read by everything above."""
+"""The codebook tables of the study database (variables, value_labels, missing_values, mr_sets): the one
+store of every codebook, keyed by ``book``: :data:`CORE` (``''``) for a wave's main file, a subscriber id
+for that subscriber's merged custom-question file. Written by the wave import (the core book) and the
+custom merge (a subscriber's book), both through this module, and read by everything above. SQL elsewhere
+that reads these tables reads the core book only (``book = ''``)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from ..errors import InputMissingError
 from ..store import first_row
 from .model import Codebook, MissingSpec, MrSet, Variable
 
+CORE = ""  # the book of a wave's main file (core questions and subscribers' prefix columns)
+
 
 def save_codebook(
     con: duckdb.DuckDBPyConnection,
@@ -19,9 +24,11 @@ def save_codebook(
     roles: dict[str, str],
     owners: dict[str, str],
     questions: dict[str, str] | None = None,
+    book: str = CORE,
 ) -> None:
-    """Write a wave's codebook into the codebook tables (inside the caller's transaction)."""
-    delete_codebook(con, wave)
+    """Write one codebook of a wave (the main file's, or with ``book`` a subscriber's custom file's) into the
+    codebook tables, replacing that book's previous one (inside the caller's transaction)."""
+    delete_codebook(con, wave, book)
     role_of = {column: role for role, column in roles.items()}
     questions = questions or {}
     var_rows, label_rows, missing_rows = [], [], []
@@ -39,36 +46,49 @@ def save_codebook(
                 role_of.get(var.name),
                 owners.get(var.name),
                 questions.get(var.name, var.name),
+                book,
             )
         )
         for code, label in var.value_labels.items():
-            label_rows.append((wave, var.name, code, _as_number(code) if var.type != "string" else None, label))
+            label_rows.append((wave, var.name, code, _as_number(code) if var.type != "string" else None, label, book))
         for spec in var.missing:
-            missing_rows.append((wave, var.name, spec.kind, spec.code, spec.low, spec.high))
+            missing_rows.append((wave, var.name, spec.kind, spec.code, spec.low, spec.high, book))
     if var_rows:
-        con.executemany("INSERT INTO variables VALUES (?,?,?,?,?,?,?,?,?,?,?)", var_rows)
+        con.executemany("INSERT INTO variables VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", var_rows)
     if label_rows:
-        con.executemany("INSERT INTO value_labels VALUES (?,?,?,?,?)", label_rows)
+        con.executemany("INSERT INTO value_labels VALUES (?,?,?,?,?,?)", label_rows)
     if missing_rows:
-        con.executemany("INSERT INTO missing_values VALUES (?,?,?,?,?,?)", missing_rows)
+        con.executemany("INSERT INTO missing_values VALUES (?,?,?,?,?,?,?)", missing_rows)
     for mr in codebook.mr_sets.values():
         con.execute(
-            "INSERT INTO mr_sets VALUES (?,?,?,?,?,?)",
-            [wave, mr.name, mr.label, mr.type, mr.counted_value, list(mr.variables)],
+            "INSERT INTO mr_sets VALUES (?,?,?,?,?,?,?)",
+            [wave, mr.name, mr.label, mr.type, mr.counted_value, list(mr.variables), book],
         )
 
 
-def delete_codebook(con: duckdb.DuckDBPyConnection, wave: int) -> None:
-    """Remove a wave's codebook from the codebook tables (inside the caller's transaction)."""
-    for table in ("variables", "value_labels", "missing_values", "mr_sets"):
-        con.execute(f"DELETE FROM {table} WHERE wave = ?", [wave])
+_NAME_COLUMN = {"variables": "name", "value_labels": "variable", "missing_values": "variable", "mr_sets": "name"}
+
+
+def delete_codebook(
+    con: duckdb.DuckDBPyConnection, wave: int, book: str = CORE, names: list[str] | None = None
+) -> None:
+    """Remove one codebook of a wave (or only the named variables of it) from the codebook tables (inside
+    the caller's transaction). The other books of the wave stay: re-importing a wave keeps the merged
+    custom questions' codebooks, as it keeps their answers."""
+    for table, column in _NAME_COLUMN.items():
+        if names is None:
+            con.execute(f"DELETE FROM {table} WHERE wave = ? AND book = ?", [wave, book])
+        elif table != "mr_sets":  # a set goes with its whole book; a partial removal names single variables
+            con.execute(
+                f"DELETE FROM {table} WHERE wave = ? AND book = ? AND list_contains(?, {column})", [wave, book, names]
+            )
 
 
 def set_questions(con: duckdb.DuckDBPyConnection, wave: int, questions: dict[str, str]) -> None:
-    """Store the study-level question of each named variable of ``wave`` (a crosswalk rename re-applied)."""
+    """Store the study-level question of each named core variable of ``wave`` (a crosswalk rename re-applied)."""
     for name, question in questions.items():
         con.execute(
-            "UPDATE variables SET question = ? WHERE wave = ? AND name = ? AND question <> ?",
+            "UPDATE variables SET question = ? WHERE wave = ? AND name = ? AND question <> ? AND book = ''",
             [question, wave, name, question],
         )
 
@@ -80,24 +100,28 @@ def _as_number(code: str) -> float | None:
         return None
 
 
-def load_codebook(con: duckdb.DuckDBPyConnection, wave: int) -> Codebook:
-    """A wave's codebook as stored in the database."""
+def load_codebook(con: duckdb.DuckDBPyConnection, wave: int, book: str = CORE) -> Codebook:
+    """A wave's codebook as stored in the database: its main file's, or with ``book`` a subscriber's custom
+    file's (empty when that subscriber merged none; no encoding, which is the main file's)."""
+    key = [wave, book]
     labels: dict[str, dict[str, str]] = {}
     for variable, code, label in con.execute(
-        "SELECT variable, code, label FROM value_labels WHERE wave = ? ORDER BY variable, code_num NULLS LAST, code",
-        [wave],
+        "SELECT variable, code, label FROM value_labels WHERE wave = ? AND book = ?"
+        " ORDER BY variable, code_num NULLS LAST, code",
+        key,
     ).fetchall():
         labels.setdefault(variable, {})[code] = label
     missing: dict[str, list[MissingSpec]] = {}
     for variable, kind, code, low, high in con.execute(
-        "SELECT variable, kind, code, low, high FROM missing_values WHERE wave = ? ORDER BY variable, low, code",
-        [wave],
+        "SELECT variable, kind, code, low, high FROM missing_values WHERE wave = ? AND book = ?"
+        " ORDER BY variable, low, code",
+        key,
     ).fetchall():
         missing.setdefault(variable, []).append(MissingSpec(kind, code, low, high))
     variables = {}
     for name, label, vtype, measure, fmt, width in con.execute(
-        "SELECT name, label, type, measure, format, width FROM variables WHERE wave = ? ORDER BY position",
-        [wave],
+        "SELECT name, label, type, measure, format, width FROM variables WHERE wave = ? AND book = ? ORDER BY position",
+        key,
     ).fetchall():
         variables[name] = Variable(
             name, label, vtype, measure, fmt, width, labels.get(name, {}), tuple(missing.get(name, ()))
@@ -105,10 +129,11 @@ def load_codebook(con: duckdb.DuckDBPyConnection, wave: int) -> Codebook:
     mr_sets = {
         name: MrSet(name, label, mtype, counted, tuple(vars_))
         for name, label, mtype, counted, vars_ in con.execute(
-            "SELECT name, label, type, counted_value, variables FROM mr_sets WHERE wave = ? ORDER BY name", [wave]
+            "SELECT name, label, type, counted_value, variables FROM mr_sets WHERE wave = ? AND book = ? ORDER BY name",
+            key,
         ).fetchall()
     }
-    encoding = first_row(con, "SELECT encoding FROM waves WHERE wave = ?", [wave])
+    encoding = first_row(con, "SELECT encoding FROM waves WHERE wave = ?", [wave]) if book == CORE else None
     return Codebook(variables=variables, mr_sets=mr_sets, encoding=encoding[0] if encoding else None)
 
 
@@ -123,7 +148,9 @@ def codebook_rows(con: duckdb.DuckDBPyConnection, wave: int, variable: str | Non
     names = [variable] if variable else list(codebook.variables)
     meta = {
         row[0]: row[1:]
-        for row in con.execute("SELECT name, role, owner, question FROM variables WHERE wave = ?", [wave]).fetchall()
+        for row in con.execute(
+            "SELECT name, role, owner, question FROM variables WHERE wave = ? AND book = ''", [wave]
+        ).fetchall()
     }
     rows = []
     for name in names:

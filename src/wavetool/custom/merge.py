@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from dataclasses import replace as with_fields  # `replace` is the merge flag here
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from ..codebook import Variable, read_codebook_file
+from ..codebook import Codebook, Variable, read_codebook_file
+from ..codebook.persist import delete_codebook, load_codebook, save_codebook
 from ..config import ROW_IDS, StudyConfig, Subscriber
 from ..context import QUIET, Context
 from ..errors import DataError, InputMissingError
@@ -152,7 +154,7 @@ def _check_collisions(con: duckdb.DuckDBPyConnection, p: _Prepared) -> None:
     # Names collide whatever their case (SPSS names ignore case): a custom c1 collides with a core C1.
     folded = [q.casefold() for q in p.questions]
     rows = con.execute(
-        "SELECT name, question, owner, role FROM variables WHERE wave = ?"
+        "SELECT name, question, owner, role FROM variables WHERE wave = ? AND book = ''"
         " AND (list_contains(?, lower(name)) OR list_contains(?, lower(question)))",
         [p.wave, folded, folded],
     ).fetchall()
@@ -220,33 +222,18 @@ def _check_respondents(con: duckdb.DuckDBPyConnection, config: StudyConfig, p: _
 
 
 def _save_custom_codebook(con: duckdb.DuckDBPyConnection, p: _Prepared) -> None:
-    key = [p.subscriber.id, p.wave]
-    for table in ("custom_variables", "custom_value_labels", "custom_missing_values"):
-        con.execute(f"DELETE FROM {table} WHERE subscriber = ? AND wave = ?", key)
-    var_rows, label_rows, missing_rows = [], [], []
-    for position, name in enumerate(p.questions, start=1):
-        var = p.decoded.codebook.variables.get(name, Variable(name))
-        var_rows.append((*key, name, position, var.label, var.type, var.measure, var.format, var.width))
-        for code, label in var.value_labels.items():
-            number = None
-            if var.type != "string":
-                try:
-                    number = float(code)
-                except ValueError:
-                    number = None
-            label_rows.append((*key, name, code, number, label))
-        missing_rows += [(*key, name, s.kind, s.code, s.low, s.high) for s in var.missing]
-    con.executemany("INSERT INTO custom_variables VALUES (?,?,?,?,?,?,?,?,?)", var_rows)
-    if label_rows:
-        con.executemany("INSERT INTO custom_value_labels VALUES (?,?,?,?,?,?)", label_rows)
-    if missing_rows:
-        con.executemany("INSERT INTO custom_missing_values VALUES (?,?,?,?,?,?,?)", missing_rows)
+    """The file's codebook of its questions (in file order), as the subscriber's book of the wave: every
+    variable owned by the subscriber, named by its question."""
+    known = p.decoded.codebook.variables
+    book = Codebook({name: with_fields(known.get(name, Variable(name)), name=name) for name in p.questions})
+    sub = p.subscriber.id
+    save_codebook(con, p.wave, book, roles={}, owners=dict.fromkeys(p.questions, sub), book=sub)
 
 
 def _drop_merge(con: duckdb.DuckDBPyConnection, subscriber_id: str, wave: int) -> None:
     con.execute(f"DROP TABLE IF EXISTS {custom_table(subscriber_id, wave)}")
-    for table in ("custom_merges", "custom_variables", "custom_value_labels", "custom_missing_values"):
-        con.execute(f"DELETE FROM {table} WHERE subscriber = ? AND wave = ?", [subscriber_id, wave])
+    con.execute("DELETE FROM custom_merges WHERE subscriber = ? AND wave = ?", [subscriber_id, wave])
+    delete_codebook(con, wave, book=subscriber_id)
 
 
 def _write(
@@ -369,13 +356,7 @@ def remove_custom(
         timeout=config.pipeline.lock_timeout,
         purpose=f"wavetool custom remove --subscriber {subscriber_id} --wave {wave}",
     ) as con:
-        merged = [
-            r[0]
-            for r in con.execute(
-                "SELECT name FROM custom_variables WHERE subscriber = ? AND wave = ? ORDER BY position",
-                [subscriber_id, wave],
-            ).fetchall()
-        ]
+        merged = list(load_codebook(con, wave, book=subscriber_id).variables)
         if not merged:
             raise InputMissingError(
                 f"{subscriber_id} has no custom questions merged for wave {wave}", hint="see `wavetool custom list`"
@@ -387,7 +368,9 @@ def remove_custom(
                 q
                 for q in unknown
                 if first_row(
-                    con, "SELECT 1 FROM variables WHERE wave = ? AND name = ? AND owner = ?", [wave, q, subscriber_id]
+                    con,
+                    "SELECT 1 FROM variables WHERE wave = ? AND name = ? AND owner = ? AND book = ''",
+                    [wave, q, subscriber_id],
                 )
             ]
             if prefix:
@@ -405,15 +388,7 @@ def remove_custom(
             else:
                 for q in chosen:
                     con.execute(f"ALTER TABLE {custom_table(subscriber_id, wave)} DROP COLUMN {quote(q)}")
-                    for table, column in (
-                        ("custom_variables", "name"),
-                        ("custom_value_labels", "variable"),
-                        ("custom_missing_values", "variable"),
-                    ):
-                        con.execute(
-                            f"DELETE FROM {table} WHERE subscriber = ? AND wave = ? AND {column} = ?",
-                            [subscriber_id, wave, q],
-                        )
+                delete_codebook(con, wave, book=subscriber_id, names=chosen)
                 # The stored questions are no longer the file's: re-merging it must not be a no-op.
                 con.execute(
                     "UPDATE custom_merges SET content_sha256 = '' WHERE subscriber = ? AND wave = ?",

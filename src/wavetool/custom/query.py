@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from ..codebook import CORE_LANGUAGE, Codebook, MissingSpec, Variable, load_codebook
+from ..codebook import CORE_LANGUAGE, Variable, load_codebook
 from ..config import StudyConfig
 from ..errors import DataError
 from ..sql import missing_condition, text_list
@@ -33,41 +33,13 @@ def custom_table(subscriber_id: str, wave: int) -> str:
     return f"custom_{subscriber_id.replace('-', '_')}_{int(wave)}"
 
 
-def _has_custom_tables(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'custom_merges'").fetchall())
-
-
-def _merged_codebook(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: str) -> tuple[Codebook, str | None]:
-    key = [subscriber_id, wave]
-    labels: dict[str, dict[str, str]] = {}
-    for variable, code, label in con.execute(
-        "SELECT variable, code, label FROM custom_value_labels WHERE subscriber = ? AND wave = ? ORDER BY variable, code_num NULLS LAST, code",
-        key,
-    ).fetchall():
-        labels.setdefault(variable, {})[code] = label
-    missing: dict[str, list[MissingSpec]] = {}
-    for variable, kind, code, low, high in con.execute(
-        "SELECT variable, kind, code, low, high FROM custom_missing_values WHERE subscriber = ? AND wave = ? ORDER BY variable, low, code",
-        key,
-    ).fetchall():
-        missing.setdefault(variable, []).append(MissingSpec(kind, code, low, high))
-    variables = {
-        name: Variable(name, label, vtype, measure, fmt, width, labels.get(name, {}), tuple(missing.get(name, ())))
-        for name, label, vtype, measure, fmt, width in con.execute(
-            "SELECT name, label, type, measure, format, width FROM custom_variables WHERE subscriber = ? AND wave = ? ORDER BY position",
-            key,
-        ).fetchall()
-    }
-    language = first_row(con, "SELECT language FROM custom_merges WHERE subscriber = ? AND wave = ?", key)
-    return Codebook(variables), language[0] if language else None
-
-
 def custom_questions(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: str) -> list[CustomQuestion]:
     """A subscriber's custom questions in ``wave``: prefix columns of the main file (in file order),
     then the questions merged from its custom file."""
     result = []
     prefix = con.execute(
-        "SELECT name, question FROM variables WHERE wave = ? AND owner = ? ORDER BY position", [wave, subscriber_id]
+        "SELECT name, question FROM variables WHERE wave = ? AND owner = ? AND book = '' ORDER BY position",
+        [wave, subscriber_id],
     ).fetchall()
     if prefix:
         book = load_codebook(con, wave)
@@ -85,12 +57,12 @@ def custom_questions(con: duckdb.DuckDBPyConnection, wave: int, subscriber_id: s
                     "prefix",
                 )
             )
-    if _has_custom_tables(con) and first_row(
-        con, "SELECT 1 FROM custom_merges WHERE subscriber = ? AND wave = ?", [subscriber_id, wave]
-    ):
-        merged, language = _merged_codebook(con, wave, subscriber_id)
-        for name, var in merged.variables.items():
-            result.append(CustomQuestion(subscriber_id, wave, name, var, language or CORE_LANGUAGE, "file"))
+    merge = first_row(
+        con, "SELECT language FROM custom_merges WHERE subscriber = ? AND wave = ?", [subscriber_id, wave]
+    )
+    if merge:
+        for name, var in load_codebook(con, wave, book=subscriber_id).variables.items():
+            result.append(CustomQuestion(subscriber_id, wave, name, var, merge[0] or CORE_LANGUAGE, "file"))
     return result
 
 
@@ -98,8 +70,6 @@ def unmatched_custom_answers(con: duckdb.DuckDBPyConnection, config: StudyConfig
     """One notice per subscriber whose merged custom answers for ``wave`` no longer all belong to its own
     respondents of the wave (after the wave was replaced): those answers are not counted anywhere, since only
     the subscriber's respondents are ever read (custom_select), but the coordinator should know."""
-    if not _has_custom_tables(con):
-        return []
     notices = []
     merges = con.execute(
         "SELECT subscriber, table_name, file_name FROM custom_merges WHERE wave = ? AND content_sha256 <> ''"
@@ -150,7 +120,7 @@ def custom_select(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int
         if q.source == "prefix":
             variable = first_row(
                 con,
-                "SELECT name FROM variables WHERE wave = ? AND owner = ? AND question = ?",
+                "SELECT name FROM variables WHERE wave = ? AND owner = ? AND question = ? AND book = ''",
                 [wave, subscriber_id, q.question],
             )[0]
             columns.append(f"w.{quote(variable)} AS {quote(q.question)}")
@@ -176,18 +146,15 @@ def list_custom(config: StudyConfig, wave: int | None = None, subscriber: str | 
     rows: list[dict[str, Any]] = []
     with read_store(config.root) as con:
         waves = [r[0] for r in con.execute("SELECT wave FROM waves ORDER BY wave").fetchall()]
-        has_tables = _has_custom_tables(con)
         for w in waves:
             if wave is not None and w != wave:
                 continue
-            files = {}
-            if has_tables:
-                files = {
-                    r[0]: r[1:]
-                    for r in con.execute(
-                        "SELECT subscriber, file_name, sha256, rows FROM custom_merges WHERE wave = ?", [w]
-                    ).fetchall()
-                }
+            files = {
+                r[0]: r[1:]
+                for r in con.execute(
+                    "SELECT subscriber, file_name, sha256, rows FROM custom_merges WHERE wave = ?", [w]
+                ).fetchall()
+            }
             for sub in subscribers:
                 questions = custom_questions(con, w, sub.id)
                 if not questions:

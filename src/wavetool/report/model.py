@@ -954,10 +954,12 @@ def _set_members(con: Any) -> set[str]:
     """The questions that are items of a multiple-response set (reported through their set)."""
     question = {
         (w, name): q
-        for w, name, q in con.execute("SELECT wave, name, question FROM variables WHERE role IS NULL").fetchall()
+        for w, name, q in con.execute(
+            "SELECT wave, name, question FROM variables WHERE book = '' AND role IS NULL"
+        ).fetchall()
     }
     members = set()
-    for w, variables in con.execute("SELECT wave, variables FROM mr_sets").fetchall():
+    for w, variables in con.execute("SELECT wave, variables FROM mr_sets WHERE book = ''").fetchall():
         members.update(question.get((w, v), v) for v in variables or [])
     return members
 

@@ -72,7 +72,8 @@ def study_measures(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     """The measurement levels each core question has in any imported wave (a .por keeps none, so a
     question's level is taken from the waves that do)."""
     rows = con.execute(
-        "SELECT question, list(DISTINCT measure) FROM variables WHERE role IS NULL AND measure <> 'unknown' GROUP BY question"
+        "SELECT question, list(DISTINCT measure) FROM variables WHERE book = '' AND role IS NULL AND measure <> 'unknown'"
+        " GROUP BY question"
     ).fetchall()
     return {question: set(measures) for question, measures in rows}
 
@@ -115,12 +116,12 @@ def mr_sets(con: duckdb.DuckDBPyConnection, wave: int, singles: list[Question]) 
     its member questions are there (a file-format difference, not a change in the questionnaire)."""
     variable_question = {}
     for w, name, question in con.execute(
-        "SELECT wave, name, question FROM variables WHERE role IS NULL ORDER BY wave"
+        "SELECT wave, name, question FROM variables WHERE book = '' AND role IS NULL ORDER BY wave"
     ).fetchall():
         variable_question[(w, name)] = question
     definitions: dict[str, tuple] = {}
     for w, name, label, mtype, counted, members in con.execute(
-        "SELECT wave, name, label, type, counted_value, variables FROM mr_sets ORDER BY wave"
+        "SELECT wave, name, label, type, counted_value, variables FROM mr_sets WHERE book = '' ORDER BY wave"
     ).fetchall():
         questions = tuple(variable_question.get((w, v), v) for v in members)
         definitions[name] = (label, mtype, counted, questions)
