@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -157,7 +158,8 @@ def test_listwise_exclusions_are_counted_and_performance_is_the_tables_top2_box(
             answered = frame[frame[a].notna() & ~frame[a].isin(USER_MISSING)]
             top = 100 * answered.WEIGHT[answered[a] >= 4].sum() / answered.WEIGHT.sum()
             assert rows[a]["performance"] == pytest.approx(top, rel=1e-10)
-            assert rows[a]["performance"] == tables.summary(4, scope, a)["topbox"]
+            # the same sums, added in another order (the drivers' scan, not the tables' cells): equal to 1e-13
+            assert rows[a]["performance"] == pytest.approx(tables.summary(4, scope, a)["topbox"], rel=1e-13)
             performances.append(rows[a]["performance"])
         mean_perf = sum(performances) / len(performances)
         for a in ATTRIBUTES:
@@ -423,6 +425,20 @@ def test_more_than_15_attributes_use_johnsons_relative_weights(tmp_path):
     assert "Johnson" in result.meta["method"]["johnson-relative-weights"]
 
 
+def test_bootstrap_of_johnsons_relative_weights(tmp_path):
+    """Beyond 15 attributes the replicates are decomposed by relative weights too, in one batch."""
+    names = [f"A{i}" for i in range(1, 18)]
+    listed = ", ".join(f'"{n}"' for n in names)
+    toml = f'[drivers]\noutcome = "Y"\nattributes = [{listed}]\nmin_base = 50\nreplicates = 30\n'
+    study = synthetic_study(tmp_path / "s", attributes=17, rows=1500, drivers_toml=toml)
+    _import(study)
+    result = drivers(load_config(study), 1, scopes=["all", "ON"])
+    assert {r["method"] for r in result.rows} == {"johnson-relative-weights"} and len(result.rows) == 34
+    for r in result.rows:
+        assert r["importance_ci_low"] <= r["importance"] <= r["importance_ci_high"]
+        assert r["importance_ci_high"] > r["importance_ci_low"]
+
+
 @pytest.mark.slow  # 2^15 subsets in numpy (make test-fast skips it)
 def test_15_attributes_are_still_exact_shapley(tmp_path):
     study = synthetic_study(tmp_path / "s", attributes=15, rows=450)
@@ -436,6 +452,133 @@ def test_15_attributes_are_still_exact_shapley(tmp_path):
     assert sum(r["r2_share"] for r in result.rows) == pytest.approx(wls_r2(y, x, w), abs=1e-10)
     expected = exact_shapley(y, x, w)  # 2^15 weighted regressions
     assert np.abs(np.array([r["r2_share"] for r in result.rows]) - expected).max() < 1e-10
+
+
+def _rewrite(sav: Path, frame: pd.DataFrame, meta: Any) -> None:
+    """Write the edited ``frame`` back over ``sav`` with its codebook (new columns get none)."""
+    pyreadstat.write_sav(
+        frame,
+        str(sav),
+        column_labels={n: lbl for n, lbl in zip(meta.column_names, meta.column_labels, strict=True) if n in frame},
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+
+
+DESIGN_TOML = '[columns]\nstrata = "STRAT"\ncluster = "PSU"\n'
+DRIVERS4 = '[drivers]\noutcome = "Y"\nattributes = ["A1", "A2", "A3", "A4"]\nmin_base = 20\n'
+
+
+def clustered_study(folder: Path, drivers_toml: str = DRIVERS4) -> Path:
+    """synthetic_study with a stratified, clustered design: two strata S1/S2 across the jurisdictions and
+    PSUs of about 12 respondents within each (jurisdiction, stratum); in QC almost nobody rates A4 in its
+    top box (a top-2 box near 1.5 %, whose CV the tables flag F)."""
+    study = synthetic_study(folder, attributes=4, drivers_toml=DESIGN_TOML + drivers_toml)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    order = np.arange(len(frame))
+    frame["STRAT"] = np.where(order % 5 < 2, "S1", "S2")
+    frame["PSU"] = [f"{p}-{s}-{i // 36}" for p, s, i in zip(frame.PROV, frame.STRAT, order, strict=True)]
+    qc_top = (frame.PROV == "QC") & frame.A4.isin([4.0, 5.0])
+    frame.loc[qc_top & (order % 20 != 0), "A4"] = 3.0
+    _rewrite(sav, frame, meta)
+    import_wave(load_config(study), 1, [sav])
+    return study
+
+
+def _same_performance(result: Any, tables: Any, scopes: list[str]) -> list[float | None]:
+    """Each attribute's performance in every scope that got drivers equals the tables' top-2 box, withheld
+    (None) exactly where the tables withhold it; returns them."""
+    seen = []
+    for scope in scopes:
+        for row in result.scope_rows(scope):
+            expected = tables.summary(1, scope, row["attribute"])["topbox"]
+            if expected is None:
+                assert row["performance"] is None, (scope, row["attribute"], row["performance"])
+            else:  # the same sums, added in another order
+                assert row["performance"] == pytest.approx(expected, rel=1e-13), (scope, row["attribute"])
+            seen.append(row["performance"])
+    return seen
+
+
+@pytest.mark.parametrize(
+    "tables_config",
+    [
+        {},  # linearised variance over the strata and PSUs, F above a CV of 33.3 %
+        {"variance": "kish"},
+        {"min_effective_base": 400.0, "cv_suppress": 0.0},
+    ],
+)
+def test_performance_alone_is_the_tables_top2_box_withheld_where_they_withhold_it(tmp_path, tables_config):
+    study = clustered_study(tmp_path / "s")
+    config = load_config(study)
+    config = replace(config, tables=replace(config.tables, **tables_config))
+    scopes = all_scopes(config)
+    tables = tabulate(config, 1, scopes=scopes)
+    alone = drivers(config, 1, scopes=scopes)
+    assert [s["scope"] for s in alone.skipped] == []
+    seen = _same_performance(alone, tables, scopes)
+    assert None in seen and sum(v is not None for v in seen) >= 4  # the test sees both
+    given = drivers(config, 1, scopes=scopes, tables=tables)
+    assert given.table.column("performance").to_pylist() == tables_topboxes(given, tables)
+    if not tables_config:  # QC's A4: withheld as F (its CV), not for its base
+        qc = tables.summary(1, "QC", "A4")
+        assert qc["topbox"] is None and "CV" in qc["suppression_reason"] and qc["base_n"] > 200
+    if "min_effective_base" in tables_config:
+        assert {r["scope"] for r in alone.rows if r["performance"] is None} == {"ON", "QC", "BC", "ontario"}
+
+
+def tables_topboxes(result: Any, tables: Any) -> list[float | None]:
+    return [tables.summary(1, r["scope"], r["attribute"])["topbox"] for r in result.rows]
+
+
+def test_performance_from_tables_with_banners_reads_the_total_rows(tmp_path):
+    """Tables tabulated with banners hold, beside each Total summary, one per banner column with the same
+    wave, scope and question; the drivers' performance is the Total's."""
+    study = synthetic_study(tmp_path / "s", attributes=4)
+    _import(study)
+    config = load_config(study)
+    scopes = ["all", "ON"]
+    plain = tabulate(config, 1, scopes=scopes)
+    banners = tabulate(config, 1, scopes=scopes, banners=["A1"])
+    assert banners.summaries_table.num_rows > plain.summaries_table.num_rows
+    given = drivers(config, 1, scopes=scopes, tables=banners)
+    totals = [s for s in banners.summaries if s["banner"] == ""]
+    total = {(s["scope"], s["question"]): s["topbox"] for s in totals}
+    assert given.table.column("performance").to_pylist() == [total[(r["scope"], r["attribute"])] for r in given.rows]
+    for row in given.rows:  # the Total is the scope's top-2 box (its cells summed another way: to 1e-13)
+        assert row["performance"] == pytest.approx(
+            plain.summary(1, row["scope"], row["attribute"])["topbox"], rel=1e-13
+        )
+    assert {r["attribute"]: r["performance"] for r in given.scope_rows("ON")}["A1"] < 100  # not A1 = 5's 100 %
+
+
+def test_bootstrap_resamples_within_the_configured_strata_and_psus(tmp_path):
+    """Rao-Wu within ``[columns] strata`` (not the jurisdictions), drawing ``[columns] cluster`` PSUs: with
+    a stratum per respondent, or a single PSU per stratum, there is nothing to resample and every replicate
+    is the sample itself (an interval of width 0); without the roles the same answers give wide ones."""
+    boot = DRIVERS4 + "replicates = 40\nseed = 5\n"
+    study = synthetic_study(tmp_path / "s", attributes=4, drivers_toml=boot)
+    sav = study / "wave1.sav"
+    frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
+    frame["STRAT"] = [f"h{i}" for i in range(len(frame))]  # every respondent a stratum of their own
+    frame["PSU"] = frame["PROV"]  # one PSU per jurisdiction
+    _rewrite(sav, frame, meta)
+    import_wave(load_config(study), 1, [sav])
+    toml = study / "wavetool.toml"
+    plain = toml.read_text(encoding="utf-8")
+
+    def widths(roles: str) -> list[float]:
+        toml.write_text(roles + plain, encoding="utf-8")
+        result = drivers(load_config(study), 1, scopes=["all", "ON"])
+        assert len(result.rows) == 8
+        return [r["importance_ci_high"] - r["importance_ci_low"] for r in result.rows]
+
+    assert min(widths("")) > 1.0  # strata = jurisdictions, respondents drawn
+    assert widths('[columns]\nstrata = "STRAT"\n') == [0.0] * 8
+    assert widths('[columns]\ncluster = "PSU"\n') == [0.0] * 8  # strata = jurisdictions of one PSU each
+    assert min(widths('[columns]\nstrata = "PSU"\n')) > 1.0  # PSU names the jurisdictions: as without roles
 
 
 # --- configuration ----------------------------------------------------------------------------------------

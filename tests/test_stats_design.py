@@ -7,6 +7,7 @@ with the edge cases), never computed by the SQL under test."""
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -296,6 +297,28 @@ def test_quality_flags_by_cv_and_f_is_withheld_and_audited(sample_reference):
     assert seen >= {"", "E", "F"}
 
 
+ROW_ESTIMATES = ("percent", "n_eff", "ci_low", "ci_high", "percent_of_responses", "se", "deff", "n_eff_design")
+
+
+def test_an_f_row_shows_no_estimate_only_its_counts(imported_study, tmp_path):
+    """Every row flagged F (single codes and multiple-response items) withholds each of its estimates, the
+    share of responses of an item too; its n and weighted n stay (counts, not estimates), as on the CSV."""
+    config = load_config(imported_study)
+    tables = tabulate(config, 4, scopes=all_scopes(config))
+    flagged = [r for r in tables.rows if r["quality"] == "F"]
+    assert {r["kind"] for r in flagged} >= {"single", "multiple"}
+    for row in flagged:
+        assert all(row[c] is None for c in ROW_ESTIMATES), {c: row[c] for c in ROW_ESTIMATES}
+        assert row["n"] > 0 and row["weighted_n"] > 0 and row["suppressed"] is True
+    kept = [r for r in tables.rows if r["kind"] == "multiple" and r["quality"] != "F" and not r["suppressed"]]
+    assert kept and all(r["percent_of_responses"] is not None for r in kept if r["code"] != ".")
+    path = tmp_path / "tables.csv"
+    tables.write(path, "csv")
+    with path.open(encoding="utf-8") as handle:
+        written = [r for r in csv.DictReader(handle) if r["quality"] == "F"]
+    assert len(written) == len(flagged) and all(r[c] == "" for r in written for c in ROW_ESTIMATES)
+
+
 def test_min_effective_base_suppresses_on_the_design_effective_base(sample_reference):
     study, _ = sample_reference
     plain = tabulate(load_config(study), 4, scopes=["PE", "NL", "ON"], questions=["Q1"])
@@ -521,3 +544,26 @@ def test_multiple_response_items_se_equals_r(_imported_template, tmp_path):
             r = ref(reference, 1, scope, "scope", f"{item}_in", "top")
             assert close(rows[item]["percent"] / 100, r.est, rel=1e-12)
             assert close(rows[item]["se"] / 100, r.se), (scope, item, rows[item]["se"], r.se)
+
+
+@pytest.mark.parametrize("roles", ['[columns]\ncluster = "PSU"\n', '[columns]\nstrata = "REGION"\n'])
+def test_a_domain_whose_valid_answers_are_all_equal_has_a_mean_se_of_exactly_0(tmp_path, roles):
+    """The general path (clusters, or strata other than the jurisdictions) as the simple one: a mean's
+    linearised variance below the rounding noise of its cancelling terms is 0, not 1e-10. AA answers Q1
+    with 2 (or user-missing / blank) only: its mean is 2 with no spread, in every PSU and stratum."""
+    frames = {}
+    for w in (1, 2):
+        df = make_wave(w, seed=w * 9)
+        aa = df.PROV == "AA"
+        df.loc[aa & df.Q1.between(1, 5), "Q1"] = 2.0  # (these data gave 8.7e-11 with strata, before)
+        df["PSU"] = [f"{p}{i // 10}" for p, i in zip(df.PROV, range(len(df)), strict=True)]
+        df["REGION"] = [
+            ("R1" if i % 2 else "R2") if p == "AA" else "R3" for p, i in zip(df.PROV, range(len(df)), strict=True)
+        ]
+        frames[w] = df
+    study = edge_study(tmp_path / "study", frames, extra=roles)
+    tables = tabulate(with_tables(study, min_base=1, cv_suppress=0), 2, scopes=["AA", "all"])
+    aa = tables.summary(2, "AA", "Q1")
+    assert aa["mean"] == 2.0 and aa["sd"] == 0.0
+    assert aa["mean_se"] == 0.0 and aa["mean_ci_low"] == aa["mean_ci_high"] == 2.0
+    assert tables.summary(2, "all", "Q1")["mean_se"] > 0.01  # a domain with spread keeps its variance

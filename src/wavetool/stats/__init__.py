@@ -135,16 +135,15 @@ def drivers(
     :mod:`wavetool.stats.drivers`).
 
     ``tables``: this wave's tables for these scopes, when already computed (``wavetool run`` passes its
-    own); otherwise the attributes' top-2 boxes are tabulated here. Raises ConfigError when ``[drivers]``
+    own; with banners, the Total rows are read); otherwise the attributes' top-2 boxes are computed with
+    the regression's sums, as the tables compute and withhold them. Raises ConfigError when ``[drivers]``
     is not configured or names a question the wave lacks, InputMissingError when the wave is not
     imported, DriftGateError when its codebook drift is unreviewed."""
     if con is None:
         with read_store(config.root) as own:
             return drivers(config, wave, scopes=scopes, con=own, tables=tables)
     scope_list = resolve_scopes(config, scopes)
-    return _compute_drivers(
-        config, wave, scope_list, con, tables=tables, tabulate=tabulate, weight=weight_source(con, wave)
-    )
+    return _compute_drivers(config, wave, scope_list, con, tables=tables, weight=weight_source(con, wave))
 
 
 @contextlib.contextmanager

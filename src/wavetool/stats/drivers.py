@@ -42,14 +42,18 @@ the scope, every attribute constant), and the listwise counts: ``respondents`` =
 ``excluded_user_missing`` (no blank but at least one user-missing answer among outcome and attributes) +
 ``excluded_blank`` (at least one blank). ``meta`` names the methods and gives the formulas.
 
-How it is computed. One SQL query per wave gives, per jurisdiction (stratum), the weighted sufficient
-statistics of the listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome
-and the attributes (each shifted by its scale's midpoint, which keeps the sums of squares exact to many
-digits), the min and max of each variable, and the exclusion counts. A scope is the sum of its
-jurisdictions' rows. From a scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with
-``m = Σw·x/Σw``, the correlation matrix ``R = C / √(diag C · diag Cᵀ)``, and for every subset ``S`` of the
-attributes ``R²(S) = r_Sᵀ R_SS⁻¹ r_S`` (``r`` the attributes' correlations with the outcome); this equals
-the R² of the weighted least-squares regression with an intercept. The Shapley value of attribute ``j`` of
+How it is computed. One SQL query per wave gives, per design cell (the jurisdiction, with its stratum and
+PSU when ``[columns] strata`` / ``cluster`` name them), the weighted sufficient statistics of the
+listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome and the attributes
+(each shifted by its scale's midpoint, which keeps the sums of squares exact to many digits), the min and
+max of each variable, the exclusion counts and, unless the tables are given, each attribute's sums over its
+own valid and top-box answers (its top-2 box and the linearised variance that decides the tables' F flag,
+see :func:`_topboxes`). A scope is the sum of its cells' rows; the scopes with the same attributes are
+decomposed in one batch, with sums written so that a scope's figures do not depend on the batch. From a
+scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with ``m = Σw·x/Σw``, the correlation
+matrix ``R = C / √(diag C · diag Cᵀ)``, and for every subset ``S`` of the attributes
+``R²(S) = r_Sᵀ R_SS⁻¹ r_S`` (``r`` the attributes' correlations with the outcome); this equals the R² of
+the weighted least-squares regression with an intercept. The Shapley value of attribute ``j`` of
 ``k`` is ``Σ_{S ⊆ others} |S|!(k−|S|−1)!/k! · (R²(S∪{j}) − R²(S))`` (vectorised over all subsets in numpy).
 Beyond 15 attributes, Johnson's (2000) relative weights: with ``R_xx = QΛQᵀ`` and ``Λ½ = QΛ^½Qᵀ``,
 ``β = Λ½⁻¹ r`` and the weight of ``j`` is ``Σ_k (Λ½_jk)² β_k²`` (they also sum to R²).
@@ -58,9 +62,10 @@ An attribute constant in a scope (every valid answer the same) explains nothing:
 scope's regression, gets importance 0 (ranked last) and a note; the other attributes share the R².
 
 Bootstrap (``[drivers] replicates`` > 0): the Rao-Wu rescaling bootstrap with ``m_h = n_h − 1``, within
-strata (the jurisdictions): in each replicate, each stratum's ``n_h`` respondents (all of them, valid or
-not) are resampled ``n_h − 1`` times with replacement, and respondent ``i`` drawn ``r_i`` times gets the
-weight ``w_i · r_i · n_h/(n_h − 1)``; a stratum with a single respondent keeps its weights. The same
+the design's strata (``[columns] strata``, else the jurisdictions): in each replicate, each stratum's ``n_h``
+units (its PSUs with ``[columns] cluster``, else its respondents; all of them, valid or not) are resampled
+``n_h − 1`` times with replacement, and respondent ``i`` whose unit is drawn ``r_i`` times gets the weight
+``w_i · r_i · n_h/(n_h − 1)``; a stratum with a single unit keeps its weights. The same
 replicate weights serve every scope of the wave (each scope sees the replicates of its own strata). The
 interval is the percentile interval of the replicates' importances. Seeded by ``[drivers] seed`` and the
 wave, so two runs give the same intervals.
@@ -70,7 +75,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -79,6 +83,7 @@ from typing import IO, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..codebook import (
     MissingSpec,
@@ -92,8 +97,9 @@ from ..config import StudyConfig
 from ..errors import ConfigError, InputMissingError
 from ..sql import missing_condition
 from ..store import wave_table
+from .design import Design, wave_design
 from .output import _records, _write, write_csv, write_parquet
-from .questions import single_questions
+from .questions import Question, single_question, study_measures
 from .significance import confidence_label
 
 CONTRACT_COLUMNS = (
@@ -241,12 +247,11 @@ def compute(
     con: duckdb.DuckDBPyConnection,
     *,
     tables: Any,
-    tabulate: Callable[..., Any],
     weight: str,
 ) -> Drivers:
     """The drivers for already-checked ``scopes`` (the entry point is ``wavetool.stats.drivers``, which
-    passes its ``tabulate`` for the attributes' top-2 boxes when no ``tables`` are given, and the wave's
-    weight source for ``meta``)."""
+    passes the wave's weight source for ``meta``). The attributes' top-2 boxes come from ``tables`` when
+    given, else from the same scan as the regression's sums (see :func:`_topboxes`)."""
     spec = config.drivers
     if spec.outcome is None:
         raise ConfigError(
@@ -260,13 +265,12 @@ def compute(
         )
     ensure_reviewed(con, [wave])
     model = _Model.of(con, config, wave)
-    sums = _wave_sums(con, model)
-    members = _membership(config, scopes, sums.keys)
+    sums = _wave_sums(con, model, boxes=tables is None)
+    members = _membership(config, scopes, sums.jurisdictions)
     if tables is None:
-        tabulated = {q.name for q in single_questions(con, config, wave)}
-        wanted = [a for a in model.names[1:] if a in tabulated]
-        tables = tabulate(config, wave, scopes=scopes, questions=wanted, con=con) if wanted else None
-    performance = _performance(wave, model, tables)
+        performance = _topboxes(config, model, sums, members, scopes)
+    else:
+        performance = _performance(wave, model, tables)
     replicates = _replicate_sums(con, model, sums, config) if spec.replicates > 0 else None
     rows, scope_rows = _analyse(config, model, sums, members, scopes, performance, replicates)
     return Drivers(_arrow(rows, _ROW_TYPES), _arrow(scope_rows, _SCOPE_TYPES), _meta(config, wave, model, weight))
@@ -286,6 +290,8 @@ class _Model:
     missing: tuple[tuple[MissingSpec, ...], ...]
     labels: tuple[str | None, ...]
     centres: tuple[float, ...]
+    questions: tuple[Question | None, ...]  # as the tables tabulate each variable (None: they do not)
+    design: Design
 
     @property
     def k(self) -> int:
@@ -296,6 +302,10 @@ class _Model:
         spec = config.drivers
         book = harmonised_codebook(con, config, wave)
         columns = harmonised_columns(con, config, wave)
+        measures = study_measures(con)
+        roles = config.roles_for_wave(wave)
+        # the design's strata and PSUs (wave_design checks the columns exist: skipped without design roles)
+        design = wave_design(con, config, wave) if roles.strata or roles.cluster else Design()
         names = (spec.outcome, *spec.attributes)
         for position, name in enumerate(names):
             key = "drivers.outcome" if position == 0 else "drivers.attributes"
@@ -317,7 +327,14 @@ class _Model:
             missing=tuple(book[n].missing for n in names),  # type: ignore[index]
             labels=tuple(book[n].label for n in names),  # type: ignore[index]
             centres=tuple(_centre(book[n].value_labels, book[n].missing) for n in names),  # type: ignore[index]
+            questions=tuple(single_question(config, n, book[n], measures) for n in names),  # type: ignore[index]
+            design=design,
         )
+
+    def top(self, i: int) -> tuple[float, ...]:
+        """The top-box codes of variable ``i`` (0 = the outcome) as the tables define them (none: no box)."""
+        question = self.questions[i]
+        return question.top if question is not None else ()
 
 
 def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> float:
@@ -339,10 +356,17 @@ def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> f
 
 @dataclass
 class _Sums:
-    """Per jurisdiction (rows, sorted by key): counts and the listwise-valid weighted sums. ``s`` is
-    (keys, p+1, p+1) over (1, x₀ … x_k): s[:, 0, 0] = Σw, s[:, 0, j] = Σw·x_j, s[:, i, j] = Σw·x_i·x_j."""
+    """Per cell key of the design (rows, sorted by key: the jurisdiction, with the stratum and PSU when
+    ``[columns] strata`` / ``cluster`` name them, as the tables key their cells): counts and the
+    listwise-valid weighted sums. ``s`` is (keys, p+1, p+1) over (1, x₀ … x_k): s[:, 0, 0] = Σw,
+    s[:, 0, j] = Σw·x_j, s[:, i, j] = Σw·x_i·x_j. ``tops`` holds, for each attribute with a top box (by
+    its variable index), the sums of its own valid answers (not the listwise base): n, Σw, Σw², and Σw,
+    Σw² of its top-box answers."""
 
     keys: list[str]
+    jurisdictions: list[str]
+    strata: list[str]
+    psus: list[str] | None  # None: the respondents are their own PSUs
     respondents: np.ndarray
     n: np.ndarray
     excluded_user_missing: np.ndarray
@@ -353,18 +377,32 @@ class _Sums:
     high: np.ndarray
     user_missing: np.ndarray  # (keys, p): respondents whose answer is user-missing
     blank: np.ndarray
+    tops: dict[int, dict[str, np.ndarray]]  # variable index -> {n, w, w2, top_w, top_w2}: (keys,)
+
+
+def _text(expr: str) -> str:
+    return f"coalesce(CAST({expr} AS VARCHAR), '')"  # as stats.design keys its strata and PSUs
 
 
 def _base_sql(model: _Model) -> str:
-    """The wave's respondents with each variable shifted by its centre, and whether each is valid."""
+    """The wave's respondents with each variable shifted by its centre, whether each is valid, whether it
+    is in its top box, and the design cell key (with the stratum and PSU text beside it when named)."""
     values, flags = [], []
     for i, (expr, specs, centre) in enumerate(zip(model.expressions, model.missing, model.centres, strict=True)):
         x = f"CAST({expr} AS DOUBLE)"
         values.append(f"{x} - {centre!r} AS v{i}")
         flags.append(f"{x} IS NULL AS b{i}")
         flags.append(f"coalesce({missing_condition(x, specs)}, FALSE) AS u{i}")
+        if i > 0 and model.top(i):
+            flags.append(f"coalesce({x} IN ({', '.join(repr(float(c)) for c in model.top(i))}), FALSE) AS t{i}")
+    design = model.design
+    parts = [f"{design.key_sql} AS key", "_jurisdiction AS jur"]
+    if design.key_sql != "_jurisdiction":
+        parts.append(f"{_text(design.stratum_sql)} AS stratum")
+        if design.psu_sql is not None:
+            parts.append(f"{_text(design.psu_sql)} AS psu")
     return (
-        f"SELECT _id, _jurisdiction AS key, CAST(_weight AS DOUBLE) AS w, {', '.join(values)}, {', '.join(flags)} "
+        f"SELECT _id, {', '.join(parts)}, CAST(_weight AS DOUBLE) AS w, {', '.join(values)}, {', '.join(flags)} "
         f"FROM {wave_table(model.wave)}"
     )
 
@@ -373,22 +411,32 @@ def _valid_sql(p: int) -> str:
     return " AND ".join(f"NOT b{i} AND NOT u{i}" for i in range(p))
 
 
-def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
+def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model, *, boxes: bool = True) -> _Sums:
+    """The wave's sums in one scan (see _Sums); ``boxes``: with the attributes' top-box sums."""
     p = model.k + 1
     ok = f"({_valid_sql(p)})"
     any_blank = "(" + " OR ".join(f"b{i}" for i in range(p)) + ")"
+    boxed = [i for i in range(1, p) if model.top(i)] if boxes else []
+    design = model.design
+    named = design.key_sql != "_jurisdiction"
+    labels = ["jur", *(["stratum"] if named else []), *(["psu"] if named and design.psu_sql is not None else [])]
     # The listwise-invalid rows get NULL weight and values, which every sum skips: ten times faster than a
-    # FILTER clause on each of the (p+1)(p+2)/2 sums.
+    # FILTER clause on each of the (p+1)(p+2)/2 sums. Likewise each boxed attribute's own valid answers
+    # (aw: weight of a valid answer; tw: of a top-box answer).
     inner = ", ".join(
         [
+            *labels,
             f"{ok} AS ok",
             f"{any_blank} AS any_blank",
             f"CASE WHEN {ok} THEN w END AS wv",
             *(f"CASE WHEN {ok} THEN v{i} END AS x{i}" for i in range(p)),
             *(f"b{i}, u{i}" for i in range(p)),
+            *(f"CASE WHEN NOT b{i} AND NOT u{i} THEN w END AS aw{i}" for i in boxed),
+            *(f"CASE WHEN t{i} AND NOT u{i} THEN w END AS tw{i}" for i in boxed),
         ]
     )
-    columns = [
+    columns = [f"any_value({name}) AS {name}" for name in labels]
+    columns += [
         "count(*) AS respondents",
         "count_if(ok) AS n",
         "count_if(NOT ok AND NOT any_blank) AS excluded_user_missing",
@@ -400,6 +448,12 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
     columns += [f"coalesce(sum(wv * x{i} * x{j}), 0) AS s_{i}_{j}" for i in range(p) for j in range(i, p)]
     columns += [f"min(x{i}) AS lo_{i}, max(x{i}) AS hi_{i}" for i in range(p)]
     columns += [f"count_if(u{i}) AS um_{i}, count_if(b{i}) AS bl_{i}" for i in range(p)]
+    columns += [
+        f"count_if(NOT b{i} AND NOT u{i}) AS an_{i}, coalesce(sum(aw{i}), 0) AS aw_{i}, "
+        f"coalesce(sum(aw{i} * aw{i}), 0) AS aw2_{i}, coalesce(sum(tw{i}), 0) AS tw_{i}, "
+        f"coalesce(sum(tw{i} * tw{i}), 0) AS tw2_{i}"
+        for i in boxed
+    ]
     sql = (
         f"SELECT key, {', '.join(columns)} FROM (SELECT key, {inner} FROM ({_base_sql(model)})) "
         "GROUP BY key ORDER BY key"
@@ -423,8 +477,12 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
     def matrix(prefix: str, fill: float) -> np.ndarray:
         return np.stack([_floats(data[f"{prefix}_{i}"], fill) for i in range(p)], axis=1).reshape(count, p)
 
+    jurisdictions = [str(j) for j in data["jur"]]
     return _Sums(
         keys=keys,
+        jurisdictions=jurisdictions,
+        strata=[str(h) for h in data["stratum"]] if named else jurisdictions,
+        psus=[str(u) for u in data["psu"]] if "psu" in labels else None,
         respondents=np.asarray(data["respondents"], dtype=np.int64),
         n=np.asarray(data["n"], dtype=np.int64),
         excluded_user_missing=np.asarray(data["excluded_user_missing"], dtype=np.int64),
@@ -435,6 +493,13 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model) -> _Sums:
         high=matrix("hi", -np.inf),
         user_missing=matrix("um", 0).astype(np.int64),
         blank=matrix("bl", 0).astype(np.int64),
+        tops={
+            i: {
+                name: np.asarray(data[f"{prefix}_{i}"], dtype=np.float64)
+                for name, prefix in (("n", "an"), ("w", "aw"), ("w2", "aw2"), ("top_w", "tw"), ("top_w2", "tw2"))
+            }
+            for i in boxed
+        },
     )
 
 
@@ -445,47 +510,153 @@ def _floats(values: Any, fill: float) -> np.ndarray:
     return np.array([fill if v is None else v for v in values], dtype=np.float64)
 
 
-def _membership(config: StudyConfig, scopes: list[str], keys: list[str]) -> np.ndarray:
-    """(scopes, keys): 1 where the jurisdiction belongs to the scope."""
-    out = np.zeros((len(scopes), len(keys)))
+def _membership(config: StudyConfig, scopes: list[str], jurisdictions: list[str]) -> np.ndarray:
+    """(scopes, keys): 1 where the key's jurisdiction belongs to the scope."""
+    out = np.zeros((len(scopes), len(jurisdictions)))
     for row, scope in enumerate(scopes):
         if scope == "all":
             out[row, :] = 1
             continue
         wanted = {scope} if scope in config.jurisdictions else set(config.subscribers[scope].jurisdictions)
-        out[row, [i for i, k in enumerate(keys) if k in wanted]] = 1
+        out[row, [i for i, j in enumerate(jurisdictions) if j in wanted]] = 1
     return out
+
+
+# --- the attributes' top-2 boxes, as the tables compute and withhold them --------------------------------
+
+
+@dataclass(frozen=True)
+class _Units:
+    """How the keys make up the design's units and strata: ``unit`` (keys, units) and ``stratum``
+    (units, strata) 0/1 matrices, ``n_h`` (strata,) the units of each stratum over the whole wave, and
+    whether the units are PSUs (else each unit is a stratum's respondents)."""
+
+    unit: np.ndarray
+    stratum: np.ndarray
+    n_h: np.ndarray
+    clustered: bool
+
+    @classmethod
+    def of(cls, sums: _Sums) -> _Units:
+        strata = sorted(set(sums.strata))
+        h_index = {h: i for i, h in enumerate(strata)}
+        if sums.psus is None:  # respondents are the PSUs: one unit per stratum holds their z-sums
+            units = strata
+            of_key = [h_index[h] for h in sums.strata]
+            unit_stratum = list(range(len(strata)))
+            n_h = np.zeros(len(strata))
+            np.add.at(n_h, of_key, sums.respondents)
+        else:
+            pairs = sorted(set(zip(sums.strata, sums.psus, strict=True)))
+            u_index = {pair: i for i, pair in enumerate(pairs)}
+            units = pairs
+            of_key = [u_index[pair] for pair in zip(sums.strata, sums.psus, strict=True)]
+            unit_stratum = [h_index[h] for h, _ in pairs]
+            n_h = np.bincount(unit_stratum, minlength=len(strata)).astype(np.float64)
+        unit = np.zeros((len(sums.keys), len(units)))
+        unit[np.arange(len(sums.keys)), of_key] = 1
+        stratum = np.zeros((len(units), len(strata)))
+        stratum[np.arange(len(units)), unit_stratum] = 1
+        return cls(unit, stratum, n_h, sums.psus is not None)
+
+    def variance(self, t: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """The linearised variances (scopes,) from each key's Σz (``t``) and Σz² (``q``), (scopes, keys),
+        as stats.rollup sums them: per unit T = Σt and Q = Σq (or T² for a PSU), per stratum
+        n_h/(n_h − 1)·(ΣQ − (ΣT)²/n_h), a stratum of one unit (ΣT)²."""
+        big_t = t @ self.unit
+        big_q = big_t * big_t if self.clustered else q @ self.unit
+        th, qh = big_t @ self.stratum, big_q @ self.stratum
+        n_h = self.n_h[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            part = np.where(n_h > 1, n_h / (n_h - 1.0) * np.maximum(qh - th * th / n_h, 0), th * th)
+        return part.sum(axis=1)
+
+
+def _topboxes(
+    config: StudyConfig, model: _Model, sums: _Sums, members: np.ndarray, scopes: list[str]
+) -> dict[tuple[str, str], float | None]:
+    """{(scope, attribute): top-2 box in percent} as ``stats.tabulate`` reports it, from the sums of the
+    regression's scan: the weighted share of the top-box codes among the attribute's valid answers, None
+    where the tables withhold it (unweighted base under ``[tables] min_base``, effective base under
+    ``min_effective_base``, or a CV above ``cv_suppress``: the F flag) or the attribute has no top box.
+    The CV is the tables' own: the linearised variance of the domain ratio over the design's strata and
+    PSUs, or Kish's p(1−p)/n_eff with ``variance = "kish"``."""
+    t_cfg = config.tables
+    units = _Units.of(sums)
+    found: dict[tuple[str, str], float | None] = {}
+    for i, top in sums.tops.items():
+        n, w, w2 = members @ top["n"], members @ top["w"], members @ top["w2"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(w > 0, (members @ top["top_w"]) / w, np.nan)
+            kish_n = np.where(w2 > 0, w * w / w2, np.nan)
+            if t_cfg.variance == "kish":
+                var = np.maximum(p * (1 - p), 0) / kish_n
+            else:  # each key's Σz and Σz² of z = w(y − p)/W, y = 1 in the top box; 0 outside the scope
+                bw, pk = w[:, None], p[:, None]
+                t = members * (top["top_w"][None, :] - pk * top["w"][None, :]) / bw
+                q = (
+                    members
+                    * (top["top_w2"][None, :] * (1 - pk) ** 2 + (top["w2"][None, :] - top["top_w2"][None, :]) * pk * pk)
+                    / (bw * bw)
+                )
+                var = units.variance(np.nan_to_num(t), np.nan_to_num(q))
+            eff = np.where((var > 0) & (p > 0) & (p < 1), p * (1 - p) / var, kish_n)
+            cv = np.where(p > 0, np.sqrt(var) / p, np.nan)
+        for row, scope in enumerate(scopes):
+            value = None if np.isnan(p[row]) else float(100.0 * p[row])
+            withheld = n[row] < t_cfg.min_base or (
+                t_cfg.min_effective_base > 0 and np.nan_to_num(eff[row]) < t_cfg.min_effective_base
+            )
+            if t_cfg.cv_suppress > 0 and cv[row] > t_cfg.cv_suppress / 100:  # NaN compares False: no flag
+                withheld = True
+            found[(scope, model.names[i])] = None if withheld else value
+    return found
 
 
 # --- bootstrap replicates --------------------------------------------------------------------------------
 
 
 def _replicate_sums(con: duckdb.DuckDBPyConnection, model: _Model, sums: _Sums, config: StudyConfig) -> np.ndarray:
-    """(replicates, keys, p+1, p+1): the sums of every replicate (Rao-Wu rescaling bootstrap within strata).
+    """(replicates, keys, p+1, p+1): the sums of every replicate (Rao-Wu rescaling bootstrap within the
+    design's strata: ``[columns] strata``, else the jurisdictions; the units drawn are the PSUs with
+    ``[columns] cluster``, else the respondents).
 
     Only the listwise-valid respondents are read (key, weight and shifted answers, in a fixed order); the
-    draws of a stratum are over all its respondents, the invalid ones contributing nothing."""
+    draws of a stratum are over all its n_h units (``_Units``), those without a valid respondent
+    contributing nothing. A respondent whose unit is drawn r times gets the weight w·r·n_h/(n_h − 1)."""
     p = model.k + 1
     ok = _valid_sql(p)
     values = ", ".join(f"v{i}" for i in range(p))
     data = con.sql(f"SELECT key, w, {values} FROM ({_base_sql(model)}) WHERE {ok} ORDER BY key, _id").fetchnumpy()
-    keys = np.asarray([str(k) for k in data["key"]])
+    position = {k: i for i, k in enumerate(sums.keys)}
+    row_key = np.asarray([position[str(k)] for k in data["key"]], dtype=np.int64)
     weights = np.asarray(data["w"], dtype=np.float64)
     x = np.column_stack([np.ones(len(weights))] + [np.asarray(data[f"v{i}"], dtype=np.float64) for i in range(p)])
     outer = (x[:, :, None] * x[:, None, :]).reshape(len(weights), (p + 1) ** 2)
     count = config.drivers.replicates
     rng = np.random.default_rng([config.drivers.seed, model.wave])
     out = np.zeros((count, len(sums.keys), p + 1, p + 1))
-    for h, key in enumerate(sums.keys):
-        rows = np.flatnonzero(keys == key)
-        n_h = int(sums.respondents[h])
-        if n_h >= 2:
-            # n_h − 1 draws over the stratum's n_h respondents; the first len(rows) positions are the valid ones
-            draws = rng.multinomial(n_h - 1, np.full(n_h, 1.0 / n_h), size=count)[:, : len(rows)]
-            factor = draws * (n_h / (n_h - 1))
-        else:  # a stratum of one respondent cannot be resampled: it keeps its weight in every replicate
+    key_stratum = np.asarray(sums.strata, dtype=object)
+    key_psu = None if sums.psus is None else np.asarray(sums.psus, dtype=object)
+    n_h = _Units.of(sums).n_h
+    for h, stratum in enumerate(sorted(set(sums.strata))):  # every stratum draws, in order: reproducible
+        rows = np.flatnonzero(key_stratum[row_key] == stratum)  # in (key, _id) order
+        if key_psu is None:
+            unit_of_row, used = np.arange(len(rows)), len(rows)
+        else:
+            psus, unit_of_row = np.unique(key_psu[row_key[rows]].astype(str), return_inverse=True)
+            used = len(psus)
+        units = int(n_h[h])
+        if units >= 2:
+            # n_h − 1 draws over the stratum's n_h units; the first `used` positions are those with valid rows
+            draws = rng.multinomial(units - 1, np.full(units, 1.0 / units), size=count)[:, :used]
+            factor = draws[:, unit_of_row] * (units / (units - 1))
+        else:  # a stratum of one unit cannot be resampled: it keeps its weights in every replicate
             factor = np.ones((count, len(rows)))
-        out[:, h] = ((factor * weights[rows]) @ outer[rows]).reshape(count, p + 1, p + 1)
+        weighted = factor * weights[rows]
+        for key in np.unique(row_key[rows]):
+            mine = row_key[rows] == key
+            out[:, key] = (weighted[:, mine] @ outer[rows[mine]]).reshape(count, p + 1, p + 1)
     return out
 
 
@@ -535,17 +706,45 @@ def subset_r2(corr: np.ndarray) -> np.ndarray:
             part = flat[start : start + step]
             blocks = part[:, idx[:, :, None], idx[:, None, :]]  # (b, C, s, s)
             rhs = part[:, 0, idx]  # (b, C, s)
-            out[start : start + step, masks] = np.einsum("bcs,bcs->bc", rhs, _solve(blocks, rhs))
+            out[start : start + step, masks] = _dot_last(rhs, _solve(blocks, rhs))
     return out.reshape((*batch, 1 << k))
 
 
+# A scope's figures must not depend on which other scopes share its batch: numpy's and BLAS's reductions
+# (sum, @, einsum) may add in another order for another batch shape, so the two sums over the last axis
+# are written as element-wise steps in a fixed order.
+
+
+def _dot_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ a·b over the last axis, added left to right (a few terms: a subset's size)."""
+    out = a[..., 0] * b[..., 0]
+    for i in range(1, a.shape[-1]):
+        out = out + a[..., i] * b[..., i]
+    return out
+
+
+def _pairwise_sum(x: np.ndarray) -> np.ndarray:
+    """Σ over the last axis, whose length is a power of two, by halving (a pairwise sum)."""
+    while x.shape[-1] > 1:
+        half = x.shape[-1] // 2
+        x = x[..., :half] + x[..., half:]
+    return x[..., 0]
+
+
 def _solve(blocks: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """blocks⁻¹ · rhs, batched; a singular block (attributes perfectly collinear in a scope) is solved with
-    the pseudo-inverse, which gives the R² of the projection on the subset's span."""
+    """blocks⁻¹ · rhs, batched (b, C, s, s); a scope (b) with a singular block (attributes perfectly
+    collinear in it) is solved with the pseudo-inverse, which gives the R² of the projection on the
+    subset's span; the other scopes of the batch are not."""
     try:
         return np.linalg.solve(blocks, rhs[..., None])[..., 0]
     except np.linalg.LinAlgError:
-        return (np.linalg.pinv(blocks, rcond=1e-12, hermitian=True) @ rhs[..., None])[..., 0]
+        out = np.empty_like(rhs)
+        for b in range(blocks.shape[0]):
+            try:
+                out[b] = np.linalg.solve(blocks[b], rhs[b][..., None])[..., 0]
+            except np.linalg.LinAlgError:
+                out[b] = (np.linalg.pinv(blocks[b], rcond=1e-12, hermitian=True) @ rhs[b][..., None])[..., 0]
+        return out
 
 
 def shapley(corr: np.ndarray) -> np.ndarray:
@@ -560,7 +759,7 @@ def shapley(corr: np.ndarray) -> np.ndarray:
     for j in range(k):
         without = masks[(masks >> j) & 1 == 0]
         gain = r2[..., without | (1 << j)] - r2[..., without]
-        out[..., j] = gain @ weights[sizes[without]]
+        out[..., j] = _pairwise_sum(gain * weights[sizes[without]])
     return out
 
 
@@ -571,7 +770,7 @@ def relative_weights(corr: np.ndarray) -> np.ndarray:
     values, vectors = np.linalg.eigh(rxx)
     root = vectors @ (np.sqrt(np.clip(values, 0, None))[..., :, None] * np.swapaxes(vectors, -1, -2))
     beta = (np.linalg.pinv(root, rcond=1e-12, hermitian=True) @ rxy[..., None])[..., 0]
-    return (root * root) @ (beta * beta)
+    return ((root * root) @ (beta * beta)[..., None])[..., 0]
 
 
 def _shares(corr: np.ndarray) -> tuple[np.ndarray, str]:
@@ -583,24 +782,24 @@ def _shares(corr: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def _performance(wave: int, model: _Model, tables: Any) -> dict[tuple[str, str], float | None]:
-    """{(scope, attribute): top-2 box} from the tables' summaries (core questions only: a subscriber's
-    custom question may share an attribute's name)."""
+    """{(scope, attribute): top-2 box} from the tables' summaries: core questions only (a subscriber's
+    custom question may share an attribute's name) and, in tables with banners, the Total rows only (a
+    banner column's summary has the same wave, scope and question)."""
     if tables is None:
         return {}
-    wanted = set(model.names[1:])
-    found: dict[tuple[str, str], float | None] = {}
     table = tables.summaries_table
-    for w, scope, question, kind, topbox in zip(
-        table.column("wave").to_pylist(),
-        table.column("scope").to_pylist(),
-        table.column("question").to_pylist(),
-        table.column("kind").to_pylist(),
-        table.column("topbox").to_pylist(),
-        strict=True,
-    ):
-        if w == wave and kind == "single" and question in wanted:
-            found[(scope, question)] = topbox
-    return found
+    keep = pc.and_(pc.equal(table.column("wave"), wave), pc.equal(table.column("kind"), "single"))
+    keep = pc.and_(keep, pc.is_in(table.column("question"), value_set=pa.array(model.names[1:], pa.string())))
+    if "banner" in table.column_names:
+        keep = pc.and_(keep, pc.equal(pc.fill_null(table.column("banner"), ""), ""))
+    rows = table.filter(keep)
+    return dict(
+        zip(
+            zip(rows.column("scope").to_pylist(), rows.column("question").to_pylist(), strict=True),
+            rows.column("topbox").to_pylist(),
+            strict=True,
+        )
+    )
 
 
 @dataclass
@@ -654,27 +853,40 @@ def _analyse(
     performance: dict[tuple[str, str], float | None],
     replicates: np.ndarray | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(attribute rows, scope rows) of every scope."""
+    """(attribute rows, scope rows) of every scope. The scopes whose regressions use the same attributes
+    are decomposed in one batch (one set of batched solves for all of them)."""
     rolled = _Rolled.of(sums, members, replicates)
-    rows: list[dict[str, Any]] = []
-    scope_rows: list[dict[str, Any]] = []
+    bases, reasons, indexes = [], [], []
     for i, scope in enumerate(scopes):
         base = rolled.base(model.wave, scope, i)
         constant = rolled.low[i] == rolled.high[i]  # (p,): every listwise-valid answer the same
         outcome_counts = int(rolled.user_missing[i, 0]), int(rolled.blank[i, 0])
-        reason = _skip_reason(model, config.drivers.min_base, base["n"], *outcome_counts, constant, rolled.low[i])
+        bases.append(base)
+        reasons.append(
+            _skip_reason(model, config.drivers.min_base, base["n"], *outcome_counts, constant, rolled.low[i])
+        )
+        indexes.append((0, *(j + 1 for j in range(model.k) if not constant[j + 1])))
+    shares_of: dict[int, tuple[np.ndarray, str]] = {}
+    for index in dict.fromkeys(ix for ix, reason in zip(indexes, reasons, strict=True) if not reason):
+        batch = [i for i, ix in enumerate(indexes) if ix == index and not reasons[i]]
+        corr, _ = _correlations(rolled.s[batch])
+        shares, method = _shares(corr[:, index][:, :, index])
+        shares_of.update({i: (shares[b], method) for b, i in enumerate(batch)})
+    rows: list[dict[str, Any]] = []
+    scope_rows: list[dict[str, Any]] = []
+    for i, scope in enumerate(scopes):
+        base, reason = bases[i], reasons[i]
         if reason:
             scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": None, "method": None})
             continue
-        used = [j for j in range(model.k) if not constant[j + 1]]
-        index = [0, *(j + 1 for j in used)]
-        corr, _ = _correlations(rolled.s[i])
-        shares, method = _shares(corr[np.ix_(index, index)])
+        shares, method = shares_of[i]
         r2 = float(shares.sum())
         if r2 <= 0:
             reason = f"R² of {model.names[0]} on the attributes is 0: nothing to share out"
             scope_rows.append({**base, "status": "skipped", "reason": reason, "r2": r2, "method": method})
             continue
+        index = list(indexes[i])
+        used = [j - 1 for j in index[1:]]
         full = np.zeros(model.k)
         full[used] = shares
         interval = None
@@ -683,6 +895,7 @@ def _analyse(
             interval[:, used] = _interval(rolled.replicates[i], index, config.tables.confidence)
         scope_rows.append({**base, "status": "ok", "reason": "", "r2": r2, "method": method})
         fit = {"r2": r2, "n": base["n"], "n_eff": base["n_eff"], "method": method}
+        constant = rolled.low[i] == rolled.high[i]
         rows += _attribute_rows(model, scope, full, interval, fit, performance, rolled, i, constant)
     return rows, scope_rows
 
@@ -822,14 +1035,16 @@ def _meta(config: StudyConfig, wave: int, model: _Model, weight: str) -> dict[st
         "listwise": "respondents with a valid answer (not user-missing, not blank) to the outcome and every "
         "attribute; respondents = n + excluded_user_missing + excluded_blank",
         "n_eff": "Kish: (Σw)² / Σw² over the listwise base",
-        "performance": "the attribute's top-2 box in the scope (percent of its valid answers), from the tables",
+        "performance": "the attribute's top-2 box in the scope (percent of its valid answers) as the tables report "
+        "it, empty where they withhold it (min_base, min_effective_base, F by its CV)",
         "quadrant": "priority: importance > 100/k and performance < the scope's mean performance; strength: "
         "importance > 100/k, performance >= mean; surplus: importance <= 100/k, performance >= mean; "
         "secondary: importance <= 100/k, performance < mean",
         "constant_attribute": "an attribute with one valid value in a scope is left out of its regression and "
         "gets importance 0 with a note",
         "bootstrap": (
-            f"{spec.replicates} Rao-Wu rescaling bootstrap replicates (m_h = n_h − 1) within jurisdictions, "
+            f"{spec.replicates} Rao-Wu rescaling bootstrap replicates (m_h = n_h − 1) within the design's "
+            f"strata, drawing its PSUs (the respondents without clusters; {model.design.description}), "
             f"seed {spec.seed}; percentile interval"
             if spec.replicates
             else "none ([drivers] replicates = 0)"

@@ -100,12 +100,20 @@ def single_questions(con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: 
     measures = study_measures(con)
     result = []
     for name, var in harmonised_codebook(con, config, wave).items():
-        codes = _numeric_codes(var)
-        if var.type != "numeric" or not codes:
-            continue
-        top, bottom = _boxes(config, name, name, var, codes, measures.get(name, set()))
-        result.append(Question(name, "single", var.label, codes, var.missing, top, bottom))
+        question = single_question(config, name, var, measures)
+        if question is not None:
+            result.append(question)
     return result
+
+
+def single_question(config: StudyConfig, name: str, var: Variable, measures: dict[str, set[str]]) -> Question | None:
+    """The core question ``name`` (its harmonised codebook entry ``var``) as the tables tabulate it, or
+    None when they do not (not numeric, or no value labels); ``measures`` from :func:`study_measures`."""
+    codes = _numeric_codes(var)
+    if var.type != "numeric" or not codes:
+        return None
+    top, bottom = _boxes(config, name, name, var, codes, measures.get(name, set()))
+    return Question(name, "single", var.label, codes, var.missing, top, bottom)
 
 
 def mr_sets(con: duckdb.DuckDBPyConnection, wave: int, singles: list[Question]) -> list[Question]:

@@ -407,7 +407,8 @@ def _rows_select(m: Methods) -> str:
     """The code rows of every summary (``sidx``: the summary's position), in display order: valid codes,
     user-missing codes, then system missing; a multiple-response set's items in set order, then the
     respondents who gave none. Only the row's own columns: :func:`report` adds its summary's. A row whose
-    percent has a CV above cv_suppress is withheld (its n and weighted n stay: counts, not estimates)."""
+    percent has a CV above cv_suppress is withheld, every estimate of it (its n and weighted n stay:
+    counts, not estimates)."""
     code = CODE_TEXT.format(v="r.value")
     scope_cell = "c.wave = su.wave AND c.scope = su.scope AND c.question = su.qid"
     kish = "greatest(r.p * (1 - r.p), 0) / su.n_eff_raw"
@@ -476,7 +477,7 @@ def _rows_select(m: Methods) -> str:
         CASE WHEN {show} AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
         CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", True)} END AS ci_low,
         CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", False)} END AS ci_high,
-        CASE WHEN NOT su.suppressed THEN r.p_responses END AS percent_of_responses,
+        CASE WHEN {show} THEN r.p_responses END AS percent_of_responses,  -- an F item's share of responses too
         CASE WHEN {show} THEN 100.0 * sqrt(r.var) END AS se,
         CASE WHEN {show} THEN su.base_n / {n_eff_design} END AS deff,
         CASE WHEN {show} THEN {n_eff_design} END AS n_eff_design,
@@ -603,11 +604,33 @@ by_stratum AS (
     FROM units u JOIN _wt_strata h USING (stratum)
     GROUP BY u.side, u.wave, u.scope, u.question, u.estimate, u.value, u.item, u.stratum
 ),
-variances AS (
+linearised AS (
     SELECT side, wave, scope, question, estimate, value, item,
         sum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * greatest(q - t * t / n_h, 0) ELSE t * t END) AS var,
         sum(units) - count(*) AS df  -- R's degf() of the domain: its PSUs less its strata
     FROM by_stratum GROUP BY ALL
+),
+-- As in _SIMPLE_VARIANCES: a mean's variance below ~1e-11 of the size of its cancelling terms is rounding
+-- noise (answers all equal in the domain), and is 0. Those terms are each unit's Q = Σq when the
+-- respondents are the PSUs; with clusters Q = T², whose noise is that of T squared, so the unit counts
+-- 1e-11·(size of T's terms)²: the same relative rule on T.
+mean_units AS (
+    SELECT d.side, d.wave, d.scope, d.question, k.stratum,
+        CASE WHEN k.psu IS NULL
+            THEN sum((abs(d.w2dd) + 2 * abs(d.shift * d.w2d) + d.shift * d.shift * d.w2) / (d.bw * d.bw))
+            ELSE 1e-11 * pow(sum((abs(d.wd) + abs(d.shift * d.w)) / d.bw), 2) END AS size
+    FROM dom_keys d JOIN _wt_keys k USING (key) GROUP BY d.side, d.wave, d.scope, d.question, k.stratum, k.psu
+),
+mean_scales AS (
+    SELECT u.side, u.wave, u.scope, u.question,
+        sum(CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 1.0 END * u.size) AS scale
+    FROM mean_units u JOIN _wt_strata h USING (stratum) GROUP BY ALL
+),
+variances AS (
+    SELECT v.side, v.wave, v.scope, v.question, v.estimate, v.value, v.item,
+        CASE WHEN v.estimate = 'mean' AND v.var <= 1e-11 * s.scale THEN 0.0 ELSE v.var END AS var, v.df
+    FROM linearised v LEFT JOIN mean_scales s ON v.estimate = 'mean' AND s.side = v.side AND s.wave = v.wave
+        AND s.scope = v.scope AND s.question = v.question
 )
 """
 
