@@ -31,7 +31,7 @@ from ..fsutil import write_atomic
 from .manifest import MANIFEST, read_manifest, report_folder, write_manifest
 from .model import Computed, ReportModel, build_models
 from .pdf import init_worker, render_task
-from .render import fill_html, templates_dir
+from .render import check_templates, fill_html, templates_dir
 
 
 @dataclass
@@ -171,6 +171,8 @@ def _render_models(
     # failed render) fails that subscriber's report only; the others are still rendered.
     failures: dict[str, str] = {}
     models = build_models(config, wave, ids, final=final, questions=questions, failures=failures, computed=computed)
+    # Before anything is written (not even the report folder): a template broken for everyone is one error.
+    filled = check_templates(templates, overrides, {s: models[s] for s in ids if s in models})
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -210,11 +212,9 @@ def _render_models(
                 _counted(ctx, done, len(ids), sub_id, "unchanged")
             else:
                 todo[sub_id] = (model, key)
-        # The HTML of every report to render, filled here (one Jinja environment for all of them) before
-        # anything is written: a template broken for everyone is one ConfigError; one that breaks on one
-        # subscriber's content fails that report alone.
-        unchanged = [models[s] for s in result.unchanged]
-        pages, broken = fill_html(templates, overrides, {s: m for s, (m, _k) in todo.items()}, unchanged)
+        # The HTML of every report to render, filled here (one Jinja environment for all of them); one that
+        # breaks on one subscriber's content fails that report alone.
+        pages, broken = fill_html(templates, overrides, {s: m for s, (m, _k) in todo.items()}, filled)
         # A report about to be rendered again leaves the manifest first and comes back only once its new PDF
         # is in place (the manifest is rewritten after each one), so a kill at any moment never leaves an
         # entry whose file differs from it, and the reports finished before the kill are kept.

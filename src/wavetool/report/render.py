@@ -20,7 +20,15 @@ from .pdf import PDF_VARIANT, Layout, SafeURLFetcher, folder_state, quiet_logs
 from .text import LANG_TAGS, Formatter, load_strings, templates_dir
 from .wording import typeset
 
-__all__ = ["PDF_VARIANT", "Renderer", "SafeURLFetcher", "fill_html", "make_environment", "quiet_logs"]
+__all__ = [
+    "PDF_VARIANT",
+    "Renderer",
+    "SafeURLFetcher",
+    "check_templates",
+    "fill_html",
+    "make_environment",
+    "quiet_logs",
+]
 
 LANGUAGES = ("en", "fr")
 
@@ -195,34 +203,45 @@ def template_error(exc: Exception, templates: Path | None, overrides: Path | Non
     return f"{where}report template error: {getattr(exc, 'message', None) or exc}"
 
 
-def fill_html(
-    templates: Path, overrides: Path | None, models: dict[str, ReportModel], others: list[ReportModel]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Each model's HTML (id → HTML) and the ids whose HTML failed (id → one-line reason). A template
-    that fails for every model, including ``others`` (reports not rendered again this time, tried until one
-    fills), is broken (a syntax error, an undefined variable) and is one clear ConfigError naming the file
-    and line; one that fails for some subscribers only (their own questions reach a broken part) fails
-    those reports alone."""
+def check_templates(templates: Path, overrides: Path | None, models: dict[str, ReportModel]) -> dict[str, str]:
+    """Fill the report's templates before anything is rendered or written: a template that fails for every
+    subscriber is broken (a syntax error, an undefined variable) and is one clear ConfigError naming the
+    file and line; one that fails for some subscribers only (their own questions reach a broken part) fails
+    those reports alone, at render time. Normally costs one HTML fill (the first model succeeds), which is
+    returned (id → HTML) so that it is not filled again."""
     try:
         renderer = html_renderer(templates, overrides)
     except TemplateError as exc:
         raise _broken(exc, templates, overrides) from None
+    first: Exception | None = None
+    for sub_id, model in models.items():
+        try:
+            return {sub_id: renderer.html(model)}
+        except TemplateError as exc:
+            first = first or exc
+        except Exception:  # not the template's fault: that report fails at render time
+            continue
+    if first is not None:
+        raise _broken(first, templates, overrides) from None
+    return {}
+
+
+def fill_html(
+    templates: Path, overrides: Path | None, models: dict[str, ReportModel], done: dict[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each model's HTML (id → HTML; ``done``: already filled) and the ids whose HTML failed (id → one-line
+    reason): one subscriber's failure is that subscriber's alone (see :func:`check_templates`)."""
+    renderer = html_renderer(templates, overrides)
     pages: dict[str, str] = {}
     errors: dict[str, Exception] = {}
     for sub_id, model in models.items():
+        if done and sub_id in done:
+            pages[sub_id] = done[sub_id]
+            continue
         try:
             pages[sub_id] = renderer.html(model)
         except Exception as exc:  # one report's failure is that report's alone
             errors[sub_id] = exc
-    if errors and not pages and all(isinstance(e, TemplateError) for e in errors.values()):
-        for model in others:
-            try:
-                renderer.html(model)
-                break
-            except TemplateError:
-                continue
-        else:
-            raise _broken(next(iter(errors.values())), templates, overrides) from None
     return pages, {s: f"{s}: {_reason(e, templates, overrides)}" for s, e in errors.items()}
 
 
