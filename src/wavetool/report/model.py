@@ -25,7 +25,7 @@ from ..stats import Tables, drivers, tabulate_waves, weight_source
 from ..stats.samples import sample_sizes
 from ..stats.significance import compare_waves, z_critical
 from ..store import read_store
-from ..texts import translated
+from ..texts import set_title, translated
 from .text import LOCALES, load_strings, templates_dir
 from .wording import benchmark_sentence, subscriber_in_sentence, typeset
 
@@ -992,7 +992,7 @@ def _questions(
         items: tuple[SetItem, ...] = ()
         if kind == "multiple":
             full = _set_items(config, wave, data, sub_id, name, mine, everyone, texts)
-            text = typeset(_set_text(config, language, name, summary["label"], full), language)
+            text = typeset(set_title(config, language, name, summary["label"], [i.label for i in full]), language)
             items = _strip_common_prefix(full)
             categories: list[Category] = []
         else:
@@ -1121,17 +1121,6 @@ def _strip_common_prefix(items: tuple[SetItem, ...]) -> tuple[SetItem, ...]:
     if _common_head(items):
         return tuple(replace(i, label=i.label.rsplit(":", 1)[1].strip()) for i in items)
     return tuple(items)
-
-
-def _set_text(config: Any, language: str, name: str, label: str | None, items: tuple[SetItem, ...]) -> str:
-    """A set's title: its ``[translations]`` entry, else (in the set's own language) its label, else the
-    shared beginning of its translated item labels."""
-    configured = (config.translations.get(language) or {}).get(name)
-    if configured:
-        return configured
-    if language == CORE_LANGUAGE and label:
-        return label
-    return _common_head(items) or name.lstrip("$").capitalize()
 
 
 def _canonical(value: Any) -> Any:
