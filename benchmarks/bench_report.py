@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import subprocess
@@ -86,8 +87,9 @@ def build_study(name: str = "report-study", waves: tuple[int, ...] = (1, 2), ext
 
 
 def weasyprint_import_cpu() -> float:
-    """CPU seconds to import the renderer in a fresh interpreter (what the forkserver preloads once)."""
-    code = "import time; import wavetool.report.render as r; print(time.process_time())"
+    """CPU seconds to import what the forkserver preloads once (``wavetool.report.pdf``: WeasyPrint and the
+    render workers' functions), in a fresh interpreter."""
+    code = "import time; import wavetool.report.pdf; print(time.process_time())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     baseline = subprocess.run(
         [sys.executable, "-c", "import time; print(time.process_time())"], capture_output=True, text=True, check=True
@@ -149,7 +151,12 @@ def baseline_wall(config, subscribers: list[str], jobs: int) -> tuple[float, lis
             pool.submit(os.getpid)
         models = build_models(config, WAVE, subscribers, questions=BASELINE_QUESTIONS)
         pages = list(pool.map(_baseline_task, [models[s].to_dict() for s in subscribers]))
-    return time.perf_counter() - start, pages
+    seconds = time.perf_counter() - start
+    # The forkserver is one per process and keeps its first preload: stop it, so that the summary's workers
+    # fork from a server that preloaded what `wavetool report` preloads (as in a run of its own), not the
+    # baseline's modules (its workers would import the summary's renderer themselves, each one).
+    multiprocessing.forkserver._forkserver._stop()
+    return seconds, pages
 
 
 def ontario_cpu() -> tuple[float, int, float, int]:

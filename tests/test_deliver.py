@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from email.policy import default as default_policy
 
 import trustme
@@ -38,6 +39,7 @@ from mailhelpers import (  # noqa: F401  (fixtures)
 from wavetool.config import load_config
 from wavetool.deliver import send_reports
 from wavetool.deliver.log import LOG_NAME
+from wavetool.deliver.message import compose
 from wavetool.deliver.transports import SmtpTransport
 
 
@@ -69,14 +71,15 @@ def test_smtp_delivers_each_report_to_its_own_subscriber_once(study, smtp_server
             if other != sub:
                 assert other_name not in text
     # subject and body in the subscriber's language
+    # the name as it sits in a sentence (sentence_name_fr), French spacing before ":" as in the PDF
     assert by_sub["quebec"]["message"]["Subject"].startswith(
-        "Étude de suivi des services aux citoyens : rapport pour Gouvernement du Québec"
+        "Étude de suivi des services aux citoyens\u202f: rapport pour le gouvernement du Québec, "
     )
     assert "Vague 1 (juin 2020)" in by_sub["quebec"]["message"]["Subject"]
     assert "Vous trouverez ci-joint" in by_sub["quebec"]["message"].get_body(("plain",)).get_content()
     assert attachment(by_sub["quebec"]["message"])[1] == "quebec-vague-1.pdf"
     assert by_sub["ontario"]["message"]["Subject"] == (
-        "Citizens' Service Tracking Study: report for Government of Ontario, Wave 1 (June 2020)"
+        "Citizens' Service Tracking Study: report for the Government of Ontario, Wave 1 (June 2020)"
     )
     assert "Please find attached" in by_sub["ontario"]["message"].get_body(("plain",)).get_content()
     assert "sent to analyst@ontario.example, research.lead@ontario.example via smtp" in out
@@ -555,3 +558,22 @@ def test_uncertain_message_confirmed_by_hand_is_never_sent_again(study, smtp_ser
     code, out, _ = cli("--study", study, "send", "--wave", "1", "--confirm", rows["quebec"]["message_id"], "--json")
     assert code == 0 and [c["subscriber"] for c in json.loads(out)["confirmed"]] == ["quebec"]
     assert {r["status"] for r in log_rows(study)} == {"sent"} and recorder.messages == []
+
+
+def test_subject_and_body_name_the_subscriber_as_a_sentence_does(tmp_path):
+    """Subject and body use the name as it sits in a sentence (``sentence_name``/``_fr``), with French
+    spacing as in the PDF; without one, the wording needs no article."""
+    config = load_config(copy_sample(tmp_path / "names"))
+    ontario = compose(config, config.subscribers["ontario"], 2, final=False, pages=9, attachment="x.pdf")
+    assert "report for the Government of Ontario, Wave 2" in ontario.subject
+    assert "the report for the Government of Ontario from the survey" in ontario.text
+    quebec = compose(config, config.subscribers["quebec"], 2, final=True, pages=9, attachment="x.pdf")
+    assert "\u202f: rapport final pour le gouvernement du Québec, Vague 2" in quebec.subject
+    assert "le rapport final pour le gouvernement du Québec de l’enquête «\u202fÉtude" in quebec.text
+    for text in (quebec.subject, quebec.text, quebec.html):
+        assert not re.search(r"« | »| [;:!?](\s|$)", text), text  # never a plain space there
+    plain = replace(config.subscribers["quebec"], sentence_name=None, sentence_name_fr=None)
+    letter = compose(config, plain, 2, final=False, pages=9, attachment="x.pdf")
+    assert "rapport – Gouvernement du Québec, Vague 2" in letter.subject
+    assert "le rapport (Gouvernement du Québec) de l’enquête" in letter.text
+    assert "pour Gouvernement" not in letter.subject + letter.text + letter.html

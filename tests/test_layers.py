@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("wavetool.custom.merge", "wavetool.custom"),
     ("wavetool.texts", "wavetool.ingest.wave", "wavetool.ingest"),
     ("wavetool.stats", "wavetool.weighting", "wavetool.export"),
-    ("wavetool.report.text", "wavetool.report.manifest", "wavetool.report.wording"),
+    ("wavetool.report.text", "wavetool.report.manifest", "wavetool.report.wording", "wavetool.report.pdf"),
     ("wavetool.report.charts",),
     ("wavetool.report.model",),
     ("wavetool.report.render",),

@@ -17,12 +17,14 @@ import pytest
 from babel.numbers import format_percent
 from pypdf import PdfReader
 
+from helpers import copy_sample
 from wavetool.cli import main
 from wavetool.config import load_config
 from wavetool.custom import custom_questions, merge_from_config
 from wavetool.report import render_reports
 from wavetool.report.build import MANIFEST
 from wavetool.report.charts import BENCH, INK, MUTED, SUBJECT, WHITE, contrast, text_on
+from wavetool.report.pdf import Layout
 from wavetool.report.render import Renderer, SafeURLFetcher, make_environment
 from wavetool.report.text import load_strings, templates_dir
 from wavetool.stats import tabulate
@@ -314,10 +316,10 @@ def test_failed_or_timed_out_render_leaves_no_pdf_and_is_not_listed(merged_study
     assert first.ok
     folder = merged_study / "reports" / "wave-4"
 
-    def boom(self, model):
+    def boom(self, html):
         raise RuntimeError("layout exploded")
 
-    monkeypatch.setattr(Renderer, "pdf", boom)
+    monkeypatch.setattr(Layout, "pdf", boom)
     # Changed inputs (another question set) → must re-render → fails: the stale PDF goes away.
     result = render_reports(config, 4, subscribers=["ontario"], questions=["Q2"], jobs=1)
     assert "layout exploded" in result.failed["ontario"]
@@ -346,6 +348,23 @@ def test_cli_report_json_and_bad_subscriber(merged_study, capsys):
     code = main(["--study", str(merged_study), "report", "--wave", "1", "--subscriber", "../etc"])
     err = capsys.readouterr().err
     assert code == 78 and "not a safe subscriber id" in err
+
+
+def test_report_without_subscribers_says_so(tmp_path, capsys):
+    """A config with no [[subscribers]]: `report` says there is nothing to render (exit 78, as documented)
+    instead of succeeding silently; `run` is not affected (it renders no reports)."""
+    study = copy_sample(tmp_path / "alone")
+    path = study / "wavetool.toml"
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index("[[subscribers]]"), text.index("[[crosswalk]]")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    assert not load_config(study).subscribers
+    code = main(["--study", str(study), "report", "--wave", "1"])
+    err = capsys.readouterr().err
+    assert code == 78, err
+    assert "no [[subscribers]]" in err and "no report to render" in err and "Traceback" not in err
+    exit_codes = (Path(__file__).parents[1] / "docs" / "exit-codes.md").read_text(encoding="utf-8")
+    assert "| 78 |" in exit_codes and "no `[[subscribers]]`" in exit_codes
 
 
 def test_strings_catalogues_match():

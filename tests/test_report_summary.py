@@ -25,10 +25,10 @@ from wavetool.config import load_config
 from wavetool.custom import merge_from_config
 from wavetool.deliver.message import compose
 from wavetool.report import render_reports
-from wavetool.report.model import build_models
+from wavetool.report.model import Computed, build_models
 from wavetool.report.render import Renderer
 from wavetool.report.text import load_strings, templates_dir
-from wavetool.stats import drivers, tabulate
+from wavetool.stats import all_scopes, drivers, tabulate
 from wavetool.store import write_store
 
 pytestmark = pytest.mark.slow  # every test here renders PDFs (make test-fast skips them)
@@ -146,6 +146,46 @@ def test_summary_page_budget_english_and_french(study, wave4, tmp_path):
     en_pages = result.reports["quebec"]["pages"]
     fr_pages = len(PdfReader(str(wave4 / "quebec.pdf")).pages)
     assert fr_pages <= 1.1 * en_pages, (fr_pages, en_pages)
+
+
+@pytest.mark.slow  # renders the four final reports and Quebec's in English
+def test_final_report_page_budget_english_and_french(study, tmp_path):
+    """The whole-study report (`--final`) keeps the summary's budget too: at most 12 pages, French no more
+    than 10 % longer than the same subscriber's report in English."""
+    final = tmp_path / "final"
+    result = render_reports(load_config(study), 4, final=True, output_dir=final, jobs=2)
+    assert result.ok, result.failed
+    pages = {sub_id: entry["pages"] for sub_id, entry in result.reports.items()}
+    assert len(pages) == 4 and max(pages.values()) <= 12, pages
+    for sub_id, count in pages.items():
+        assert len(PdfReader(str(final / "wave-4" / f"{sub_id}.pdf")).pages) == count
+    english = tmp_path / "english"
+    shutil.copytree(study, english, ignore=shutil.ignore_patterns("reports"))
+    (english / ".wavetool.lock").unlink(missing_ok=True)
+    text = (study / "wavetool.toml").read_text(encoding="utf-8")
+    text = text.replace('jurisdictions = ["QC"]\nlanguage = "fr"', 'jurisdictions = ["QC"]\nlanguage = "en"')
+    (english / "wavetool.toml").write_text(text, encoding="utf-8")
+    result = render_reports(load_config(english), 4, final=True, subscribers=["quebec"], jobs=1)
+    assert result.ok, result.failed
+    en_pages = result.reports["quebec"]["pages"]
+    assert pages["quebec"] <= 1.1 * en_pages, (pages["quebec"], en_pages)
+
+
+@pytest.mark.slow  # tabulates waves 1-4 three times
+def test_reports_reuse_the_runs_tables_and_show_the_same(study):
+    """`wavetool run` hands the report the wave's tables (tables step) and banner tables (data books step):
+    the models built from them are the models the report builds on its own, to the hash."""
+    config = load_config(study)
+    subscribers = list(config.subscribers)
+    computed = Computed(
+        4,
+        tabulate(config, 4, scopes=all_scopes(config)),
+        tabulate(config, 4, scopes=subscribers, banners=list(config.banners.variables)),
+    )
+    reused = build_models(config, 4, subscribers, final=True, computed=computed)
+    own = build_models(config, 4, subscribers, final=True)
+    assert {s: m.sha256() for s, m in reused.items()} == {s: m.sha256() for s, m in own.items()}
+    assert any(m.groups for m in own.values()) and any(m.drivers for m in own.values())
 
 
 def test_no_suppressed_where_the_tables_suppress_nothing_and_not_asked_is_not_suppressed(study):
@@ -346,7 +386,8 @@ def test_full_study_report_tests_wave_1_against_wave_4(own_study):
     result = render_reports(config, 4, subscribers=["ontario"], final=True, jobs=1)
     assert result.ok, result.failed
     text = flat(" ".join(pages_text(own_study / "reports" / "wave-4" / "ontario.pdf")))
-    assert "Full-study report" in text and "The study from Wave 1 (June 2020) to Wave 4 (January 2021)" in text
+    assert "Full-study report" in text and "The study from Wave 1 to Wave 4" in text
+    assert "asked in both Wave 1 (June 2020) and Wave 4 (January 2021)" in text
     first, last = tabulate(config, 1, scopes=["ontario"]), tabulate(config, 4, scopes=["ontario"])
     pairs = []
     for s4 in last.summaries:

@@ -35,6 +35,7 @@ from .errors import ExitCode, InputMissingError, OutputError, WavetoolError, is_
 from .fsutil import atomic_path
 from .ingest import SUFFIXES, file_sha256, import_wave
 from .report import render_reports
+from .report.model import Computed
 from .stats import all_scopes, drivers, tabulate
 from .store import first_row, read_store, study_lock, write_store
 
@@ -105,6 +106,9 @@ class RunSummary:
     uncertain: list[dict[str, Any]] = field(default_factory=list)
     exit_code: int = 0
     error: str | None = None
+    # What one step computed for a later one (the wave's tables and banner tables, reused by the reports);
+    # not part of the summary's JSON.
+    _computed: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -128,7 +132,7 @@ class RunSummary:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
+        data = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         data["log"] = LOG_FILE
         return data
 
@@ -291,6 +295,7 @@ def _step_tables(config: StudyConfig, summary: RunSummary, ctx: Context) -> None
     target = config.root / TABLES_DIR / f"wave-{wave}.csv"
     say(f"tables: computing wave {wave} (everyone, each jurisdiction, each subscriber)")
     tables = tabulate(config, wave, scopes=all_scopes(config))
+    summary._computed["tables"] = tables
     old_sha = file_sha256(target) if target.is_file() else None
     try:
         tables.write(target, "csv")  # atomic; with its suppression audit beside it; unchanged files untouched
@@ -348,6 +353,7 @@ def _step_books(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
     banners = list(config.banners.variables) or None
     say(f"books: wave {wave} data books ({', '.join(banners) if banners else 'no banners'})")
     tables = tabulate(config, wave, scopes=list(config.subscribers), banners=banners)
+    summary._computed["banners"] = tables
     folder = book_path(config, wave, "x").parent
     written = 0
     folder.mkdir(parents=True, exist_ok=True)
@@ -372,8 +378,14 @@ def _step_books(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
 
 def _step_render(config: StudyConfig, summary: RunSummary, ctx: Context) -> None:
     say = ctx.progress.step
+    if not config.subscribers:  # a study tabulated for itself: no reports, and that is no error in a run
+        say("render: no [[subscribers]] in wavetool.toml, no reports")
+        return
     say(f"render: wave {summary.wave}{' (final)' if summary.final else ''}")
-    result = render_reports(config, summary.wave, final=summary.final, ctx=ctx.prefixed("render: "))
+    done = summary._computed
+    # The wave's tables and banner tables were computed by the tables and books steps: reused, not redone.
+    computed = Computed(summary.wave, done["tables"], done["banners"]) if {"tables", "banners"} <= set(done) else None
+    result = render_reports(config, summary.wave, final=summary.final, computed=computed, ctx=ctx.prefixed("render: "))
     summary.rendered, summary.reused = list(result.rendered), list(result.unchanged)
     summary.reports = {sub: entry["sha256"] for sub, entry in result.reports.items()}
     for sub, reason in result.failed.items():

@@ -19,7 +19,7 @@ from babel.dates import format_date
 from ..config import EMAIL_RE, StudyConfig, Subscriber
 from ..context import system_clock
 from ..errors import ConfigError
-from ..report.wording import benchmark_sentence, subscriber_in_sentence
+from ..report.wording import benchmark_sentence, subscriber_in_sentence, typeset
 from ..resources import templates_root
 
 LOCALES = {"en": "en_CA", "fr": "fr_CA"}
@@ -136,17 +136,21 @@ def compose(
     language = subscriber.language
     sender_name, sender_address = parse_mailbox(config.delivery.sender, f"{config.path}: delivery.from")
     spec = config.waves[wave]
+    # Names go through the language's typography, as in the PDF (French spacing inside « » and before : ;).
     context: dict[str, object] = {
         "language": language,
-        "study": config.name_fr if language == "fr" else config.name,
-        "subscriber": subscriber.display_name(language),
-        "subscriber_sentence": subscriber_in_sentence(subscriber, language),
+        "study": typeset(config.name_fr if language == "fr" else config.name, language),
+        "subscriber": typeset(subscriber.display_name(language), language),
+        "subscriber_sentence": typeset(subscriber_in_sentence(subscriber, language), language),
+        # Whether the config gives the name as it sits in a sentence ("for the Government of Ontario"); if not,
+        # the templates word it so that a plain name needs no article ("report – Government of Ontario").
+        "named": subscriber.in_sentence(language) is not None,
         # The benchmark's one definition: the very sentence the PDF prints.
         "benchmark_sentence": benchmark_sentence(config, subscriber, language),
         "subscriber_id": subscriber.id,
         "jurisdictions": _jurisdictions(config, subscriber, language),
         "wave": wave,
-        "wave_label": spec.label_fr if language == "fr" else spec.label,
+        "wave_label": typeset(spec.label_fr if language == "fr" else spec.label, language),
         "fieldwork": _fieldwork(config, wave, language),
         "final": final,
         "pages": pages,
@@ -154,7 +158,8 @@ def compose(
         "sender_name": sender_name or sender_address,
         "reply_to": subscriber.reply_to or config.delivery.reply_to,
     }
-    subject = " ".join(render_template(f"subject.{language}.txt", context).split())
+    # Runs of blanks (line breaks of the template) become one space; no-break spaces stay as they are.
+    subject = re.sub(r"[ \t\r\n]+", " ", render_template(f"subject.{language}.txt", context)).strip()
     if not subject:
         raise ConfigError(f"templates/email/subject.{language}.txt renders an empty subject")
     context["subject"] = subject

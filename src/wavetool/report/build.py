@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,9 @@ from ..context import QUIET, Context
 from ..errors import ConfigError, ExitCode, OutputError, StudyLockedError
 from ..fsutil import write_atomic
 from .manifest import MANIFEST, read_manifest, report_folder, write_manifest
-from .model import ReportModel, build_models
-from .render import check_templates, init_worker, render_task, templates_dir
+from .model import Computed, ReportModel, build_models
+from .pdf import init_worker, render_task
+from .render import check_templates, fill_html, templates_dir
 
 
 @dataclass
@@ -93,6 +96,11 @@ def _sha256_file(path: Path) -> str | None:
 
 def _chosen(config: StudyConfig, subscribers: list[str] | tuple[str, ...] | None) -> list[str]:
     ids = list(subscribers) if subscribers else list(config.subscribers)
+    if not ids:  # nothing to render is a mistake to say, not a silent success
+        raise ConfigError(
+            f"{config.path}: no [[subscribers]]: there is no report to render",
+            hint="add a [[subscribers]] entry (id, name, jurisdictions, language, contacts); see docs/configuration.md",
+        )
     for sub_id in ids:
         if not SLUG_RE.match(sub_id):
             raise ConfigError(
@@ -111,6 +119,7 @@ def render_reports(
     final: bool = False,
     jobs: int | None = None,
     questions: list[str] | None = None,
+    computed: Computed | None = None,
     ctx: Context = QUIET,
 ) -> RenderResult:
     """Render one PDF per subscriber for ``wave`` into ``<output>/wave-N/<id>.pdf`` with a manifest.
@@ -118,6 +127,7 @@ def render_reports(
     Reports whose inputs did not change since the last run are left alone. A report that fails (or times
     out after ``[report] timeout`` seconds) is listed in ``failed``, has no PDF and is not in the manifest;
     the others are still written. ``questions`` restricts the core questions (for benchmarks and tests).
+    ``computed``: the wave's tables and banner tables already computed (by ``wavetool run``), reused.
     Each finished report is counted through ``ctx.progress``.
     """
     config.wave(wave)
@@ -129,7 +139,9 @@ def render_reports(
     unlisted = [s for s in ids if s not in read_manifest(folder, wave, missing_ok=True)["reports"]]
     pool = _start_pool(jobs or config.report.jobs, len(unlisted), templates, overrides) if unlisted else None
     try:
-        return _render_models(config, wave, ids, folder, templates, overrides, pool, final, jobs, ctx, questions)
+        return _render_models(
+            config, wave, ids, folder, templates, overrides, pool, final, jobs, ctx, questions, computed
+        )
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -152,14 +164,15 @@ def _render_models(
     jobs: int | None,
     ctx: Context,
     questions: list[str] | None,
+    computed: Computed | None = None,
 ) -> RenderResult:
 
     # One subscriber's problem (a missing translation, a template error in the text of its own questions, a
     # failed render) fails that subscriber's report only; the others are still rendered.
     failures: dict[str, str] = {}
-    models = build_models(config, wave, ids, final=final, questions=questions, failures=failures)
-    if models:
-        check_templates(templates, overrides, [models[s] for s in ids if s in models])
+    models = build_models(config, wave, ids, final=final, questions=questions, failures=failures, computed=computed)
+    # Before anything is written (not even the report folder): a template broken for everyone is one error.
+    filled = check_templates(templates, overrides, {s: models[s] for s in ids if s in models})
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -199,15 +212,24 @@ def _render_models(
                 _counted(ctx, done, len(ids), sub_id, "unchanged")
             else:
                 todo[sub_id] = (model, key)
+        # The HTML of every report to render, filled here (one Jinja environment for all of them); one that
+        # breaks on one subscriber's content fails that report alone.
+        pages, broken = fill_html(templates, overrides, {s: m for s, (m, _k) in todo.items()}, filled)
         # A report about to be rendered again leaves the manifest first and comes back only once its new PDF
         # is in place (the manifest is rewritten after each one), so a kill at any moment never leaves an
         # entry whose file differs from it, and the reports finished before the kill are kept.
         stale = [sub_id for sub_id in todo if entries.pop(sub_id, None) is not None]
         if stale or failures:
             write_manifest(folder, wave, final, entries)
+        for sub_id, reason in broken.items():
+            with contextlib.suppress(FileNotFoundError):
+                (folder / f"{sub_id}.pdf").unlink()
+            result.failed[sub_id] = reason
+            done += 1
+            _counted(ctx, done, len(ids), sub_id, "failed")
 
         for sub_id, outcome in _render_all(
-            todo, jobs or config.report.jobs, config.report.timeout, templates, overrides, pool
+            pages, jobs or config.report.jobs, config.report.timeout, templates, overrides, pool
         ):
             model, key = todo[sub_id]
             pdf_path = folder / f"{sub_id}.pdf"
@@ -278,36 +300,57 @@ def _start_pool(
     pool = cf.ProcessPoolExecutor(
         max_workers=jobs, mp_context=_pool_context(), initializer=init_worker, initargs=(str(templates), extra)
     )
-    for _ in range(jobs):
-        pool.submit(os.getpid)
+    with _main_script_hidden():
+        for _ in range(jobs):
+            pool.submit(os.getpid)  # each submit starts one worker, until there are ``jobs``
     return pool
 
 
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Start workers without running the main script in each of them.
+
+    multiprocessing runs a script ``__main__`` again in every worker it starts (as ``__mp_main__``), in case
+    the tasks are defined there; wavetool's console script imports the whole CLI (~0.4 s of CPU a worker).
+    The workers' functions live in :mod:`.pdf`, so the script's path is hidden while they start."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield  # ``python -m``: multiprocessing does not re-run a package's __main__
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def _render_all(
-    todo: dict[str, tuple[ReportModel, str]],
+    todo: dict[str, str],
     jobs: int | None,
     timeout: float,
     templates: Path,
     overrides: Path | None,
     pool: cf.ProcessPoolExecutor | None = None,
 ) -> Any:
-    """Yield ``(subscriber id, outcome)`` as reports finish: in this process for one report or one job,
-    else in a pool of ``jobs`` workers (default: CPU count)."""
+    """Lay out each subscriber's HTML (``todo``: id → HTML) and yield ``(subscriber id, outcome)`` as reports
+    finish: in this process for one report or one job, else in a pool of ``jobs`` workers (default: CPU
+    count)."""
     if not todo:
         return
     extra = str(overrides) if overrides else None
     if pool is None:
         pool = _start_pool(jobs, len(todo), templates, overrides)
     if pool is None:
-        for sub_id, (model, _key) in todo.items():
-            yield sub_id, render_task(model.to_dict(), timeout, str(templates), extra)
+        for sub_id, html in todo.items():
+            yield sub_id, render_task(sub_id, html, timeout, str(templates), extra)
         return
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     hung = False
     try:
         futures = {
-            pool.submit(render_task, model.to_dict(), timeout, str(templates), extra): sub_id
-            for sub_id, (model, _key) in todo.items()
+            pool.submit(render_task, sub_id, html, timeout, str(templates), extra): sub_id
+            for sub_id, html in todo.items()
         }
         # The worker enforces the per-report limit itself (SIGALRM); this is the backstop for a worker
         # stuck in C code, measured over the whole batch.
@@ -335,10 +378,11 @@ def _render_all(
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` (workers fork from a clean server that has imported WeasyPrint once) where
-    available, else ``spawn``; never plain ``fork`` of a process holding DuckDB connections."""
+    """``forkserver`` (workers fork from a clean server that has imported WeasyPrint once, and nothing
+    else: see :mod:`.pdf`) where available, else ``spawn``; never plain ``fork`` of a process holding
+    DuckDB connections."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["wavetool.report.render"])
+        context.set_forkserver_preload(["wavetool.report.pdf"])
         return context
     return multiprocessing.get_context("spawn")

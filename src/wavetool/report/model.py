@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..codebook import CORE_LANGUAGE
@@ -24,7 +25,7 @@ from ..stats import Tables, drivers, tabulate_waves, weight_source
 from ..stats.samples import sample_sizes
 from ..stats.significance import compare_waves, z_critical
 from ..store import read_store
-from ..texts import translated
+from ..texts import set_title, translated
 from .text import LOCALES, load_strings, templates_dir
 from .wording import benchmark_sentence, subscriber_in_sentence, typeset
 
@@ -473,6 +474,18 @@ def _waves_text(strings: dict[str, str], waves: tuple[int, ...] | list[int], lan
     return strings["wave_many"].format(list=format_list([str(w) for w in waves], locale=LOCALES[language]))
 
 
+@dataclass(frozen=True)
+class Computed:
+    """Tables of the reported wave that ``wavetool run`` has just computed, for the reports to reuse rather
+    than compute again: ``tables``, the wave's tables for at least ``all`` and every subscriber (the run's
+    tables step); ``banners``, the wave's tables of the subscribers with their ``[banners]`` columns (the
+    data books' step)."""
+
+    wave: int
+    tables: Tables
+    banners: Tables
+
+
 def build_models(
     config: Any,
     wave: int,
@@ -481,6 +494,7 @@ def build_models(
     final: bool = False,
     questions: list[str] | None = None,
     failures: dict[str, str] | None = None,
+    computed: Computed | None = None,
 ) -> dict[str, ReportModel]:
     """One report model per subscriber from ``stats.tabulate`` of waves 1..``wave`` (the trend) in one
     read-only pass over the database.
@@ -496,16 +510,24 @@ def build_models(
             raise InputMissingError(
                 f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
             )
-        banner_names = list(getattr(getattr(config, "banners", None), "variables", ()) or ())
-        tables = tabulate_waves(
-            config, span, scopes=["all", *subscriber_ids], questions=questions, con=con, banners=banner_names or None
-        )
+        if computed is not None and computed.wave == wave and questions is None:
+            tables = _reusing(config, span, subscriber_ids, con, computed)
+        else:
+            banner_names = list(getattr(getattr(config, "banners", None), "variables", ()) or ())
+            tables = tabulate_waves(
+                config,
+                span,
+                scopes=["all", *subscriber_ids],
+                questions=questions,
+                con=con,
+                banners=banner_names or None,
+            )
         sizes = sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
         members = _set_members(con)
         drivers = _drivers_rows(config, span if final else [wave], subscriber_ids, con, _without_banners(tables))
-        banners = _banner_rows(tables, subscriber_ids)
+        banners = _banner_rows(tables, subscriber_ids, wave)
 
     data = _Data(tables, span, members)
     z = z_critical(config.tables.confidence)
@@ -523,6 +545,40 @@ def build_models(
             continue
         models[sub_id] = ReportModel.from_dict(_canonical(model.to_dict()))
     return models
+
+
+def _reusing(config: Any, span: list[int], subscriber_ids: list[str], con: Any, computed: Computed) -> Tables:
+    """The tables of the report's waves with the reported wave's taken from ``computed``: the earlier waves
+    (the trend) are tabulated here, without banners (the report reads banner columns of its own wave only).
+    The same tables as one ``tabulate_waves`` call over the span: each (wave, scope) is computed alone."""
+    scopes = ["all", *subscriber_ids]
+    earlier = (
+        [tabulate_waves(config, span[:-1], scopes=scopes, con=con)] if len(span) > 1 else []
+    )  # the wave's own tables come from the run
+
+    def scoped(table: Any, banner_rows: bool) -> Any:
+        keep = pc.is_in(table["scope"], value_set=pa.array(scopes))
+        if "banner" in table.column_names:
+            named = pc.fill_null(pc.not_equal(table["banner"], ""), False)
+            keep = pc.and_(keep, named if banner_rows else pc.invert(named))
+        elif banner_rows:
+            return table.slice(0, 0)
+        return table.filter(keep)
+
+    parts = [(t.rows_table, t.summaries_table, t.suppressed_table) for t in [*earlier, computed.tables]]
+    plain = [tuple(scoped(x, False) for x in part) for part in parts]
+    banner = (
+        scoped(computed.banners.rows_table, True),
+        scoped(computed.banners.summaries_table, True),
+        scoped(computed.banners.suppressed_table, True),
+    )
+    rows, summaries, audit = (
+        pa.concat_tables([*(p[i] for p in plain), banner[i]], promote_options="default") for i in range(3)
+    )
+    meta = dict(computed.tables.meta)
+    if (computed.banners.meta or {}).get("banners"):
+        meta["banners"] = computed.banners.meta["banners"]
+    return Tables(rows, summaries, audit, meta)
 
 
 _ROW_FIELDS = (
@@ -784,15 +840,20 @@ def _drivers(
     )
 
 
-def _banner_rows(tables: Any, subscriber_ids: list[str]) -> dict[str, Any]:
-    """The banner columns of each subscriber's rating questions (the tables' banner summaries) and the
-    banners' definitions: {"meta": [...], subscriber: [summary, ...]}; empty without ``[banners]``."""
+def _banner_rows(tables: Any, subscriber_ids: list[str], wave: int) -> dict[str, Any]:
+    """The banner columns of each subscriber's questions in the reported ``wave`` (the tables' banner
+    summaries) and the banners' definitions: {"meta": [...], subscriber: [summary, ...]}; empty without
+    ``[banners]``. Selected in Arrow first: only these rows become Python dicts."""
     meta = (tables.meta or {}).get("banners")
     if not meta:
         return {}
 
     table = tables.summaries_table
-    table = table.filter(pc.fill_null(pc.not_equal(table["banner"], ""), False))
+    wanted = pc.and_(
+        pc.and_(pc.fill_null(pc.not_equal(table["banner"], ""), False), pc.equal(table["wave"], wave)),
+        pc.is_in(table["scope"], value_set=pa.array(subscriber_ids, pa.string())),
+    )
+    table = table.filter(wanted)
     columns = ["wave", "scope", "question", "kind", "banner", "banner_code", "banner_label", "column"]
     columns += ["topbox", "topbox_sig_columns", "suppressed"]
     result: dict[str, Any] = {"meta": meta["variables"]}
@@ -931,7 +992,7 @@ def _questions(
         items: tuple[SetItem, ...] = ()
         if kind == "multiple":
             full = _set_items(config, wave, data, sub_id, name, mine, everyone, texts)
-            text = typeset(_set_text(config, language, name, summary["label"], full), language)
+            text = typeset(set_title(config, language, name, summary["label"], [i.label for i in full]), language)
             items = _strip_common_prefix(full)
             categories: list[Category] = []
         else:
@@ -1060,17 +1121,6 @@ def _strip_common_prefix(items: tuple[SetItem, ...]) -> tuple[SetItem, ...]:
     if _common_head(items):
         return tuple(replace(i, label=i.label.rsplit(":", 1)[1].strip()) for i in items)
     return tuple(items)
-
-
-def _set_text(config: Any, language: str, name: str, label: str | None, items: tuple[SetItem, ...]) -> str:
-    """A set's title: its ``[translations]`` entry, else (in the set's own language) its label, else the
-    shared beginning of its translated item labels."""
-    configured = (config.translations.get(language) or {}).get(name)
-    if configured:
-        return configured
-    if language == CORE_LANGUAGE and label:
-        return label
-    return _common_head(items) or name.lstrip("$").capitalize()
 
 
 def _canonical(value: Any) -> Any:

@@ -8,6 +8,7 @@ prints ``45,3 %`` with the locale's no-break space rather than a hand-written ru
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import tomllib
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import NumberPattern, parse_pattern
 
 from ..errors import ConfigError
 from ..resources import templates_root
@@ -48,6 +49,24 @@ def _one_decimal(pattern: str) -> str:
     return head + ".0" + pattern[integer_end:]
 
 
+# Babel's format_percent/format_decimal parse the locale and the pattern on every call (a report formats
+# thousands of numbers): parsed once here, then applied exactly as those functions apply them.
+@functools.cache
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
+
+
+@functools.cache
+def _pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
+
+
+@functools.cache
+def _percent_pattern(locale: str, decimals: int) -> str:
+    pattern = _locale(locale).percent_formats[None].pattern
+    return _one_decimal(pattern) if decimals == 1 else pattern
+
+
 @dataclass(frozen=True)
 class Formatter:
     """Locale-aware number and date formatting for one report language."""
@@ -58,22 +77,18 @@ class Formatter:
     def locale(self) -> str:
         return LOCALES[self.language]
 
-    def _percent_pattern(self, decimals: int) -> str:
-        pattern = Locale.parse(self.locale).percent_formats[None].pattern
-        return _one_decimal(pattern) if decimals == 1 else pattern
-
     def pct(self, value: float | None, decimals: int = 1) -> str:
         """``45.3`` (a percentage on the 0-100 scale) → ``45.3%`` / ``45,3 %``; None → an en dash."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
-        return format_percent(value / 100.0, format=self._percent_pattern(decimals), locale=self.locale)
+        return _pattern(_percent_pattern(self.locale, decimals)).apply(value / 100.0, _locale(self.locale))
 
     def num(self, value: float | None, decimals: int = 1) -> str:
         """A decimal number with ``decimals`` fraction digits and the locale's grouping."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
         pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-        return format_decimal(value, format=pattern, locale=self.locale)
+        return _pattern(pattern).apply(value, _locale(self.locale))
 
     def int(self, value: float | None) -> str:
         """A count, grouped: ``3,000`` / ``3 000``."""
