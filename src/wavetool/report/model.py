@@ -510,18 +510,19 @@ def build_models(
             raise InputMissingError(
                 f"wave {wave} is not imported", hint=f"run `wavetool import --wave {wave} FILE...` first"
             )
-        if computed is not None and computed.wave == wave and questions is None:
-            tables = _reusing(config, span, subscriber_ids, con, computed)
-        else:
+        if computed is None or computed.wave != wave or questions is not None:
+            # the report reads the banner columns of its own wave only: the earlier waves go without them
             banner_names = list(getattr(getattr(config, "banners", None), "variables", ()) or ())
-            tables = tabulate_waves(
+            own = tabulate_waves(
                 config,
-                span,
+                [wave],
                 scopes=["all", *subscriber_ids],
                 questions=questions,
                 con=con,
                 banners=banner_names or None,
             )
+            computed = Computed(wave, own, own)
+        tables = _reusing(config, span, subscriber_ids, con, computed, questions)
         sizes = sample_sizes(con, span)
         weights = {w: weight_source(con, w) for w in span}
         languages = _custom_languages(con, span, subscriber_ids)
@@ -547,13 +548,15 @@ def build_models(
     return models
 
 
-def _reusing(config: Any, span: list[int], subscriber_ids: list[str], con: Any, computed: Computed) -> Tables:
+def _reusing(
+    config: Any, span: list[int], subscriber_ids: list[str], con: Any, computed: Computed, questions: Any = None
+) -> Tables:
     """The tables of the report's waves with the reported wave's taken from ``computed``: the earlier waves
     (the trend) are tabulated here, without banners (the report reads banner columns of its own wave only).
     The same tables as one ``tabulate_waves`` call over the span: each (wave, scope) is computed alone."""
     scopes = ["all", *subscriber_ids]
     earlier = (
-        [tabulate_waves(config, span[:-1], scopes=scopes, con=con)] if len(span) > 1 else []
+        [tabulate_waves(config, span[:-1], scopes=scopes, questions=questions, con=con)] if len(span) > 1 else []
     )  # the wave's own tables come from the run
 
     def scoped(table: Any, banner_rows: bool) -> Any:
