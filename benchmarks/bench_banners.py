@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import io
 import os
 import statistics
 import sys
@@ -40,25 +38,20 @@ RATIO_MAX, PANDAS_MIN = 2.5, 20.0
 
 
 def time_tables(config, con, repeats):
-    """Per configuration (no banners, banners): wall times, CPU times, the last result and the number of
-    different CSV outputs (1 = reproducible); the two alternate run by run."""
+    """Per configuration (no banners, banners), alternating run by run: see bench_tables.alternate."""
     from wavetool.stats import tabulate_waves
 
-    runs = {name: ([], [], None, set()) for name in ("plain", "banners")}
     waves = list(range(1, bench_tables.WAVES + 1))
     tabulate_waves(config, [1], scopes=["all"], con=con)  # warm the caches
-    for _ in range(repeats):
-        for name, banners in (("plain", None), ("banners", BANNERS)):
-            times, cpu, _, outputs = runs[name]
-            start, start_cpu = time.perf_counter(), time.process_time()
-            result = tabulate_waves(config, waves, scopes=bench_tables.scopes(), con=con, banners=banners)
-            times.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-            buffer = io.BytesIO()
-            result.to_csv(buffer)
-            outputs.add(hashlib.sha256(buffer.getvalue()).hexdigest())
-            runs[name] = (times, cpu, result, outputs)
-    return {name: (t, c, r, len(o)) for name, (t, c, r, o) in runs.items()}
+    variants = {
+        name: (
+            lambda banners=banners: tabulate_waves(
+                config, waves, scopes=bench_tables.scopes(), con=con, banners=banners
+            )
+        )
+        for name, banners in (("plain", None), ("banners", BANNERS))
+    }
+    return bench_tables.alternate(variants, repeats)
 
 
 def pandas_banners(frames):

@@ -20,7 +20,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,30 +132,43 @@ def configs(study: Path) -> dict[str, object]:
     return {"design": replace(config, tables=design), "kish": replace(config, tables=kish)}
 
 
-def time_wavetool(study: Path, repeats: int) -> dict[str, tuple[list[float], list[float], object, int]]:
-    """Per configuration: times, CPU times, the last result, and how many different CSV outputs the runs
-    gave (1 = reproducible). The configurations alternate, so a change of load hits both."""
+def alternate(
+    variants: dict[str, Callable[[], Any]], repeats: int
+) -> dict[str, tuple[list[float], list[float], Any, int]]:
+    """Run each variant (a call returning a Tables) ``repeats`` times, the variants alternating so that a
+    change of load hits all of them. Per variant: wall times, CPU times, the last result, and how many
+    different CSV outputs the runs gave (1 = reproducible)."""
     import hashlib
     import io
 
+    runs: dict[str, tuple[list[float], list[float], Any, set[str]]] = {n: ([], [], None, set()) for n in variants}
+    for _ in range(repeats):
+        for name, call in variants.items():
+            times, cpu, _, outputs = runs[name]
+            start, start_cpu = time.perf_counter(), time.process_time()
+            result = call()
+            times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+            buffer = io.BytesIO()
+            result.to_csv(buffer)
+            outputs.add(hashlib.sha256(buffer.getvalue()).hexdigest())
+            runs[name] = (times, cpu, result, outputs)
+    return {name: (t, c, r, len(o)) for name, (t, c, r, o) in runs.items()}
+
+
+def time_wavetool(study: Path, repeats: int) -> dict[str, tuple[list[float], list[float], object, int]]:
+    """Per configuration (design, Kish): see :func:`alternate`."""
     from wavetool.stats import tabulate_waves
     from wavetool.store import read_store
 
-    runs = {name: ([], [], None, set()) for name in ("design", "kish")}
+    waves = list(range(1, WAVES + 1))
     with read_store(study) as con:
         tabulate_waves(configs(study)["kish"], [1], scopes=["all"], con=con)  # warm the caches
-        for _ in range(repeats):
-            for name, config in configs(study).items():
-                times, cpu, _, outputs = runs[name]
-                start, start_cpu = time.perf_counter(), time.process_time()
-                result = tabulate_waves(config, list(range(1, WAVES + 1)), scopes=scopes(), con=con)
-                times.append(time.perf_counter() - start)
-                cpu.append(time.process_time() - start_cpu)
-                buffer = io.BytesIO()
-                result.to_csv(buffer)
-                outputs.add(hashlib.sha256(buffer.getvalue()).hexdigest())
-                runs[name] = (times, cpu, result, outputs)
-    return {name: (t, c, r, len(o)) for name, (t, c, r, o) in runs.items()}
+        variants = {
+            name: (lambda config=config: tabulate_waves(config, waves, scopes=scopes(), con=con))
+            for name, config in configs(study).items()
+        }
+        return alternate(variants, repeats)
 
 
 def load_frames(study: Path) -> dict[int, object]:
