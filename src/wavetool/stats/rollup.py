@@ -258,9 +258,10 @@ class Methods:
         """The effective base an interval of ``p`` is computed on (Kish's n_eff in kish mode)."""
         return n_eff if self.kish else effective_base_sql(p, var, n_eff)
 
-    def ci(self, p: str, var: str, n_eff: str, rows: str, df: str, low: bool) -> str:
-        """SQL of one end of the configured interval of ``p`` (see significance.interval_sql)."""
-        return interval_sql(self.interval, p, self.base(p, var, n_eff), "$z", self.confidence, rows, df, low)
+    def ci(self, p: str, base: str, rows: str, df: str, low: bool) -> str:
+        """SQL of one end of the configured interval of ``p`` on ``base`` (a column holding :meth:`base`, computed
+        once: the interval names it several times; see significance.interval_sql)."""
+        return interval_sql(self.interval, p, base, "$z", self.confidence, rows, df, low)
 
     def quality(self, cv: str) -> str:
         """SQL flag of an estimate from its coefficient of variation ``cv`` (a fraction; NULL: no flag)."""
@@ -289,6 +290,7 @@ def _summary_select(m: Methods) -> str:
     pre AS (
         SELECT j.*, (j.small_base OR {small_eff}) AS suppressed, {eff} AS eff_base,
             {cv_top} AS cv_top, {m.quality(cv_top)} AS top_quality,
+            {m.base("j.p_top", "j.var_top", "j.n_eff")} AS top_ci_base,
             (j.p_top - j.b_top) AS d_tb, sqrt(j.var_top + j.b_vtop) AS se_tb,
             (j.mean - j.b_mean) AS d_mb, sqrt(j.var_mean + j.b_vmean) AS se_mb,
             (j.p_top - j.p_top_prev) AS d_tp, sqrt(j.var_top + j.p_vtop) AS se_tp,
@@ -340,8 +342,8 @@ def _summary_select(m: Methods) -> str:
         CASE WHEN {keep} THEN j.base_w END AS base_weighted,
         CASE WHEN {keep} THEN j.n_eff END AS n_eff,
         CASE WHEN {keep_top} THEN 100.0 * j.p_top END AS topbox,
-        CASE WHEN {keep_top} THEN {m.ci(top, "j.var_top", "j.n_eff", "j.base_n", "j.df", True)} END AS topbox_ci_low,
-        CASE WHEN {keep_top} THEN {m.ci(top, "j.var_top", "j.n_eff", "j.base_n", "j.df", False)} END AS topbox_ci_high,
+        CASE WHEN {keep_top} THEN {m.ci(top, "j.top_ci_base", "j.base_n", "j.df", True)} END AS topbox_ci_low,
+        CASE WHEN {keep_top} THEN {m.ci(top, "j.top_ci_base", "j.base_n", "j.df", False)} END AS topbox_ci_high,
         CASE WHEN {keep} THEN 100.0 * j.p_bottom END AS bottombox,
         CASE WHEN {keep} THEN j.mean END AS mean,
         CASE WHEN {keep} THEN j.sd END AS sd,
@@ -414,7 +416,7 @@ def _rows_select(m: Methods) -> str:
     kish = "greatest(r.p * (1 - r.p), 0) / su.n_eff_raw"
     var = kish if m.kish else "coalesce(r.var, 0)"
     cv = "(CASE WHEN r.p > 0 THEN sqrt(r.var) / r.p END)"
-    show = "NOT su.suppressed AND r.quality <> 'F'"
+    show = "NOT r.su_suppressed AND r.quality <> 'F'"
     n_eff_design = "(CASE WHEN r.var > 0 THEN r.p * (1 - r.p) / r.var END)"
     return f"""
     single_lines AS (
@@ -459,32 +461,35 @@ def _rows_select(m: Methods) -> str:
         WHERE su.kind = 'multiple'
     ),
     all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows),
-    with_var AS (
-        SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var.replace("r.var", "coalesce(v.var, vi.var)")} END AS var
+    with_var AS (  -- one join of the code variances: a code's by its value, an item's by its name
+        SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var.replace("r.var", "v.var")} END AS var,
+            su.suppressed AS su_suppressed, su.n_eff AS su_n_eff, su.n_eff_raw AS su_n_eff_raw,
+            su.base_n AS su_base_n, su.df AS su_df
         FROM all_rows r JOIN summary su USING (sidx)
-        LEFT JOIN code_var v ON v.wave = su.wave AND v.scope = su.scope AND v.question = su.qid AND v.value = r.value
-        LEFT JOIN code_var vi ON su.kind = 'multiple' AND vi.wave = su.wave AND vi.scope = su.scope
-            AND vi.question = su.qid AND vi.item = r.code
+        LEFT JOIN code_var v ON v.wave = su.wave AND v.scope = su.scope AND v.question = su.qid
+            AND v.value IS NOT DISTINCT FROM r.value
+            AND v.item IS NOT DISTINCT FROM (CASE WHEN su.kind = 'multiple' THEN r.code END)
     ),
-    flagged AS (
-        SELECT r.*, {cv} AS cv, CASE WHEN su.suppressed THEN '' ELSE {m.quality(cv)} END AS quality
-        FROM with_var r JOIN summary su USING (sidx)
+    flagged AS (  -- the summary's columns come along (su_*), so no second join
+        SELECT r.*, {cv} AS cv, CASE WHEN r.su_suppressed THEN '' ELSE {m.quality(cv)} END AS quality,
+            {m.base("r.p", "r.var", "r.su_n_eff_raw")} AS ci_base
+        FROM with_var r
     )
     SELECT r.sidx, r.code, r.label, r.missing,
-        CASE WHEN NOT su.suppressed THEN r.n_raw END AS n,
-        CASE WHEN NOT su.suppressed THEN r.w_raw END AS weighted_n,
+        CASE WHEN NOT r.su_suppressed THEN r.n_raw END AS n,
+        CASE WHEN NOT r.su_suppressed THEN r.w_raw END AS weighted_n,
         CASE WHEN {show} THEN 100.0 * r.p END AS percent,
-        CASE WHEN {show} AND r.p IS NOT NULL THEN su.n_eff END AS n_eff,
-        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", True)} END AS ci_low,
-        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.var", "su.n_eff_raw", "su.base_n", "su.df", False)} END AS ci_high,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN r.su_n_eff END AS n_eff,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.ci_base", "r.su_base_n", "r.su_df", True)} END AS ci_low,
+        CASE WHEN {show} AND r.p IS NOT NULL THEN {m.ci("r.p", "r.ci_base", "r.su_base_n", "r.su_df", False)} END AS ci_high,
         CASE WHEN {show} THEN r.p_responses END AS percent_of_responses,  -- an F item's share of responses too
         CASE WHEN {show} THEN 100.0 * sqrt(r.var) END AS se,
-        CASE WHEN {show} THEN su.base_n / {n_eff_design} END AS deff,
+        CASE WHEN {show} THEN r.su_base_n / {n_eff_design} END AS deff,
         CASE WHEN {show} THEN {n_eff_design} END AS n_eff_design,
         r.quality,
         r.quality = 'F' AS withheld,
         CASE WHEN r.quality = 'F' THEN {m.f_reason("code", "r.cv").replace("'code CV", "'percent CV")} END AS row_reason
-    FROM flagged r JOIN summary su USING (sidx)
+    FROM flagged r
     ORDER BY r.sidx, r.rank1, r.rank2
     """
 
@@ -762,15 +767,19 @@ def aggregate(
                 if is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"])):
                     ctes = _PART_CTES[: _PART_CTES.index("units AS (")] + _SIMPLE_VARIANCES
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
+                # one join: each base's variances, pivoted to a row per (side, wave, scope, question)
                 with_var = """
-                    SELECT s.*, t.var AS var_top, m.var AS var_mean, coalesce(m.df, mb.df)::DOUBLE AS df
+                    SELECT s.*, v.var_top, v.var_mean, v.df::DOUBLE AS df
                     FROM _wt_m_stats s
-                    LEFT JOIN _wt_m_var t ON t.estimate = 'top' AND t.side = s.side AND t.wave = s.wave
-                        AND t.scope = s.scope AND t.question = s.question
-                    LEFT JOIN _wt_m_var m ON m.estimate = 'mean' AND m.side = s.side AND m.wave = s.wave
-                        AND m.scope = s.scope AND m.question = s.question
-                    LEFT JOIN _wt_m_var mb ON mb.estimate = 'mrbase' AND mb.side = s.side AND mb.wave = s.wave
-                        AND mb.scope = s.scope AND mb.question = s.question
+                    LEFT JOIN (
+                        SELECT side, wave, scope, question,
+                            any_value(var) FILTER (WHERE estimate = 'top') AS var_top,
+                            any_value(var) FILTER (WHERE estimate = 'mean') AS var_mean,
+                            coalesce(any_value(df) FILTER (WHERE estimate = 'mean'),
+                                any_value(df) FILTER (WHERE estimate = 'mrbase')) AS df
+                        FROM _wt_m_var WHERE estimate IN ('top', 'mean', 'mrbase')
+                        GROUP BY side, wave, scope, question
+                    ) v ON v.side = s.side AND v.wave = s.wave AND v.scope = s.scope AND v.question = s.question
                 """
                 code_var = (
                     "SELECT wave, scope, question, value, item, var FROM _wt_m_var WHERE estimate IN ('code', 'item')"
