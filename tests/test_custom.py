@@ -12,6 +12,7 @@ import duckdb
 import pyreadstat
 import pytest
 
+from wavefiles import rewrite_sav
 from wavetool.config import load_config
 from wavetool.custom import custom_questions, custom_select, list_custom, merge_custom, merge_from_config
 from wavetool.errors import DataError
@@ -379,14 +380,7 @@ def test_replacing_the_wave_reports_custom_answers_that_no_longer_match(
     frame = frame[~frame["RESPID"].isin(dropped)].copy()
     frame.loc[frame["RESPID"].isin(moved), "PROV"] = "QC"
     corrected = tmp_path / "wave1-corrected.sav"
-    pyreadstat.write_sav(
-        frame,
-        str(corrected),
-        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
-        variable_value_labels=meta.variable_value_labels,
-        missing_ranges=meta.missing_ranges,
-        variable_measure=meta.variable_measure,
-    )
+    rewrite_sav(corrected, frame, meta)
 
     code, out, err = cli("--study", merged_study, "import", "--wave", "1", "--replace", corrected)
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pyreadstat
 import pytest
 
-from wavefiles import write_study
+from wavefiles import rewrite_sav, write_study
 from wavetool.config import load_config, parse_config
 from wavetool.errors import ConfigError, ExitCode
 from wavetool.ingest import import_wave
@@ -283,14 +283,7 @@ def test_an_attribute_constant_in_a_scope_gets_importance_0_and_a_note(tmp_path)
     qc = frame.PROV == "QC"
     frame.loc[qc & frame.A2.isin([1.0, 2.0, 3.0, 5.0]), "A2"] = 4.0  # QC: every valid A2 answer is 4
     frame.loc[(frame.PROV == "BC") & frame.Y.between(1, 5), "Y"] = 5.0  # BC: the outcome is constant
-    pyreadstat.write_sav(
-        frame,
-        str(sav),
-        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
-        variable_value_labels=meta.variable_value_labels,
-        missing_ranges=meta.missing_ranges,
-        variable_measure=meta.variable_measure,
-    )
+    rewrite_sav(sav, frame, meta)
     import_wave(load_config(study), 1, [sav])
     result = drivers(load_config(study), 1, scopes=["all", "QC", "BC"])
     names = ["A1", "A2", "A3", "A4"]
@@ -325,14 +318,7 @@ def test_a_scope_where_nobody_answered_the_outcome_gets_no_drivers_and_the_count
     frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
     qc = frame.PROV == "QC"
     frame.loc[qc, "Y"] = np.where(np.arange(qc.sum()) % 4 == 0, np.nan, 9.0)  # refused or blank, all of them
-    pyreadstat.write_sav(
-        frame,
-        str(sav),
-        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
-        variable_value_labels=meta.variable_value_labels,
-        missing_ranges=meta.missing_ranges,
-        variable_measure=meta.variable_measure,
-    )
+    rewrite_sav(sav, frame, meta)
     import_wave(load_config(study), 1, [sav])
     result = drivers(load_config(study), 1, scopes=["QC", "ON"])
     blank, refused = int(frame.Y[qc].isna().sum()), int((frame.Y[qc] == 9).sum())
@@ -351,14 +337,7 @@ def test_bootstrap_keeps_a_stratum_of_one_respondent_and_a_scope_sees_only_its_o
     frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
     bc = np.flatnonzero(frame.PROV == "BC")
     frame.loc[bc[1:], "PROV"] = "ON"  # BC keeps a single respondent
-    pyreadstat.write_sav(
-        frame,
-        str(sav),
-        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
-        variable_value_labels=meta.variable_value_labels,
-        missing_ranges=meta.missing_ranges,
-        variable_measure=meta.variable_measure,
-    )
+    rewrite_sav(sav, frame, meta)
     import_wave(load_config(study), 1, [sav])
     config = load_config(study)
     result = drivers(config, 1, scopes=["all", "ON", "QC"])
@@ -367,14 +346,7 @@ def test_bootstrap_keeps_a_stratum_of_one_respondent_and_a_scope_sees_only_its_o
         assert r["importance_ci_low"] <= r["importance"] <= r["importance_ci_high"]
     # QC's replicates come from QC's respondents alone: its intervals do not move when ON's answers change
     frame.loc[frame.PROV == "ON", "A1"] = frame.loc[frame.PROV == "ON", "A2"]
-    pyreadstat.write_sav(
-        frame,
-        str(sav),
-        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
-        variable_value_labels=meta.variable_value_labels,
-        missing_ranges=meta.missing_ranges,
-        variable_measure=meta.variable_measure,
-    )
+    rewrite_sav(sav, frame, meta)
     import_wave(config, 1, [sav], replace=True)
     again = drivers(load_config(study), 1, scopes=["ON", "QC"])
     assert again.scope_rows("QC") == result.scope_rows("QC")
@@ -386,14 +358,7 @@ def test_two_identical_attributes_share_their_importance_equally(tmp_path):
     sav = study / "wave1.sav"
     frame, meta = pyreadstat.read_sav(str(sav), user_missing=True)
     frame["A4"] = frame["A1"]  # perfectly collinear: every subset holding both has a singular matrix
-    pyreadstat.write_sav(
-        frame,
-        str(sav),
-        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
-        variable_value_labels=meta.variable_value_labels,
-        missing_ranges=meta.missing_ranges,
-        variable_measure=meta.variable_measure,
-    )
+    rewrite_sav(sav, frame, meta)
     import_wave(load_config(study), 1, [sav])
     rows = drivers(load_config(study), 1).rows
     names = ["A1", "A2", "A3", "A4"]

@@ -8,6 +8,7 @@ import hashlib
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -99,6 +100,20 @@ def write_sav(path: Path, frame: pd.DataFrame, compress: bool = False, missing: 
         missing_ranges={"Q1": [8, 9], "Q2": [8, 9]} if missing else None,
         variable_measure={"Q1": "ordinal", "Q2": "ordinal", "PROV": "nominal", "WEIGHT": "scale", "RESPID": "scale"},
         variable_format={"Q1": "F1.0", "Q2": "F1.0", "WEIGHT": "F8.6", "RESPID": "F8.0", "VISIT": "DATE11"},
+    )
+    return path
+
+
+def rewrite_sav(path: Path, frame: pd.DataFrame, meta: Any) -> Path:
+    """``frame`` as a .sav at ``path`` with the metadata ``pyreadstat.read_sav`` gave for it (``meta``):
+    labels, value labels, user-missing ranges and measurement levels, so an edited file stays the same file."""
+    pyreadstat.write_sav(
+        frame,
+        str(path),
+        column_labels=dict(zip(meta.column_names, meta.column_labels, strict=True)),
+        variable_value_labels=meta.variable_value_labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
     )
     return path
 
