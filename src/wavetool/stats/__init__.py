@@ -26,17 +26,22 @@ from ..custom import custom_select
 from ..errors import ConfigError, InputMissingError
 from ..store import quote, read_store, wave_table
 from .banners import (
+    NUMBER,
     BannerPlan,
     banner_columns,
     banner_meta,
     combine,
     domain_tables,
+    drop_numbers,
     mr_cells,
+    number_respondents,
+    numbered,
+    numbered_by_id,
     plan_banners,
     refined_keys,
     single_cells,
 )
-from .design import Design, custom_key_sql, design_tables, wave_design
+from .design import Design, custom_key, custom_key_sql, design_tables, wave_design
 from .drivers import Drivers
 from .drivers import compute as _compute_drivers
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
@@ -247,6 +252,7 @@ class _Wave:
         self.keys: pa.Table | None = None  # see stats.design: key -> jurisdiction, owner, stratum, psu
         self.strata: pa.Table | None = None  # stratum -> n_h
         self.design: Design = Design()
+        self.owners: dict[str, tuple[str, ...]] = {}  # the subscribers whose custom answers were scanned
         self.aggregates: dict[str, pa.Table] = {}
         self.metadata: dict[str, pa.Table] = {}
         self.tables: tuple[pa.Table, pa.Table, pa.Table] | None = None  # (rows, summaries, audit) of a target
@@ -460,29 +466,54 @@ def _collect_wave(
     (with ``banners``, their cells keyed by banner code too: see :func:`_scan`)."""
     out = _Wave(wave)
     out.design = design = wave_design(con, config, wave)
+    keys = None
+    if banners is not None:  # every respondent's cell number, for every banner scan of the wave
+        expressions = harmonised_columns(con, config, wave)
+        keys = number_respondents(con, banners, wave_table(wave), design.key_sql, banners.bk_sql(expressions), weighted)
+    try:
+        _collect_into(con, config, out, subscribers, wanted, weighted, banners, keys)
+    finally:
+        if banners is not None:
+            drop_numbers(con)
+    out.keys, out.strata = design_tables(con, wave_table(wave), design, out.owners)
+    return out
+
+
+def _collect_into(
+    con: duckdb.DuckDBPyConnection,
+    config: StudyConfig,
+    out: _Wave,
+    subscribers: list[str],
+    wanted: set[str] | None,
+    weighted: bool,
+    banners: BannerPlan | None,
+    keys: list[str] | None,
+) -> None:
+    """The scans of :func:`_collect_wave` (``keys``: the core keys by index of the cell numbers, with
+    banners)."""
+    wave, design = out.wave, out.design
     singles_all = single_questions(con, config, wave)
     multiples = [m for m in mr_sets(con, wave, singles_all) if wanted is None or m.name in wanted]
     singles = [q for q in singles_all if wanted is None or q.name in wanted]
+    table = wave_table(wave)
     if singles:
         expressions = harmonised_columns(con, config, wave)
         questions = [(expressions[q.name], q.name) for q in singles]
-        answers = banners.answers_sql(expressions) if banners else None
-        _scan(con, out, banners, wave_table(wave), wave, questions, weighted, design.key_sql, answers)
+        source = table if keys is None else numbered(table)
+        _scan(con, out, banners, source, wave, questions, weighted, design.key_sql, keys)
     if multiples:
         select = harmonised_select(con, config, wave)
         if design.columns:  # the design columns are not among the harmonised questions
             select = select.replace(" FROM ", ", " + ", ".join(design.columns) + " FROM ", 1)
-        if banners is None:
+        if banners is None or keys is None:
             select = f"SELECT {design.key_sql} AS _wt_key, * FROM ({select})"
             out.mr.append(fetch_cells(con, mr_cells_sql(select, wave, multiples, weighted), MR_SCHEMA))
-        else:  # the key carries the banner number in front (see banners.mr_cells)
-            names = {n: quote(n) for n in harmonised_columns(con, config, wave)}
-            select = f"SELECT CAST({banners.bk_sql(names)} AS VARCHAR) || chr(31) || {design.key_sql} AS _wt_key, * FROM ({select})"
-            core, refined = mr_cells(con, banners, mr_cells_sql(select, wave, multiples, weighted))
+        else:  # keyed by the cell number (a projection of the wave table: still in its row order)
+            select = f"SELECT {NUMBER} AS _wt_key, * FROM {numbered(f'({select})')}"
+            core, refined = mr_cells(con, banners, mr_cells_sql(select, wave, multiples, weighted), keys)
             out.mr.append(core)
             out.banner_mr.append(refined)
     out.questions += [*singles, *multiples]
-    owners: dict[str, tuple[str, ...]] = {}
     for subscriber in subscribers:
         custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
         if not custom:
@@ -491,23 +522,20 @@ def _collect_wave(
         source = f"({custom_select(con, config, wave, subscriber)})"
         if design.columns:  # custom_select carries no design column: take them from the wave by respondent id
             cols = ", ".join(f"{c} AS _wt_d{i}" for i, c in enumerate(design.columns))
-            source = f"(SELECT s.*, d.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {wave_table(wave)}) d USING (_id))"
+            source = (
+                f"(SELECT s.*, d.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {table}) d USING (_id))"
+            )
             key_sql = _renamed(design).key_sql
         else:
             key_sql = design.key_sql
-        answers = None
-        if banners is not None:  # the respondents' banner answers, from the wave by respondent id
-            found = banners.answers_sql(harmonised_columns(con, config, wave))
-            names = [f"_wt_ba{i}" for i in range(len(found))]
-            cols = ", ".join(f"{a} AS {n}" for a, n in zip(found, names, strict=True))
-            source = f"(SELECT s.*, b.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {wave_table(wave)}) b USING (_id))"
-            answers = names
+        custom_keys = None
+        if keys is not None:  # the respondents' cell numbers, from the wave by respondent id
+            source = f"(SELECT s.*, b.* EXCLUDE (_id) FROM {source} s JOIN {numbered_by_id(table)} b USING (_id))"
+            custom_keys = [custom_key(subscriber, k) for k in keys]
         questions = [(quote(q.name), _qid(q)) for q in custom]
-        _scan(con, out, banners, source, wave, questions, weighted, custom_key_sql(subscriber, key_sql), answers)
+        _scan(con, out, banners, source, wave, questions, weighted, custom_key_sql(subscriber, key_sql), custom_keys)
         out.questions += custom
-        owners[subscriber] = config.subscribers[subscriber].jurisdictions
-    out.keys, out.strata = design_tables(con, wave_table(wave), design, owners)
-    return out
+        out.owners[subscriber] = config.subscribers[subscriber].jurisdictions
 
 
 def _scan(
@@ -519,14 +547,15 @@ def _scan(
     questions: list[tuple[str, str]],
     weighted: bool,
     key_sql: str,
-    answers: list[str] | None,
+    keys: list[str] | None,
 ) -> None:
-    """The cells of ``questions`` over ``source`` into ``out``; with banners, from one scan keyed by the
-    banner codes too, the core cells summed over them and the banner cells beside (see stats.banners)."""
-    if banners is None or answers is None:
+    """The cells of ``questions`` over ``source`` into ``out``; with banners (``source`` then carries each
+    respondent's cell number, ``keys`` the core keys by index), from one scan keyed by the cell number, the
+    core cells summed over the banner codes and the banner cells beside (see stats.banners)."""
+    if banners is None or keys is None:
         out.cells.append(fetch_single_cells(con, source, wave, questions, weighted, key_sql))
         return
-    core, refined = single_cells(con, banners, source, wave, questions, weighted, key_sql, answers)
+    core, refined = single_cells(con, banners, source, wave, questions, weighted, keys)
     out.cells.append(core)
     out.banner_cells.append(refined)
 

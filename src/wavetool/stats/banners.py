@@ -8,9 +8,10 @@ a ``keys`` table mapping every refined key to its core key's jurisdiction, owner
 percents, bases, means, intervals, standard errors, quality flags and suppression of a banner column come
 from the same engine as the main tables. The Total column is the ordinary scope.
 
-One scan serves both: each wave's respondents are grouped by (core key, banner codes) and the answers of
-two questions at a time (:func:`fine_cells_sql`); the core cells are the sums over the banner codes and
-each banner's cells the sums over the other banners'.
+One scan serves both: each wave's respondents are grouped by their cell number (core key and banner codes
+in one small integer: :func:`number_respondents`) and the answers of two questions at a time
+(:func:`single_cells`); the core cells are the sums over the banner codes and each banner's cells the sums
+over the other banners'.
 
 Column tests (SPSS Custom Tables' column proportions / column means convention): within one banner, in
 one row (a code's percent, the top-2 box or the mean of one question in one scope and wave), every pair
@@ -53,7 +54,6 @@ ROW_COLUMNS = (
 )
 SUMMARY_COLUMNS = ("banner", "banner_code", "banner_label", "column", "topbox_sig_columns", "mean_sig_columns")
 AUDIT_COLUMNS = ("banner", "banner_code")
-BLOCK = 2  # questions per first-pass group (finer keys leave fewer repeats to collapse: see fine_cells_sql)
 
 
 @dataclass(frozen=True)
@@ -180,44 +180,86 @@ def plan_banners(
 
 # --- the scan ------------------------------------------------------------------------------------------
 
+NUMBERS = "_wt_numbers"  # the temporary table of each respondent's cell number (see number_respondents)
+NUMBER = "_wt_kb"  # its column: the cell number
+BLOCK = 2  # questions per first pass (measured: 2 beats 1 and 3 with the cell number in the group key)
 
-def fine_cells_sql(
-    source: str, wave: int, expressions: list[str], weighted: bool, key_sql: str, answers: list[str]
-) -> str:
-    """SQL of the cells of ``expressions`` over ``source`` keyed by (core key, each banner's answer
-    ``_wt_b<i>``, given by the SQL ``answers``).
 
-    :func:`frequencies.single_cells_sql` with the banners' raw answers in the group key (mapped to their
-    columns after the scan, on the few fine cells rather than on every respondent row of every block), two
-    questions per first pass: with them, fewer respondents share all of (key, answers, three answers),
-    and pairs collapse more."""
-    extra = tuple((f"_wt_b{i}", answer) for i, answer in enumerate(answers))
-    return single_cells_sql(source, wave, expressions, weighted, key_sql, extra=extra, block=BLOCK)
+def number_respondents(
+    con: duckdb.DuckDBPyConnection, plan: BannerPlan, table: str, key_sql: str, bk_sql: str, weighted: bool
+) -> list[str]:
+    """Create the temporary table NUMBERS: one row per row of the wave table ``table``, in its order, with
+    the respondent's *cell number* ``NUMBER`` = (index of its core key) × radix^banners + its banner number
+    (``bk_sql``: see :meth:`BannerPlan.bk_sql`), and its weight ``_wt_w`` and squared weight ``_wt_w2``.
+    Returns the core keys, by index (sorted).
+
+    The scan then joins the wave to it by position (``table POSITIONAL JOIN NUMBERS``: both are read in row
+    order) and groups by this one small integer, not by the key's text and each banner's raw answer: fewer,
+    cheaper group columns on every respondent row of every block, and the banner codes' CASE and the
+    squared weight computed once per respondent instead of once per block (the same doubles: the sums do
+    not change). The key's text is put back on the few thousand cells."""
+    span = plan.radix ** len(plan.banners)
+    weight = "CAST(_weight AS DOUBLE)" if weighted else "1.0::DOUBLE"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {NUMBERS} AS SELECT ((dense_rank() OVER (ORDER BY _wt_key) - 1) * {span} "
+        f"+ _wt_bk)::INTEGER AS {NUMBER}, _wt_key AS {NUMBER}_key, _wt_w, _wt_w * _wt_w AS _wt_w2 "
+        f"FROM (SELECT rowid AS _wt_row, {key_sql} AS _wt_key, {bk_sql} AS _wt_bk, {weight} AS _wt_w FROM {table}) "
+        "ORDER BY _wt_row"
+    )
+    rows = con.execute(f"SELECT DISTINCT {NUMBER} // {span}, {NUMBER}_key FROM {NUMBERS} ORDER BY 1").fetchall()
+    return [key for _, key in rows]
+
+
+def drop_numbers(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {NUMBERS}")
+
+
+def numbered(table: str) -> str:
+    """The wave table ``table`` (or a projection of it, parenthesised: the same rows in the same order) with
+    each row's cell number ``NUMBER``, weight and squared weight beside it (see number_respondents)."""
+    return f"{table} POSITIONAL JOIN {NUMBERS}"
+
+
+def numbered_by_id(table: str) -> str:
+    """SQL of (``_id``, ``NUMBER``, ``_wt_w``, ``_wt_w2``) of every respondent of the wave table ``table``,
+    to join by id to a source not in the table's row order (a subscriber's custom answers)."""
+    return f"(SELECT _id, {NUMBER}, _wt_w, _wt_w2 FROM {numbered(table)})"
 
 
 def _split(
-    con: duckdb.DuckDBPyConnection, fine_sql: str, plan: BannerPlan, group: str, digits: list[str]
+    con: duckdb.DuckDBPyConnection, fine_sql: str, plan: BannerPlan, group: tuple[str, ...], keys: list[str]
 ) -> tuple[pa.Table, pa.Table]:
     """Core cells (summed over the banners) and refined cells (one banner's code appended to the key,
-    summed over the other banners) from the fine cells of ``fine_sql`` (kept in a temporary table, never
-    converted to Arrow); ``group`` lists the other cell columns, ``digits`` the SQL of each banner's digit
-    (its code's index, 0: none) over the fine cells."""
+    summed over the other banners) from the fine cells of ``fine_sql``, whose ``key`` is the cell number
+    (see number_respondents; ``keys``: the key of each key index) and whose other cell columns are
+    ``group``. The fine cells stay in a temporary table, never converted to Arrow; both sums group by
+    integers (the key index, and the index of a refined key), and the key texts are taken from two small
+    arrays afterwards rather than concatenated on every fine cell."""
+    nb, radix = len(plan.banners), plan.radix
+    span = radix**nb
+    others = ", ".join(group)
+    sums = "sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2"
     con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_fine AS {fine_sql}")
     try:
-        core = fetch_arrow(
-            con, f"SELECT {group}, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 FROM _wt_fine GROUP BY {group}"
-        )
+        core = fetch_arrow(con, f"SELECT {others}, (key // {span})::INTEGER AS key, {sums} FROM _wt_fine GROUP BY ALL")
         parts = []
-        for b, digit in enumerate(digits):
-            cols = group.replace("key", f"key || '{SEP}b{b}{SEP}' || CAST({digit} AS VARCHAR) AS key")
-            parts.append(
-                f"SELECT {cols}, sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2 FROM _wt_fine "
-                f"WHERE {digit} > 0 GROUP BY ALL"
-            )
-        refined = fetch_arrow(con, " UNION ALL ".join(parts)) if parts else core.schema.empty_table()
+        for b in range(nb):
+            digit = f"((key // {radix**b}) % {radix})"
+            index = f"(((key // {span}) * {nb} + {b}) * {radix} + {digit})::INTEGER"
+            parts.append(f"SELECT {others}, {index} AS key, {sums} FROM _wt_fine WHERE {digit} > 0 GROUP BY ALL")
+        refined = fetch_arrow(con, " UNION ALL ".join(parts))
     finally:
         con.execute("DROP TABLE IF EXISTS _wt_fine")
-    return core, refined
+    names = pa.array([refined_key(key, b, d) for key in keys for b in range(nb) for d in range(radix)], pa.string())
+    return _keyed(core, pa.array(keys, pa.string())), _keyed(refined, names)
+
+
+def _keyed(cells: pa.Table, names: pa.Array) -> pa.Table:
+    """``cells`` with the key texts ``names[key]`` for their integer keys, the key column after ``question``
+    as in the cell schemas."""
+    key = names.take(cells.column("key"))
+    cells = cells.drop_columns(["key"])
+    return cells.add_column(cells.schema.get_field_index("question") + 1, "key", key)
 
 
 def single_cells(
@@ -227,37 +269,29 @@ def single_cells(
     wave: int,
     questions: list[tuple[str, str]],
     weighted: bool,
-    key_sql: str,
-    answers: list[str],
+    keys: list[str],
 ) -> tuple[pa.Table, pa.Table]:
     """The core cells and the refined (banner) cells of ``questions`` ((SQL, question id) pairs), in
-    CELL_SCHEMA, from one scan of ``source`` (``answers``: the SQL of each banner's answer over it)."""
-    fine = fine_cells_sql(source, wave, [e for e, _ in questions], weighted, key_sql, answers)
-    digits = [plan.digit_sql(i, f"_wt_b{i}") for i in range(len(plan.banners))]
-    core, refined = _split(con, fine, plan, "wave, question, key, value", digits)
+    CELL_SCHEMA, from one scan of ``source`` (with each respondent's cell number ``NUMBER``: see
+    number_respondents; ``keys``: the key of each key index): :func:`frequencies.single_cells_sql`
+    keyed by the cell number, two questions per first pass."""
+    expressions = [e for e, _ in questions]
+    fine = single_cells_sql(source, wave, expressions, weighted, NUMBER, block=BLOCK, weights=("_wt_w", "_wt_w2"))
+    core, refined = _split(con, fine, plan, ("wave", "question", "value"), keys)
     ids = pa.array([qid for _, qid in questions], type=pa.string())
 
     def named(cells: pa.Table) -> pa.Table:
         index = cells.schema.get_field_index("question")
-        return cells.set_column(index, "question", ids.take(cells.column("question"))).cast(CELL_SCHEMA)
+        return cells.set_column(index, "question", ids.take(cells.column("question"))).select(CELL_SCHEMA.names)
 
-    return named(core), named(refined)
+    return named(core).cast(CELL_SCHEMA), named(refined).cast(CELL_SCHEMA)
 
 
-def mr_cells(con: duckdb.DuckDBPyConnection, plan: BannerPlan, sql: str) -> tuple[pa.Table, pa.Table]:
-    """The core and refined MR cells of an MR cell query whose keys are ``<bk> SEP <core key>``."""
-    raw = fetch_arrow(con, sql)
-    con.register("_wt_mr_raw", raw)
-    try:
-        fine = (
-            f"SELECT wave, question, substr(key, strpos(key, '{SEP}') + 1) AS key, item, role, "
-            f"CAST(split_part(key, '{SEP}', 1) AS BIGINT) AS bk, n, sw, sw2 FROM _wt_mr_raw"
-        )
-        digits = [f"((bk // {plan.radix**b}) % {plan.radix})" for b in range(len(plan.banners))]
-        core, refined = _split(con, fine, plan, "wave, question, key, item, role", digits)
-    finally:
-        con.unregister("_wt_mr_raw")
-    return core.cast(MR_SCHEMA), refined.cast(MR_SCHEMA)
+def mr_cells(con: duckdb.DuckDBPyConnection, plan: BannerPlan, sql: str, keys: list[str]) -> tuple[pa.Table, pa.Table]:
+    """The core and refined MR cells of an MR cell query whose keys are the respondents' cell numbers
+    (see number_respondents; ``keys``: the key of each key index)."""
+    core, refined = _split(con, sql, plan, ("wave", "question", "item", "role"), keys)
+    return core.select(MR_SCHEMA.names).cast(MR_SCHEMA), refined.select(MR_SCHEMA.names).cast(MR_SCHEMA)
 
 
 # --- the domains ---------------------------------------------------------------------------------------

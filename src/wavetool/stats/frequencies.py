@@ -57,8 +57,8 @@ def single_cells_sql(
     weighted: bool,
     key_expr: str,
     *,
-    extra: tuple[tuple[str, str], ...] = (),
     block: int = BLOCK,
+    weights: tuple[str, str] | None = None,
 ) -> str:
     """SQL aggregating the questions given as SQL ``expressions`` over ``source`` (one wave) into cells, in
     one query; a cell's ``question`` is the position of its expression in ``expressions``.
@@ -70,26 +70,25 @@ def single_cells_sql(
     question: about twice as fast as one UNPIVOT of the whole table, and quick to plan. Positions rather
     than names keep the final GROUP BY on integers.
 
-    ``extra`` ((name, SQL expression) pairs) adds grouping columns kept in the cells after ``key`` (the
-    banner scan's banner codes); ``block`` is the number of questions per first pass."""
+    ``block`` is the number of questions per first pass; ``weights`` the SQL of each row's weight and
+    squared weight when ``source`` carries them (the banner scan's: see ``banners.number_respondents``;
+    default: from ``_weight``)."""
     weight = _weight_expr(weighted)
-    named = "".join(f"{expr} AS {name}, " for name, expr in extra)
-    grouped = "".join(f"{expr}, " for _, expr in extra)
-    kept = "".join(f"{name}, " for name, _ in extra)
+    sw, sw2 = weights or (weight, f"{weight} * {weight}")
     blocks = []
     for start in range(0, len(expressions), block):
         chunk = expressions[start : start + block]
         values = [f"CAST({expr} AS DOUBLE)" for expr in chunk]
         positions = ", ".join(str(start + offset) for offset in range(len(chunk)))
         blocks.append(
-            f"SELECT {key_expr} AS key, {named}[{positions}] AS questions, [{', '.join(values)}] AS answers, "
-            f"count(*) AS n, sum({weight}) AS sw, sum({weight} * {weight}) AS sw2 "
-            f"FROM {source} GROUP BY {key_expr}, {grouped}{', '.join(values)}"
+            f"SELECT {key_expr} AS key, [{positions}] AS questions, [{', '.join(values)}] AS answers, "
+            f"count(*) AS n, sum({sw}) AS sw, sum({sw2}) AS sw2 "
+            f"FROM {source} GROUP BY {key_expr}, {', '.join(values)}"
         )
     return (
-        f"SELECT {int(wave)}::INTEGER AS wave, question::INTEGER AS question, key, {kept}value, sum(n)::BIGINT AS n, "
+        f"SELECT {int(wave)}::INTEGER AS wave, question::INTEGER AS question, key, value, sum(n)::BIGINT AS n, "
         f"sum(sw) AS sw, sum(sw2) AS sw2 "
-        f"FROM (SELECT key, {kept}unnest(questions) AS question, unnest(answers) AS value, n, sw, sw2 "
+        f"FROM (SELECT key, unnest(questions) AS question, unnest(answers) AS value, n, sw, sw2 "
         f"FROM ({' UNION ALL '.join(blocks)})) GROUP BY ALL"
     )
 
