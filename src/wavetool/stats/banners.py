@@ -363,15 +363,42 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def _codes(*columns: pa.ChunkedArray) -> np.ndarray:
-    """One exact integer id per distinct combination of the columns' values."""
-    combined = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        encoded = pc.dictionary_encode(array, null_encoding="encode")
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        combined = combined * (len(encoded.dictionary) + 1) + codes
-    return np.unique(combined, return_inverse=True)[1]
+def _dense(combined: np.ndarray) -> np.ndarray:
+    """Consecutive ids (in the order of the values) for non-negative integers ``combined``: what
+    ``np.unique(return_inverse=True)`` gives, without its sort when the values span a small range."""
+    if not len(combined):
+        return combined
+    span = int(combined.max()) + 1
+    if span > 4 * len(combined) + 1024:
+        return np.unique(combined, return_inverse=True)[1]
+    present = np.zeros(span, dtype=bool)
+    present[combined] = True
+    return (np.cumsum(present) - 1)[combined]
+
+
+def _encoded(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """A column's values as integer codes (nulls included) and how many distinct codes there are."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    encoded = pc.dictionary_encode(array, null_encoding="encode")
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)
+
+
+def _rows_of(table: pa.Table, part: np.ndarray, code: bool) -> np.ndarray:
+    """One id per row of the tests: (``part`` = the number of the domain's scope and banner, wave,
+    question, and with ``code`` the code), combined as integers from each column's dictionary codes."""
+    combined = part.astype(np.int64)
+    for name in ("wave", "question", *(["code"] if code else [])):
+        codes, distinct = _encoded(table.column(name))
+        combined = combined * (distinct + 1) + codes
+    return _dense(combined)
+
+
+def _domain_index(table: pa.Table, ids: pa.Array) -> np.ndarray:
+    """Each row's position in the domains (its ``scope`` is a domain id): the column dictionary-encoded
+    once and its few distinct ids looked up, not every row's id hashed against the list for each use."""
+    encoded = pc.dictionary_encode(table.column("scope").combine_chunks())
+    lookup = pc.index_in(encoded.dictionary, value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _column_tests(
@@ -407,33 +434,51 @@ def _column_tests(
         mine = np.flatnonzero(row_banner == position)
         if not pairs or not len(mine):
             continue
+        # the caller numbers each banner's rows consecutively (see banner_columns): a view, not a copy
+        if mine[-1] - mine[0] + 1 == len(mine):
+            mine = slice(int(mine[0]), int(mine[-1]) + 1)
         a_cols = np.array([a for a, _ in pairs])
         b_cols = np.array([b for _, b in pairs])
-        va, vb = grid_v[mine][:, a_cols], grid_v[mine][:, b_cols]
-        sa, sb = grid_s[mine][:, a_cols], grid_s[mine][:, b_cols]
-        valid = grid_ok[mine][:, a_cols] & grid_ok[mine][:, b_cols]
-        diff = va - vb
+        values, errors, usable = grid_v[mine], grid_s[mine], grid_ok[mine]
+        diff = values[:, a_cols] - values[:, b_cols]
+        sa, sb = errors[:, a_cols], errors[:, b_cols]
+        valid = usable[:, a_cols] & usable[:, b_cols]
         spread = np.sqrt(sa * sa + sb * sb)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(diff == 0, 0.0, np.where(spread == 0, np.inf, np.abs(diff) / spread))
         z = np.where(valid & ~np.isnan(z), z, -np.inf)
         m = valid.sum(axis=1)
         crit = _critical_values(len(pairs), plan.adjust, confidence)
-        ordered = -np.sort(-z, axis=1)  # each row's |z| from the largest
-        ranks = np.arange(1, len(pairs) + 1)
-        passing = (ordered > crit[m][:, ranks]) & (ranks[None, :] <= m[:, None])
-        kstar = np.where(passing.any(axis=1), len(pairs) - np.argmax(passing[:, ::-1], axis=1), 0)
-        threshold = np.where(kstar > 0, ordered[np.arange(len(mine)), np.maximum(kstar - 1, 0)], np.inf)
-        significant = valid & (z >= threshold[:, None]) & (kstar[:, None] > 0)
+        if plan.adjust == "bh":
+            significant = valid & _step_up(z, m, crit)
+        else:  # one critical value per row (its number of pairs): a pair passes when its |z| exceeds it
+            significant = valid & (z > crit[m, 1][:, None])
+        up = significant & (diff > 0)
+        down = significant & (diff < 0)
+        mine_masks = np.zeros((len(diff), width), dtype=np.int64)  # whole columns: no scatter per pair
         for j, (a, b) in enumerate(pairs):
-            up = significant[:, j] & (diff[:, j] > 0)
-            down = significant[:, j] & (diff[:, j] < 0)
-            masks[mine[up], a] |= 1 << b
-            masks[mine[down], b] |= 1 << a
+            mine_masks[:, a] |= up[:, j].astype(np.int64) << b
+            mine_masks[:, b] |= down[:, j].astype(np.int64) << a
+        masks[mine] = mine_masks
     unit_masks = masks[group, cpos]
-    distinct, index = np.unique(unit_masks, return_inverse=True)
-    words = pa.array(["".join(LETTERS[i] for i in range(width) if int(mask) >> i & 1) for mask in distinct])
+    index = _dense(unit_masks)  # a word per distinct mask (few), each unit pointing at its own
+    mask_of = np.zeros(int(index.max()) + 1, dtype=np.int64)
+    mask_of[index] = unit_masks
+    words = pa.array(["".join(LETTERS[i] for i in range(width) if int(m) >> i & 1) for m in mask_of], pa.string())
     return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), words).cast(pa.string())
+
+
+def _step_up(z: np.ndarray, m: np.ndarray, crit: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg's step-up on each row's |z| (``m``: its tested pairs): with the pairs ranked from
+    the largest |z|, the largest rank k whose |z| passes ``crit[m, k]``, and every pair at least as extreme
+    as that one passes."""
+    pairs = z.shape[1]
+    ordered = -np.sort(-z, axis=1)  # each row's |z| from the largest
+    ranks = np.arange(1, pairs + 1)
+    passing = (ordered > crit[m][:, ranks]) & (ranks[None, :] <= m[:, None])
+    kstar = np.where(passing.any(axis=1), pairs - np.argmax(passing[:, ::-1], axis=1), 0)
+    threshold = np.where(kstar > 0, ordered[np.arange(len(z)), np.maximum(kstar - 1, 0)], np.inf)
+    return (z >= threshold[:, None]) & (kstar[:, None] > 0)
 
 
 def _se(table: pa.Table, design: str, estimate: str, n_eff: np.ndarray, kind: str) -> np.ndarray:
@@ -458,28 +503,29 @@ def banner_columns(
     rows_b, summaries_b, audit_b = banner
     domains = plan.domains(scopes)
     ids = pa.array([d.id for d in domains], pa.string())
-    parents = pa.array([d.scope for d in domains], pa.string())
+    # each domain's (banner, scope) as one number, the banner first so that each banner's rows of the tests
+    # are numbered consecutively (see _column_tests): the tests compare the columns within it
+    part_of = np.array([d.bpos * len(scopes) + scopes.index(d.scope) for d in domains], dtype=np.int64)
 
-    def domain_of(table: pa.Table) -> np.ndarray:
-        return pc.index_in(table.column("scope"), value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
-
-    def tested(table: pa.Table, estimate: str, design_se: str, kind: str, code: pa.ChunkedArray | None) -> pa.Array:
-        domain = domain_of(table)
+    def tested(
+        table: pa.Table, domain: np.ndarray, group: np.ndarray, estimate: str, design_se: str, kind: str
+    ) -> pa.Array:
         n_eff = _numbers(table.column("n_eff"))
         value = _numbers(table.column(estimate))
         se = _se(table, design_se, estimate, n_eff, kind)
         withheld = table.column("suppressed").to_numpy(zero_copy_only=False).astype(bool)
         ok = ~withheld & ~np.isnan(value) & ~np.isnan(se) & (n_eff > 0)
-        keys = [table.column("wave"), parents.take(pa.array(domain)), table.column("question")]
-        bpos = pa.array(np.array([d.bpos for d in domains], dtype=np.int64)[domain])
-        group = _codes(*keys, pa.chunked_array([bpos]), *([code] if code is not None else []))
         return _column_tests(plan, confidence, domain, domains, group, value, se, ok)
 
-    row_letters = tested(rows_b, "percent", "se", "percent", rows_b.column("code"))
-    top_letters = tested(summaries_b, "topbox", "topbox_se", "percent", None)
-    mean_letters = tested(summaries_b, "mean", "mean_se", "mean", None)
+    rows_domain, summaries_domain = _domain_index(rows_b, ids), _domain_index(summaries_b, ids)
+    row_letters = tested(
+        rows_b, rows_domain, _rows_of(rows_b, part_of[rows_domain], code=True), "percent", "se", "percent"
+    )
+    summary_rows = _rows_of(summaries_b, part_of[summaries_domain], code=False)
+    top_letters = tested(summaries_b, summaries_domain, summary_rows, "topbox", "topbox_se", "percent")
+    mean_letters = tested(summaries_b, summaries_domain, summary_rows, "mean", "mean_se", "mean")
     position = _summary_position(rows_b)
-    index = pc.index_in(summaries_b.column("scope"), value_set=ids)
+    index = pa.array(summaries_domain)
     summaries_b = _replace_scope(summaries_b, domains, index)
     for name, column in (
         *_domain_columns(plan, domains, index),
@@ -487,7 +533,7 @@ def banner_columns(
         ("mean_sig_columns", mean_letters),
     ):
         summaries_b = summaries_b.append_column(name, column)
-    index = pc.index_in(rows_b.column("scope"), value_set=ids)
+    index = pa.array(rows_domain)
     rows_meta = _domain_columns(plan, domains, index)
     rows_b = _replace_scope(rows_b, domains, index)
     for name, column in (
@@ -497,7 +543,7 @@ def banner_columns(
         ("mean_sig_columns", mean_letters.take(position)),
     ):
         rows_b = rows_b.append_column(name, column)
-    index = pc.index_in(audit_b.column("scope"), value_set=ids)
+    index = pa.array(_domain_index(audit_b, ids))
     audit_meta = dict(_domain_columns(plan, domains, index))
     audit_b = _replace_scope(audit_b, domains, index)
     for name in AUDIT_COLUMNS:
