@@ -376,29 +376,41 @@ def _dense(combined: np.ndarray) -> np.ndarray:
     return (np.cumsum(present) - 1)[combined]
 
 
-def _encoded(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
-    """A column's values as integer codes (nulls included) and how many distinct codes there are."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    encoded = pc.dictionary_encode(array, null_encoding="encode")
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)
+def _encoded(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """A column's values as integer codes (nulls included) into its dictionary of distinct values, chunk
+    by chunk (a chunked column's chunks share one dictionary): no combined copy of the column."""
+    encoded = pc.dictionary_encode(column, null_encoding="encode")
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return np.zeros(0, dtype=np.int64), pa.array([], column.type)
+    indices = [c.indices.to_numpy(zero_copy_only=False) for c in chunks]
+    return np.concatenate(indices).astype(np.int64), chunks[0].dictionary
 
 
-def _rows_of(table: pa.Table, part: np.ndarray, code: bool) -> np.ndarray:
-    """One id per row of the tests: (``part`` = the number of the domain's scope and banner, wave,
-    question, and with ``code`` the code), combined as integers from each column's dictionary codes."""
+def _row_codes(table: pa.Table, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, int]]:
+    """Integer codes (and how many distinct values) of the named columns of ``table``."""
+    out = {}
+    for name in names:
+        codes, dictionary = _encoded(table.column(name))
+        out[name] = (codes, len(dictionary))
+    return out
+
+
+def _rows_of(part: np.ndarray, codes: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """One id per row of the tests: ``part`` (the number of the domain's banner and scope) and the
+    columns' ``codes`` (wave, question and, for the rows, the code), combined as integers."""
     combined = part.astype(np.int64)
-    for name in ("wave", "question", *(["code"] if code else [])):
-        codes, distinct = _encoded(table.column(name))
-        combined = combined * (distinct + 1) + codes
+    for values, distinct in codes:
+        combined = combined * (distinct + 1) + values
     return _dense(combined)
 
 
 def _domain_index(table: pa.Table, ids: pa.Array) -> np.ndarray:
     """Each row's position in the domains (its ``scope`` is a domain id): the column dictionary-encoded
     once and its few distinct ids looked up, not every row's id hashed against the list for each use."""
-    encoded = pc.dictionary_encode(table.column("scope").combine_chunks())
-    lookup = pc.index_in(encoded.dictionary, value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
-    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+    codes, dictionary = _encoded(table.column("scope"))
+    lookup = pc.index_in(dictionary, value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
+    return lookup[codes]
 
 
 def _column_tests(
@@ -518,13 +530,13 @@ def banner_columns(
         return _column_tests(plan, confidence, domain, domains, group, value, se, ok)
 
     rows_domain, summaries_domain = _domain_index(rows_b, ids), _domain_index(summaries_b, ids)
-    row_letters = tested(
-        rows_b, rows_domain, _rows_of(rows_b, part_of[rows_domain], code=True), "percent", "se", "percent"
-    )
-    summary_rows = _rows_of(summaries_b, part_of[summaries_domain], code=False)
+    row_codes = _row_codes(rows_b, ("wave", "question", "code"))
+    row_ids = _rows_of(part_of[rows_domain], list(row_codes.values()))
+    row_letters = tested(rows_b, rows_domain, row_ids, "percent", "se", "percent")
+    summary_rows = _rows_of(part_of[summaries_domain], list(_row_codes(summaries_b, ("wave", "question")).values()))
     top_letters = tested(summaries_b, summaries_domain, summary_rows, "topbox", "topbox_se", "percent")
     mean_letters = tested(summaries_b, summaries_domain, summary_rows, "mean", "mean_se", "mean")
-    position = _summary_position(rows_b)
+    position = _summary_position([row_codes["wave"][0], rows_domain, row_codes["question"][0]])
     index = pa.array(summaries_domain)
     summaries_b = _replace_scope(summaries_b, domains, index)
     for name, column in (
@@ -569,17 +581,17 @@ def combine(
     )
 
 
-def _summary_position(rows: pa.Table) -> pa.Array:
+def _summary_position(keys: list[np.ndarray]) -> pa.Array:
     """For each row, the position of its question's summary: the report writes each summary's rows
     together, in the summaries' order, and every summary has at least one row (system missing, or no
-    response counted), so a new summary starts wherever (wave, scope, question) changes."""
-    if rows.num_rows == 0:
+    response counted), so a new summary starts wherever (wave, scope, question) changes (``keys``: their
+    integer codes per row)."""
+    if not len(keys[0]):
         return pa.array([], pa.int64())
-    change = np.zeros(rows.num_rows, dtype=bool)
+    change = np.zeros(len(keys[0]), dtype=bool)
     change[0] = True
-    for name in ("wave", "scope", "question"):
-        column = rows.column(name).combine_chunks()
-        change[1:] |= pc.not_equal(column.slice(1), column.slice(0, rows.num_rows - 1)).to_numpy(zero_copy_only=False)
+    for values in keys:
+        change[1:] |= values[1:] != values[:-1]
     return pa.array(np.cumsum(change) - 1)
 
 
@@ -602,7 +614,8 @@ def _with_total(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
     """The main table with the banner columns of a Total: no banner, labelled 'Total', untested."""
     for name in names:
         value = "Total" if name == "banner_label" else ""
-        table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
+        # one value repeated in Arrow, not a Python list of a million strings
+        table = table.append_column(name, pa.repeat(pa.scalar(value, pa.string()), table.num_rows))
     return table
 
 
