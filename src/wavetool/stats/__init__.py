@@ -252,7 +252,6 @@ class _Wave:
         self.keys: pa.Table | None = None  # see stats.design: key -> jurisdiction, owner, stratum, psu
         self.strata: pa.Table | None = None  # stratum -> n_h
         self.design: Design = Design()
-        self.owners: dict[str, tuple[str, ...]] = {}  # the subscribers whose custom answers were scanned
         self.aggregates: dict[str, pa.Table] = {}
         self.metadata: dict[str, pa.Table] = {}
         self.tables: tuple[pa.Table, pa.Table, pa.Table] | None = None  # (rows, summaries, audit) of a target
@@ -466,40 +465,17 @@ def _collect_wave(
     (with ``banners``, their cells keyed by banner code too: see :func:`_scan`)."""
     out = _Wave(wave)
     out.design = design = wave_design(con, config, wave)
-    keys = None
-    if banners is not None:  # every respondent's cell number, for every banner scan of the wave
-        expressions = harmonised_columns(con, config, wave)
-        keys = number_respondents(con, banners, wave_table(wave), design.key_sql, banners.bk_sql(expressions), weighted)
-    try:
-        _collect_into(con, config, out, subscribers, wanted, weighted, banners, keys)
-    finally:
-        if banners is not None:
-            drop_numbers(con)
-    out.keys, out.strata = design_tables(con, wave_table(wave), design, out.owners)
-    return out
-
-
-def _collect_into(
-    con: duckdb.DuckDBPyConnection,
-    config: StudyConfig,
-    out: _Wave,
-    subscribers: list[str],
-    wanted: set[str] | None,
-    weighted: bool,
-    banners: BannerPlan | None,
-    keys: list[str] | None,
-) -> None:
-    """The scans of :func:`_collect_wave` (``keys``: the core keys by index of the cell numbers, with
-    banners)."""
-    wave, design = out.wave, out.design
     singles_all = single_questions(con, config, wave)
     multiples = [m for m in mr_sets(con, wave, singles_all) if wanted is None or m.name in wanted]
     singles = [q for q in singles_all if wanted is None or q.name in wanted]
-    table = wave_table(wave)
+    keys = None  # with banners: the core keys by index in the respondents' cell numbers (see stats.banners)
+    if banners is not None:  # dropped below; on an error, with the worker's cursor
+        expressions = harmonised_columns(con, config, wave)
+        keys = number_respondents(con, banners, wave_table(wave), design.key_sql, banners.bk_sql(expressions), weighted)
     if singles:
         expressions = harmonised_columns(con, config, wave)
         questions = [(expressions[q.name], q.name) for q in singles]
-        source = table if keys is None else numbered(table)
+        source = wave_table(wave) if keys is None else numbered(wave_table(wave))
         _scan(con, out, banners, source, wave, questions, weighted, design.key_sql, keys)
     if multiples:
         select = harmonised_select(con, config, wave)
@@ -514,6 +490,7 @@ def _collect_into(
             out.mr.append(core)
             out.banner_mr.append(refined)
     out.questions += [*singles, *multiples]
+    owners: dict[str, tuple[str, ...]] = {}
     for subscriber in subscribers:
         custom = [q for q in custom_question_list(con, config, wave, subscriber) if wanted is None or q.name in wanted]
         if not custom:
@@ -522,20 +499,23 @@ def _collect_into(
         source = f"({custom_select(con, config, wave, subscriber)})"
         if design.columns:  # custom_select carries no design column: take them from the wave by respondent id
             cols = ", ".join(f"{c} AS _wt_d{i}" for i, c in enumerate(design.columns))
-            source = (
-                f"(SELECT s.*, d.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {table}) d USING (_id))"
-            )
+            source = f"(SELECT s.*, d.* EXCLUDE (_id) FROM {source} s JOIN (SELECT _id, {cols} FROM {wave_table(wave)}) d USING (_id))"
             key_sql = _renamed(design).key_sql
         else:
             key_sql = design.key_sql
         custom_keys = None
         if keys is not None:  # the respondents' cell numbers, from the wave by respondent id
-            source = f"(SELECT s.*, b.* EXCLUDE (_id) FROM {source} s JOIN {numbered_by_id(table)} b USING (_id))"
+            numbers = numbered_by_id(wave_table(wave))
+            source = f"(SELECT s.*, b.* EXCLUDE (_id) FROM {source} s JOIN {numbers} b USING (_id))"
             custom_keys = [custom_key(subscriber, k) for k in keys]
         questions = [(quote(q.name), _qid(q)) for q in custom]
         _scan(con, out, banners, source, wave, questions, weighted, custom_key_sql(subscriber, key_sql), custom_keys)
         out.questions += custom
-        out.owners[subscriber] = config.subscribers[subscriber].jurisdictions
+        owners[subscriber] = config.subscribers[subscriber].jurisdictions
+    if banners is not None:
+        drop_numbers(con)
+    out.keys, out.strata = design_tables(con, wave_table(wave), design, owners)
+    return out
 
 
 def _scan(

@@ -99,14 +99,6 @@ class BannerPlan:
         ]
         return "(" + " + ".join(parts) + ")::BIGINT"
 
-    def answers_sql(self, expressions: dict[str, str]) -> list[str]:
-        """SQL of each banner's answer as a DOUBLE (NULL where the wave lacks the variable), given each
-        variable's SQL expression."""
-        return [
-            f"CAST({expressions[b.variable]} AS DOUBLE)" if b.variable in expressions else "NULL::DOUBLE"
-            for b in self.banners
-        ]
-
     def domains(self, scopes: list[str]) -> list[Domain]:
         """Every banner column of every scope, in output order (scope, banner, column)."""
         out = []
@@ -202,7 +194,7 @@ def number_respondents(
     weight = "CAST(_weight AS DOUBLE)" if weighted else "1.0::DOUBLE"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {NUMBERS} AS SELECT ((dense_rank() OVER (ORDER BY _wt_key) - 1) * {span} "
-        f"+ _wt_bk)::INTEGER AS {NUMBER}, _wt_key AS {NUMBER}_key, _wt_w, _wt_w * _wt_w AS _wt_w2 "
+        f"+ _wt_bk)::BIGINT AS {NUMBER}, _wt_key AS {NUMBER}_key, _wt_w, _wt_w * _wt_w AS _wt_w2 "
         f"FROM (SELECT rowid AS _wt_row, {key_sql} AS _wt_key, {bk_sql} AS _wt_bk, {weight} AS _wt_w FROM {table}) "
         "ORDER BY _wt_row"
     )
@@ -241,11 +233,11 @@ def _split(
     sums = "sum(n)::BIGINT AS n, sum(sw) AS sw, sum(sw2) AS sw2"
     con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_fine AS {fine_sql}")
     try:
-        core = fetch_arrow(con, f"SELECT {others}, (key // {span})::INTEGER AS key, {sums} FROM _wt_fine GROUP BY ALL")
+        core = fetch_arrow(con, f"SELECT {others}, (key // {span}) AS key, {sums} FROM _wt_fine GROUP BY ALL")
         parts = []
         for b in range(nb):
             digit = f"((key // {radix**b}) % {radix})"
-            index = f"(((key // {span}) * {nb} + {b}) * {radix} + {digit})::INTEGER"
+            index = f"(((key // {span}) * {nb} + {b}) * {radix} + {digit})"
             parts.append(f"SELECT {others}, {index} AS key, {sums} FROM _wt_fine WHERE {digit} > 0 GROUP BY ALL")
         refined = fetch_arrow(con, " UNION ALL ".join(parts))
     finally:
