@@ -279,6 +279,10 @@ class Methods:
         )
 
 
+# the four tests of a summary (top box and mean, vs benchmark and vs previous wave), numbered in this order
+_TESTS = ("tb", "mb", "tp", "mp")
+
+
 def _summary_select(m: Methods) -> str:
     """The summaries: ``pre`` (every estimate, its variance, flag and raw p-values), the p-values
     adjusted within each (wave, scope) family, then the published columns."""
@@ -306,9 +310,9 @@ def _summary_select(m: Methods) -> str:
         FROM pre
     ),
     tests AS (
-        {" UNION ALL ".join(f"SELECT wave, scope, question AS qid, '{t}' AS test, p_{t} AS p FROM flagged WHERE p_{t} IS NOT NULL" for t in ("tb", "mb", "tp", "mp"))}
+        {" UNION ALL ".join(f"SELECT wave, spos, qpos, {i} AS test, p_{t} AS p FROM flagged WHERE p_{t} IS NOT NULL" for i, t in enumerate(_TESTS))}
     ),
-    adjusted AS ({adjusted_select(m.adjust, "tests")}),
+    adjusted AS ({adjusted_select(m.adjust, "tests", family="wave, spos", keys="wave, spos, qpos, test")}),
     summary AS ("""
     if m.adjust == "none":  # as before issue 12: |z| > z_(1-α/2)
 
@@ -326,9 +330,9 @@ def _summary_select(m: Methods) -> str:
     top = "j.p_top"
     n_eff_design = f"(CASE WHEN j.var_top > 0 THEN {top} * (1 - {top}) / j.var_top END)"
     joins = " ".join(
-        f"LEFT JOIN adjusted a_{t} ON a_{t}.wave = j.wave AND a_{t}.scope = j.scope AND a_{t}.qid = j.question "
-        f"AND a_{t}.test = '{t}'"
-        for t in ("tb", "mb", "tp", "mp")
+        f"LEFT JOIN adjusted a_{t} ON a_{t}.wave = j.wave AND a_{t}.spos = j.spos AND a_{t}.qpos = j.qpos "
+        f"AND a_{t}.test = {i}"
+        for i, t in enumerate(_TESTS)
     )
     reason = f"""CASE WHEN j.suppressed THEN
             CASE WHEN j.base_n = 0 THEN 'no valid responses (base 0 < min_base ' || $min_base || ')'
@@ -523,7 +527,7 @@ def _audit_select() -> str:
 # respondents of a key when they are their own PSUs) T = Σ t and Q = T² or Σ q; per stratum
 # n_h/(n_h − 1) · (ΣQ − (ΣT)²/n_h), and a stratum of one unit contributes (ΣT)² (R's
 # survey.lonely.psu = "adjust": centred on the grand mean, which is 0 for a domain ratio).
-_PART_CTES = """
+_KEY_CTES = """
 sides AS (SELECT 'scope' AS side, scope, key FROM _wt_scopes UNION ALL SELECT 'bench', scope, key FROM _wt_bench),
 key_centres AS (  -- each question's mean over the wave, which keeps the centred sums below exact
     SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
@@ -538,12 +542,17 @@ key_stats AS (  -- per key and question, once: the sums every domain's z-sums fo
     FROM _wt_m_marked m JOIN key_centres c USING (wave, question)
     WHERE m.status = 'valid' GROUP BY m.wave, m.key, m.question
 ),
+"""
+_DOMAIN_KEYS_CTE = """
 dom_keys AS (
     SELECT d.side, d.scope, k.*, s.base_w AS bw, s.mean - k.centre AS shift, s.p_top
     FROM key_stats k JOIN sides d ON k.key = d.key
     JOIN _wt_m_stats s ON s.side = d.side AND s.wave = k.wave AND s.scope = d.scope AND s.question = k.question
     WHERE s.base_w > 0
 ),
+"""
+# the code rows' and multiple-response sets' per-key cells
+_CELL_CTES = """
 scope_cells AS (  -- the code rows' per-key cells (scopes only: benchmarks show no code rows)
     SELECT d.scope, m.wave, m.question, m.key, m.value, m.sw, m.sw2
     FROM _wt_m_marked m JOIN _wt_scopes d ON m.key = d.key WHERE m.status = 'valid'
@@ -562,6 +571,23 @@ mr_p AS (
     JOIN (SELECT scope, wave, question, sum(w) AS bw FROM mr_base GROUP BY ALL) t USING (scope, wave, question)
     WHERE t.bw > 0 GROUP BY ALL
 ),
+mr_parts AS (  -- a multiple-response set's base respondents (for its degrees of freedom), and its items:
+    -- y = 1 for the respondents who gave the item, over the set's base
+    SELECT 'scope' AS side, wave, scope, question, 'mrbase' AS estimate, NULL::DOUBLE AS value, key, 0.0 AS t,
+        0.0 AS q, n, NULL::VARCHAR AS item
+    FROM mr_base
+    UNION ALL
+    SELECT 'scope', b.wave, b.scope, b.question, 'item', NULL, b.key,
+        (coalesce(i.sw, 0) - v.p * b.w) / v.bw,
+        (coalesce(i.sw2, 0) * (1 - v.p) * (1 - v.p) + (b.w2 - coalesce(i.sw2, 0)) * v.p * v.p) / (v.bw * v.bw),
+        NULL, v.item
+    FROM mr_base b
+    JOIN mr_p v ON v.wave = b.wave AND v.scope = b.scope AND v.question = b.question
+    LEFT JOIN mr_item i ON i.wave = b.wave AND i.scope = b.scope AND i.question = b.question AND i.key = b.key
+        AND i.item = v.item
+),
+"""
+_GENERAL_VARIANCES = """
 parts AS (
     SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, key,
         (wd - shift * w) / bw AS t, (w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw) AS q, n,
@@ -584,17 +610,8 @@ parts AS (
         ON k.side = 'scope' AND v.wave = k.wave AND v.scope = k.scope AND v.question = k.question
     LEFT JOIN scope_cells c ON c.wave = k.wave AND c.scope = k.scope AND c.question = k.question
         AND c.key = k.key AND c.value = v.value
-    UNION ALL  -- a multiple-response set's base respondents (for its degrees of freedom)
-    SELECT 'scope', wave, scope, question, 'mrbase', NULL, key, 0.0, 0.0, n, NULL FROM mr_base
-    UNION ALL  -- its items: y = 1 for the respondents who gave the item, over the set's base
-    SELECT 'scope', b.wave, b.scope, b.question, 'item', NULL, b.key,
-        (coalesce(i.sw, 0) - v.p * b.w) / v.bw,
-        (coalesce(i.sw2, 0) * (1 - v.p) * (1 - v.p) + (b.w2 - coalesce(i.sw2, 0)) * v.p * v.p) / (v.bw * v.bw),
-        NULL, v.item
-    FROM mr_base b
-    JOIN mr_p v ON v.wave = b.wave AND v.scope = b.scope AND v.question = b.question
-    LEFT JOIN mr_item i ON i.wave = b.wave AND i.scope = b.scope AND i.question = b.question AND i.key = b.key
-        AND i.item = v.item
+    UNION ALL
+    SELECT * FROM mr_parts
 ),
 units AS (
     SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, k.stratum, k.psu,
@@ -638,6 +655,7 @@ variances AS (
         AND s.scope = v.scope AND s.question = v.question
 )
 """
+_PART_CTES = _KEY_CTES + _DOMAIN_KEYS_CTE + _CELL_CTES + _GENERAL_VARIANCES
 
 
 def _contribution(t: str, q: str) -> str:
@@ -655,23 +673,38 @@ key_n AS (
         CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
     FROM _wt_keys k JOIN _wt_strata h USING (stratum)
 ),
-mean_top AS (
-    SELECT side, wave, scope, question,
-        sum({_contribution("(wd - shift * w) / bw", "(w2dd - 2 * shift * w2d + shift * shift * w2) / (bw * bw)")}) AS var_mean_raw,
-        -- the size of the terms that cancel in var_mean: below ~1e-11 of it, var_mean is rounding noise
-        -- (answers that are all equal in the domain), and is 0
-        sum(greatest(alpha, 1.0) * (abs(w2dd) + 2 * abs(shift * w2d) + shift * shift * w2) / (bw * bw)) AS var_mean_scale,
-        sum({_contribution("(top_w - p_top * w) / bw", "(top_w2 * (1 - p_top) * (1 - p_top) + (w2 - top_w2) * p_top * p_top) / (bw * bw)")}) AS var_top,
-        sum(n) - count(*) AS df
-    FROM dom_keys JOIN key_n USING (key) GROUP BY side, wave, scope, question
+-- Each key's share of a variance is α_k q_k + β_k t_k² (α = n_h/(n_h − 1), β = −1/(n_h − 1); α = 0, β = 1 for
+-- a lonely stratum), t and q being linear and quadratic in the domain's estimate (its mean's shift from the
+-- centre, its top-box share, a code's share), so a domain's variance expands into sums over its keys that do
+-- not depend on the estimate: one pass over (key, domain) pairs, none over (key, domain) × estimate.
+dom_sums AS (
+    SELECT d.side, k.wave, d.scope, k.question, any_value(k.centre) AS centre, sum(k.n) - count(*) AS df,
+        sum(n.alpha * k.w2) AS d1, sum(n.beta * k.w * k.w) AS d2,
+        sum(n.alpha * k.w2dd + n.beta * k.wd * k.wd) AS m0, sum(n.alpha * k.w2d + n.beta * k.wd * k.w) AS m1,
+        sum(greatest(n.alpha, 1.0) * k.w2dd) AS g0, sum(greatest(n.alpha, 1.0) * abs(k.w2d)) AS g1,
+        sum(greatest(n.alpha, 1.0) * k.w2) AS g2,
+        sum(n.alpha * k.top_w2) AS t1, sum(n.beta * k.top_w * k.top_w) AS t2, sum(n.beta * k.top_w * k.w) AS t3
+    FROM key_stats k JOIN key_n n USING (key) JOIN sides d ON d.key = k.key
+    GROUP BY d.side, k.wave, d.scope, k.question
 ),
--- A code's variance is Σ_k (α_k q_k + β_k t_k²) (α = n_h/(n_h − 1), β = −1/(n_h − 1); α = 0, β = 1 for a lonely
--- stratum), which expands into sums over the keys where the code was chosen (s = Σw, s2 = Σw² of the code)
--- and sums over the domain's keys (w, w2): no code × key product.
 dom_terms AS (
-    SELECT wave, scope, question, any_value(bw) AS bw, sum(alpha * w2) AS d1, sum(beta * w * w) AS d2
-    FROM dom_keys JOIN key_n USING (key) WHERE side = 'scope' GROUP BY wave, scope, question
+    SELECT u.*, s.base_w AS bw, s.mean - u.centre AS shift, s.p_top
+    FROM dom_sums u JOIN _wt_m_stats s
+        ON s.side = u.side AND s.wave = u.wave AND s.scope = u.scope AND s.question = u.question
+    WHERE s.base_w > 0
 ),
+-- Below ~1e-11 of the size of its cancelling terms, a variance is rounding noise (answers all equal in the
+-- domain, a code chosen by everyone in it, e.g. a banner variable in its own column), and is 0.
+mean_top AS (
+    SELECT side, wave, scope, question, df,
+        (m0 - 2 * shift * m1 + shift * shift * (d1 + d2)) / (bw * bw) AS var_mean_raw,
+        (g0 + 2 * abs(shift) * g1 + shift * shift * g2) / (bw * bw) AS var_mean_scale,
+        ((1 - 2 * p_top) * t1 + p_top * p_top * (d1 + d2) + t2 - 2 * p_top * t3) / (bw * bw) AS var_top_raw,
+        (abs(1 - 2 * p_top) * abs(t1) + p_top * p_top * (abs(d1) + abs(d2)) + abs(t2) + 2 * p_top * abs(t3))
+            / (bw * bw) AS var_top_scale
+    FROM dom_terms
+),
+-- A code's terms: sums over the keys where it was chosen (s = Σw, s2 = Σw² of the code), beside the domain's.
 code_terms AS (
     SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) AS s, sum(n.alpha * c.sw2) AS s1,
         sum(n.beta * c.sw * c.sw) AS s2, sum(n.beta * c.sw * k.w) AS s3
@@ -679,28 +712,37 @@ code_terms AS (
     JOIN key_stats k ON k.wave = c.wave AND k.key = c.key AND k.question = c.question
     GROUP BY c.wave, c.scope, c.question, c.value
 ),
-variances AS (
-    SELECT side, wave, scope, question, 'mean' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
-        CASE WHEN var_mean_raw <= 1e-11 * var_mean_scale THEN 0.0 ELSE var_mean_raw END AS var, df FROM mean_top
-    UNION ALL
-    SELECT side, wave, scope, question, 'top', NULL, NULL, var_top, df FROM mean_top WHERE var_top IS NOT NULL
+variances AS (  -- one 'base' row per domain (its mean's and top box's variances, its df), and the code rows
+    SELECT side, wave, scope, question, 'base' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
+        NULL::DOUBLE AS var, df,
+        CASE WHEN var_top_raw <= 1e-11 * var_top_scale THEN 0.0 ELSE var_top_raw END AS var_top,
+        CASE WHEN var_mean_raw <= 1e-11 * var_mean_scale THEN 0.0 ELSE var_mean_raw END AS var_mean
+    FROM mean_top
     UNION ALL
     SELECT 'scope', wave, scope, question, 'code', value, NULL,
-        -- below ~1e-11 of the size of its cancelling terms, a code's variance is rounding noise (a code
-        -- chosen by everyone in the domain, e.g. a banner variable in its own column), and is 0
-        CASE WHEN raw <= 1e-11 * scale THEN 0.0 ELSE raw END, NULL
-    FROM (SELECT c.wave, c.scope, c.question, c.value, d.bw,
+        CASE WHEN raw <= 1e-11 * scale THEN 0.0 ELSE raw END, NULL, NULL, NULL
+    FROM (SELECT c.wave, c.scope, c.question, c.value,
             ((1 - 2 * c.s / d.bw) * c.s1 + (c.s / d.bw) * (c.s / d.bw) * (d.d1 + d.d2) + c.s2
                 - 2 * (c.s / d.bw) * c.s3) / (d.bw * d.bw) AS raw,
             (abs(1 - 2 * c.s / d.bw) * abs(c.s1) + (c.s / d.bw) * (c.s / d.bw) * (abs(d.d1) + abs(d.d2))
                 + abs(c.s2) + 2 * (c.s / d.bw) * abs(c.s3)) / (d.bw * d.bw) AS scale
-        FROM code_terms c JOIN dom_terms d USING (wave, scope, question) WHERE d.bw > 0)
-    UNION ALL
-    SELECT p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item, sum({_contribution("p.t", "p.q")}),
-        sum(p.n) - count(*)
-    FROM (SELECT * FROM parts WHERE estimate IN ('item', 'mrbase')) p JOIN key_n USING (key)
+        FROM code_terms c JOIN dom_terms d
+            ON d.side = 'scope' AND d.wave = c.wave AND d.scope = c.scope AND d.question = c.question)
+    UNION ALL  -- a multiple-response set: its base's df, its items' variances
+    SELECT p.side, p.wave, p.scope, p.question, CASE WHEN p.estimate = 'mrbase' THEN 'base' ELSE 'item' END,
+        p.value, p.item, sum({_contribution("p.t", "p.q")}), sum(p.n) - count(*), NULL, NULL
+    FROM mr_parts p JOIN key_n USING (key)
     GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item
 )
+"""
+
+
+# the simple path's variances already hold one row per base
+_SIMPLE_WITH_VAR = """
+    SELECT s.*, v.var_top, v.var_mean, v.df::DOUBLE AS df
+    FROM _wt_m_stats s
+    LEFT JOIN _wt_m_var v ON v.estimate = 'base' AND v.side = s.side AND v.wave = s.wave AND v.scope = s.scope
+        AND v.question = s.question
 """
 
 
@@ -763,12 +805,14 @@ def aggregate(
                     "NULL::DOUBLE AS value, NULL::VARCHAR AS item, NULL::DOUBLE AS var WHERE FALSE"
                 )
             else:
-                ctes = _PART_CTES
-                if is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"])):
-                    ctes = _PART_CTES[: _PART_CTES.index("units AS (")] + _SIMPLE_VARIANCES
+                simple = is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"]))
+                ctes = _KEY_CTES + _CELL_CTES + _SIMPLE_VARIANCES if simple else _PART_CTES
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
                 # one join: each base's variances, pivoted to a row per (side, wave, scope, question)
-                with_var = """
+                with_var = (
+                    _SIMPLE_WITH_VAR
+                    if simple
+                    else """
                     SELECT s.*, v.var_top, v.var_mean, v.df::DOUBLE AS df
                     FROM _wt_m_stats s
                     LEFT JOIN (
@@ -781,6 +825,7 @@ def aggregate(
                         GROUP BY side, wave, scope, question
                     ) v ON v.side = s.side AND v.wave = s.wave AND v.scope = s.scope AND v.question = s.question
                 """
+                )
                 code_var = (
                     "SELECT wave, scope, question, value, item, var FROM _wt_m_var WHERE estimate IN ('code', 'item')"
                 )

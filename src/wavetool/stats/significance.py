@@ -184,22 +184,23 @@ def p_value_sql(diff: str, se: str) -> str:
     )
 
 
-def adjusted_select(method: str, source: str) -> str:
-    """SQL adjusting the p-values of ``source`` (wave, scope, qid, test, p; no NULL p) as R's
-    ``p.adjust(p, method)`` does within each family (wave, scope), giving (wave, scope, qid, test, p_adj).
-    The ranks break ties by question and test, so they are reproducible (tied p-values get the same
-    adjusted value either way).
+def adjusted_select(method: str, source: str, family: str = "wave, scope", keys: str = "wave, scope, qid, test") -> str:
+    """SQL adjusting the p-values of ``source`` (``keys`` and p; no NULL p) as R's ``p.adjust(p, method)``
+    does within each family (the ``family`` columns), giving (``keys``, p_adj).
 
-    BH: ``min over j ≥ i of m·p_(j)/j``; Holm: ``max over j ≤ i of (m − j + 1)·p_(j)``; both capped at 1."""
-    family = "PARTITION BY wave, scope"
+    BH: ``min over j ≥ i of m·p_(j)/j``; Holm: ``max over j ≤ i of (m − j + 1)·p_(j)``; both capped at 1. The
+    ranks are ordered by p alone: tied p-values get the same adjusted value whichever order they are ranked
+    in (BH's minimum reaches the last of the ties, Holm's maximum the first), so the result is reproducible
+    without a tie-break, and one numeric sort key is cheaper than p plus names."""
+    over = f"PARTITION BY {family}"
     expression = {
         "none": "p",
-        "bh": f"least(1.0, min(m * p / r) OVER ({family} ORDER BY r DESC ROWS UNBOUNDED PRECEDING))",
-        "holm": f"least(1.0, max((m - r + 1) * p) OVER ({family} ORDER BY r ROWS UNBOUNDED PRECEDING))",
+        "bh": f"least(1.0, min(m * p / r) OVER ({over} ORDER BY r DESC ROWS UNBOUNDED PRECEDING))",
+        "holm": f"least(1.0, max((m - r + 1) * p) OVER ({over} ORDER BY r ROWS UNBOUNDED PRECEDING))",
     }[method]
     return (
-        f"SELECT wave, scope, qid, test, {expression} AS p_adj FROM (SELECT *, count(*) OVER ({family}) AS m, "
-        f"row_number() OVER ({family} ORDER BY p, qid, test) AS r FROM {source})"
+        f"SELECT {keys}, {expression} AS p_adj FROM (SELECT *, count(*) OVER ({over}) AS m, "
+        f"row_number() OVER ({over} ORDER BY p) AS r FROM {source})"
     )
 
 
