@@ -54,7 +54,7 @@ from .significance import (
 )
 
 AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench", "keys", "strata")
-AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "code_var", "mr_responses")
+AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "mr_responses")
 REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
 CODE_TEXT = code_text_sql("{v}")
@@ -98,8 +98,35 @@ marked AS (
 _ROLLUP_CTES = """
 scoped AS (  -- the code rows of each scope
     SELECT m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom,
-        sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2
+        sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2,
+        NULL::DOUBLE AS s1, NULL::DOUBLE AS s2, NULL::DOUBLE AS s3
     FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY ALL
+)
+"""
+
+# The same, when every domain's key is a whole stratum (see is_simple_design), with the sums a valid code's
+# linearised variance expands into (see code_variance_sql): s1 = Σ α·Σw², s2 = Σ β·(Σw)², s3 = Σ β·Σw·W over the
+# scope's keys, Σw and Σw² being the code's in the key and W the key's valid total (α, β: see _SIMPLE_VARIANCES).
+# Summed over a scope's valid codes, s1 and s3 give its base's Σ α·W2 and Σ β·W² (code_d1, code_d2 in stats), so
+# a code row's variance needs no join of its own.
+_ROLLUP_TERMS_CTES = """
+key_n AS (
+    SELECT k.key, CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
+        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
+    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
+),
+key_w AS (SELECT wave, key, question, sum(sw) AS kw FROM marked WHERE status = 'valid' GROUP BY ALL),
+termed AS (
+    SELECT m.*, CASE WHEN m.status = 'valid' THEN n.alpha * m.sw2 END AS a1,
+        CASE WHEN m.status = 'valid' THEN n.beta * m.sw * m.sw END AS b1,
+        CASE WHEN m.status = 'valid' THEN n.beta * m.sw * w.kw END AS b2
+    FROM marked m JOIN key_n n USING (key) LEFT JOIN key_w w USING (wave, key, question)
+),
+scoped AS (
+    SELECT m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom,
+        sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2, sum(m.a1) AS s1, sum(m.b1) AS s2, sum(m.b2) AS s3
+    FROM termed m JOIN _wt_scopes s ON m.key = s.key
+    GROUP BY m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom
 )
 """
 
@@ -155,7 +182,8 @@ base AS (
         sum(sw2) FILTER (WHERE status = 'valid') AS base_w2,
         coalesce(sum(sw) FILTER (WHERE status = 'valid' AND top), 0) AS top_w,
         coalesce(sum(sw) FILTER (WHERE status = 'valid' AND bottom), 0) AS bottom_w,
-        sum(sw * value) FILTER (WHERE status = 'valid') / nullif(sum(sw) FILTER (WHERE status = 'valid'), 0) AS mean
+        sum(sw * value) FILTER (WHERE status = 'valid') / nullif(sum(sw) FILTER (WHERE status = 'valid'), 0) AS mean,
+        sum(s1) FILTER (WHERE status = 'valid') AS code_d1, sum(s3) FILTER (WHERE status = 'valid') AS code_d2
     FROM scoped GROUP BY wave, scope, question
 ),
 spread AS (
@@ -169,7 +197,8 @@ single_stats AS (
         CASE WHEN q.is_scale AND b.base_w > 0 THEN b.top_w / b.base_w END AS p_top,
         CASE WHEN q.is_scale AND b.base_w > 0 THEN b.bottom_w / b.base_w END AS p_bottom,
         CASE WHEN q.is_scale THEN b.mean END AS mean,
-        CASE WHEN q.is_scale AND b.base_n > 1 THEN sqrt(greatest(sp.ss, 0) / b.base_w * b.base_n / (b.base_n - 1)) END AS sd
+        CASE WHEN q.is_scale AND b.base_n > 1 THEN sqrt(greatest(sp.ss, 0) / b.base_w * b.base_n / (b.base_n - 1)) END AS sd,
+        b.code_d1, b.code_d2
     FROM base b JOIN spread sp USING (side, wave, scope, question) JOIN _wt_questions q USING (wave, question)
     UNION ALL
     SELECT 'bench', d.wave, d.scope, d.question, coalesce(d.n, 0)::BIGINT, coalesce(d.w, 0),
@@ -177,7 +206,8 @@ single_stats AS (
         CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.top_w, 0) / d.w END,
         CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.bottom_w, 0) / d.w END,
         CASE WHEN q.is_scale AND d.w > 0 THEN d.centre + d.wd / d.w END,
-        CASE WHEN q.is_scale AND d.n > 1 THEN sqrt(greatest(d.wdd - d.wd * d.wd / d.w, 0) / d.w * d.n / (d.n - 1)) END
+        CASE WHEN q.is_scale AND d.n > 1 THEN sqrt(greatest(d.wdd - d.wd * d.wd / d.w, 0) / d.w * d.n / (d.n - 1)) END,
+        NULL, NULL
     FROM bench_sums d JOIN _wt_questions q USING (wave, question)
 ),
 mr_stats AS (
@@ -185,7 +215,8 @@ mr_stats AS (
         coalesce(sum(n) FILTER (WHERE role = 'base'), 0)::BIGINT AS base_n,
         coalesce(sum(sw) FILTER (WHERE role = 'base'), 0) AS base_w,
         sum(sw) FILTER (WHERE role = 'base') * sum(sw) FILTER (WHERE role = 'base') / nullif(sum(sw2) FILTER (WHERE role = 'base'), 0) AS n_eff,
-        NULL::DOUBLE AS p_top, NULL::DOUBLE AS p_bottom, NULL::DOUBLE AS mean, NULL::DOUBLE AS sd
+        NULL::DOUBLE AS p_top, NULL::DOUBLE AS p_bottom, NULL::DOUBLE AS mean, NULL::DOUBLE AS sd,
+        NULL::DOUBLE AS code_d1, NULL::DOUBLE AS code_d2
     FROM mr_rolled GROUP BY ALL
 ),
 stats AS (SELECT * FROM single_stats UNION ALL SELECT * FROM mr_stats)
@@ -205,7 +236,7 @@ _JOINED_CTE = """
 joined AS (
     SELECT tq.*,
         coalesce(s.base_n, 0) AS base_n, coalesce(s.base_w, 0) AS base_w, s.n_eff, s.p_top, s.p_bottom, s.mean, s.sd,
-        s.var_top, s.var_mean, s.df,
+        s.var_top, s.var_mean, s.df, s.code_d1, s.code_d2,
         b.base_n AS b_n, b.n_eff AS b_neff, b.p_top AS b_top, b.mean AS b_mean, b.sd AS b_sd,
         b.var_top AS b_vtop, b.var_mean AS b_vmean,
         p.base_n AS p_n, p.n_eff AS p_neff, p.p_top AS p_top_prev, p.mean AS p_mean, p.sd AS p_sd,
@@ -375,7 +406,7 @@ def _summary_select(m: Methods) -> str:
         CASE WHEN {keep} THEN j.top_quality ELSE '' END AS quality,
         j.top_quality = 'F' AND {keep} AS top_withheld, j.cv_top,
         j.spos, j.qpos, j.question AS qid, j.n_eff AS n_eff_raw, j.df,
-        j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw
+        j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw, j.code_d1, j.code_d2
     FROM flagged j {joins}
     )"""
 
@@ -409,6 +440,21 @@ ROW_NEW_COLUMNS = ("se", "topbox_se", "mean_se", "deff", "n_eff_design")
 ROW_NEW_SUMMARY = tuple(c for c in NEW_SUMMARY_COLUMNS if c.startswith("p_"))
 
 
+def code_variance_sql(s: str, s1: str, s2: str, s3: str, bw: str, d1: str, d2: str) -> str:
+    """SQL of a valid code's linearised variance in the simple design (see _ROLLUP_TERMS_CTES) from its
+    weight ``s`` and sums ``s1``-``s3`` and its base's weight ``bw`` and sums ``d1``, ``d2``: with p = s/bw,
+    Σ_k (α_k q_k + β_k t_k²) = ((1 − 2p)·s1 + p²·(d1 + d2) + s2 − 2p·s3) / bw², no code × key product.
+    Below ~1e-11 of the size of its cancelling terms it is rounding noise (a code chosen by everyone in
+    the domain, e.g. a banner variable in its own column), and is 0. NULL without the sums."""
+    p = f"({s} / {bw})"
+    raw = f"(((1 - 2 * {p}) * {s1} + {p} * {p} * ({d1} + {d2}) + {s2} - 2 * {p} * {s3}) / ({bw} * {bw}))"
+    scale = (
+        f"((abs(1 - 2 * {p}) * abs({s1}) + {p} * {p} * (abs({d1}) + abs({d2})) + abs({s2}) + 2 * {p} * abs({s3}))"
+        f" / ({bw} * {bw}))"
+    )
+    return f"(CASE WHEN {s1} IS NOT NULL AND {bw} > 0 THEN (CASE WHEN {raw} <= 1e-11 * {scale} THEN 0.0 ELSE {raw} END) END)"
+
+
 def _rows_select(m: Methods) -> str:
     """The code rows of every summary (``sidx``: the summary's position), in display order: valid codes,
     user-missing codes, then system missing; a multiple-response set's items in set order, then the
@@ -418,24 +464,30 @@ def _rows_select(m: Methods) -> str:
     code = CODE_TEXT.format(v="r.value")
     scope_cell = "c.wave = su.wave AND c.scope = su.scope AND c.question = su.qid"
     kish = "greatest(r.p * (1 - r.p), 0) / su.n_eff_raw"
-    var = kish if m.kish else "coalesce(r.var, 0)"
     cv = "(CASE WHEN r.p > 0 THEN sqrt(r.var) / r.p END)"
     show = "NOT r.su_suppressed AND r.quality <> 'F'"
     n_eff_design = "(CASE WHEN r.var > 0 THEN r.p * (1 - r.p) / r.var END)"
+    # the summary's columns each row needs, taken where the lines start from their summary: no join after
+    su_cols = (
+        "su.suppressed AS su_suppressed, su.n_eff AS su_n_eff, su.n_eff_raw AS su_n_eff_raw, "
+        "su.base_n AS su_base_n, su.df AS su_df, su.base_w_raw AS su_bw, su.code_d1 AS su_d1, su.code_d2 AS su_d2"
+    )
+    code_var = code_variance_sql("r.w_raw", "r.s1", "r.s2", "r.s3", "r.su_bw", "r.su_d1", "r.su_d2")
+    var = kish.replace("su.", "r.su_") if m.kish else f"coalesce(r.pre_var, {code_var}, 0)"
     return f"""
     single_lines AS (
-        SELECT su.sidx, k.value, k.label, k.missing AS user_missing, c.n, c.sw
+        SELECT su.sidx, k.value, k.label, k.missing AS user_missing, c.n, c.sw, c.s1, c.s2, c.s3, c.var, {su_cols}
         FROM summary su JOIN _wt_codes k ON k.wave = su.wave AND k.question = su.qid
         LEFT JOIN classified c ON {scope_cell} AND c.value = k.value
         WHERE su.kind <> 'multiple'
         UNION ALL  -- values answered that have no label
-        SELECT su.sidx, c.value, NULL, im.value IS NOT NULL, c.n, c.sw
+        SELECT su.sidx, c.value, NULL, im.value IS NOT NULL, c.n, c.sw, c.s1, c.s2, c.s3, c.var, {su_cols}
         FROM summary su JOIN classified c ON {scope_cell}
         LEFT JOIN _wt_codes k ON k.wave = c.wave AND k.question = c.question AND k.value = c.value
         LEFT JOIN is_missing im ON im.wave = c.wave AND im.question = c.question AND im.value = c.value
         WHERE su.kind <> 'multiple' AND c.value IS NOT NULL AND k.value IS NULL
         UNION ALL  -- system missing, always shown
-        SELECT su.sidx, NULL, 'System missing', FALSE, c.n, c.sw
+        SELECT su.sidx, NULL, 'System missing', FALSE, c.n, c.sw, NULL, NULL, NULL, NULL, {su_cols}
         FROM summary su LEFT JOIN classified c ON {scope_cell} AND c.value IS NULL
         WHERE su.kind <> 'multiple'
     ),
@@ -444,37 +496,33 @@ def _rows_select(m: Methods) -> str:
             CASE WHEN l.value IS NULL THEN '.' ELSE {code.replace("r.value", "l.value")} END AS code,
             l.label, (l.value IS NULL OR l.user_missing) AS missing,
             coalesce(l.n, 0) AS n_raw, coalesce(l.sw, 0.0) AS w_raw,
-            CASE WHEN l.value IS NOT NULL AND NOT l.user_missing AND su.base_w_raw > 0 THEN coalesce(l.sw, 0.0) / su.base_w_raw END AS p,
+            CASE WHEN l.value IS NOT NULL AND NOT l.user_missing AND l.su_bw > 0 THEN coalesce(l.sw, 0.0) / l.su_bw END AS p,
             NULL::DOUBLE AS p_responses,
             CASE WHEN l.value IS NULL THEN 2 WHEN l.user_missing THEN 1 ELSE 0 END AS rank1,
-            coalesce(l.value, 0) AS rank2
-        FROM single_lines l JOIN summary su USING (sidx)
+            coalesce(l.value, 0) AS rank2,
+            l.s1, l.s2, l.s3, l.var AS pre_var, l.su_suppressed, l.su_n_eff, l.su_n_eff_raw, l.su_base_n, l.su_df,
+            l.su_bw, l.su_d1, l.su_d2
+        FROM single_lines l
     ),
     multiple_rows AS (
         SELECT su.sidx, NULL::DOUBLE AS value, i.item AS code, i.label, FALSE AS missing,
             coalesce(c.n, 0) AS n_raw, coalesce(c.sw, 0.0) AS w_raw,
             CASE WHEN su.base_w_raw > 0 THEN coalesce(c.sw, 0.0) / su.base_w_raw END AS p,
             CASE WHEN r.total > 0 THEN 100.0 * coalesce(c.sw, 0.0) / r.total END AS p_responses,
-            0 AS rank1, i.ipos AS rank2
+            0 AS rank1, i.ipos AS rank2, NULL::DOUBLE AS s1, NULL::DOUBLE AS s2, NULL::DOUBLE AS s3, c.var AS pre_var,
+            {su_cols}
         FROM summary su JOIN _wt_items i ON i.wave = su.wave AND i.question = su.qid
         LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'item' AND c.item = i.item
         LEFT JOIN mr_responses r ON r.wave = su.wave AND r.scope = su.scope AND r.question = su.qid
         UNION ALL
-        SELECT su.sidx, NULL, '.', 'No response counted', TRUE, coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0
+        SELECT su.sidx, NULL, '.', 'No response counted', TRUE, coalesce(c.n, 0), coalesce(c.sw, 0.0), NULL, NULL, 2, 0,
+            NULL, NULL, NULL, NULL, {su_cols}
         FROM summary su LEFT JOIN mr_rolled c ON {scope_cell} AND c.role = 'none'
         WHERE su.kind = 'multiple'
     ),
     all_rows AS (SELECT * FROM single_rows UNION ALL SELECT * FROM multiple_rows),
-    with_var AS (  -- one join of the code variances: a code's by its value, an item's by its name
-        SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var.replace("r.var", "v.var")} END AS var,
-            su.suppressed AS su_suppressed, su.n_eff AS su_n_eff, su.n_eff_raw AS su_n_eff_raw,
-            su.base_n AS su_base_n, su.df AS su_df
-        FROM all_rows r JOIN summary su USING (sidx)
-        LEFT JOIN code_var v ON v.wave = su.wave AND v.scope = su.scope AND v.question = su.qid
-            AND v.value IS NOT DISTINCT FROM r.value
-            AND v.item IS NOT DISTINCT FROM (CASE WHEN su.kind = 'multiple' THEN r.code END)
-    ),
-    flagged AS (  -- the summary's columns come along (su_*), so no second join
+    with_var AS (SELECT r.*, CASE WHEN r.p IS NOT NULL THEN {var} END AS var FROM all_rows r),
+    flagged AS (
         SELECT r.*, {cv} AS cv, CASE WHEN r.su_suppressed THEN '' ELSE {m.quality(cv)} END AS quality,
             {m.base("r.p", "r.var", "r.su_n_eff_raw")} AS ci_base
         FROM with_var r
@@ -704,30 +752,13 @@ mean_top AS (
             / (bw * bw) AS var_top_scale
     FROM dom_terms
 ),
--- A code's terms: sums over the keys where it was chosen (s = Σw, s2 = Σw² of the code), beside the domain's.
-code_terms AS (
-    SELECT c.wave, c.scope, c.question, c.value, sum(c.sw) AS s, sum(n.alpha * c.sw2) AS s1,
-        sum(n.beta * c.sw * c.sw) AS s2, sum(n.beta * c.sw * k.w) AS s3
-    FROM scope_cells c JOIN key_n n USING (key)
-    JOIN key_stats k ON k.wave = c.wave AND k.key = c.key AND k.question = c.question
-    GROUP BY c.wave, c.scope, c.question, c.value
-),
-variances AS (  -- one 'base' row per domain (its mean's and top box's variances, its df), and the code rows
+variances AS (  -- one 'base' row per domain (its mean's and top box's variances, its df); a code's variance
+    -- follows from the code row's and its base's sums in the report (see code_variance_sql)
     SELECT side, wave, scope, question, 'base' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
         NULL::DOUBLE AS var, df,
         CASE WHEN var_top_raw <= 1e-11 * var_top_scale THEN 0.0 ELSE var_top_raw END AS var_top,
         CASE WHEN var_mean_raw <= 1e-11 * var_mean_scale THEN 0.0 ELSE var_mean_raw END AS var_mean
     FROM mean_top
-    UNION ALL
-    SELECT 'scope', wave, scope, question, 'code', value, NULL,
-        CASE WHEN raw <= 1e-11 * scale THEN 0.0 ELSE raw END, NULL, NULL, NULL
-    FROM (SELECT c.wave, c.scope, c.question, c.value,
-            ((1 - 2 * c.s / d.bw) * c.s1 + (c.s / d.bw) * (c.s / d.bw) * (d.d1 + d.d2) + c.s2
-                - 2 * (c.s / d.bw) * c.s3) / (d.bw * d.bw) AS raw,
-            (abs(1 - 2 * c.s / d.bw) * abs(c.s1) + (c.s / d.bw) * (c.s / d.bw) * (abs(d.d1) + abs(d.d2))
-                + abs(c.s2) + 2 * (c.s / d.bw) * abs(c.s3)) / (d.bw * d.bw) AS scale
-        FROM code_terms c JOIN dom_terms d
-            ON d.side = 'scope' AND d.wave = c.wave AND d.scope = c.scope AND d.question = c.question)
     UNION ALL  -- a multiple-response set: its base's df, its items' variances
     SELECT p.side, p.wave, p.scope, p.question, CASE WHEN p.estimate = 'mrbase' THEN 'base' ELSE 'item' END,
         p.value, p.item, sum({_contribution("p.t", "p.q")}), sum(p.n) - count(*), NULL, NULL
@@ -783,9 +814,10 @@ def aggregate(
     with registered(con, inputs, AGGREGATE_INPUTS):
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS WITH {_MARK_CTES} SELECT * FROM marked")
+            simple = variance != "kish" and is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"]))
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _wt_m_scoped AS WITH marked AS (SELECT * FROM _wt_m_marked), "
-                f"{_ROLLUP_CTES} SELECT * FROM scoped"
+                f"{_ROLLUP_TERMS_CTES if simple else _ROLLUP_CTES} SELECT * FROM scoped"
             )
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
             stats = (
@@ -800,12 +832,11 @@ def aggregate(
                     f"SELECT s.*, {kish_top} AS var_top, {kish_mean} AS var_mean, "
                     "(s.base_n - 1)::DOUBLE AS df FROM _wt_m_stats s"
                 )
-                code_var = (
-                    "SELECT NULL::INTEGER AS wave, NULL::VARCHAR AS scope, NULL::VARCHAR AS question, "
-                    "NULL::DOUBLE AS value, NULL::VARCHAR AS item, NULL::DOUBLE AS var WHERE FALSE"
+                classified = (
+                    "SELECT wave, scope, question, value, n, sw, s1, s2, s3, NULL::DOUBLE AS var FROM _wt_m_scoped"
                 )
+                mr_rolled = "SELECT *, NULL::DOUBLE AS var FROM _wt_m_mr_rolled WHERE side = 'scope'"
             else:
-                simple = is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"]))
                 ctes = _KEY_CTES + _CELL_CTES + _SIMPLE_VARIANCES if simple else _PART_CTES
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
                 # one join: each base's variances, pivoted to a row per (side, wave, scope, question)
@@ -826,18 +857,26 @@ def aggregate(
                     ) v ON v.side = s.side AND v.wave = s.wave AND v.scope = s.scope AND v.question = s.question
                 """
                 )
-                code_var = (
-                    "SELECT wave, scope, question, value, item, var FROM _wt_m_var WHERE estimate IN ('code', 'item')"
+                # a code's variance: from its row's sums (simple design: see code_variance_sql), or the general path's
+                classified = (
+                    "SELECT wave, scope, question, value, n, sw, s1, s2, s3, NULL::DOUBLE AS var FROM _wt_m_scoped"
+                    if simple
+                    else """SELECT c.wave, c.scope, c.question, c.value, c.n, c.sw, c.s1, c.s2, c.s3, v.var
+                    FROM _wt_m_scoped c LEFT JOIN _wt_m_var v ON v.estimate = 'code' AND v.wave = c.wave
+                        AND v.scope = c.scope AND v.question = c.question AND v.value = c.value"""
                 )
+                mr_rolled = """SELECT r.*, v.var FROM _wt_m_mr_rolled r
+                    LEFT JOIN _wt_m_var v ON r.role = 'item' AND v.estimate = 'item' AND v.wave = r.wave
+                        AND v.scope = r.scope AND v.question = r.question AND v.item = r.item
+                    WHERE r.side = 'scope'"""
             return {
-                "classified": con.sql("SELECT wave, scope, question, value, n, sw FROM _wt_m_scoped").to_arrow_table(),
-                "mr_rolled": con.sql("SELECT * FROM _wt_m_mr_rolled WHERE side = 'scope'").to_arrow_table(),
+                "classified": con.sql(classified).to_arrow_table(),
+                "mr_rolled": con.sql(mr_rolled).to_arrow_table(),
                 # the values answered that are user-missing (the report looks up the unlabelled ones here)
                 "is_missing": con.sql(
                     "SELECT DISTINCT wave, question, value FROM _wt_m_marked WHERE status = 'user'"
                 ).to_arrow_table(),
                 "stats": con.sql(with_var).to_arrow_table(),
-                "code_var": con.sql(code_var).to_arrow_table(),
                 "mr_responses": con.sql(
                     "SELECT wave, scope, question, sum(sw) AS total FROM _wt_m_mr_rolled"
                     " WHERE side = 'scope' AND role = 'item' GROUP BY ALL"
