@@ -917,24 +917,28 @@ def report(
     with registered(con, inputs, (*AGGREGATES, *REPORT_INPUTS)):
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_target_questions AS {_TARGET_QUESTIONS}")
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_summary AS WITH {_aliases((*AGGREGATES, 'target_questions'))}, "
-                f"{_JOINED_CTE}, {_summary_select(m)} "
-                "SELECT *, (row_number() OVER (ORDER BY wave, spos, qpos) - 1)::INTEGER AS sidx FROM summary",
-                params,
-            )
-            summary = con.sql("SELECT * FROM _wt_summary ORDER BY sidx").to_arrow_table()
-            rows_sql = f"CREATE OR REPLACE TEMP TABLE _wt_own_rows AS WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
-            con.execute(rows_sql, {"z": z} if "$z" in rows_sql else None)
-            own = con.sql("SELECT * FROM _wt_own_rows ORDER BY sidx, rowid").to_arrow_table()
+            # the summaries and the rows come out as Arrow in their order and are scanned from Arrow by the
+            # next queries: no temporary table to write, nor to sort again on the way out
+            summary = con.sql(
+                f"WITH {_aliases((*AGGREGATES, 'target_questions'))}, {_JOINED_CTE}, {_summary_select(m)} "
+                "SELECT *, (row_number() OVER (ORDER BY wave, spos, qpos) - 1)::INTEGER AS sidx FROM summary "
+                "ORDER BY sidx",
+                params=params,
+            ).to_arrow_table()
+            con.register("_wt_summary", summary)
+            rows_sql = f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
+            own = con.sql(rows_sql, params={"z": z} if "$z" in rows_sql else None).to_arrow_table()
+            con.register("_wt_own_rows", own)
             audit = con.sql(
                 f"WITH {_aliases(('summary', 'own_rows'))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
                 f"FROM ({_audit_select()}) ORDER BY wave, spos, qpos, withheld",
                 params={"min_base": min_base},
             ).to_arrow_table()
         finally:
-            for name in ("target_questions", "summary", "own_rows"):
-                con.execute(f"DROP TABLE IF EXISTS _wt_{name}")
+            con.execute("DROP TABLE IF EXISTS _wt_target_questions")
+            for name in ("summary", "own_rows"):
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister(f"_wt_{name}")
     summaries = summary.select(list(SUMMARY_ORDER))
     return _rows_with_summaries(own, summary), summaries, audit
 
