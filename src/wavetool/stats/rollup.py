@@ -834,7 +834,8 @@ def is_simple_design(keys: pa.Table, domains: tuple[pa.Table, ...] = ()) -> bool
 
 
 def _aliases(names: tuple[str, ...]) -> str:
-    return ", ".join(f"{name} AS (SELECT * FROM _wt_{name})" for name in names)
+    # NOT MATERIALIZED: a CTE read twice would otherwise be copied first, and these only rename a table
+    return ", ".join(f"{name} AS NOT MATERIALIZED (SELECT * FROM _wt_{name})" for name in names)
 
 
 def aggregate(
@@ -862,13 +863,14 @@ def _aggregate(
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS WITH {_MARK_CTES} SELECT * FROM marked")
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_m_scoped AS WITH marked AS (SELECT * FROM _wt_m_marked), "
+                f"CREATE OR REPLACE TEMP TABLE _wt_m_scoped AS WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), "
                 f"{_ROLLUP_TERMS_CTES if simple else _ROLLUP_CTES} SELECT * FROM scoped"
             )
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
             stats = (
-                "WITH marked AS (SELECT * FROM _wt_m_marked), scoped AS (SELECT * FROM _wt_m_scoped), "
-                f"mr_rolled AS (SELECT * FROM _wt_m_mr_rolled), {_BENCH_CTES}, {_STATS_CTES}"
+                "WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), "
+                "scoped AS NOT MATERIALIZED (SELECT * FROM _wt_m_scoped), "
+                f"mr_rolled AS NOT MATERIALIZED (SELECT * FROM _wt_m_mr_rolled), {_BENCH_CTES}, {_STATS_CTES}"
             )
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_stats AS {stats} SELECT * FROM stats")
             kish_top = "greatest(s.p_top * (1 - s.p_top), 0) / s.n_eff"
