@@ -40,12 +40,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..sql import code_text_sql
 from .significance import (
-    adjusted_select,
+    adjust_families,
     effective_base_sql,
     interval_sql,
     mean_ci_sql,
@@ -374,31 +375,19 @@ def _summary_select(m: Methods) -> str:
             CASE WHEN NOT suppressed AND prev_ok THEN {p_value_sql("d_mp", "se_mp")} END AS p_mp
         FROM pre
     ),
-    tests AS (
-        {" UNION ALL ".join(f"SELECT wave, spos, qpos, {i} AS test, p_{t} AS p FROM flagged WHERE p_{t} IS NOT NULL" for i, t in enumerate(_TESTS))}
-    ),
-    adjusted AS ({adjusted_select(m.adjust, "tests", family="wave, spos", keys="wave, spos, qpos, test")}),
     summary AS ("""
     if m.adjust == "none":  # as before issue 12: |z| > z_(1-α/2)
 
         def verdict(test: str, ok: str) -> str:
             return f"CASE WHEN {ok} THEN {verdict_sql(f'j.d_{test}', f'j.se_{test}', z)} ELSE '' END"
-    else:
+    else:  # decided on the adjusted p-values, after the query (see _adjusted)
 
         def verdict(test: str, ok: str) -> str:
-            return (
-                f"CASE WHEN {ok} AND a_{test}.p_adj < {1 - m.confidence!r} AND j.d_{test} <> 0 THEN "
-                f"(CASE WHEN j.d_{test} > 0 THEN 'higher' ELSE 'lower' END) ELSE '' END"
-            )
+            return "''"
 
     keep, keep_top = "j.keep", "j.keep_top"
     top = "j.p_top"
     n_eff_design = f"(CASE WHEN j.var_top > 0 THEN {top} * (1 - {top}) / j.var_top END)"
-    joins = " ".join(
-        f"LEFT JOIN adjusted a_{t} ON a_{t}.wave = j.wave AND a_{t}.spos = j.spos AND a_{t}.qpos = j.qpos "
-        f"AND a_{t}.test = {i}"
-        for i, t in enumerate(_TESTS)
-    )
     reason = f"""CASE WHEN j.suppressed THEN
             CASE WHEN j.base_n = 0 THEN 'no valid responses (base 0 < min_base ' || $min_base || ')'
                  WHEN j.small_base THEN 'unweighted base ' || j.base_n || ' < min_base ' || $min_base
@@ -435,13 +424,14 @@ def _summary_select(m: Methods) -> str:
         CASE WHEN {keep_top} THEN {n_eff_design} END AS n_eff_design,
         j.p_tb AS p_topbox_vs_benchmark, j.p_mb AS p_mean_vs_benchmark,
         j.p_tp AS p_topbox_vs_previous, j.p_mp AS p_mean_vs_previous,
-        a_tb.p_adj AS p_adj_topbox_vs_benchmark, a_mb.p_adj AS p_adj_mean_vs_benchmark,
-        a_tp.p_adj AS p_adj_topbox_vs_previous, a_mp.p_adj AS p_adj_mean_vs_previous,
+        NULL::DOUBLE AS p_adj_topbox_vs_benchmark, NULL::DOUBLE AS p_adj_mean_vs_benchmark,
+        NULL::DOUBLE AS p_adj_topbox_vs_previous, NULL::DOUBLE AS p_adj_mean_vs_previous,
         CASE WHEN {keep} THEN j.top_quality ELSE '' END AS quality,
         j.top_quality = 'F' AND {keep} AS top_withheld, j.cv_top,
         j.spos, j.qpos, j.question AS qid, j.n_eff AS n_eff_raw, j.df,
-        j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw, j.code_d1, j.code_d2, j.scope AS scope_code
-    FROM flagged j {joins}
+        j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw, j.code_d1, j.code_d2, j.scope AS scope_code,
+        j.d_tb, j.d_mb, j.d_tp, j.d_mp
+    FROM flagged j
     )"""
 
 
@@ -990,10 +980,10 @@ def _report(
             # next queries: no temporary table to write, nor to sort again on the way out
             summary = con.sql(
                 f"WITH {_aliases((*AGGREGATES, 'target_questions'))}, {_JOINED_CTE}, {_summary_select(m)} "
-                "SELECT *, (row_number() OVER (ORDER BY wave, spos, qpos) - 1)::INTEGER AS sidx FROM summary "
-                "ORDER BY sidx",
+                "SELECT * FROM summary ORDER BY wave, spos, qpos",
                 params=params,
             ).to_arrow_table()
+            summary = _adjusted(summary, m).append_column("sidx", pa.array(np.arange(summary.num_rows, dtype=np.int32)))
             con.register("_wt_summary", summary)
             rows_sql = f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
             own = con.sql(rows_sql, params={"z": z} if "$z" in rows_sql else None).to_arrow_table()
@@ -1010,6 +1000,36 @@ def _report(
                     con.unregister(f"_wt_{name}")
     summaries = summary.select(list(SUMMARY_ORDER))
     return _rows_with_summaries(own, summary), summaries, audit
+
+
+def _adjusted(summary: pa.Table, m: Methods) -> pa.Table:
+    """The summaries with their p-values adjusted within each scope's family (every test reported for
+    the scope in the wave: see significance.adjust_families) and, unless the adjustment is 'none' (where
+    the query decided as before issue 12, on |z|), the sig_* verdicts decided on them: 'higher' or 'lower'
+    where the adjusted p is under 1 − confidence and the difference is not 0."""
+    p = np.column_stack([_floats(summary.column(f"p_{t}")) for t in TEST_COLUMNS])
+    wave, spos = (summary.column(c).to_numpy(zero_copy_only=False).astype(np.int64) for c in ("wave", "spos"))
+    family = np.repeat(wave * (int(spos.max(initial=0)) + 1) + spos, len(TEST_COLUMNS))
+    adjusted = adjust_families(p.ravel(), family, m.adjust).reshape(p.shape)
+    for i, test in enumerate(TEST_COLUMNS):
+        name = f"p_adj_{test}"
+        column = pa.array(adjusted[:, i], mask=np.isnan(adjusted[:, i]))
+        summary = summary.set_column(summary.schema.get_field_index(name), name, column)
+        if m.adjust == "none":
+            continue
+        diff = _floats(summary.column(f"d_{_TESTS[i]}"))
+        with np.errstate(invalid="ignore"):
+            verdict = np.where(
+                (adjusted[:, i] < 1 - m.confidence) & (diff != 0), np.where(diff > 0, "higher", "lower"), ""
+            )
+        name = f"sig_{test}"
+        summary = summary.set_column(summary.schema.get_field_index(name), name, pa.array(verdict, pa.string()))
+    return summary
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64, NULL as NaN."""
+    return column.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def _rows_with_summaries(own: pa.Table, summary: pa.Table) -> pa.Table:

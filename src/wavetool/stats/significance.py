@@ -184,24 +184,28 @@ def p_value_sql(diff: str, se: str) -> str:
     )
 
 
-def adjusted_select(method: str, source: str, family: str = "wave, scope", keys: str = "wave, scope, qid, test") -> str:
-    """SQL adjusting the p-values of ``source`` (``keys`` and p; no NULL p) as R's ``p.adjust(p, method)``
-    does within each family (the ``family`` columns), giving (``keys``, p_adj).
-
-    BH: ``min over j ≥ i of m·p_(j)/j``; Holm: ``max over j ≤ i of (m − j + 1)·p_(j)``; both capped at 1. The
-    ranks are ordered by p alone: tied p-values get the same adjusted value whichever order they are ranked
-    in (BH's minimum reaches the last of the ties, Holm's maximum the first), so the result is reproducible
-    without a tie-break, and one numeric sort key is cheaper than p plus names."""
-    over = f"PARTITION BY {family}"
-    expression = {
-        "none": "p",
-        "bh": f"least(1.0, min(m * p / r) OVER ({over} ORDER BY r DESC ROWS UNBOUNDED PRECEDING))",
-        "holm": f"least(1.0, max((m - r + 1) * p) OVER ({over} ORDER BY r ROWS UNBOUNDED PRECEDING))",
-    }[method]
-    return (
-        f"SELECT {keys}, {expression} AS p_adj FROM (SELECT *, count(*) OVER ({over}) AS m, "
-        f"row_number() OVER ({over} ORDER BY p) AS r FROM {source})"
-    )
+def adjust_families(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarray:
+    """The p-values ``p`` (NaN: no test) adjusted as R's ``p.adjust(p, method)`` within each family (equal
+    ``family`` values): 'bh' ``min over j ≥ i of m·p_(j)/j``, 'holm' ``max over j ≤ i of (m − j + 1)·p_(j)``,
+    both capped at 1, or 'none'. Ties in p get the same adjusted value whichever order they are ranked in
+    (BH's minimum reaches the last of the ties, Holm's maximum the first), so the result is reproducible."""
+    out = np.full(len(p), np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    if method == "none" or not len(tested):
+        out[tested] = p[tested]
+        return out
+    by_p = tested[np.argsort(p[tested], kind="stable")]
+    ranked = by_p[np.argsort(family[by_p], kind="stable")]  # by family, then p
+    starts = np.flatnonzero(np.r_[True, family[ranked][1:] != family[ranked][:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(ranked)], strict=True):
+        members = ranked[start:end]
+        m, r = len(members), np.arange(1, len(members) + 1)
+        if method == "bh":
+            values = np.minimum.accumulate((m * p[members] / r)[::-1])[::-1]
+        else:
+            values = np.maximum.accumulate((m - r + 1) * p[members])
+        out[members] = np.minimum(1.0, values)
+    return out
 
 
 def adjusted_p(p_values: list[float], method: str) -> list[float]:
