@@ -162,13 +162,20 @@ def _one_thread_per_query(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
     Floating-point sums depend on the order of addition, and DuckDB's threads combine partial sums in
     whatever order they finish, so two runs over the same data could differ in the last bit and the CSV
-    bytes change. Summing on one thread per query makes the tables byte-for-byte reproducible."""
-    previous = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    bytes change. Summing on one thread per query makes the tables byte-for-byte reproducible.
+
+    Also turns off DuckDB's partial aggregate pushdown meanwhile: it sums the cells by key before they are
+    joined to their scopes, where they are already one row per key, and merging those partial sums after
+    the join cost a third of the scopes' roll-up."""
+    previous = con.execute("SELECT current_setting('threads'), current_setting('disabled_optimizers')").fetchall()[0]
     con.execute("SET threads = 1")
+    disabled = ",".join(o for o in (previous[1], "partial_aggregate_pushdown") if o)
+    con.execute(f"SET disabled_optimizers = '{disabled}'")
     try:
         yield
     finally:
-        con.execute(f"SET threads = {int(previous)}")
+        con.execute(f"SET threads = {int(previous[0])}")
+        con.execute(f"SET disabled_optimizers = '{previous[1]}'")
 
 
 def _tabulate(

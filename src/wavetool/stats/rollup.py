@@ -112,30 +112,40 @@ def _columns(inputs: dict[str, pa.Table], name: str, tables: tuple[str, ...]) ->
 # and nothing else.
 # Every cell classified as valid, user-missing or system-missing (and in a box or not), before it is rolled
 # up to the scopes and the benchmarks.
+# Every (question, value) answered, numbered (qv: the scopes' code rows are summed by (scope, qv), two
+# integers, and take the rest from here), with its status and boxes.
 _MARK_CTES = """
-observed AS (SELECT DISTINCT wave, question, value FROM _wt_cells WHERE value IS NOT NULL),
+observed AS (SELECT DISTINCT wave, question, value FROM _wt_cells),
 is_missing AS (
     SELECT wave, question, value FROM _wt_codes WHERE missing
     UNION
     SELECT o.wave, o.question, o.value FROM observed o
     JOIN _wt_ranges m ON o.wave = m.wave AND o.question = m.question AND o.value BETWEEN m.low AND m.high
 ),
-marked AS (
-    SELECT c.*,
-        CASE WHEN c.value IS NULL THEN 'system' WHEN im.value IS NOT NULL THEN 'user' ELSE 'valid' END AS status,
+marks AS (
+    SELECT (row_number() OVER (ORDER BY o.wave, o.question, o.value NULLS FIRST) - 1)::INTEGER AS qv,
+        o.wave, o.question, o.value,
+        CASE WHEN o.value IS NULL THEN 'system' WHEN im.value IS NOT NULL THEN 'user' ELSE 'valid' END AS status,
         coalesce(bx.top, FALSE) AS top, coalesce(bx.bottom, FALSE) AS bottom
-    FROM _wt_cells c
-    LEFT JOIN is_missing im ON c.wave = im.wave AND c.question = im.question AND c.value = im.value
-    LEFT JOIN _wt_boxes bx ON c.wave = bx.wave AND c.question = bx.question AND c.value = bx.value
+    FROM observed o
+    LEFT JOIN is_missing im ON o.wave = im.wave AND o.question = im.question AND o.value = im.value
+    LEFT JOIN _wt_boxes bx ON o.wave = bx.wave AND o.question = bx.question AND o.value = bx.value
 )
+"""
+# Every cell with its mark.
+_MARKED = """
+    SELECT c.*, k.qv, k.status, k.top, k.bottom
+    FROM _wt_cells c JOIN _wt_m_marks k
+        ON c.wave = k.wave AND c.question = k.question AND c.value IS NOT DISTINCT FROM k.value
 """
 
 _ROLLUP_CTES = """
 scoped AS (  -- the code rows of each scope
-    SELECT m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom,
-        sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2,
+    SELECT k.wave, g.scope, k.question, k.value, k.status, k.top, k.bottom, g.n, g.sw, g.sw2,
         NULL::DOUBLE AS s1, NULL::DOUBLE AS s2, NULL::DOUBLE AS s3
-    FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY ALL
+    FROM (SELECT s.scope, m.qv, sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2
+          FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY s.scope, m.qv) g
+    JOIN _wt_m_marks k USING (qv)
 )
 """
 
@@ -158,10 +168,11 @@ termed AS (
     FROM marked m JOIN key_n n USING (key) LEFT JOIN key_w w USING (wave, key, question)
 ),
 scoped AS (
-    SELECT m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom,
-        sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2, sum(m.a1) AS s1, sum(m.b1) AS s2, sum(m.b2) AS s3
-    FROM termed m JOIN _wt_scopes s ON m.key = s.key
-    GROUP BY m.wave, s.scope, m.question, m.value, m.status, m.top, m.bottom
+    SELECT k.wave, g.scope, k.question, k.value, k.status, k.top, k.bottom, g.n, g.sw, g.sw2, g.s1, g.s2, g.s3
+    FROM (SELECT s.scope, m.qv, sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2, sum(m.a1) AS s1,
+              sum(m.b1) AS s2, sum(m.b2) AS s3
+          FROM termed m JOIN _wt_scopes s ON m.key = s.key GROUP BY s.scope, m.qv) g
+    JOIN _wt_m_marks k USING (qv)
 )
 """
 
@@ -851,7 +862,8 @@ def _aggregate(
 ) -> dict[str, pa.Table]:
     with registered(con, inputs, AGGREGATE_INPUTS):
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS WITH {_MARK_CTES} SELECT * FROM marked")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marks AS WITH {_MARK_CTES} SELECT * FROM marks")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS {_MARKED}")
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _wt_m_scoped AS WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), "
                 f"{_ROLLUP_TERMS_CTES if simple else _ROLLUP_CTES} SELECT * FROM scoped"
@@ -912,7 +924,7 @@ def _aggregate(
                 "mr_rolled": con.sql(mr_rolled).to_arrow_table(),
                 # the values answered that are user-missing (the report looks up the unlabelled ones here)
                 "is_missing": con.sql(
-                    "SELECT DISTINCT wave, question, value FROM _wt_m_marked WHERE status = 'user'"
+                    "SELECT wave, question, value FROM _wt_m_marks WHERE status = 'user'"
                 ).to_arrow_table(),
                 "stats": con.sql(with_var).to_arrow_table(),
                 "mr_responses": con.sql(
@@ -921,7 +933,7 @@ def _aggregate(
                 ).to_arrow_table(),
             }
         finally:
-            for name in ("marked", "scoped", "mr_rolled", "stats", "var"):
+            for name in ("marks", "marked", "scoped", "mr_rolled", "stats", "var"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
