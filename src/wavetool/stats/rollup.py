@@ -55,7 +55,7 @@ from .significance import (
 )
 
 AGGREGATE_INPUTS = ("cells", "mr", "questions", "codes", "ranges", "boxes", "scopes", "bench", "keys", "strata")
-AGGREGATES = ("classified", "is_missing", "mr_rolled", "stats", "mr_responses")
+AGGREGATES = ("classified", "unlabelled", "mr_rolled", "stats", "mr_responses")
 REPORT_INPUTS = ("questions", "codes", "items", "scopes", "targets")
 
 CODE_TEXT = code_text_sql("{v}")
@@ -516,11 +516,10 @@ def _rows_select(m: Methods) -> str:
         LEFT JOIN classified c ON {scope_cell} AND c.value = k.value
         WHERE su.kind <> 'multiple'
         UNION ALL  -- values answered that have no label
-        SELECT su.sidx, c.value, NULL, im.value IS NOT NULL, c.n, c.sw, c.s1, c.s2, c.s3, c.var, {su_cols}
-        FROM summary su JOIN classified c ON {scope_cell}
-        LEFT JOIN _wt_codes k ON k.wave = c.wave AND k.question = c.question AND k.value = c.value
-        LEFT JOIN is_missing im ON im.wave = c.wave AND im.question = c.question AND im.value = c.value
-        WHERE su.kind <> 'multiple' AND c.value IS NOT NULL AND k.value IS NULL
+        SELECT su.sidx, c.value, NULL, u.user_missing, c.n, c.sw, c.s1, c.s2, c.s3, c.var, {su_cols}
+        FROM unlabelled u JOIN summary su ON su.wave = u.wave AND su.qid = u.question
+        JOIN classified c ON {scope_cell} AND c.value = u.value
+        WHERE su.kind <> 'multiple'
         UNION ALL  -- system missing, always shown
         SELECT su.sidx, NULL, 'System missing', FALSE, c.n, c.sw, NULL, NULL, NULL, NULL, {su_cols}
         FROM summary su LEFT JOIN classified c ON {scope_cell} AND c.value IS NULL
@@ -922,9 +921,11 @@ def _aggregate(
             return {
                 "classified": con.sql(classified).to_arrow_table(),
                 "mr_rolled": con.sql(mr_rolled).to_arrow_table(),
-                # the values answered that are user-missing (the report looks up the unlabelled ones here)
-                "is_missing": con.sql(
-                    "SELECT wave, question, value FROM _wt_m_marks WHERE status = 'user'"
+                # the values answered that have no label (the report shows them too), and whether user-missing
+                "unlabelled": con.sql(
+                    "SELECT m.wave, m.question, m.value, m.status = 'user' AS user_missing FROM _wt_m_marks m "
+                    "ANTI JOIN _wt_codes k ON k.wave = m.wave AND k.question = m.question AND k.value = m.value "
+                    "WHERE m.value IS NOT NULL"
                 ).to_arrow_table(),
                 "stats": con.sql(with_var).to_arrow_table(),
                 "mr_responses": con.sql(
