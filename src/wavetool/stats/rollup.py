@@ -1015,6 +1015,9 @@ def _report(
     return _rows_with_summaries(own, summary), summaries, audit
 
 
+_VERDICTS = pa.array(["", "higher", "lower"])
+
+
 def _adjusted(summary: pa.Table, m: Methods) -> pa.Table:
     """The summaries with their p-values adjusted within each scope's family (every test reported for
     the scope in the wave: see significance.adjust_families) and, unless the adjustment is 'none' (where
@@ -1032,11 +1035,10 @@ def _adjusted(summary: pa.Table, m: Methods) -> pa.Table:
             continue
         diff = _floats(summary.column(f"d_{_TESTS[i]}"))
         with np.errstate(invalid="ignore"):
-            verdict = np.where(
-                (adjusted[:, i] < 1 - m.confidence) & (diff != 0), np.where(diff > 0, "higher", "lower"), ""
-            )
+            verdict = np.where((adjusted[:, i] < 1 - m.confidence) & (diff != 0), np.where(diff > 0, 1, 2), 0)
+        words = pa.DictionaryArray.from_arrays(pa.array(verdict.astype(np.int8)), _VERDICTS).cast(pa.string())
         name = f"sig_{test}"
-        summary = summary.set_column(summary.schema.get_field_index(name), name, pa.array(verdict, pa.string()))
+        summary = summary.set_column(summary.schema.get_field_index(name), name, words)
     return summary
 
 
