@@ -50,7 +50,7 @@ from .significance import (
     effective_base_sql,
     interval_sql,
     mean_ci_sql,
-    p_value_sql,
+    p_values,
     verdict_sql,
 )
 
@@ -380,10 +380,9 @@ def _summary_select(m: Methods) -> str:
     ),
     flagged AS (
         SELECT *, NOT suppressed AS keep, NOT suppressed AND top_quality <> 'F' AS keep_top,
-            CASE WHEN NOT suppressed AND top_quality <> 'F' AND bench_ok THEN {p_value_sql("d_tb", "se_tb")} END AS p_tb,
-            CASE WHEN NOT suppressed AND bench_ok THEN {p_value_sql("d_mb", "se_mb")} END AS p_mb,
-            CASE WHEN NOT suppressed AND top_quality <> 'F' AND prev_ok THEN {p_value_sql("d_tp", "se_tp")} END AS p_tp,
-            CASE WHEN NOT suppressed AND prev_ok THEN {p_value_sql("d_mp", "se_mp")} END AS p_mp
+            -- which tests are reported (their p-values are computed after the query: see _tested)
+            NOT suppressed AND top_quality <> 'F' AND bench_ok AS ok_tb, NOT suppressed AND bench_ok AS ok_mb,
+            NOT suppressed AND top_quality <> 'F' AND prev_ok AS ok_tp, NOT suppressed AND prev_ok AS ok_mp
         FROM pre
     ),
     summary AS ("""
@@ -433,15 +432,15 @@ def _summary_select(m: Methods) -> str:
         CASE WHEN {keep} THEN sqrt(j.var_mean) END AS mean_se,
         CASE WHEN {keep_top} THEN j.base_n / {n_eff_design} END AS deff,
         CASE WHEN {keep_top} THEN {n_eff_design} END AS n_eff_design,
-        j.p_tb AS p_topbox_vs_benchmark, j.p_mb AS p_mean_vs_benchmark,
-        j.p_tp AS p_topbox_vs_previous, j.p_mp AS p_mean_vs_previous,
+        NULL::DOUBLE AS p_topbox_vs_benchmark, NULL::DOUBLE AS p_mean_vs_benchmark,
+        NULL::DOUBLE AS p_topbox_vs_previous, NULL::DOUBLE AS p_mean_vs_previous,
         NULL::DOUBLE AS p_adj_topbox_vs_benchmark, NULL::DOUBLE AS p_adj_mean_vs_benchmark,
         NULL::DOUBLE AS p_adj_topbox_vs_previous, NULL::DOUBLE AS p_adj_mean_vs_previous,
         CASE WHEN {keep} THEN j.top_quality ELSE '' END AS quality,
         j.top_quality = 'F' AND {keep} AS top_withheld, j.cv_top,
         j.spos, j.qpos, j.question AS qid, j.n_eff AS n_eff_raw, j.df,
         j.b_n, j.p_n, j.bench_ok, j.prev_ok, j.base_w AS base_w_raw, j.code_d1, j.code_d2, j.scope AS scope_code,
-        j.d_tb, j.d_mb, j.d_tp, j.d_mp
+        j.d_tb, j.d_mb, j.d_tp, j.d_mp, j.se_tb, j.se_mb, j.se_tp, j.se_mp, j.ok_tb, j.ok_mb, j.ok_tp, j.ok_mp
     FROM flagged j
     )"""
 
@@ -996,7 +995,7 @@ def _report(
                 "SELECT * FROM summary ORDER BY wave, spos, qpos",
                 params=params,
             ).to_arrow_table()
-            summary = _adjusted(summary, m).append_column("sidx", pa.array(np.arange(summary.num_rows, dtype=np.int32)))
+            summary = _tested(summary, m).append_column("sidx", pa.array(np.arange(summary.num_rows, dtype=np.int32)))
             con.register("_wt_summary", summary)
             rows_sql = f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
             own = con.sql(rows_sql, params={"z": z} if "$z" in rows_sql else None).to_arrow_table()
@@ -1018,28 +1017,40 @@ def _report(
 _VERDICTS = pa.array(["", "higher", "lower"])
 
 
-def _adjusted(summary: pa.Table, m: Methods) -> pa.Table:
-    """The summaries with their p-values adjusted within each scope's family (every test reported for
-    the scope in the wave: see significance.adjust_families) and, unless the adjustment is 'none' (where
-    the query decided as before issue 12, on |z|), the sig_* verdicts decided on them: 'higher' or 'lower'
-    where the adjusted p is under 1 − confidence and the difference is not 0."""
-    p = np.column_stack([_floats(summary.column(f"p_{t}")) for t in TEST_COLUMNS])
+def _tested(summary: pa.Table, m: Methods) -> pa.Table:
+    """The summaries with the p-values of their reported tests (see significance.p_values), those adjusted
+    within each scope's family (every test reported for the scope in the wave: see
+    significance.adjust_families) and, unless the adjustment is 'none' (where the query decided as before
+    issue 12, on |z|), the sig_* verdicts decided on them: 'higher' or 'lower' where the adjusted p is
+    under 1 − confidence and the difference is not 0."""
+    diffs = [_floats(summary.column(f"d_{t}")) for t in _TESTS]
+    raw = np.column_stack(
+        [
+            p_values(diff, _floats(summary.column(f"se_{t}")), _flags(summary.column(f"ok_{t}")))
+            for diff, t in zip(diffs, _TESTS, strict=True)
+        ]
+    )
     wave, spos = (summary.column(c).to_numpy(zero_copy_only=False).astype(np.int64) for c in ("wave", "spos"))
     family = np.repeat(wave * (int(spos.max(initial=0)) + 1) + spos, len(TEST_COLUMNS))
-    adjusted = adjust_families(p.ravel(), family, m.adjust).reshape(p.shape)
+    adjusted = adjust_families(raw.ravel(), family, m.adjust).reshape(raw.shape)
     for i, test in enumerate(TEST_COLUMNS):
-        name = f"p_adj_{test}"
-        column = pa.array(adjusted[:, i], mask=np.isnan(adjusted[:, i]))
-        summary = summary.set_column(summary.schema.get_field_index(name), name, column)
+        for name, values in ((f"p_{test}", raw[:, i]), (f"p_adj_{test}", adjusted[:, i])):
+            column = pa.array(values, mask=np.isnan(values))
+            summary = summary.set_column(summary.schema.get_field_index(name), name, column)
         if m.adjust == "none":
             continue
-        diff = _floats(summary.column(f"d_{_TESTS[i]}"))
+        diff = diffs[i]
         with np.errstate(invalid="ignore"):
             verdict = np.where((adjusted[:, i] < 1 - m.confidence) & (diff != 0), np.where(diff > 0, 1, 2), 0)
         words = pa.DictionaryArray.from_arrays(pa.array(verdict.astype(np.int8)), _VERDICTS).cast(pa.string())
         name = f"sig_{test}"
         summary = summary.set_column(summary.schema.get_field_index(name), name, words)
     return summary
+
+
+def _flags(column: pa.ChunkedArray) -> np.ndarray:
+    """A boolean column as bool, NULL as False."""
+    return pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:

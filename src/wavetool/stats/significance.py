@@ -100,12 +100,12 @@ def verdict_sql(diff: str, se: str, z: str) -> str:
 
 # --- design-based intervals and tests (issue 12) -------------------------------------------------------
 
-FUNCTIONS = ("wt_pnorm", "wt_qbeta", "wt_qt")
+FUNCTIONS = ("wt_qbeta", "wt_qt")
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Register the distribution functions the SQL below calls (vectorised scipy over Arrow; every cursor
-    of ``con`` sees them): ``wt_pnorm(x)`` = Φ(x), ``wt_qbeta(p, a, b)`` the beta quantile and
+    of ``con`` sees them): ``wt_qbeta(p, a, b)`` the beta quantile and
     ``wt_qt(p, df)`` Student's t quantile. Idempotent."""
     present = {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
     if all(name in present for name in FUNCTIONS):
@@ -114,9 +114,6 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
 
     def arrays(*columns: pa.Array) -> list[np.ndarray]:
         return [np.asarray(c.to_numpy(zero_copy_only=False), dtype=float) for c in columns]
-
-    def pnorm(x: pa.Array) -> pa.Array:
-        return pa.array(special.ndtr(*arrays(x)))
 
     def qbeta(p: pa.Array, a: pa.Array, b: pa.Array) -> pa.Array:
         pv, av, bv = arrays(p, a, b)
@@ -127,7 +124,6 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
         return pa.array(special.stdtrit(dv, pv))
 
     for name, function, params in (
-        ("wt_pnorm", pnorm, ["DOUBLE"]),
         ("wt_qbeta", qbeta, ["DOUBLE"] * 3),
         ("wt_qt", qt, ["DOUBLE"] * 2),
     ):
@@ -175,13 +171,15 @@ def interval_sql(method: str, p: str, n: str, z: str, confidence: float, rows: s
     return proportion_ci_sql(p, n, z, low)
 
 
-def p_value_sql(diff: str, se: str) -> str:
-    """SQL of the two-sided normal p-value of a difference and its standard error: 1 for no difference,
-    0 for a difference with a zero standard error (e.g. 100 % vs 0 %), NULL when either is NULL."""
-    return (
-        f"(CASE WHEN {diff} IS NULL OR {se} IS NULL THEN NULL WHEN {diff} = 0 THEN 1.0 WHEN {se} = 0 THEN 0.0 "
-        f"ELSE 2 * wt_pnorm(-abs({diff}) / {se}) END)"
-    )
+def p_values(diff: np.ndarray, se: np.ndarray, reported: np.ndarray) -> np.ndarray:
+    """Two-sided normal p-values of differences and their standard errors, where ``reported``: 1 for no
+    difference, 0 for a difference with a zero standard error (e.g. 100 % vs 0 %), NaN where either is
+    missing (NaN) or the test is not reported."""
+    from scipy import special  # lazy: scipy takes ~0.2 s to import (see register_functions)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(diff == 0, 1.0, np.where(se == 0, 0.0, 2 * special.ndtr(-np.abs(diff) / se)))
+    return np.where(reported & ~np.isnan(diff) & ~np.isnan(se), p, np.nan)
 
 
 def adjust_families(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarray:
