@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..codebook import MissingSpec, ensure_reviewed, harmonised_columns, harmonised_select
 from ..config import StudyConfig
@@ -407,25 +408,23 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
             if wave in request.targets:
                 if wave - 1 in aggregated:
                     aggregated[wave - 1].wait()
-                part.tables = report(
+                inputs = _report_inputs(part, parts.get(wave - 1), request.scopes)
+                if request.banners is not None:  # one report of the scopes and their banner columns
+                    inputs = _joined_inputs(inputs, _banner_report_inputs(part, parts.get(wave - 1), request))
+                tables = report(
                     cursor,
-                    _report_inputs(part, parts.get(wave - 1), request.scopes),
+                    inputs,
                     z=z_critical(config.tables.confidence),
                     min_base=config.tables.min_base,
                     test=test_name(config.tables.confidence, config.tables),
                     methods=_methods(config),
                 )
-                if request.banners is not None:
-                    tables = report(
-                        cursor,
-                        _banner_report_inputs(part, parts.get(wave - 1), request),
-                        z=z_critical(config.tables.confidence),
-                        min_base=config.tables.min_base,
-                        test=test_name(config.tables.confidence, config.tables),
-                        methods=_methods(config),
-                    )
+                if request.banners is None:
+                    part.tables = tables
+                else:
+                    part.tables, columns = _split(tables, request.scopes)
                     part.banner_tables = banner_columns(
-                        request.banners, request.scopes, tables, config.tables.confidence
+                        request.banners, request.scopes, columns, config.tables.confidence
                     )
         finally:
             cursor.close()
@@ -569,6 +568,32 @@ def _banner_report_inputs(part: _Wave, previous: _Wave | None, request: _Request
     inputs["scopes"] = _table(["scope", "spos"], [(s, i) for i, s in enumerate(ids)], [pa.string(), pa.int32()])
     inputs["targets"] = _table(["wave", "scope"], [(part.wave, s) for s in ids], [pa.int32(), pa.string()])
     return inputs
+
+
+def _joined_inputs(main: dict[str, pa.Table], columns: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """The report inputs of the scopes and of their banner columns as one: the report works row by row
+    (no sum spans two scopes), so each table comes out as from its own report, and the fixed cost of a
+    report is paid once. The banner columns' positions follow the scopes'."""
+    joined = {name: main[name] for name in ("questions", "codes", "items", "unlabelled")}
+    for name in ("classified", "mr_rolled", "mr_responses", "stats", "targets"):
+        joined[name] = pa.concat_tables([main[name], columns[name]])
+    offset = pc.add(columns["scopes"].column("spos"), main["scopes"].num_rows).cast(pa.int32())
+    joined["scopes"] = pa.concat_tables([main["scopes"], columns["scopes"].set_column(1, "spos", offset)])
+    return joined
+
+
+def _split(
+    tables: tuple[pa.Table, pa.Table, pa.Table], scopes: list[str]
+) -> tuple[tuple[pa.Table, pa.Table, pa.Table], tuple[pa.Table, pa.Table, pa.Table]]:
+    """The joined report's (rows, summaries, audit) as the scopes' and the banner columns': each table is
+    sorted by scope position, so the scopes' rows are its first ones."""
+    value_set = pa.array(scopes, pa.string())
+    main, columns = [], []
+    for table in tables:
+        count = pc.sum(pc.is_in(table.column("scope"), value_set=value_set)).as_py() or 0
+        main.append(table.slice(0, count))
+        columns.append(table.slice(count))
+    return (main[0], main[1], main[2]), (columns[0], columns[1], columns[2])
 
 
 def _renamed(design: Design) -> Design:
