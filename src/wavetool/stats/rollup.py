@@ -186,16 +186,11 @@ centres AS (
         AND key IN (SELECT key FROM _wt_keys WHERE owner IS NULL)  -- custom answers have no benchmark
     GROUP BY ALL
 ),
-key_sums AS (
-    SELECT m.wave, m.key, m.question, any_value(c.centre) AS centre,
-        sum(m.n) FILTER (WHERE m.status = 'valid') AS n,
-        sum(m.sw) FILTER (WHERE m.status = 'valid') AS w,
-        sum(m.sw2) FILTER (WHERE m.status = 'valid') AS w2,
-        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.top) AS top_w,
-        sum(m.sw) FILTER (WHERE m.status = 'valid' AND m.bottom) AS bottom_w,
-        sum(m.sw * (m.value - c.centre)) FILTER (WHERE m.status = 'valid') AS wd,
-        sum(m.sw * (m.value - c.centre) * (m.value - c.centre)) FILTER (WHERE m.status = 'valid') AS wdd
-    FROM marked m JOIN centres c USING (wave, question) GROUP BY m.wave, m.key, m.question
+key_sums AS (  -- valid answers only: a benchmark with none has no row, which the report reads as a base of 0
+    SELECT m.wave, m.key, m.question, any_value(c.centre) AS centre, sum(m.n) AS n, sum(m.sw) AS w,
+        sum(m.sw2) AS w2, sum(m.sw) FILTER (WHERE m.top) AS top_w, sum(m.sw) FILTER (WHERE m.bottom) AS bottom_w,
+        sum(m.sw * (m.value - c.centre)) AS wd, sum(m.sw * (m.value - c.centre) * (m.value - c.centre)) AS wdd
+    FROM marked m JOIN centres c USING (wave, question) WHERE m.status = 'valid' GROUP BY m.wave, m.key, m.question
 ),
 bench_sums AS (
     SELECT k.wave, b.scope, k.question, any_value(k.centre) AS centre, sum(k.n) AS n, sum(k.w) AS w,
@@ -221,21 +216,16 @@ mr_rolled AS (
 # code is exactly 100 %), and the spread is taken around the base's own mean (two passes: all-equal answers
 # have an SD of exactly 0).
 _STATS_CTES = """
-base AS (
-    SELECT 'scope' AS side, wave, scope, question,
-        coalesce(sum(n) FILTER (WHERE status = 'valid'), 0)::BIGINT AS base_n,
-        coalesce(sum(sw) FILTER (WHERE status = 'valid'), 0) AS base_w,
-        sum(sw2) FILTER (WHERE status = 'valid') AS base_w2,
-        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND top), 0) AS top_w,
-        coalesce(sum(sw) FILTER (WHERE status = 'valid' AND bottom), 0) AS bottom_w,
-        sum(sw * value) FILTER (WHERE status = 'valid') / nullif(sum(sw) FILTER (WHERE status = 'valid'), 0) AS mean,
-        sum(s1) FILTER (WHERE status = 'valid') AS code_d1, sum(s3) FILTER (WHERE status = 'valid') AS code_d2
-    FROM scoped GROUP BY wave, scope, question
+base AS (  -- valid answers only: a scope with none has no row, which the report reads as a base of 0
+    SELECT 'scope' AS side, wave, scope, question, sum(n)::BIGINT AS base_n, sum(sw) AS base_w, sum(sw2) AS base_w2,
+        coalesce(sum(sw) FILTER (WHERE top), 0) AS top_w, coalesce(sum(sw) FILTER (WHERE bottom), 0) AS bottom_w,
+        sum(sw * value) / nullif(sum(sw), 0) AS mean, sum(s1) AS code_d1, sum(s3) AS code_d2
+    FROM scoped WHERE status = 'valid' GROUP BY wave, scope, question
 ),
 spread AS (
     SELECT b.side, b.wave, b.scope, b.question,
-        sum(r.sw * (r.value - b.mean) * (r.value - b.mean)) FILTER (WHERE r.status = 'valid') AS ss
-    FROM base b JOIN scoped r USING (wave, scope, question) GROUP BY ALL
+        sum(r.sw * (r.value - b.mean) * (r.value - b.mean)) AS ss
+    FROM base b JOIN scoped r USING (wave, scope, question) WHERE r.status = 'valid' GROUP BY ALL
 ),
 single_stats AS (
     SELECT b.side, b.wave, b.scope, b.question, b.base_n, b.base_w,
