@@ -254,6 +254,7 @@ def test_adjust_families_equals_r_p_adjust_with_ties_gaps_and_interleaved_famili
     # families given already sorted (as the tables' are) give the same values
     order = np.argsort(family, kind="stable")
     assert np.array_equal(adjust_families(p[order], family[order], method), got[order], equal_nan=True)
+    assert len(adjust_families(np.array([]), np.array([], dtype=int), method)) == 0  # a wave with no test
 
 
 def test_kish_wald_unadjusted_reproduces_the_tables_before_issue_12(sample_reference):

@@ -188,12 +188,12 @@ def adjust_families(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarra
     both capped at 1, or 'none'. Ties in p get the same adjusted value whichever order they are ranked in
     (BH's minimum reaches the last of the ties, Holm's maximum the first), so the result is reproducible."""
     out = np.full(len(p), np.nan)
-    if method == "none":
+    if method == "none" or not len(p):
         return np.where(np.isnan(p), out, p)
     # each family's members together (already so when the families come sorted, as the tables' do)
     order = np.arange(len(p)) if np.all(family[1:] >= family[:-1]) else np.argsort(family, kind="stable")
     grouped = family[order]
-    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if len(p) else np.array([], dtype=int)
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
     for start, end in zip(starts, np.r_[starts[1:], len(p)], strict=True):
         block = order[start:end]
         members = block[~np.isnan(p[block])]
