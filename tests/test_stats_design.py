@@ -232,6 +232,31 @@ def test_adjusted_p_values_equal_r_p_adjust_and_decide_the_flags(sample_referenc
     assert flagged <= raw_flagged
 
 
+@pytest.mark.parametrize("method", ["bh", "holm"])
+def test_adjust_families_equals_r_p_adjust_with_ties_gaps_and_interleaved_families(tmp_path, method):
+    """The vectorised adjustment the tables use, on families given in any order, with tied p-values,
+    exact 0 and 1, and untested entries (NaN) left out of their family, against R's p.adjust."""
+    from wavetool.stats.significance import adjust_families
+
+    rng = np.random.default_rng(12)
+    p = np.round(rng.random(300), 2)  # rounding makes ties
+    p[:5] = [0.0, 1.0, 0.0, 1e-12, 1.0]
+    p[rng.random(300) < 0.15] = np.nan
+    family = rng.integers(0, 7, 300)  # interleaved, unsorted
+    got = adjust_families(p, family, method)
+    assert np.isnan(got[np.isnan(p)]).all()
+    members = {f"f{f}": np.flatnonzero((family == f) & ~np.isnan(p)) for f in np.unique(family)}
+    expected = p_adjust(
+        tmp_path, {k: list(p[i]) for k, i in members.items()}, method.upper() if method == "bh" else method
+    )
+    for name, index in members.items():
+        assert np.allclose(got[index], expected[name], rtol=1e-14, atol=0), name
+    # families given already sorted (as the tables' are) give the same values
+    order = np.argsort(family, kind="stable")
+    assert np.array_equal(adjust_families(p[order], family[order], method), got[order], equal_nan=True)
+    assert len(adjust_families(np.array([]), np.array([], dtype=int), method)) == 0  # a wave with no test
+
+
 def test_kish_wald_unadjusted_reproduces_the_tables_before_issue_12(sample_reference):
     """The contract columns: with variance = "kish", interval = "wald", adjust = "none" and no CV flags the
     old formulas hold exactly (n_eff = (Σw)²/Σw², p ± z√(p(1−p)/n_eff), m ± z·s/√n_eff)."""

@@ -100,12 +100,12 @@ def verdict_sql(diff: str, se: str, z: str) -> str:
 
 # --- design-based intervals and tests (issue 12) -------------------------------------------------------
 
-FUNCTIONS = ("wt_pnorm", "wt_qbeta", "wt_qt")
+FUNCTIONS = ("wt_qbeta", "wt_qt")
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Register the distribution functions the SQL below calls (vectorised scipy over Arrow; every cursor
-    of ``con`` sees them): ``wt_pnorm(x)`` = Φ(x), ``wt_qbeta(p, a, b)`` the beta quantile and
+    of ``con`` sees them): ``wt_qbeta(p, a, b)`` the beta quantile and
     ``wt_qt(p, df)`` Student's t quantile. Idempotent."""
     present = {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
     if all(name in present for name in FUNCTIONS):
@@ -114,9 +114,6 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
 
     def arrays(*columns: pa.Array) -> list[np.ndarray]:
         return [np.asarray(c.to_numpy(zero_copy_only=False), dtype=float) for c in columns]
-
-    def pnorm(x: pa.Array) -> pa.Array:
-        return pa.array(special.ndtr(*arrays(x)))
 
     def qbeta(p: pa.Array, a: pa.Array, b: pa.Array) -> pa.Array:
         pv, av, bv = arrays(p, a, b)
@@ -127,7 +124,6 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
         return pa.array(special.stdtrit(dv, pv))
 
     for name, function, params in (
-        ("wt_pnorm", pnorm, ["DOUBLE"]),
         ("wt_qbeta", qbeta, ["DOUBLE"] * 3),
         ("wt_qt", qt, ["DOUBLE"] * 2),
     ):
@@ -175,32 +171,42 @@ def interval_sql(method: str, p: str, n: str, z: str, confidence: float, rows: s
     return proportion_ci_sql(p, n, z, low)
 
 
-def p_value_sql(diff: str, se: str) -> str:
-    """SQL of the two-sided normal p-value of a difference and its standard error: 1 for no difference,
-    0 for a difference with a zero standard error (e.g. 100 % vs 0 %), NULL when either is NULL."""
-    return (
-        f"(CASE WHEN {diff} IS NULL OR {se} IS NULL THEN NULL WHEN {diff} = 0 THEN 1.0 WHEN {se} = 0 THEN 0.0 "
-        f"ELSE 2 * wt_pnorm(-abs({diff}) / {se}) END)"
-    )
+def p_values(diff: np.ndarray, se: np.ndarray, reported: np.ndarray) -> np.ndarray:
+    """Two-sided normal p-values of differences and their standard errors, where ``reported``: 1 for no
+    difference, 0 for a difference with a zero standard error (e.g. 100 % vs 0 %), NaN where either is
+    missing (NaN) or the test is not reported."""
+    from scipy import special  # lazy: scipy takes ~0.2 s to import (see register_functions)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(diff == 0, 1.0, np.where(se == 0, 0.0, 2 * special.ndtr(-np.abs(diff) / se)))
+    return np.where(reported & ~np.isnan(diff) & ~np.isnan(se), p, np.nan)
 
 
-def adjusted_select(method: str, source: str) -> str:
-    """SQL adjusting the p-values of ``source`` (wave, scope, qid, test, p; no NULL p) as R's
-    ``p.adjust(p, method)`` does within each family (wave, scope), giving (wave, scope, qid, test, p_adj).
-    The ranks break ties by question and test, so they are reproducible (tied p-values get the same
-    adjusted value either way).
-
-    BH: ``min over j ≥ i of m·p_(j)/j``; Holm: ``max over j ≤ i of (m − j + 1)·p_(j)``; both capped at 1."""
-    family = "PARTITION BY wave, scope"
-    expression = {
-        "none": "p",
-        "bh": f"least(1.0, min(m * p / r) OVER ({family} ORDER BY r DESC ROWS UNBOUNDED PRECEDING))",
-        "holm": f"least(1.0, max((m - r + 1) * p) OVER ({family} ORDER BY r ROWS UNBOUNDED PRECEDING))",
-    }[method]
-    return (
-        f"SELECT wave, scope, qid, test, {expression} AS p_adj FROM (SELECT *, count(*) OVER ({family}) AS m, "
-        f"row_number() OVER ({family} ORDER BY p, qid, test) AS r FROM {source})"
-    )
+def adjust_families(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarray:
+    """The p-values ``p`` (NaN: no test) adjusted as R's ``p.adjust(p, method)`` within each family (equal
+    ``family`` values): 'bh' ``min over j ≥ i of m·p_(j)/j``, 'holm' ``max over j ≤ i of (m − j + 1)·p_(j)``,
+    both capped at 1, or 'none'. Ties in p get the same adjusted value whichever order they are ranked in
+    (BH's minimum reaches the last of the ties, Holm's maximum the first), so the result is reproducible."""
+    out = np.full(len(p), np.nan)
+    if method == "none" or not len(p):
+        return np.where(np.isnan(p), out, p)
+    # each family's members together (already so when the families come sorted, as the tables' do)
+    order = np.arange(len(p)) if np.all(family[1:] >= family[:-1]) else np.argsort(family, kind="stable")
+    grouped = family[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(p)], strict=True):
+        block = order[start:end]
+        members = block[~np.isnan(p[block])]
+        if not len(members):
+            continue
+        members = members[np.argsort(p[members], kind="stable")]
+        m, r = len(members), np.arange(1, len(members) + 1)
+        if method == "bh":
+            values = np.minimum.accumulate((m * p[members] / r)[::-1])[::-1]
+        else:
+            values = np.maximum.accumulate((m - r + 1) * p[members])
+        out[members] = np.minimum(1.0, values)
+    return out
 
 
 def adjusted_p(p_values: list[float], method: str) -> list[float]:
