@@ -1,4 +1,4 @@
-"""Run every benchmark in this folder: each ``bench_*.py`` module's ``main()``, in name order.
+"""Run every benchmark in this folder: each ``bench_*.py`` script, in name order, each in its own process.
 
 Usage: ``python benchmarks/run.py [NAME ...]`` (e.g. ``tables import``; default: all). Each benchmark
 prints its own timings and ratios against a baseline measured in the same run. The exit status is
@@ -7,10 +7,9 @@ non-zero if a benchmark raised or returned non-zero.
 
 from __future__ import annotations
 
-import importlib.util
+import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -24,18 +23,9 @@ def discover(names: list[str]) -> list[Path]:
 
 
 def run(path: Path) -> int:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    saved = sys.argv
-    sys.argv = [str(path)]  # a benchmark parsing sys.argv sees no options
-    try:
-        result = module.main()
-    finally:
-        sys.argv = saved
-    return int(result or 0)
+    """One benchmark in a process of its own: what an earlier one left in memory (and in the peak RSS that
+    Linux hands down to every child a big process starts, which bench_import measures) cannot skew it."""
+    return subprocess.run([sys.executable, str(path)], check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         print(f"== {path.name}", flush=True)
         start = time.perf_counter()
-        try:
-            status = run(path)
-        except Exception:  # report it and go on with the other benchmarks
-            traceback.print_exc()
-            status = 1
+        status = run(path)  # a failure is reported and the other benchmarks still run
         print(
             f"== {path.name}: {'ok' if status == 0 else f'FAILED ({status})'} in {time.perf_counter() - start:.1f} s\n",
             flush=True,
