@@ -3,6 +3,7 @@ recodes applied)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -66,11 +67,17 @@ def in_study_coding(var: Variable, recode: dict[float, float]) -> Variable:
     return replace(var, value_labels=labels, missing=tuple(_recode_missing(spec, recode) for spec in var.missing))
 
 
-def harmonised_codebook(con: duckdb.DuckDBPyConnection, config: Any, wave: int) -> dict[str, Variable]:
-    """A wave's core questions keyed by study-level question, with codes in the study's coding."""
-    book = load_codebook(con, wave)
+def harmonised_codebook(
+    con: duckdb.DuckDBPyConnection, config: Any, wave: int, questions: Collection[str] | None = None
+) -> dict[str, Variable]:
+    """A wave's core questions keyed by study-level question, with codes in the study's coding (with
+    ``questions``, those study-level questions only: the drivers need a dozen of a wave's hundreds)."""
+    pairs = core_variables(con, wave)
+    if questions is not None:
+        pairs = [(variable, question) for variable, question in pairs if question in questions]
+    book = load_codebook(con, wave, variables=None if questions is None else [v for v, _ in pairs])
     result = {}
-    for variable, question in core_variables(con, wave):
+    for variable, question in pairs:
         var = in_study_coding(book.variables[variable], _recode_for(config, question, wave))
         result[question] = replace(var, name=question)
     return result

@@ -100,27 +100,35 @@ def _as_number(code: str) -> float | None:
         return None
 
 
-def load_codebook(con: duckdb.DuckDBPyConnection, wave: int, book: str = CORE) -> Codebook:
+def load_codebook(
+    con: duckdb.DuckDBPyConnection, wave: int, book: str = CORE, variables: list[str] | None = None
+) -> Codebook:
     """A wave's codebook as stored in the database: its main file's, or with ``book`` a subscriber's custom
-    file's (empty when that subscriber merged none; no encoding, which is the main file's)."""
-    key = [wave, book]
+    file's (empty when that subscriber merged none; no encoding, which is the main file's); with
+    ``variables``, those variables only (and no multiple-response set)."""
+    only = "" if variables is None else " AND list_contains(?, {})"
+    key = [wave, book] if variables is None else [wave, book, variables]
     labels: dict[str, dict[str, str]] = {}
     for variable, code, label in con.execute(
         "SELECT variable, code, label FROM value_labels WHERE wave = ? AND book = ?"
-        " ORDER BY variable, code_num NULLS LAST, code",
+        + only.format("variable")
+        + " ORDER BY variable, code_num NULLS LAST, code",
         key,
     ).fetchall():
         labels.setdefault(variable, {})[code] = label
     missing: dict[str, list[MissingSpec]] = {}
     for variable, kind, code, low, high in con.execute(
         "SELECT variable, kind, code, low, high FROM missing_values WHERE wave = ? AND book = ?"
-        " ORDER BY variable, low, code",
+        + only.format("variable")
+        + " ORDER BY variable, low, code",
         key,
     ).fetchall():
         missing.setdefault(variable, []).append(MissingSpec(kind, code, low, high))
     variables = {}
     for name, label, vtype, measure, fmt, width in con.execute(
-        "SELECT name, label, type, measure, format, width FROM variables WHERE wave = ? AND book = ? ORDER BY position",
+        "SELECT name, label, type, measure, format, width FROM variables WHERE wave = ? AND book = ?"
+        + only.format("name")
+        + " ORDER BY position",
         key,
     ).fetchall():
         variables[name] = Variable(
@@ -130,8 +138,9 @@ def load_codebook(con: duckdb.DuckDBPyConnection, wave: int, book: str = CORE) -
         name: MrSet(name, label, mtype, counted, tuple(vars_))
         for name, label, mtype, counted, vars_ in con.execute(
             "SELECT name, label, type, counted_value, variables FROM mr_sets WHERE wave = ? AND book = ? ORDER BY name",
-            key,
+            [wave, book],
         ).fetchall()
+        if variables is None
     }
     encoding = first_row(con, "SELECT encoding FROM waves WHERE wave = ?", [wave]) if book == CORE else None
     return Codebook(variables=variables, mr_sets=mr_sets, encoding=encoding[0] if encoding else None)

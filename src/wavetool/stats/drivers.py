@@ -300,7 +300,7 @@ class _Model:
     @classmethod
     def of(cls, con: duckdb.DuckDBPyConnection, config: StudyConfig, wave: int) -> _Model:
         spec = config.drivers
-        book = harmonised_codebook(con, config, wave)
+        book = harmonised_codebook(con, config, wave, questions={spec.outcome, *spec.attributes})
         columns = harmonised_columns(con, config, wave)
         measures = study_measures(con)
         roles = config.roles_for_wave(wave)
