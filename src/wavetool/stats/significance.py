@@ -209,28 +209,6 @@ def adjust_families(p: np.ndarray, family: np.ndarray, method: str) -> np.ndarra
     return out
 
 
-def adjusted_p(p_values: list[float], method: str) -> list[float]:
-    """``p_values`` adjusted for multiplicity: 'bh' (Benjamini-Hochberg, R's ``p.adjust(method = "BH")``),
-    'holm', or as they are ('none')."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [1.0] * m
-    if method == "bh":
-        running = 1.0
-        for rank in range(m, 0, -1):
-            i = order[rank - 1]
-            running = min(running, p_values[i] * m / rank)
-            adjusted[i] = min(1.0, running)
-    elif method == "holm":
-        running = 0.0
-        for rank, i in enumerate(order):
-            running = max(running, p_values[i] * (m - rank))
-            adjusted[i] = min(1.0, running)
-    else:
-        adjusted = list(p_values)
-    return adjusted
-
-
 def compare_waves(
     pairs: list[tuple[float, float, float, float]], confidence: float, adjust: str
 ) -> list[tuple[str, float, float]]:
@@ -238,16 +216,14 @@ def compare_waves(
     ``pairs`` of (estimate₁, SE₁, estimate₂, SE₂) in the same units; ``z = (e₁ − e₂)/√(SE₁² + SE₂²)``, the
     p-values adjusted together by ``adjust`` (one family). Returns (flag 'higher'/'lower'/'' for e₁ against
     e₂, p, adjusted p) per pair."""
-    normal = NormalDist()
-    p_values = []
-    for e1, se1, e2, se2 in pairs:
-        se = (se1 * se1 + se2 * se2) ** 0.5
-        diff = e1 - e2
-        p_values.append(0.0 if se == 0 and diff != 0 else 1.0 if se == 0 else 2 * normal.cdf(-abs(diff) / se))
-    adjusted = adjusted_p(p_values, adjust)
+    if not pairs:
+        return []
+    e1, se1, e2, se2 = (np.array(column, dtype=np.float64) for column in zip(*pairs, strict=True))
+    diff = e1 - e2
+    raw = p_values(diff, np.sqrt(se1 * se1 + se2 * se2), np.ones(len(pairs), dtype=bool))
+    adjusted = adjust_families(raw, np.zeros(len(pairs), dtype=np.int64), adjust)
     alpha = 1 - confidence
-    result = []
-    for (e1, _, e2, _), p, q in zip(pairs, p_values, adjusted, strict=True):
-        flag = ("higher" if e1 > e2 else "lower") if q < alpha and e1 != e2 else ""
-        result.append((flag, p, q))
-    return result
+    return [
+        (("higher" if d > 0 else "lower") if q < alpha and d != 0 else "", float(p), float(q))
+        for d, p, q in zip(diff, raw, adjusted, strict=True)
+    ]
