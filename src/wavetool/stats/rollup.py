@@ -149,17 +149,25 @@ scoped AS (  -- the code rows of each scope
 )
 """
 
+# Each key's stratum size and the weights of its share of a linearised variance, α q + β t² (α = n_h/(n_h − 1),
+# β = −1/(n_h − 1); α = 0, β = 1 for a lonely stratum): see _SIMPLE_VARIANCES.
+_KEY_N_CTE = """
+key_n AS (
+    SELECT k.key, h.n_h,
+        CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
+        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
+    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
+),
+"""
+
 # The same, when every domain's key is a whole stratum (see is_simple_design), with the sums a valid code's
 # linearised variance expands into (see code_variance_sql): s1 = Σ α·Σw², s2 = Σ β·(Σw)², s3 = Σ β·Σw·W over the
 # scope's keys, Σw and Σw² being the code's in the key and W the key's valid total (α, β: see _SIMPLE_VARIANCES).
 # Summed over a scope's valid codes, s1 and s3 give its base's Σ α·W2 and Σ β·W² (code_d1, code_d2 in stats), so
 # a code row's variance needs no join of its own.
-_ROLLUP_TERMS_CTES = """
-key_n AS (
-    SELECT k.key, CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
-        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
-    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
-),
+_ROLLUP_TERMS_CTES = (
+    _KEY_N_CTE
+    + """
 key_w AS (SELECT wave, key, question, sum(sw) AS kw FROM marked WHERE status = 'valid' GROUP BY ALL),
 termed AS (
     SELECT m.*, CASE WHEN m.status = 'valid' THEN n.alpha * m.sw2 END AS a1,
@@ -175,6 +183,7 @@ scoped AS (
     JOIN _wt_m_marks k USING (qv)
 )
 """
+)
 
 # A benchmark shows no code rows, only its base's statistics, so it is summed from each key's sufficient
 # statistics: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being the question's mean over the
@@ -351,8 +360,9 @@ _TESTS = ("tb", "mb", "tp", "mp")
 
 
 def _summary_select(m: Methods) -> str:
-    """The summaries: ``pre`` (every estimate, its variance, flag and raw p-values), the p-values
-    adjusted within each (wave, scope) family, then the published columns."""
+    """The summaries: ``pre`` (every estimate, its variance and flag), which tests are reported, then the
+    published columns; the p-values, their adjustment and the adjusted verdicts are filled in after the
+    query (see _tested)."""
     z = "$z"
     eff = f"coalesce({effective_base_sql('j.p_top', 'j.var_top', 'NULL')}, j.n_eff)"
     small_eff = f"coalesce({eff}, 0) < {m.min_effective_base!r}" if m.min_effective_base > 0 else "FALSE"
@@ -380,7 +390,7 @@ def _summary_select(m: Methods) -> str:
 
         def verdict(test: str, ok: str) -> str:
             return f"CASE WHEN {ok} THEN {verdict_sql(f'j.d_{test}', f'j.se_{test}', z)} ELSE '' END"
-    else:  # decided on the adjusted p-values, after the query (see _adjusted)
+    else:  # decided on the adjusted p-values, after the query (see _tested)
 
         def verdict(test: str, ok: str) -> str:
             return "''"
@@ -737,13 +747,9 @@ def _contribution(t: str, q: str) -> str:
 # The same variances when every key of a domain is a whole stratum (the default design: strata =
 # jurisdictions, no clusters, one key per jurisdiction; see is_simple_design): each key's Σz and Σz² are
 # its stratum's, so one GROUP BY per kind of estimate does instead of the per-unit and per-stratum ones.
-_SIMPLE_VARIANCES = f"""
-key_n AS (
-    SELECT k.key, h.n_h,
-        CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
-        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
-    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
-),
+_SIMPLE_VARIANCES = (
+    _KEY_N_CTE
+    + f"""
 -- Each key's share of a variance is α_k q_k + β_k t_k² (α = n_h/(n_h − 1), β = −1/(n_h − 1); α = 0, β = 1 for
 -- a lonely stratum), t and q being linear and quadratic in the domain's estimate (its mean's shift from the
 -- centre, its top-box share, a code's share), so a domain's variance expands into sums over its keys that do
@@ -789,7 +795,11 @@ variances AS (  -- one 'base' row per domain (its mean's and top box's variances
     GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item
 )
 """
+)
 
+
+# the code rows as the report reads them, when a code's variance follows from its sums (or is Kish's)
+_CLASSIFIED = "SELECT wave, scope, question, value, n, sw, s1, s2, s3, NULL::DOUBLE AS var FROM _wt_m_scoped"
 
 # the simple path's variances already hold one row per base
 _SIMPLE_WITH_VAR = """
@@ -870,9 +880,7 @@ def _aggregate(
                     f"SELECT s.*, {kish_top} AS var_top, {kish_mean} AS var_mean, "
                     "(s.base_n - 1)::DOUBLE AS df FROM _wt_m_stats s"
                 )
-                classified = (
-                    "SELECT wave, scope, question, value, n, sw, s1, s2, s3, NULL::DOUBLE AS var FROM _wt_m_scoped"
-                )
+                classified = _CLASSIFIED
                 mr_rolled = "SELECT *, NULL::DOUBLE AS var FROM _wt_m_mr_rolled WHERE side = 'scope'"
             else:
                 ctes = _KEY_CTES + _CELL_CTES + _SIMPLE_VARIANCES if simple else _PART_CTES
@@ -897,7 +905,7 @@ def _aggregate(
                 )
                 # a code's variance: from its row's sums (simple design: see code_variance_sql), or the general path's
                 classified = (
-                    "SELECT wave, scope, question, value, n, sw, s1, s2, s3, NULL::DOUBLE AS var FROM _wt_m_scoped"
+                    _CLASSIFIED
                     if simple
                     else """SELECT c.wave, c.scope, c.question, c.value, c.n, c.sw, c.s1, c.s2, c.s3, v.var
                     FROM _wt_m_scoped c LEFT JOIN _wt_m_var v ON v.estimate = 'code' AND v.wave = c.wave
