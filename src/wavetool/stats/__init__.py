@@ -587,7 +587,8 @@ def _joined_inputs(main: dict[str, pa.Table], columns: dict[str, pa.Table]) -> d
     for name in ("classified", "mr_rolled", "mr_responses", "stats", "targets"):
         joined[name] = pa.concat_tables([main[name], columns[name]])
     offset = pc.add(columns["scopes"].column("spos"), main["scopes"].num_rows).cast(pa.int32())
-    joined["scopes"] = pa.concat_tables([main["scopes"], columns["scopes"].set_column(1, "spos", offset)])
+    shifted = columns["scopes"].set_column(columns["scopes"].schema.get_field_index("spos"), "spos", offset)
+    joined["scopes"] = pa.concat_tables([main["scopes"], shifted])
     return joined
 
 
