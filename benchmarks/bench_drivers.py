@@ -3,10 +3,10 @@
 the time of all the tables of the same study, measured in the same run.
 
 Target (issue 12): drivers for every scope and wave take under 20 % of the tables' time. Two measures,
-each with its verdict: as ``wavetool run`` computes them (one sufficient-statistics query per wave, the
-attributes' top-2 boxes taken from the tables just made), and alone as ``wavetool drivers`` does (the
-same one query per wave also sums each attribute's valid and top-box answers per design cell, from which
-the top-2 boxes and the tables' withholding follow). The study's answers are independent draws, so the
+each with its verdict: as ``wavetool run`` computes them (one read of the answers per wave, summed per
+design cell in numpy; the attributes' top-2 boxes taken from the tables just made), and alone as
+``wavetool drivers`` does (the same read also sums each attribute's valid and top-box answers per design
+cell, from which the top-2 boxes and the tables' withholding follow). The study's answers are independent draws, so the
 importances are noise; the work is the same as on real data. Run ``python benchmarks/bench_drivers.py``.
 """
 

@@ -42,9 +42,9 @@ the scope, every attribute constant), and the listwise counts: ``respondents`` =
 ``excluded_user_missing`` (no blank but at least one user-missing answer among outcome and attributes) +
 ``excluded_blank`` (at least one blank). ``meta`` names the methods and gives the formulas.
 
-How it is computed. One SQL query per wave gives, per design cell (the jurisdiction, with its stratum and
-PSU when ``[columns] strata`` / ``cluster`` name them), the weighted sufficient statistics of the
-listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome and the attributes
+How it is computed. One read of the outcome's and attributes' answers per wave gives, summed in numpy per
+design cell (the jurisdiction, with its stratum and PSU when ``[columns] strata`` / ``cluster`` name them),
+the weighted sufficient statistics of the listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome and the attributes
 (each shifted by its scale's midpoint, which keeps the sums of squares exact to many digits), the min and
 max of each variable, the exclusion counts and, unless the tables are given, each attribute's sums over its
 own valid and top-box answers (its top-2 box and the linearised variance that decides the tables' F flag,
@@ -351,7 +351,7 @@ def _centre(value_labels: dict[str, str], missing: tuple[MissingSpec, ...]) -> f
     return (min(codes) + max(codes)) / 2 if codes else 0.0
 
 
-# --- sufficient statistics (one query per wave) ----------------------------------------------------------
+# --- sufficient statistics (one read of the answers per wave) ---------------------------------------------
 
 
 @dataclass
@@ -412,101 +412,104 @@ def _valid_sql(p: int) -> str:
 
 
 def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model, *, boxes: bool = True) -> _Sums:
-    """The wave's sums in one scan (see _Sums); ``boxes``: with the attributes' top-box sums."""
+    """The wave's sums (see _Sums); ``boxes``: with the attributes' top-box sums.
+
+    The outcome's and attributes' answers are read once (a dozen columns of the wave) and summed in numpy
+    per design cell: one (p+1)×(p+1) cross-product per cell costs a fraction of the (p+1)(p+2)/2 + 5p
+    aggregates of a SQL scan. Arrays are (variables, respondents), respondents grouped by cell in their
+    storage order, so every sum is taken in the same order every run."""
     p = model.k + 1
-    ok = f"({_valid_sql(p)})"
-    any_blank = "(" + " OR ".join(f"b{i}" for i in range(p)) + ")"
-    boxed = [i for i in range(1, p) if model.top(i)] if boxes else []
     design = model.design
-    named = design.key_sql != "_jurisdiction"
-    labels = ["jur", *(["stratum"] if named else []), *(["psu"] if named and design.psu_sql is not None else [])]
-    # The listwise-invalid rows get NULL weight and values, which every sum skips: ten times faster than a
-    # FILTER clause on each of the (p+1)(p+2)/2 sums. Likewise each boxed attribute's own valid answers
-    # (aw: weight of a valid answer; tw: of a top-box answer).
-    inner = ", ".join(
-        [
-            *labels,
-            f"{ok} AS ok",
-            f"{any_blank} AS any_blank",
-            f"CASE WHEN {ok} THEN w END AS wv",
-            *(f"CASE WHEN {ok} THEN v{i} END AS x{i}" for i in range(p)),
-            *(f"b{i}, u{i}" for i in range(p)),
-            *(f"CASE WHEN NOT b{i} AND NOT u{i} THEN w END AS aw{i}" for i in boxed),
-            *(f"CASE WHEN t{i} AND NOT u{i} THEN w END AS tw{i}" for i in boxed),
-        ]
-    )
-    columns = [f"any_value({name}) AS {name}" for name in labels]
-    columns += [
-        "count(*) AS respondents",
-        "count_if(ok) AS n",
-        "count_if(NOT ok AND NOT any_blank) AS excluded_user_missing",
-        "count_if(any_blank) AS excluded_blank",
-        "coalesce(sum(wv * wv), 0) AS sw2",
-        "coalesce(sum(wv), 0) AS s_w",
-    ]
-    columns += [f"coalesce(sum(wv * x{i}), 0) AS s_{i}" for i in range(p)]
-    columns += [f"coalesce(sum(wv * x{i} * x{j}), 0) AS s_{i}_{j}" for i in range(p) for j in range(i, p)]
-    columns += [f"min(x{i}) AS lo_{i}, max(x{i}) AS hi_{i}" for i in range(p)]
-    columns += [f"count_if(u{i}) AS um_{i}, count_if(b{i}) AS bl_{i}" for i in range(p)]
-    columns += [
-        f"count_if(NOT b{i} AND NOT u{i}) AS an_{i}, coalesce(sum(aw{i}), 0) AS aw_{i}, "
-        f"coalesce(sum(aw{i} * aw{i}), 0) AS aw2_{i}, coalesce(sum(tw{i}), 0) AS tw_{i}, "
-        f"coalesce(sum(tw{i} * tw{i}), 0) AS tw2_{i}"
-        for i in boxed
-    ]
-    sql = (
-        f"SELECT key, {', '.join(columns)} FROM (SELECT key, {inner} FROM ({_base_sql(model)})) "
-        "GROUP BY key ORDER BY key"
-    )
-    # One thread: DuckDB's threads add partial sums in any order, and the CSV must be the same every run.
-    previous = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-    con.execute("SET threads = 1")
-    try:
-        data = con.execute(sql).fetchnumpy()
-    finally:
-        con.execute(f"SET threads = {int(previous)}")
-    keys = [str(k) for k in data["key"]]
-    count = len(keys)
-    s = np.zeros((count, p + 1, p + 1))
-    s[:, 0, 0] = data["s_w"]
+    cells = con.sql(_cells_sql(model)).fetchall()
+    keys = [str(row[0]) for row in cells]
+    answers = ", ".join(f"CAST({expr} AS DOUBLE) AS x{i}" for i, expr in enumerate(model.expressions))
+    data = con.execute(
+        f"SELECT list_position(?, {design.key_sql}) - 1 AS cell, CAST(_weight AS DOUBLE) AS w, {answers} "
+        f"FROM {wave_table(model.wave)}",
+        [keys],
+    ).fetchnumpy()
+    cell = np.asarray(data["cell"], dtype=np.int64)
+    order = np.argsort(cell, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0])
+    ends = np.r_[starts[1:], len(cell)]
+    raw = np.empty((p, len(cell)))
     for i in range(p):
-        s[:, 0, i + 1] = s[:, i + 1, 0] = data[f"s_{i}"]
-        for j in range(i, p):
-            s[:, i + 1, j + 1] = s[:, j + 1, i + 1] = data[f"s_{i}_{j}"]
-
-    def matrix(prefix: str, fill: float) -> np.ndarray:
-        return np.stack([_floats(data[f"{prefix}_{i}"], fill) for i in range(p)], axis=1).reshape(count, p)
-
-    jurisdictions = [str(j) for j in data["jur"]]
+        raw[i] = _floats(data[f"x{i}"], np.nan)[order]
+    weight = _floats(data["w"], np.nan)[order]
+    blank = np.isnan(raw)
+    user_missing = np.stack([_user_missing(model.missing[i], raw[i]) for i in range(p)])
+    valid = ~(blank | user_missing)
+    ok = valid.all(axis=0)
+    any_blank = blank.any(axis=0)
+    weighted = ~np.isnan(weight)  # a NULL weight adds to no sum (as SQL's sum skips it); its respondent counts
+    wv = np.where(ok & weighted, weight, 0.0)
+    x = np.empty((p + 1, len(cell)))
+    x[0] = 1.0
+    np.subtract(raw, np.asarray(model.centres)[:, None], out=x[1:])
+    x[1:, ~ok] = 0.0
+    xw = x * wv
+    # einsum, not a BLAS matrix product, whose threads may split a sum: the CSV must be the same every run
+    s = np.stack([np.einsum("in,jn->ij", xw[:, a:b], x[:, a:b]) for a, b in zip(starts, ends, strict=True)])
+    flags = np.vstack([np.ones(len(cell), dtype=bool), ok, ~ok & ~any_blank, any_blank, user_missing, blank])
+    counts = np.add.reduceat(flags.astype(np.int64), starts, axis=1)
+    tops = {}
+    for i in [i for i in range(1, p) if model.top(i)] if boxes else []:
+        aw = np.where(valid[i] & weighted, weight, 0.0)
+        tw = np.where(np.isin(raw[i], model.top(i)), aw, 0.0)
+        box = np.add.reduceat(np.vstack([valid[i], aw, aw * aw, tw, tw * tw]), starts, axis=1)
+        tops[i] = dict(zip(("n", "w", "w2", "top_w", "top_w2"), box, strict=True))
+    jurisdictions = [str(row[1]) for row in cells]
     return _Sums(
         keys=keys,
         jurisdictions=jurisdictions,
-        strata=[str(h) for h in data["stratum"]] if named else jurisdictions,
-        psus=[str(u) for u in data["psu"]] if "psu" in labels else None,
-        respondents=np.asarray(data["respondents"], dtype=np.int64),
-        n=np.asarray(data["n"], dtype=np.int64),
-        excluded_user_missing=np.asarray(data["excluded_user_missing"], dtype=np.int64),
-        excluded_blank=np.asarray(data["excluded_blank"], dtype=np.int64),
-        sw2=np.asarray(data["sw2"], dtype=np.float64),
+        strata=[str(row[2]) for row in cells] if len(cells[0]) > 2 else jurisdictions,
+        psus=[str(row[3]) for row in cells] if len(cells[0]) > 3 else None,
+        respondents=counts[0],
+        n=counts[1],
+        excluded_user_missing=counts[2],
+        excluded_blank=counts[3],
+        sw2=np.add.reduceat(wv * wv, starts),
         s=s,
-        low=matrix("lo", np.inf),
-        high=matrix("hi", -np.inf),
-        user_missing=matrix("um", 0).astype(np.int64),
-        blank=matrix("bl", 0).astype(np.int64),
-        tops={
-            i: {
-                name: np.asarray(data[f"{prefix}_{i}"], dtype=np.float64)
-                for name, prefix in (("n", "an"), ("w", "aw"), ("w2", "aw2"), ("top_w", "tw"), ("top_w2", "tw2"))
-            }
-            for i in boxed
-        },
+        low=np.minimum.reduceat(np.where(ok, x[1:], np.inf), starts, axis=1).T,
+        high=np.maximum.reduceat(np.where(ok, x[1:], -np.inf), starts, axis=1).T,
+        user_missing=counts[4 : 4 + p].T,
+        blank=counts[4 + p :].T,
+        tops=tops,
     )
+
+
+def _cells_sql(model: _Model) -> str:
+    """The wave's design cells, sorted by key: key, jurisdiction, and the stratum and PSU text where
+    ``[columns] strata`` / ``cluster`` name them."""
+    design = model.design
+    parts = [f"{design.key_sql} AS key", "_jurisdiction AS jur"]
+    if design.key_sql != "_jurisdiction":
+        parts.append(f"{_text(design.stratum_sql)} AS stratum")
+        if design.psu_sql is not None:
+            parts.append(f"{_text(design.psu_sql)} AS psu")
+    return f"SELECT DISTINCT {', '.join(parts)} FROM {wave_table(model.wave)} ORDER BY key"
+
+
+def _user_missing(specs: tuple[MissingSpec, ...], values: np.ndarray) -> np.ndarray:
+    """Where numeric ``values`` are declared user-missing, as ``sql.missing_condition`` decides it for a
+    numeric column (a blank, NaN, is not user-missing)."""
+    out = np.zeros(values.shape, dtype=bool)
+    for spec in specs:
+        if spec.kind == "value" and spec.low is not None:
+            out |= values == spec.low
+        elif spec.kind == "range":
+            low = -np.inf if spec.low is None else float(spec.low)
+            high = np.inf if spec.high is None else float(spec.high)
+            out |= (values >= low) & (values <= high)
+    return out
 
 
 def _floats(values: Any, fill: float) -> np.ndarray:
     """A numpy column as floats, NULLs (masked or None) replaced by ``fill``."""
     if isinstance(values, np.ma.MaskedArray):
         return values.astype(np.float64).filled(fill)
+    if values.dtype != object:
+        return np.asarray(values, dtype=np.float64)
     return np.array([fill if v is None else v for v in values], dtype=np.float64)
 
 
