@@ -667,3 +667,36 @@ def test_run_writes_the_drivers_csv_beside_the_tables(sample_study, cli):
         "file": "tables/wave-1-drivers.csv",
         "sha256": summary["tables"]["drivers"]["sha256"],
     }
+
+
+def test_the_numpy_user_missing_test_decides_as_the_sql_condition_the_tables_use():
+    """The drivers sum in numpy what the tables select in SQL: both must call the same answers user-missing
+    (discrete codes, closed and open ranges, a blank never)."""
+    import duckdb
+
+    from wavetool.codebook import MissingSpec
+    from wavetool.sql import missing_condition
+    from wavetool.stats.drivers import _user_missing
+
+    specs = (
+        MissingSpec("value", "9", 9.0, 9.0),
+        MissingSpec("range", None, 96.0, 98.0),
+        MissingSpec("range", None, None, -1.0),
+        MissingSpec("value", "DK", None, None),  # a string code: never matches a number
+    )
+    values = np.array([np.nan, -5.0, -1.0, -0.5, 0.0, 1.0, 8.0, 9.0, 95.5, 96.0, 97.2, 98.0, 98.5, 99.0])
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, x DOUBLE)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?)", [[i, None if np.isnan(v) else float(v)] for i, v in enumerate(values)]
+    )
+    sql = con.sql(f"SELECT coalesce({missing_condition('x', specs)}, FALSE) FROM t ORDER BY i").fetchall()
+    assert _user_missing(specs, values).tolist() == [row[0] for row in sql]
+    assert _user_missing(specs, values).tolist() == [False, True, True, False, False, False, False, True] + [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
