@@ -139,51 +139,11 @@ _MARKED = """
         ON c.wave = k.wave AND c.question = k.question AND c.value IS NOT DISTINCT FROM k.value
 """
 
-_ROLLUP_CTES = """
-scoped AS (  -- the code rows of each scope
-    SELECT k.wave, g.scope, k.question, k.value, k.status, k.top, k.bottom, g.n, g.sw, g.sw2,
-        NULL::DOUBLE AS s1, NULL::DOUBLE AS s2, NULL::DOUBLE AS s3
-    FROM (SELECT s.scope, m.qv, sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2
-          FROM marked m JOIN _wt_scopes s ON m.key = s.key GROUP BY s.scope, m.qv) g
-    JOIN _wt_m_marks k USING (qv)
-)
-"""
-
 # Each key's stratum size and the weights of its share of a linearised variance, α q + β t² (α = n_h/(n_h − 1),
-# β = −1/(n_h − 1); α = 0, β = 1 for a lonely stratum): see _SIMPLE_VARIANCES.
+# β = −1/(n_h − 1); α = 0, β = 1 for a lonely stratum): see _SIMPLE_VARIANCES and key_weights.
 _KEY_N_CTE = """
-key_n AS (
-    SELECT k.key, h.n_h,
-        CASE WHEN h.n_h > 1 THEN h.n_h / (h.n_h - 1.0) ELSE 0.0 END AS alpha,
-        CASE WHEN h.n_h > 1 THEN -1.0 / (h.n_h - 1.0) ELSE 1.0 END AS beta
-    FROM _wt_keys k JOIN _wt_strata h USING (stratum)
-),
+key_n AS NOT MATERIALIZED (SELECT * FROM _wt_m_key_n),
 """
-
-# The same, when every domain's key is a whole stratum (see is_simple_design), with the sums a valid code's
-# linearised variance expands into (see code_variance_sql): s1 = Σ α·Σw², s2 = Σ β·(Σw)², s3 = Σ β·Σw·W over the
-# scope's keys, Σw and Σw² being the code's in the key and W the key's valid total (α, β: see _SIMPLE_VARIANCES).
-# Summed over a scope's valid codes, s1 and s3 give its base's Σ α·W2 and Σ β·W² (code_d1, code_d2 in stats), so
-# a code row's variance needs no join of its own.
-_ROLLUP_TERMS_CTES = (
-    _KEY_N_CTE
-    + """
-key_w AS (SELECT wave, key, question, sum(sw) AS kw FROM marked WHERE status = 'valid' GROUP BY ALL),
-termed AS (
-    SELECT m.*, CASE WHEN m.status = 'valid' THEN n.alpha * m.sw2 END AS a1,
-        CASE WHEN m.status = 'valid' THEN n.beta * m.sw * m.sw END AS b1,
-        CASE WHEN m.status = 'valid' THEN n.beta * m.sw * w.kw END AS b2
-    FROM marked m JOIN key_n n USING (key) LEFT JOIN key_w w USING (wave, key, question)
-),
-scoped AS (
-    SELECT k.wave, g.scope, k.question, k.value, k.status, k.top, k.bottom, g.n, g.sw, g.sw2, g.s1, g.s2, g.s3
-    FROM (SELECT s.scope, m.qv, sum(m.n)::BIGINT AS n, sum(m.sw) AS sw, sum(m.sw2) AS sw2, sum(m.a1) AS s1,
-              sum(m.b1) AS s2, sum(m.b2) AS s3
-          FROM termed m JOIN _wt_scopes s ON m.key = s.key GROUP BY s.scope, m.qv) g
-    JOIN _wt_m_marks k USING (qv)
-)
-"""
-)
 
 # A benchmark shows no code rows, only its base's statistics, so it is summed from each key's sufficient
 # statistics: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being the question's mean over the
@@ -490,8 +450,9 @@ def code_variance_sql(s: str, s1: str, s2: str, s3: str, bw: str, d1: str, d2: s
 
 
 def _rows_select(m: Methods) -> str:
-    """The code rows of every summary (``sidx``: the summary's position), in display order: valid codes,
-    user-missing codes, then system missing; a multiple-response set's items in set order, then the
+    """The code rows of every summary (``sidx``: the summary's position), with the ranks of their display
+    order (sorted by :func:`report`: sidx, rank1, rank2): valid codes, user-missing codes, then system
+    missing; a multiple-response set's items in set order, then the
     respondents who gave none. Only the row's own columns: :func:`report` adds its summary's. A row whose
     percent has a CV above cv_suppress is withheld, every estimate of it (its n and weighted n stay:
     counts, not estimates)."""
@@ -746,51 +707,15 @@ def _contribution(t: str, q: str) -> str:
 
 # The same variances when every key of a domain is a whole stratum (the default design: strata =
 # jurisdictions, no clusters, one key per jurisdiction; see is_simple_design): each key's Σz and Σz² are
-# its stratum's, so one GROUP BY per kind of estimate does instead of the per-unit and per-stratum ones.
-_SIMPLE_VARIANCES = (
+# its stratum's, so a domain's variance follows from sums over its keys (see _simple_variances); here, the
+# multiple-response sets' (their base's df, their items' variances).
+_SIMPLE_MR_VARIANCES = (
     _KEY_N_CTE
     + f"""
--- Each key's share of a variance is α_k q_k + β_k t_k² (α = n_h/(n_h − 1), β = −1/(n_h − 1); α = 0, β = 1 for
--- a lonely stratum), t and q being linear and quadratic in the domain's estimate (its mean's shift from the
--- centre, its top-box share, a code's share), so a domain's variance expands into sums over its keys that do
--- not depend on the estimate: one pass over (key, domain) pairs, none over (key, domain) × estimate.
-dom_sums AS (
-    SELECT d.side, k.wave, d.scope, k.question, any_value(k.centre) AS centre, sum(k.n) - count(*) AS df,
-        sum(n.alpha * k.w2) AS d1, sum(n.beta * k.w * k.w) AS d2,
-        sum(n.alpha * k.w2dd + n.beta * k.wd * k.wd) AS m0, sum(n.alpha * k.w2d + n.beta * k.wd * k.w) AS m1,
-        sum(greatest(n.alpha, 1.0) * k.w2dd) AS g0, sum(greatest(n.alpha, 1.0) * abs(k.w2d)) AS g1,
-        sum(greatest(n.alpha, 1.0) * k.w2) AS g2,
-        sum(n.alpha * k.top_w2) AS t1, sum(n.beta * k.top_w * k.top_w) AS t2, sum(n.beta * k.top_w * k.w) AS t3
-    FROM key_stats k JOIN key_n n USING (key) JOIN sides d ON d.key = k.key
-    GROUP BY d.side, k.wave, d.scope, k.question
-),
-dom_terms AS (
-    SELECT u.*, s.base_w AS bw, s.mean - u.centre AS shift, s.p_top
-    FROM dom_sums u JOIN _wt_m_stats s
-        ON s.side = u.side AND s.wave = u.wave AND s.scope = u.scope AND s.question = u.question
-    WHERE s.base_w > 0
-),
--- Below ~1e-11 of the size of its cancelling terms, a variance is rounding noise (answers all equal in the
--- domain, a code chosen by everyone in it, e.g. a banner variable in its own column), and is 0.
-mean_top AS (
-    SELECT side, wave, scope, question, df,
-        (m0 - 2 * shift * m1 + shift * shift * (d1 + d2)) / (bw * bw) AS var_mean_raw,
-        (g0 + 2 * abs(shift) * g1 + shift * shift * g2) / (bw * bw) AS var_mean_scale,
-        ((1 - 2 * p_top) * t1 + p_top * p_top * (d1 + d2) + t2 - 2 * p_top * t3) / (bw * bw) AS var_top_raw,
-        (abs(1 - 2 * p_top) * abs(t1) + p_top * p_top * (abs(d1) + abs(d2)) + abs(t2) + 2 * p_top * abs(t3))
-            / (bw * bw) AS var_top_scale
-    FROM dom_terms
-),
-variances AS (  -- one 'base' row per domain (its mean's and top box's variances, its df); a code's variance
-    -- follows from the code row's and its base's sums in the report (see code_variance_sql)
-    SELECT side, wave, scope, question, 'base' AS estimate, NULL::DOUBLE AS value, NULL::VARCHAR AS item,
-        NULL::DOUBLE AS var, df,
-        CASE WHEN var_top_raw <= 1e-11 * var_top_scale THEN 0.0 ELSE var_top_raw END AS var_top,
-        CASE WHEN var_mean_raw <= 1e-11 * var_mean_scale THEN 0.0 ELSE var_mean_raw END AS var_mean
-    FROM mean_top
-    UNION ALL  -- a multiple-response set: its base's df, its items' variances
-    SELECT p.side, p.wave, p.scope, p.question, CASE WHEN p.estimate = 'mrbase' THEN 'base' ELSE 'item' END,
-        p.value, p.item, sum({_contribution("p.t", "p.q")}), sum(p.n) - count(*), NULL, NULL
+mr_variances AS (
+    SELECT p.side, p.wave, p.scope, p.question, CASE WHEN p.estimate = 'mrbase' THEN 'base' ELSE 'item' END AS estimate,
+        p.value, p.item, sum({_contribution("p.t", "p.q")}) AS var, (sum(p.n) - count(*))::BIGINT AS df,
+        NULL::DOUBLE AS var_top, NULL::DOUBLE AS var_mean
     FROM mr_parts p JOIN key_n USING (key)
     GROUP BY p.side, p.wave, p.scope, p.question, p.estimate, p.value, p.item
 )
@@ -837,6 +762,196 @@ def _aliases(names: tuple[str, ...]) -> str:
     return ", ".join(f"{name} AS NOT MATERIALIZED (SELECT * FROM _wt_{name})" for name in names)
 
 
+# --- sums over each domain's keys, in numpy ----------------------------------------------------------------
+# A domain's sums are its keys' sums added up: a join of every (key, group) row to each domain holding the
+# key, then a GROUP BY, in SQL. Here each domain's rows are gathered by position and summed with bincount, in
+# (domain, key) order: the same every run, and a fraction of the SQL's cost (the banner columns' code rows:
+# 500,000 joined rows, 87 ms in SQL).
+
+
+def key_weights(keys: pa.Table, strata: pa.Table) -> pa.Table:
+    """Each key's stratum size n_h and the weights α, β of its share of a linearised variance (see
+    _SIMPLE_VARIANCES): α = n_h/(n_h − 1), β = −1/(n_h − 1), and α = 0, β = 1 for a stratum of one unit."""
+    sizes = dict(zip(strata.column("stratum").to_pylist(), strata.column("n_h").to_pylist(), strict=True))
+    n_h = np.array([sizes.get(h, 0) for h in keys.column("stratum").to_pylist()], dtype=np.int64)
+    several = n_h > 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(several, n_h / (n_h - 1.0), 0.0)
+        beta = np.where(several, -1.0 / (n_h - 1.0), 1.0)
+    return pa.table({"key": keys.column("key"), "n_h": n_h, "alpha": alpha, "beta": beta})
+
+
+def domain_sums(
+    key: np.ndarray, group: np.ndarray, values: dict[str, np.ndarray], pairs: pa.Table, groups: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Each domain's sums of ``values`` over its keys, per group: the rows are (``key``, ``group``) with their
+    ``values``, and ``pairs`` (scope, key) says which keys make up each domain (integer codes). Returns the
+    (domain, group) of every non-empty sum, in that order, and each value's sums there."""
+    domain_of, key_of = (_ints(pairs.column(c)) for c in ("scope", "key"))
+    by_pair = np.lexsort((key_of, domain_of))
+    domain_of, key_of = domain_of[by_pair], key_of[by_pair]
+    by_key = np.argsort(key, kind="stable")
+    keys = int(max(key.max(initial=-1), key_of.max(initial=-1))) + 1
+    start = np.searchsorted(key[by_key], np.arange(keys + 1))
+    lengths = start[key_of + 1] - start[key_of]
+    offsets = np.cumsum(lengths) - lengths
+    rows = by_key[np.repeat(start[key_of] - offsets, lengths) + np.arange(int(lengths.sum()))]
+    cell = np.repeat(domain_of, lengths) * groups + group[rows]
+    size = (int(domain_of.max(initial=-1)) + 1) * groups
+    present = np.flatnonzero(np.bincount(cell, minlength=size))
+    sums = {name: np.bincount(cell, weights=v[rows], minlength=size)[present] for name, v in values.items()}
+    return present // groups, present % groups, sums
+
+
+def _ints(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _scoped(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], key_n: pa.Table | None) -> pa.Table:
+    """The code rows of each scope: each (key, question, value) cell's n, Σw and Σw² summed over the scope's
+    keys (see domain_sums), with the code's status and boxes. With ``key_n`` (the simple design), also the
+    sums a valid code's linearised variance expands into (see code_variance_sql): s1 = Σ α·Σw², s2 = Σ β·(Σw)²,
+    s3 = Σ β·Σw·W over the scope's keys, Σw and Σw² being the code's in the key and W the key's valid total
+    (α, β: see key_weights). Summed over a scope's valid codes, s1 and s3 give its base's Σ α·W2 and Σ β·W²
+    (code_d1, code_d2 in stats), so a code row's variance needs no join of its own."""
+    marks = con.sql("SELECT wave, question, value, status, top, bottom FROM _wt_m_marks ORDER BY qv").to_arrow_table()
+    cells = con.sql("SELECT key, qv, n, sw, sw2 FROM _wt_m_marked").to_arrow_table()
+    key, qv = _ints(cells.column("key")), _ints(cells.column("qv"))
+    sw, sw2 = (_floats(cells.column(c)) for c in ("sw", "sw2"))
+    values = {"n": _floats(cells.column("n")), "sw": sw, "sw2": sw2}
+    valid_code = pc.equal(marks.column("status"), "valid").to_numpy(zero_copy_only=False)
+    if key_n is not None:
+        alpha = np.zeros(int(key.max(initial=0)) + 1)
+        beta = np.zeros_like(alpha)
+        at = _ints(key_n.column("key"))
+        inside = at < len(alpha)
+        alpha[at[inside]] = _floats(key_n.column("alpha"))[inside]
+        beta[at[inside]] = _floats(key_n.column("beta"))[inside]
+        valid = valid_code[qv]
+        question = _ints(marks.column("question"))[qv]
+        questions = int(question.max(initial=0)) + 1
+        key_question = key * questions + question
+        total = np.bincount(key_question, weights=np.where(valid, sw, 0.0))[key_question]
+        values |= {
+            "s1": np.where(valid, alpha[key] * sw2, 0.0),
+            "s2": np.where(valid, beta[key] * sw * sw, 0.0),
+            "s3": np.where(valid, beta[key] * sw * total, 0.0),
+        }
+    domain, code, sums = domain_sums(key, qv, values, inputs["scopes"], marks.num_rows)
+    rows = marks.take(pa.array(code))
+    columns = {"wave": rows.column("wave"), "scope": pa.array(domain.astype(np.int32))}
+    columns |= {name: rows.column(name) for name in ("question", "value", "status", "top", "bottom")}
+    columns |= {"n": pa.array(np.rint(sums["n"]).astype(np.int64)), "sw": sums["sw"], "sw2": sums["sw2"]}
+    no_sum = ~valid_code[code]
+    for name in ("s1", "s2", "s3"):
+        columns[name] = pa.array(sums[name], mask=no_sum) if key_n is not None else pa.nulls(len(code), pa.float64())
+    return pa.table(columns)
+
+
+def _per_key(key_n: pa.Table, name: str, size: int) -> np.ndarray:
+    """Column ``name`` of key_weights by key code (0 for a code it does not hold)."""
+    out = np.zeros(size)
+    at = _ints(key_n.column("key"))
+    inside = at < size
+    out[at[inside]] = _floats(key_n.column(name))[inside]
+    return out
+
+
+def _simple_variances(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], key_n: pa.Table) -> pa.Table:
+    """The variances of the simple design (see is_simple_design): one 'base' row per domain with a valid
+    answer (side, wave, scope, question: its top box's and mean's variances and its df); a code's variance
+    follows from the code row's and its base's sums in the report (see code_variance_sql).
+
+    Each key's share of a variance is α_k q_k + β_k t_k² (α, β: see key_weights), t and q being linear and
+    quadratic in the domain's estimate (its mean's shift from the centre, its top-box share), so a domain's
+    variance expands into sums over its keys that do not depend on the estimate (see domain_sums): d1 = Σ α·W2,
+    d2 = Σ β·W², m0 = Σ (α·Σw²d² + β·(Σwd)²), m1 = Σ (α·Σw²d + β·Σwd·W), t1 = Σ α·T2, t2 = Σ β·T², t3 =
+    Σ β·T·W (W, W2: the key's valid Σw, Σw²; T, T2: its top box's; d = x − the question's centre); with the
+    shift s of the domain's mean from the centre and its top box p, var_mean = (m0 − 2 s m1 + s² (d1 + d2))
+    / bw² and var_top = ((1 − 2p) t1 + p² (d1 + d2) + t2 − 2p t3) / bw². Below ~1e-11 of the size of its
+    cancelling terms (g0..g2 for the mean), a variance is rounding noise (answers all equal in the domain, a
+    code chosen by everyone in it, e.g. a banner variable in its own column), and is 0."""
+    stats_sql = f"WITH {_KEY_CTES.rstrip().rstrip(',')} SELECT * FROM key_stats"
+    k = con.sql(stats_sql).to_arrow_table()
+    key, question = _ints(k.column("key")), _ints(k.column("question"))
+    n, w, w2, top_w, top_w2, wd, w2d, w2dd = (
+        _floats(k.column(c)) for c in ("n", "w", "w2", "top_w", "top_w2", "wd", "w2d", "w2dd")
+    )
+    size = int(max(key.max(initial=0), _ints(key_n.column("key")).max(initial=0))) + 1
+    alpha, beta = _per_key(key_n, "alpha", size)[key], _per_key(key_n, "beta", size)[key]
+    g = np.maximum(alpha, 1.0)
+    terms = {
+        "n": n,
+        "keys": np.ones(len(key)),
+        "d1": alpha * w2,
+        "d2": beta * w * w,
+        "m0": alpha * w2dd + beta * wd * wd,
+        "m1": alpha * w2d + beta * wd * w,
+        "g0": g * w2dd,
+        "g1": g * np.abs(w2d),
+        "g2": g * w2,
+        "t1": alpha * top_w2,
+        "t2": beta * top_w * top_w,
+        "t3": beta * top_w * w,
+    }
+    stats = con.sql(
+        "SELECT side, scope, question, base_w, mean, p_top FROM _wt_m_stats WHERE base_w > 0"
+    ).to_arrow_table()
+    groups = int(max(question.max(initial=0), _ints(stats.column("question")).max(initial=0))) + 1
+    centre = np.zeros(groups)
+    centre[question] = _floats(k.column("centre"))
+    wave = pc.min(k.column("wave")).as_py() if k.num_rows else None
+    parts = []
+    for side, pairs in (("scope", inputs["scopes"]), ("bench", inputs["bench"])):
+        domain, q, u = domain_sums(key, question, terms, pairs, groups)
+        mine = pc.equal(stats.column("side"), side).to_numpy(zero_copy_only=False)
+        at = _ints(stats.column("scope"))[mine] * groups + _ints(stats.column("question"))[mine]
+        order = np.argsort(at)
+        wanted = domain * groups + q
+        found = np.clip(np.searchsorted(at[order], wanted), 0, max(len(at) - 1, 0))
+        keep = (at[order][found] == wanted) if len(at) else np.zeros(len(wanted), dtype=bool)
+        row = order[found[keep]]
+        bw, mean, p = (_floats(stats.column(c))[mine][row] for c in ("base_w", "mean", "p_top"))
+        u = {name: v[keep] for name, v in u.items()}
+        shift = mean - centre[q[keep]]
+        bw2 = bw * bw
+        d12 = u["d1"] + u["d2"]
+        with np.errstate(invalid="ignore"):
+            mean_raw = (u["m0"] - 2 * shift * u["m1"] + shift * shift * d12) / bw2
+            mean_scale = (u["g0"] + 2 * np.abs(shift) * u["g1"] + shift * shift * u["g2"]) / bw2
+            top_raw = ((1 - 2 * p) * u["t1"] + p * p * d12 + u["t2"] - 2 * p * u["t3"]) / bw2
+            top_scale = (
+                np.abs(1 - 2 * p) * np.abs(u["t1"])
+                + p * p * (np.abs(u["d1"]) + np.abs(u["d2"]))
+                + np.abs(u["t2"])
+                + 2 * p * np.abs(u["t3"])
+            ) / bw2
+            var_top = np.where(top_raw <= 1e-11 * top_scale, 0.0, top_raw)
+            var_mean = np.where(mean_raw <= 1e-11 * mean_scale, 0.0, mean_raw)
+        rows = len(row)
+        parts.append(
+            pa.table(
+                {
+                    "side": pa.array([side] * rows, pa.string()),
+                    "wave": pa.array([wave] * rows, k.schema.field("wave").type),
+                    "scope": pa.array(domain[keep].astype(np.int32)),
+                    "question": pa.array(q[keep].astype(np.int32)),
+                    "estimate": pa.array(["base"] * rows, pa.string()),
+                    "value": pa.nulls(rows, pa.float64()),
+                    "item": pa.nulls(rows, pa.string()),
+                    "var": pa.nulls(rows, pa.float64()),
+                    "df": pa.array(np.rint(u["n"] - u["keys"]).astype(np.int64)),
+                    "var_top": pa.array(var_top, mask=np.isnan(var_top)),
+                    "var_mean": pa.array(var_mean, mask=np.isnan(var_mean)),
+                }
+            )
+        )
+    if inputs["mr"].num_rows:
+        mr = con.sql(f"WITH {_CELL_CTES}{_SIMPLE_MR_VARIANCES} SELECT * FROM mr_variances").to_arrow_table()
+        parts.append(mr.cast(parts[0].schema))
+    return pa.concat_tables(parts)
+
+
 def aggregate(
     con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, variance: str = "linearized"
 ) -> dict[str, pa.Table]:
@@ -862,10 +977,9 @@ def _aggregate(
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marks AS WITH {_MARK_CTES} SELECT * FROM marks")
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS {_MARKED}")
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _wt_m_scoped AS WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), "
-                f"{_ROLLUP_TERMS_CTES if simple else _ROLLUP_CTES} SELECT * FROM scoped"
-            )
+            key_n = key_weights(inputs["keys"], inputs["strata"])
+            con.register("_wt_m_key_n", key_n)
+            con.register("_wt_m_scoped", _scoped(con, inputs, key_n if simple else None))
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
             stats = (
                 "WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), "
@@ -883,8 +997,10 @@ def _aggregate(
                 classified = _CLASSIFIED
                 mr_rolled = "SELECT *, NULL::DOUBLE AS var FROM _wt_m_mr_rolled WHERE side = 'scope'"
             else:
-                ctes = _KEY_CTES + _CELL_CTES + _SIMPLE_VARIANCES if simple else _PART_CTES
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {ctes} SELECT * FROM variances")
+                if simple:
+                    con.register("_wt_m_var", _simple_variances(con, inputs, key_n))
+                else:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {_PART_CTES} SELECT * FROM variances")
                 # one join: each base's variances, pivoted to a row per (side, wave, scope, question)
                 with_var = (
                     _SIMPLE_WITH_VAR
@@ -931,7 +1047,10 @@ def _aggregate(
                 ).to_arrow_table(),
             }
         finally:
-            for name in ("marks", "marked", "scoped", "mr_rolled", "stats", "var"):
+            for name in ("scoped", "key_n", "var"):
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister(f"_wt_m_{name}")
+            for name in ("marks", "marked", "mr_rolled", "stats", "var"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
@@ -990,9 +1109,10 @@ def _report(
             # next queries: no temporary table to write, nor to sort again on the way out
             summary = con.sql(
                 f"WITH {_aliases((*AGGREGATES, 'target_questions'))}, {_JOINED_CTE}, {_summary_select(m)} "
-                "SELECT * FROM summary ORDER BY wave, spos, qpos",
+                "SELECT * FROM summary",
                 params=params,
             ).to_arrow_table()
+            summary = _sorted(summary, ("wave", "spos", "qpos"))
             summary = _tested(summary, m).append_column("sidx", pa.array(np.arange(summary.num_rows, dtype=np.int32)))
             con.register("_wt_summary", summary)
             rows_sql = f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
@@ -1044,6 +1164,13 @@ def _tested(summary: pa.Table, m: Methods) -> pa.Table:
         name = f"sig_{test}"
         summary = summary.set_column(summary.schema.get_field_index(name), name, words)
     return summary
+
+
+def _sorted(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """``table`` in the order of its ``keys`` columns (numbers, unique together), sorted in numpy: a SQL
+    ORDER BY moves every column of every row through its sort, which cost three times this lexsort and take."""
+    order = np.lexsort([table.column(k).to_numpy(zero_copy_only=False) for k in reversed(keys)])
+    return table.take(order)
 
 
 def _flags(column: pa.ChunkedArray) -> np.ndarray:
