@@ -156,15 +156,11 @@ centres AS (
     GROUP BY ALL
 ),
 key_sums AS (  -- valid answers only: a benchmark with none has no row, which the report reads as a base of 0
-    SELECT m.wave, m.key, m.question, any_value(c.centre) AS centre, sum(m.n) AS n, sum(m.sw) AS w,
-        sum(m.sw2) AS w2, sum(m.sw) FILTER (WHERE m.top) AS top_w, sum(m.sw) FILTER (WHERE m.bottom) AS bottom_w,
+    SELECT m.key, m.question, any_value(c.centre) AS centre, sum(m.n) AS n, sum(m.sw) AS w,
+        sum(m.sw2) AS w2, coalesce(sum(m.sw) FILTER (WHERE m.top), 0) AS top_w,
+        coalesce(sum(m.sw) FILTER (WHERE m.bottom), 0) AS bottom_w,
         sum(m.sw * (m.value - c.centre)) AS wd, sum(m.sw * (m.value - c.centre) * (m.value - c.centre)) AS wdd
-    FROM marked m JOIN centres c USING (wave, question) WHERE m.status = 'valid' GROUP BY m.wave, m.key, m.question
-),
-bench_sums AS (
-    SELECT k.wave, b.scope, k.question, any_value(k.centre) AS centre, sum(k.n) AS n, sum(k.w) AS w,
-        sum(k.w2) AS w2, sum(k.top_w) AS top_w, sum(k.bottom_w) AS bottom_w, sum(k.wd) AS wd, sum(k.wdd) AS wdd
-    FROM key_sums k JOIN _wt_bench b ON k.key = b.key GROUP BY k.wave, b.scope, k.question
+    FROM marked m JOIN centres c USING (wave, question) WHERE m.status = 'valid' GROUP BY m.key, m.question
 )
 """
 
@@ -181,50 +177,16 @@ mr_rolled AS (
 )
 """
 
-# A scope's base sums come from its code rows, so a percent is exactly its row over the base (one valid
-# code is exactly 100 %), and the spread is taken around the base's own mean (two passes: all-equal answers
-# have an SD of exactly 0).
-_STATS_CTES = """
-base AS (  -- valid answers only: a scope with none has no row, which the report reads as a base of 0
-    SELECT 'scope' AS side, wave, scope, question, sum(n)::BIGINT AS base_n, sum(sw) AS base_w, sum(sw2) AS base_w2,
-        coalesce(sum(sw) FILTER (WHERE top), 0) AS top_w, coalesce(sum(sw) FILTER (WHERE bottom), 0) AS bottom_w,
-        sum(sw * value) / nullif(sum(sw), 0) AS mean, sum(s1) AS code_d1, sum(s3) AS code_d2
-    FROM scoped WHERE status = 'valid' GROUP BY wave, scope, question
-),
-spread AS (
-    SELECT b.side, b.wave, b.scope, b.question,
-        sum(r.sw * (r.value - b.mean) * (r.value - b.mean)) AS ss
-    FROM base b JOIN scoped r USING (wave, scope, question) WHERE r.status = 'valid' GROUP BY ALL
-),
-single_stats AS (
-    SELECT b.side, b.wave, b.scope, b.question, b.base_n, b.base_w,
-        b.base_w * b.base_w / nullif(b.base_w2, 0) AS n_eff,
-        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.top_w / b.base_w END AS p_top,
-        CASE WHEN q.is_scale AND b.base_w > 0 THEN b.bottom_w / b.base_w END AS p_bottom,
-        CASE WHEN q.is_scale THEN b.mean END AS mean,
-        CASE WHEN q.is_scale AND b.base_n > 1 THEN sqrt(greatest(sp.ss, 0) / b.base_w * b.base_n / (b.base_n - 1)) END AS sd,
-        b.code_d1, b.code_d2
-    FROM base b JOIN spread sp USING (side, wave, scope, question) JOIN _wt_questions q USING (wave, question)
-    UNION ALL
-    SELECT 'bench', d.wave, d.scope, d.question, coalesce(d.n, 0)::BIGINT, coalesce(d.w, 0),
-        d.w * d.w / nullif(d.w2, 0),
-        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.top_w, 0) / d.w END,
-        CASE WHEN q.is_scale AND d.w > 0 THEN coalesce(d.bottom_w, 0) / d.w END,
-        CASE WHEN q.is_scale AND d.w > 0 THEN d.centre + d.wd / d.w END,
-        CASE WHEN q.is_scale AND d.n > 1 THEN sqrt(greatest(d.wdd - d.wd * d.wd / d.w, 0) / d.w * d.n / (d.n - 1)) END,
-        NULL, NULL
-    FROM bench_sums d JOIN _wt_questions q USING (wave, question)
-),
-mr_stats AS (
+# A multiple-response set's base (its respondents with at least one response) and nothing else; the single
+# questions' statistics are computed in numpy (see _single_stats).
+_MR_STATS = """
     SELECT side, wave, scope, question,
         coalesce(sum(n) FILTER (WHERE role = 'base'), 0)::BIGINT AS base_n,
         coalesce(sum(sw) FILTER (WHERE role = 'base'), 0) AS base_w,
         sum(sw) FILTER (WHERE role = 'base') * sum(sw) FILTER (WHERE role = 'base') / nullif(sum(sw2) FILTER (WHERE role = 'base'), 0) AS n_eff,
         NULL::DOUBLE AS p_top, NULL::DOUBLE AS p_bottom, NULL::DOUBLE AS mean, NULL::DOUBLE AS sd,
         NULL::DOUBLE AS code_d1, NULL::DOUBLE AS code_d2
-    FROM mr_rolled GROUP BY ALL
-),
-stats AS (SELECT * FROM single_stats UNION ALL SELECT * FROM mr_stats)
+    FROM _wt_m_mr_rolled GROUP BY ALL
 """
 
 # The questions each (wave, scope) shows: the core ones, and a subscriber's own custom ones in its scope.
@@ -799,7 +761,10 @@ def domain_sums(
     cell = np.repeat(domain_of, lengths) * groups + group[rows]
     size = (int(domain_of.max(initial=-1)) + 1) * groups
     present = np.flatnonzero(np.bincount(cell, minlength=size))
-    sums = {name: np.bincount(cell, weights=v[rows], minlength=size)[present] for name, v in values.items()}
+    sums = {
+        name: np.bincount(cell, weights=v[rows], minlength=size)[present].astype(np.float64)
+        for name, v in values.items()
+    }
     return present // groups, present % groups, sums
 
 
@@ -846,6 +811,161 @@ def _scoped(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], key_n: 
     for name in ("s1", "s2", "s3"):
         columns[name] = pa.array(sums[name], mask=no_sum) if key_n is not None else pa.nulls(len(code), pa.float64())
     return pa.table(columns)
+
+
+def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts ``key`` (stable) and the start of each run of equal keys in that order."""
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    return order, np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(key) else np.zeros(0, np.int64)
+
+
+def _scale_flags(questions: pa.Table, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """By question code: whether the wave tabulates it (it is in ``questions``) and whether it is a scale."""
+    known, scale = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
+    at = _ints(questions.column("question"))
+    inside = (at >= 0) & (at < size)
+    known[at[inside]] = True
+    scale[at[inside]] = pc.fill_null(questions.column("is_scale"), False).to_numpy(zero_copy_only=False)[inside]
+    return known, scale
+
+
+def _stats_table(
+    side: str,
+    wave: object,
+    wave_type: pa.DataType,
+    scope: np.ndarray,
+    question: np.ndarray,
+    columns: dict[str, np.ndarray],
+) -> pa.Table:
+    def nullable(values: np.ndarray) -> pa.Array:
+        values = np.asarray(values, dtype=np.float64)
+        return pa.array(values, mask=np.isnan(values))
+
+    rows = len(scope)
+    return pa.table(
+        {
+            "side": pa.array([side] * rows, pa.string()),
+            "wave": pa.array([wave] * rows, wave_type),
+            "scope": pa.array(scope.astype(np.int32)),
+            "question": pa.array(question.astype(np.int32)),
+            "base_n": pa.array(np.rint(columns["base_n"]).astype(np.int64)),
+            "base_w": pa.array(np.asarray(columns["base_w"], dtype=np.float64)),
+            **{
+                name: nullable(columns[name])
+                for name in ("n_eff", "p_top", "p_bottom", "mean", "sd", "code_d1", "code_d2")
+            },
+        }
+    )
+
+
+def _single_stats(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], scoped: pa.Table) -> pa.Table:
+    """Every single question's base statistics, for each scope (side 'scope') and benchmark ('bench'), and
+    the multiple-response sets' bases (_MR_STATS): base_n, base_w, n_eff, p_top, p_bottom, mean, sd (scales
+    only), and code_d1, code_d2 (a scope's Σ s1 and Σ s3 over its valid codes: see code_variance_sql).
+
+    A scope's base sums come from its code rows, so a percent is exactly its row over the base (one valid
+    code is exactly 100 %), and the spread is taken around the base's own mean (two passes: all-equal answers
+    have an SD of exactly 0). A benchmark, which shows no code rows, is summed from each key's sufficient
+    statistics (key_sums: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being the question's
+    mean over the whole wave: close to any benchmark's mean, which keeps the one-pass variance exact to many
+    digits). Valid answers only: a base with none has no row, which the report reads as a base of 0."""
+    wave_type = scoped.schema.field("wave").type
+    valid = np.flatnonzero(pc.equal(scoped.column("status"), "valid").to_numpy(zero_copy_only=False))
+    scope, question = _ints(scoped.column("scope"))[valid], _ints(scoped.column("question"))[valid]
+    k = con.sql(
+        f"WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), {_BENCH_CTES} SELECT * FROM key_sums"
+    ).to_arrow_table()
+    size = (
+        int(
+            max(
+                question.max(initial=0),
+                _ints(k.column("question")).max(initial=0),
+                _ints(inputs["questions"].column("question")).max(initial=0),
+            )
+        )
+        + 1
+    )
+    known, scale = _scale_flags(inputs["questions"], size)
+    waves = pc.unique(scoped.column("wave")).to_pylist() or pc.unique(inputs["questions"].column("wave")).to_pylist()
+    wave = waves[0] if waves else None
+    parts = []
+
+    order, starts = _groups(scope * size + question)
+    n, sw, sw2, value = (_floats(scoped.column(c))[valid][order] for c in ("n", "sw", "sw2", "value"))
+    top, bottom = (
+        pc.fill_null(scoped.column(c), False).to_numpy(zero_copy_only=False)[valid][order] for c in ("top", "bottom")
+    )
+    s1, s3 = (_floats(scoped.column(c))[valid][order] for c in ("s1", "s3"))
+    scope, question = scope[order][starts], question[order][starts]
+
+    def total(x: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(x, starts) if len(starts) else np.zeros(0)
+
+    base_n, base_w, base_w2 = total(n), total(sw), total(sw2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(base_w != 0, total(sw * value) / base_w, np.nan)
+        centred = value - np.repeat(mean, np.diff(np.r_[starts, len(value)]))
+        ss = total(sw * centred * centred)
+        is_scale, kept = scale[question], known[question]
+        parts.append(
+            _stats_table(
+                "scope",
+                wave,
+                wave_type,
+                scope[kept],
+                question[kept],
+                {
+                    "base_n": base_n[kept],
+                    "base_w": base_w[kept],
+                    "n_eff": np.where(base_w2 != 0, base_w * base_w / base_w2, np.nan)[kept],
+                    "p_top": np.where(is_scale & (base_w > 0), total(np.where(top, sw, 0.0)) / base_w, np.nan)[kept],
+                    "p_bottom": np.where(is_scale & (base_w > 0), total(np.where(bottom, sw, 0.0)) / base_w, np.nan)[
+                        kept
+                    ],
+                    "mean": np.where(is_scale, mean, np.nan)[kept],
+                    "sd": np.where(
+                        is_scale & (base_n > 1), np.sqrt(np.maximum(ss, 0) / base_w * base_n / (base_n - 1)), np.nan
+                    )[kept],
+                    "code_d1": total(s1)[kept],
+                    "code_d2": total(s3)[kept],
+                },
+            )
+        )
+        key, kq = _ints(k.column("key")), _ints(k.column("question"))
+        sums = {c: _floats(k.column(c)) for c in ("n", "w", "w2", "top_w", "bottom_w", "wd", "wdd")}
+        bench, bq, d = domain_sums(key, kq, sums, inputs["bench"], size)
+        centre = np.zeros(size)
+        centre[kq] = _floats(k.column("centre"))
+        is_scale, kept = scale[bq], known[bq]
+        w, dn = d["w"], d["n"]
+        parts.append(
+            _stats_table(
+                "bench",
+                wave,
+                wave_type,
+                bench[kept],
+                bq[kept],
+                {
+                    "base_n": dn[kept],
+                    "base_w": w[kept],
+                    "n_eff": np.where(d["w2"] != 0, w * w / d["w2"], np.nan)[kept],
+                    "p_top": np.where(is_scale & (w > 0), d["top_w"] / w, np.nan)[kept],
+                    "p_bottom": np.where(is_scale & (w > 0), d["bottom_w"] / w, np.nan)[kept],
+                    "mean": np.where(is_scale & (w > 0), centre[bq] + d["wd"] / w, np.nan)[kept],
+                    "sd": np.where(
+                        is_scale & (dn > 1),
+                        np.sqrt(np.maximum(d["wdd"] - d["wd"] * d["wd"] / w, 0) / w * dn / (dn - 1)),
+                        np.nan,
+                    )[kept],
+                    "code_d1": np.full(int(kept.sum()), np.nan),
+                    "code_d2": np.full(int(kept.sum()), np.nan),
+                },
+            )
+        )
+    if inputs["mr"].num_rows:
+        parts.append(con.sql(_MR_STATS).to_arrow_table().cast(parts[0].schema))
+    return pa.concat_tables(parts)
 
 
 def _per_key(key_n: pa.Table, name: str, size: int) -> np.ndarray:
@@ -979,14 +1099,10 @@ def _aggregate(
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS {_MARKED}")
             key_n = key_weights(inputs["keys"], inputs["strata"])
             con.register("_wt_m_key_n", key_n)
-            con.register("_wt_m_scoped", _scoped(con, inputs, key_n if simple else None))
+            scoped = _scoped(con, inputs, key_n if simple else None)
+            con.register("_wt_m_scoped", scoped)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
-            stats = (
-                "WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), "
-                "scoped AS NOT MATERIALIZED (SELECT * FROM _wt_m_scoped), "
-                f"mr_rolled AS NOT MATERIALIZED (SELECT * FROM _wt_m_mr_rolled), {_BENCH_CTES}, {_STATS_CTES}"
-            )
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_stats AS {stats} SELECT * FROM stats")
+            con.register("_wt_m_stats", _single_stats(con, inputs, scoped))
             kish_top = "greatest(s.p_top * (1 - s.p_top), 0) / s.n_eff"
             kish_mean = "s.sd * s.sd / s.n_eff"
             if variance == "kish":
@@ -1047,7 +1163,7 @@ def _aggregate(
                 ).to_arrow_table(),
             }
         finally:
-            for name in ("scoped", "key_n", "var"):
+            for name in ("scoped", "key_n", "var", "stats"):
                 with contextlib.suppress(duckdb.Error):
                     con.unregister(f"_wt_m_{name}")
             for name in ("marks", "marked", "mr_rolled", "stats", "var"):
