@@ -1,14 +1,17 @@
 """From cells to tables: roll the cells up to scopes, benchmarks and the previous wave, compute every
-statistic, and withhold small bases. All in SQL over small Arrow inputs (a few thousand rows per wave),
+statistic, and withhold small bases. SQL and numpy over small Arrow inputs (a few thousand rows per wave),
 in two stages, each run once per wave on that wave's own cursor (see ``stats._tables_by_wave``):
 
-- :func:`aggregate`: every sum (scopes, benchmarks, bases, means, spreads);
+- :func:`aggregate`: every sum (scopes, benchmarks, bases, means, spreads). SQL classifies the cells and
+  sums them per key; the sums over each domain's keys (a scope's code rows, a benchmark's and the simple
+  design's variance terms: see :func:`domain_sums`) and the base statistics that follow are numpy;
 - :func:`report`: joins and row-wise arithmetic, given the wave's aggregates and the previous wave's
   statistics.
 
 Floating-point sums depend on the order of addition, and DuckDB's threads combine partial sums in
-whatever order they finish; every query here runs on one thread, which keeps the tables byte-for-byte
-reproducible, and the waves run side by side instead.
+whatever order they finish; every query here runs on one thread, and numpy sums in a fixed order (rows by
+position, domains' keys in order), which keeps the tables byte-for-byte reproducible; the waves run side by
+side instead.
 
 The design (see :mod:`wavetool.stats.design`): cells are sums per *key*, and no SQL here parses a key. The
 ``keys`` input maps every key to its jurisdiction, owner (custom answers), stratum and PSU, and ``strata``
@@ -140,7 +143,7 @@ _MARKED = """
 """
 
 # Each key's stratum size and the weights of its share of a linearised variance, α q + β t² (α = n_h/(n_h − 1),
-# β = −1/(n_h − 1); α = 0, β = 1 for a lonely stratum): see _SIMPLE_VARIANCES and key_weights.
+# β = −1/(n_h − 1); α = 0, β = 1 for a lonely stratum), computed by key_weights.
 _KEY_N_CTE = """
 key_n AS NOT MATERIALIZED (SELECT * FROM _wt_m_key_n),
 """
@@ -397,7 +400,7 @@ ROW_NEW_SUMMARY = tuple(c for c in NEW_SUMMARY_COLUMNS if c.startswith("p_"))
 
 
 def code_variance_sql(s: str, s1: str, s2: str, s3: str, bw: str, d1: str, d2: str) -> str:
-    """SQL of a valid code's linearised variance in the simple design (see _ROLLUP_TERMS_CTES) from its
+    """SQL of a valid code's linearised variance in the simple design (see _scoped) from its
     weight ``s`` and sums ``s1``-``s3`` and its base's weight ``bw`` and sums ``d1``, ``d2``: with p = s/bw,
     Σ_k (α_k q_k + β_k t_k²) = ((1 − 2p)·s1 + p²·(d1 + d2) + s2 − 2p·s3) / bw², no code × key product.
     Below ~1e-11 of the size of its cancelling terms it is rounding noise (a code chosen by everyone in
@@ -636,7 +639,7 @@ linearised AS (
         sum(units) - count(*) AS df  -- R's degf() of the domain: its PSUs less its strata
     FROM by_stratum GROUP BY ALL
 ),
--- As in _SIMPLE_VARIANCES: a mean's variance below ~1e-11 of the size of its cancelling terms is rounding
+-- As in _simple_variances: a mean's variance below ~1e-11 of the size of its cancelling terms is rounding
 -- noise (answers all equal in the domain), and is 0. Those terms are each unit's Q = Σq when the
 -- respondents are the PSUs; with clusters Q = T², whose noise is that of T squared, so the unit counts
 -- 1e-11·(size of T's terms)²: the same relative rule on T.
@@ -699,7 +702,7 @@ _SIMPLE_WITH_VAR = """
 
 def is_simple_design(keys: pa.Table, domains: tuple[pa.Table, ...] = ()) -> bool:
     """True when no key holds a PSU and, among the core keys and among each subscriber's, no two keys
-    share a stratum (so every domain's key is a whole stratum: see _SIMPLE_VARIANCES), or, given the
+    share a stratum (so every domain's key is a whole stratum: see _simple_variances), or, given the
     ``domains`` ((scope, key) tables: the scopes and benchmarks), no domain holds two such keys (finer
     keys, e.g. the banner columns' jurisdiction + banner code: a domain's one key in a stratum then holds
     all of the stratum's respondents in the domain, which is all the formula needs)."""
@@ -733,7 +736,7 @@ def _aliases(names: tuple[str, ...]) -> str:
 
 def key_weights(keys: pa.Table, strata: pa.Table) -> pa.Table:
     """Each key's stratum size n_h and the weights α, β of its share of a linearised variance (see
-    _SIMPLE_VARIANCES): α = n_h/(n_h − 1), β = −1/(n_h − 1), and α = 0, β = 1 for a stratum of one unit."""
+    _simple_variances): α = n_h/(n_h − 1), β = −1/(n_h − 1), and α = 0, β = 1 for a stratum of one unit."""
     sizes = dict(zip(strata.column("stratum").to_pylist(), strata.column("n_h").to_pylist(), strict=True))
     n_h = np.array([sizes.get(h, 0) for h in keys.column("stratum").to_pylist()], dtype=np.int64)
     several = n_h > 1
@@ -786,12 +789,8 @@ def _scoped(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], key_n: 
     values = {"n": _floats(cells.column("n")), "sw": sw, "sw2": sw2}
     valid_code = pc.equal(marks.column("status"), "valid").to_numpy(zero_copy_only=False)
     if key_n is not None:
-        alpha = np.zeros(int(key.max(initial=0)) + 1)
-        beta = np.zeros_like(alpha)
-        at = _ints(key_n.column("key"))
-        inside = at < len(alpha)
-        alpha[at[inside]] = _floats(key_n.column("alpha"))[inside]
-        beta[at[inside]] = _floats(key_n.column("beta"))[inside]
+        size = int(key.max(initial=0)) + 1
+        alpha, beta = _per_key(key_n, "alpha", size), _per_key(key_n, "beta", size)
         valid = valid_code[qv]
         question = _ints(marks.column("question"))[qv]
         questions = int(question.max(initial=0)) + 1
@@ -1296,7 +1295,7 @@ def _flags(column: pa.ChunkedArray) -> np.ndarray:
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:
     """A numeric column as float64, NULL as NaN."""
-    return column.to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _rows_with_summaries(own: pa.Table, summary: pa.Table) -> pa.Table:
