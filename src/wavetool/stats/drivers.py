@@ -423,19 +423,19 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model, *, boxes: bool = T
     cells = con.sql(_cells_sql(model)).fetchall()
     keys = [str(row[0]) for row in cells]
     answers = ", ".join(f"CAST({expr} AS DOUBLE) AS x{i}" for i, expr in enumerate(model.expressions))
-    data = con.execute(
-        f"SELECT list_position(?, {design.key_sql}) - 1 AS cell, CAST(_weight AS DOUBLE) AS w, {answers} "
-        f"FROM {wave_table(model.wave)}",
-        [keys],
-    ).fetchnumpy()
-    cell = np.asarray(data["cell"], dtype=np.int64)
+    data = con.sql(
+        f"SELECT {design.key_sql} AS key, CAST(_weight AS DOUBLE) AS w, {answers} FROM {wave_table(model.wave)}"
+    ).to_arrow_table()
+    # each respondent's cell by a hash lookup of its key (Arrow's index_in), in storage order
+    cell = pc.index_in(data.column("key"), value_set=pa.array(keys, pa.string())).to_numpy(zero_copy_only=False)
+    cell = np.asarray(cell, dtype=np.int64)
     order = np.argsort(cell, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0])
+    starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0]) if len(cell) else np.zeros(0, np.int64)
     ends = np.r_[starts[1:], len(cell)]
     raw = np.empty((p, len(cell)))
     for i in range(p):
-        raw[i] = _floats(data[f"x{i}"], np.nan)[order]
-    weight = _floats(data["w"], np.nan)[order]
+        raw[i] = _floats(data.column(f"x{i}"), np.nan)[order]
+    weight = _floats(data.column("w"), np.nan)[order]
     blank = np.isnan(raw)
     user_missing = np.stack([_user_missing(model.missing[i], raw[i]) for i in range(p)])
     valid = ~(blank | user_missing)
@@ -505,7 +505,9 @@ def _user_missing(specs: tuple[MissingSpec, ...], values: np.ndarray) -> np.ndar
 
 
 def _floats(values: Any, fill: float) -> np.ndarray:
-    """A numpy column as floats, NULLs (masked or None) replaced by ``fill``."""
+    """A numpy or Arrow column as floats, NULLs (masked or None) replaced by ``fill``."""
+    if isinstance(values, pa.ChunkedArray):
+        return np.asarray(pc.fill_null(values, fill).to_numpy(zero_copy_only=False), dtype=np.float64)
     if isinstance(values, np.ma.MaskedArray):
         return values.astype(np.float64).filled(fill)
     if values.dtype != object:

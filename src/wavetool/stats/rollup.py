@@ -752,6 +752,8 @@ def domain_sums(
     """Each domain's sums of ``values`` over its keys, per group: the rows are (``key``, ``group``) with their
     ``values``, and ``pairs`` (scope, key) says which keys make up each domain (integer codes). Returns the
     (domain, group) of every non-empty sum, in that order, and each value's sums there."""
+    known = pc.and_(pc.is_valid(pairs.column("scope")), pc.is_valid(pairs.column("key")))
+    pairs = pairs.filter(known)  # a key no cell holds has no code (see _Ids): it adds nothing, as in a join
     domain_of, key_of = (_ints(pairs.column(c)) for c in ("scope", "key"))
     by_pair = np.lexsort((key_of, domain_of))
     domain_of, key_of = domain_of[by_pair], key_of[by_pair]
@@ -1079,6 +1081,9 @@ def aggregate(
 
     Returns the ``AGGREGATES`` tables, which :func:`report` takes: only the scope
     side of the roll-ups (the benchmarks live on in ``stats``)."""
+    waves = {w for name in ("cells", "mr") for w in pc.unique(inputs[name].column("wave")).to_pylist()}
+    if len(waves) > 1:
+        raise ValueError(f"aggregate sums one wave at a time, not waves {sorted(waves)}")
     simple = variance != "kish" and is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"]))
     ids = _Ids(
         scope=_columns(inputs, "scope", ("scopes", "bench")),
