@@ -395,14 +395,9 @@ def _base_sql(model: _Model) -> str:
         flags.append(f"coalesce({missing_condition(x, specs)}, FALSE) AS u{i}")
         if i > 0 and model.top(i):
             flags.append(f"coalesce({x} IN ({', '.join(repr(float(c)) for c in model.top(i))}), FALSE) AS t{i}")
-    design = model.design
-    parts = [f"{design.key_sql} AS key", "_jurisdiction AS jur"]
-    if design.key_sql != "_jurisdiction":
-        parts.append(f"{_text(design.stratum_sql)} AS stratum")
-        if design.psu_sql is not None:
-            parts.append(f"{_text(design.psu_sql)} AS psu")
     return (
-        f"SELECT _id, {', '.join(parts)}, CAST(_weight AS DOUBLE) AS w, {', '.join(values)}, {', '.join(flags)} "
+        f"SELECT _id, {', '.join(_cell_columns(model))}, CAST(_weight AS DOUBLE) AS w, {', '.join(values)}, "
+        f"{', '.join(flags)} "
         f"FROM {wave_table(model.wave)}"
     )
 
@@ -481,13 +476,18 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model, *, boxes: bool = T
 def _cells_sql(model: _Model) -> str:
     """The wave's design cells, sorted by key: key, jurisdiction, and the stratum and PSU text where
     ``[columns] strata`` / ``cluster`` name them."""
+    return f"SELECT DISTINCT {', '.join(_cell_columns(model))} FROM {wave_table(model.wave)} ORDER BY key"
+
+
+def _cell_columns(model: _Model) -> list[str]:
+    """SQL of a respondent's design cell: key, jurisdiction, and stratum and PSU text where named."""
     design = model.design
     parts = [f"{design.key_sql} AS key", "_jurisdiction AS jur"]
     if design.key_sql != "_jurisdiction":
         parts.append(f"{_text(design.stratum_sql)} AS stratum")
         if design.psu_sql is not None:
             parts.append(f"{_text(design.psu_sql)} AS psu")
-    return f"SELECT DISTINCT {', '.join(parts)} FROM {wave_table(model.wave)} ORDER BY key"
+    return parts
 
 
 def _user_missing(specs: tuple[MissingSpec, ...], values: np.ndarray) -> np.ndarray:
