@@ -592,3 +592,37 @@ def test_a_domain_whose_valid_answers_are_all_equal_has_a_mean_se_of_exactly_0(t
     assert aa["mean"] == 2.0 and aa["sd"] == 0.0
     assert aa["mean_se"] == 0.0 and aa["mean_ci_low"] == aa["mean_ci_high"] == 2.0
     assert tables.summary(2, "all", "Q1")["mean_se"] > 0.01  # a domain with spread keeps its variance
+
+
+def test_domain_sums_equal_a_plain_loop_over_each_domains_keys():
+    """rollup.domain_sums (the numpy roll-up every scope, benchmark and variance term goes through) against
+    a dictionary loop: rows in any order, several rows of one (key, group), keys in no domain, a domain
+    whose keys hold no row, a pair whose key no cell holds (a NULL code), overlapping domains."""
+    import pyarrow as pa
+
+    from wavetool.stats.rollup import domain_sums
+
+    rng = np.random.default_rng(7)
+    key = rng.integers(0, 6, 400)
+    group = rng.integers(0, 9, 400)
+    values = {"w": rng.random(400), "n": rng.integers(1, 5, 400).astype(float)}
+    pairs = pa.table(
+        {
+            "scope": pa.array([0, 0, 0, 1, 2, 2, 3, 3], pa.int32()),
+            "key": pa.array([0, 1, 2, 2, 3, None, 5, 7], pa.int32()),  # key 4 in no domain, 7 holds no row
+        }
+    )
+    domain, where, sums = domain_sums(key, group, values, pairs, 9)
+    expected: dict[tuple[int, int], dict[str, float]] = {}
+    for scope, k in zip(pairs.column("scope").to_pylist(), pairs.column("key").to_pylist(), strict=True):
+        for i in np.flatnonzero(key == k) if k is not None else []:
+            cell = expected.setdefault((scope, int(group[i])), {"w": 0.0, "n": 0.0})
+            for name in cell:
+                cell[name] += values[name][i]
+    got = list(zip(domain.tolist(), where.tolist(), strict=True))
+    assert got == sorted(expected)  # every non-empty (domain, group), in that order
+    for name in ("w", "n"):
+        assert np.allclose(sums[name], [expected[cell][name] for cell in got], rtol=1e-14, atol=0)
+    assert sums["n"].dtype == np.float64
+    empty = domain_sums(key[:0], group[:0], {"w": values["w"][:0]}, pairs, 9)
+    assert len(empty[0]) == 0 and empty[2]["w"].dtype == np.float64
