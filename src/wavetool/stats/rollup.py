@@ -2,9 +2,10 @@
 statistic, and withhold small bases. SQL and numpy over small Arrow inputs (a few thousand rows per wave),
 in two stages, each run once per wave on that wave's own cursor (see ``stats._tables_by_wave``):
 
-- :func:`aggregate`: every sum (scopes, benchmarks, bases, means, spreads). SQL classifies the cells and
-  sums them per key; the sums over each domain's keys (a scope's code rows, a benchmark's and the simple
-  design's variance terms: see :func:`domain_sums`) and the base statistics that follow are numpy;
+- :func:`aggregate`: every sum (scopes, benchmarks, bases, means, spreads). SQL classifies the cells (sums
+  per key and answer, from the scan); each key's sums per question, the sums over each domain's keys (a
+  scope's code rows, a benchmark's and the simple design's variance terms: see :func:`domain_sums`) and the
+  base statistics that follow are numpy;
 - :func:`report`: joins and row-wise arithmetic, given the wave's aggregates and the previous wave's
   statistics.
 
@@ -146,25 +147,6 @@ _MARKED = """
 # β = −1/(n_h − 1); α = 0, β = 1 for a lonely stratum), computed by key_weights.
 _KEY_N_CTE = """
 key_n AS NOT MATERIALIZED (SELECT * FROM _wt_m_key_n),
-"""
-
-# A benchmark shows no code rows, only its base's statistics, so it is summed from each key's sufficient
-# statistics: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being the question's mean over the
-# whole wave (close to any benchmark's mean, which keeps the one-pass variance exact to many digits).
-_BENCH_CTES = """
-centres AS (
-    SELECT wave, question, sum(sw * value) / nullif(sum(sw), 0) AS centre
-    FROM marked WHERE status = 'valid'
-        AND key IN (SELECT key FROM _wt_keys WHERE owner IS NULL)  -- custom answers have no benchmark
-    GROUP BY ALL
-),
-key_sums AS (  -- valid answers only: a benchmark with none has no row, which the report reads as a base of 0
-    SELECT m.key, m.question, any_value(c.centre) AS centre, sum(m.n) AS n, sum(m.sw) AS w,
-        sum(m.sw2) AS w2, coalesce(sum(m.sw) FILTER (WHERE m.top), 0) AS top_w,
-        coalesce(sum(m.sw) FILTER (WHERE m.bottom), 0) AS bottom_w,
-        sum(m.sw * (m.value - c.centre)) AS wd, sum(m.sw * (m.value - c.centre) * (m.value - c.centre)) AS wdd
-    FROM marked m JOIN centres c USING (wave, question) WHERE m.status = 'valid' GROUP BY m.key, m.question
-)
 """
 
 _MR_CTES = """
@@ -777,19 +759,102 @@ def _ints(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _scoped(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], key_n: pa.Table | None) -> pa.Table:
+@dataclass(frozen=True)
+class _Cells:
+    """The wave's classified cells (``_wt_m_marked``) as arrays, and the answers they number (``marks``:
+    wave, question, value, status, top, bottom, by answer number ``qv``)."""
+
+    marks: pa.Table
+    key: np.ndarray
+    qv: np.ndarray
+    n: np.ndarray
+    sw: np.ndarray
+    sw2: np.ndarray
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> _Cells:
+        marks = con.sql(
+            "SELECT wave, question, value, status, top, bottom FROM _wt_m_marks ORDER BY qv"
+        ).to_arrow_table()
+        cells = con.sql("SELECT key, qv, n, sw, sw2 FROM _wt_m_marked").to_arrow_table()
+        key, qv = _ints(cells.column("key")), _ints(cells.column("qv"))
+        return cls(marks, key, qv, *(_floats(cells.column(c)) for c in ("n", "sw", "sw2")))
+
+    @property
+    def valid_code(self) -> np.ndarray:
+        """By answer number: whether the answer is valid (not user- or system-missing)."""
+        return pc.equal(self.marks.column("status"), "valid").to_numpy(zero_copy_only=False)
+
+
+def _key_question_sums(cells: _Cells, keys: pa.Table, *, core_centre: bool) -> pa.Table:
+    """Each key's sufficient statistics per question, over its valid answers, sorted by (key, question):
+    centre (the question's mean over the wave; with ``core_centre`` over the core keys only, and only the
+    questions they answered: custom answers have no benchmark), n, w = Σw, w2 = Σw², top_w, top_w2, bottom_w
+    (the boxes' Σw and Σw²), and, d being x − centre, wd = Σw·d, wdd = Σw·d², w2d = Σw²·d, w2dd = Σw²·d².
+    The centre, close to any domain's mean, keeps the one-pass variances exact to many digits."""
+    rows = np.flatnonzero(cells.valid_code[cells.qv])
+    qv, key = cells.qv[rows], cells.key[rows]
+    n, sw, sw2 = cells.n[rows], cells.sw[rows], cells.sw2[rows]
+    question = _ints(cells.marks.column("question"))[qv]
+    value = _floats(cells.marks.column("value"))[qv]
+    top, bottom = (
+        pc.fill_null(cells.marks.column(c), False).to_numpy(zero_copy_only=False)[qv] for c in ("top", "bottom")
+    )
+    groups = int(question.max(initial=-1)) + 1
+    counted = np.ones(len(rows), dtype=bool)
+    if core_centre:
+        owned = pc.is_valid(keys.column("owner")).to_numpy(zero_copy_only=False)
+        core_keys = np.zeros(int(max(key.max(initial=0), _ints(keys.column("key")).max(initial=0))) + 1, dtype=bool)
+        core_keys[_ints(keys.column("key"))[~owned]] = True
+        counted = core_keys[key]
+    weight = np.bincount(question, weights=np.where(counted, sw, 0.0), minlength=groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = np.where(
+            weight != 0,
+            np.bincount(question, weights=np.where(counted, sw * value, 0.0), minlength=groups) / weight,
+            np.nan,
+        )
+    answered = np.bincount(question, weights=counted, minlength=groups) > 0
+    keep = answered[question]
+    key, question, value, n, sw, sw2, top, bottom = (a[keep] for a in (key, question, value, n, sw, sw2, top, bottom))
+    d = value - centre[question]
+    cell = key * groups + question
+    present = np.unique(cell)
+    size = int(present.max(initial=-1)) + 1
+
+    def total(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weights=weights, minlength=size)[present].astype(np.float64)
+
+    q = present % groups if groups else present
+    return pa.table(
+        {
+            "key": pa.array((present // groups if groups else present).astype(np.int32)),
+            "question": pa.array(q.astype(np.int32)),
+            "centre": centre[q] if len(q) else np.zeros(0),
+            "n": total(n),
+            "w": total(sw),
+            "w2": total(sw2),
+            "top_w": total(np.where(top, sw, 0.0)),
+            "top_w2": total(np.where(top, sw2, 0.0)),
+            "bottom_w": total(np.where(bottom, sw, 0.0)),
+            "wd": total(sw * d),
+            "wdd": total(sw * d * d),
+            "w2d": total(sw2 * d),
+            "w2dd": total(sw2 * d * d),
+        }
+    )
+
+
+def _scoped(cells: _Cells, inputs: dict[str, pa.Table], key_n: pa.Table | None) -> pa.Table:
     """The code rows of each scope: each (key, question, value) cell's n, Σw and Σw² summed over the scope's
     keys (see domain_sums), with the code's status and boxes. With ``key_n`` (the simple design), also the
     sums a valid code's linearised variance expands into (see code_variance_sql): s1 = Σ α·Σw², s2 = Σ β·(Σw)²,
     s3 = Σ β·Σw·W over the scope's keys, Σw and Σw² being the code's in the key and W the key's valid total
     (α, β: see key_weights). Summed over a scope's valid codes, s1 and s3 give its base's Σ α·W2 and Σ β·W²
     (code_d1, code_d2 in stats), so a code row's variance needs no join of its own."""
-    marks = con.sql("SELECT wave, question, value, status, top, bottom FROM _wt_m_marks ORDER BY qv").to_arrow_table()
-    cells = con.sql("SELECT key, qv, n, sw, sw2 FROM _wt_m_marked").to_arrow_table()
-    key, qv = _ints(cells.column("key")), _ints(cells.column("qv"))
-    sw, sw2 = (_floats(cells.column(c)) for c in ("sw", "sw2"))
-    values = {"n": _floats(cells.column("n")), "sw": sw, "sw2": sw2}
-    valid_code = pc.equal(marks.column("status"), "valid").to_numpy(zero_copy_only=False)
+    marks, key, qv, sw, sw2 = cells.marks, cells.key, cells.qv, cells.sw, cells.sw2
+    values = {"n": cells.n, "sw": sw, "sw2": sw2}
+    valid_code = cells.valid_code
     if key_n is not None:
         size = int(key.max(initial=0)) + 1
         alpha, beta = _per_key(key_n, "alpha", size), _per_key(key_n, "beta", size)
@@ -860,7 +925,9 @@ def _stats_table(
     )
 
 
-def _single_stats(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], scoped: pa.Table) -> pa.Table:
+def _single_stats(
+    con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], scoped: pa.Table, cells: _Cells
+) -> pa.Table:
     """Every single question's base statistics, for each scope (side 'scope') and benchmark ('bench'), and
     the multiple-response sets' bases (_MR_STATS): base_n, base_w, n_eff, p_top, p_bottom, mean, sd (scales
     only), and code_d1, code_d2 (a scope's Σ s1 and Σ s3 over its valid codes: see code_variance_sql).
@@ -868,15 +935,12 @@ def _single_stats(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], s
     A scope's base sums come from its code rows, so a percent is exactly its row over the base (one valid
     code is exactly 100 %), and the spread is taken around the base's own mean (two passes: all-equal answers
     have an SD of exactly 0). A benchmark, which shows no code rows, is summed from each key's sufficient
-    statistics (key_sums: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being the question's
-    mean over the whole wave: close to any benchmark's mean, which keeps the one-pass variance exact to many
-    digits). Valid answers only: a base with none has no row, which the report reads as a base of 0."""
+    statistics (see _key_question_sums: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being
+    the question's mean over the wave's core answers). Valid answers only: a base with none has no row, which the report reads as a base of 0."""
     wave_type = scoped.schema.field("wave").type
     valid = np.flatnonzero(pc.equal(scoped.column("status"), "valid").to_numpy(zero_copy_only=False))
     scope, question = _ints(scoped.column("scope"))[valid], _ints(scoped.column("question"))[valid]
-    k = con.sql(
-        f"WITH marked AS NOT MATERIALIZED (SELECT * FROM _wt_m_marked), {_BENCH_CTES} SELECT * FROM key_sums"
-    ).to_arrow_table()
+    k = _key_question_sums(cells, inputs["keys"], core_centre=True)
     size = (
         int(
             max(
@@ -978,7 +1042,9 @@ def _per_key(key_n: pa.Table, name: str, size: int) -> np.ndarray:
     return out
 
 
-def _simple_variances(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], key_n: pa.Table) -> pa.Table:
+def _simple_variances(
+    con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], key_n: pa.Table, cells: _Cells
+) -> pa.Table:
     """The variances of the simple design (see is_simple_design): one 'base' row per domain with a valid
     answer (side, wave, scope, question: its top box's and mean's variances and its df); a code's variance
     follows from the code row's and its base's sums in the report (see code_variance_sql).
@@ -992,8 +1058,7 @@ def _simple_variances(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table
     / bw² and var_top = ((1 − 2p) t1 + p² (d1 + d2) + t2 − 2p t3) / bw². Below ~1e-11 of the size of its
     cancelling terms (g0..g2 for the mean), a variance is rounding noise (answers all equal in the domain, a
     code chosen by everyone in it, e.g. a banner variable in its own column), and is 0."""
-    stats_sql = f"WITH {_KEY_CTES.rstrip().rstrip(',')} SELECT * FROM key_stats"
-    k = con.sql(stats_sql).to_arrow_table()
+    k = _key_question_sums(cells, inputs["keys"], core_centre=False)
     key, question = _ints(k.column("key")), _ints(k.column("question"))
     n, w, w2, top_w, top_w2, wd, w2d, w2dd = (
         _floats(k.column(c)) for c in ("n", "w", "w2", "top_w", "top_w2", "wd", "w2d", "w2dd")
@@ -1021,7 +1086,7 @@ def _simple_variances(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table
     groups = int(max(question.max(initial=0), _ints(stats.column("question")).max(initial=0))) + 1
     centre = np.zeros(groups)
     centre[question] = _floats(k.column("centre"))
-    wave = pc.min(k.column("wave")).as_py() if k.num_rows else None
+    wave = pc.min(cells.marks.column("wave")).as_py() if cells.marks.num_rows else None
     parts = []
     for side, pairs in (("scope", inputs["scopes"]), ("bench", inputs["bench"])):
         domain, q, u = domain_sums(key, question, terms, pairs, groups)
@@ -1054,7 +1119,7 @@ def _simple_variances(con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table
             pa.table(
                 {
                     "side": pa.array([side] * rows, pa.string()),
-                    "wave": pa.array([wave] * rows, k.schema.field("wave").type),
+                    "wave": pa.array([wave] * rows, cells.marks.schema.field("wave").type),
                     "scope": pa.array(domain[keep].astype(np.int32)),
                     "question": pa.array(q[keep].astype(np.int32)),
                     "estimate": pa.array(["base"] * rows, pa.string()),
@@ -1103,10 +1168,11 @@ def _aggregate(
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_marked AS {_MARKED}")
             key_n = key_weights(inputs["keys"], inputs["strata"])
             con.register("_wt_m_key_n", key_n)
-            scoped = _scoped(con, inputs, key_n if simple else None)
+            cells = _Cells.read(con)
+            scoped = _scoped(cells, inputs, key_n if simple else None)
             con.register("_wt_m_scoped", scoped)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_mr_rolled AS WITH {_MR_CTES} SELECT * FROM mr_rolled")
-            con.register("_wt_m_stats", _single_stats(con, inputs, scoped))
+            con.register("_wt_m_stats", _single_stats(con, inputs, scoped, cells))
             kish_top = "greatest(s.p_top * (1 - s.p_top), 0) / s.n_eff"
             kish_mean = "s.sd * s.sd / s.n_eff"
             if variance == "kish":
@@ -1118,7 +1184,7 @@ def _aggregate(
                 mr_rolled = "SELECT *, NULL::DOUBLE AS var FROM _wt_m_mr_rolled WHERE side = 'scope'"
             else:
                 if simple:
-                    con.register("_wt_m_var", _simple_variances(con, inputs, key_n))
+                    con.register("_wt_m_var", _simple_variances(con, inputs, key_n, cells))
                 else:
                     con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_m_var AS WITH {_PART_CTES} SELECT * FROM variances")
                 # one join: each base's variances, pivoted to a row per (side, wave, scope, question)
