@@ -44,11 +44,11 @@ the scope, every attribute constant), and the listwise counts: ``respondents`` =
 
 How it is computed. One read of the outcome's and attributes' answers per wave gives, summed in numpy per
 design cell (the jurisdiction, with its stratum and PSU when ``[columns] strata`` / ``cluster`` name them),
-the weighted sufficient statistics of the listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and ``Σw·x·xᵀ`` over the outcome and the attributes
-(each shifted by its scale's midpoint, which keeps the sums of squares exact to many digits), the min and
-max of each variable, the exclusion counts and, unless the tables are given, each attribute's sums over its
-own valid and top-box answers (its top-2 box and the linearised variance that decides the tables' F flag,
-see :func:`_topboxes`). A scope is the sum of its cells' rows; the scopes with the same attributes are
+the weighted sufficient statistics of the listwise-valid respondents: ``Σw``, ``Σw²``, ``Σw·x`` and
+``Σw·x·xᵀ`` over the outcome and the attributes (each shifted by its scale's midpoint, which keeps the sums
+of squares exact to many digits), the min and max of each variable, the exclusion counts and, unless the
+tables are given, each attribute's sums over its own valid and top-box answers (its top-2 box and the
+linearised variance that decides the tables' F flag, see :func:`_topboxes`). A scope is the sum of its cells' rows; the scopes with the same attributes are
 decomposed in one batch, with sums written so that a scope's figures do not depend on the batch. From a
 scope's sums: the weighted covariance ``C = Σw·x·xᵀ/Σw − m·mᵀ`` with ``m = Σw·x/Σw``, the correlation
 matrix ``R = C / √(diag C · diag Cᵀ)``, and for every subset ``S`` of the attributes
@@ -429,8 +429,8 @@ def _wave_sums(con: duckdb.DuckDBPyConnection, model: _Model, *, boxes: bool = T
     ends = np.r_[starts[1:], len(cell)]
     raw = np.empty((p, len(cell)))
     for i in range(p):
-        raw[i] = _floats(data.column(f"x{i}"), np.nan)[order]
-    weight = _floats(data.column("w"), np.nan)[order]
+        raw[i] = _floats(data.column(f"x{i}"))[order]
+    weight = _floats(data.column("w"))[order]
     blank = np.isnan(raw)
     user_missing = np.stack([_user_missing(model.missing[i], raw[i]) for i in range(p)])
     valid = ~(blank | user_missing)
@@ -504,15 +504,9 @@ def _user_missing(specs: tuple[MissingSpec, ...], values: np.ndarray) -> np.ndar
     return out
 
 
-def _floats(values: Any, fill: float) -> np.ndarray:
-    """A numpy or Arrow column as floats, NULLs (masked or None) replaced by ``fill``."""
-    if isinstance(values, pa.ChunkedArray):
-        return np.asarray(pc.fill_null(values, fill).to_numpy(zero_copy_only=False), dtype=np.float64)
-    if isinstance(values, np.ma.MaskedArray):
-        return values.astype(np.float64).filled(fill)
-    if values.dtype != object:
-        return np.asarray(values, dtype=np.float64)
-    return np.array([fill if v is None else v for v in values], dtype=np.float64)
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric Arrow column as float64, NULL as NaN (a blank answer, a weight to skip)."""
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _membership(config: StudyConfig, scopes: list[str], jurisdictions: list[str]) -> np.ndarray:

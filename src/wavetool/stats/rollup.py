@@ -781,6 +781,12 @@ class _Cells:
         return cls(marks, key, qv, *(_floats(cells.column(c)) for c in ("n", "sw", "sw2")))
 
     @property
+    def wave(self) -> pa.Scalar:
+        """The wave the cells are of (aggregate takes one at a time; a null of its type when there are none)."""
+        column = self.marks.column("wave")
+        return pc.min(column) if self.marks.num_rows else pa.scalar(None, column.type)
+
+    @property
     def valid_code(self) -> np.ndarray:
         """By answer number: whether the answer is valid (not user- or system-missing)."""
         return pc.equal(self.marks.column("status"), "valid").to_numpy(zero_copy_only=False)
@@ -797,9 +803,7 @@ def _key_question_sums(cells: _Cells, keys: pa.Table, *, core_centre: bool) -> p
     n, sw, sw2 = cells.n[rows], cells.sw[rows], cells.sw2[rows]
     question = _ints(cells.marks.column("question"))[qv]
     value = _floats(cells.marks.column("value"))[qv]
-    top, bottom = (
-        pc.fill_null(cells.marks.column(c), False).to_numpy(zero_copy_only=False)[qv] for c in ("top", "bottom")
-    )
+    top, bottom = (_flags(cells.marks.column(c))[qv] for c in ("top", "bottom"))
     groups = int(question.max(initial=-1)) + 1
     counted = np.ones(len(rows), dtype=bool)
     if core_centre:
@@ -825,12 +829,12 @@ def _key_question_sums(cells: _Cells, keys: pa.Table, *, core_centre: bool) -> p
     def total(weights: np.ndarray) -> np.ndarray:
         return np.bincount(cell, weights=weights, minlength=size)[present].astype(np.float64)
 
-    q = present % groups if groups else present
+    q = present % groups
     return pa.table(
         {
-            "key": pa.array((present // groups if groups else present).astype(np.int32)),
+            "key": pa.array((present // groups).astype(np.int32)),
             "question": pa.array(q.astype(np.int32)),
-            "centre": centre[q] if len(q) else np.zeros(0),
+            "centre": centre[q],
             "n": total(n),
             "w": total(sw),
             "w2": total(sw2),
@@ -892,14 +896,13 @@ def _scale_flags(questions: pa.Table, size: int) -> tuple[np.ndarray, np.ndarray
     at = _ints(questions.column("question"))
     inside = (at >= 0) & (at < size)
     known[at[inside]] = True
-    scale[at[inside]] = pc.fill_null(questions.column("is_scale"), False).to_numpy(zero_copy_only=False)[inside]
+    scale[at[inside]] = _flags(questions.column("is_scale"))[inside]
     return known, scale
 
 
 def _stats_table(
     side: str,
-    wave: object,
-    wave_type: pa.DataType,
+    wave: pa.Scalar,
     scope: np.ndarray,
     question: np.ndarray,
     columns: dict[str, np.ndarray],
@@ -912,7 +915,7 @@ def _stats_table(
     return pa.table(
         {
             "side": pa.array([side] * rows, pa.string()),
-            "wave": pa.array([wave] * rows, wave_type),
+            "wave": pa.array([wave.as_py()] * rows, wave.type),
             "scope": pa.array(scope.astype(np.int32)),
             "question": pa.array(question.astype(np.int32)),
             "base_n": pa.array(np.rint(columns["base_n"]).astype(np.int64)),
@@ -937,7 +940,6 @@ def _single_stats(
     have an SD of exactly 0). A benchmark, which shows no code rows, is summed from each key's sufficient
     statistics (see _key_question_sums: n, Σw, Σw², box sums, and the sums of (x − c) and (x − c)², c being
     the question's mean over the wave's core answers). Valid answers only: a base with none has no row, which the report reads as a base of 0."""
-    wave_type = scoped.schema.field("wave").type
     valid = np.flatnonzero(pc.equal(scoped.column("status"), "valid").to_numpy(zero_copy_only=False))
     scope, question = _ints(scoped.column("scope"))[valid], _ints(scoped.column("question"))[valid]
     k = _key_question_sums(cells, inputs["keys"], core_centre=True)
@@ -952,15 +954,11 @@ def _single_stats(
         + 1
     )
     known, scale = _scale_flags(inputs["questions"], size)
-    waves = pc.unique(scoped.column("wave")).to_pylist() or pc.unique(inputs["questions"].column("wave")).to_pylist()
-    wave = waves[0] if waves else None
     parts = []
 
     order, starts = _groups(scope * size + question)
     n, sw, sw2, value = (_floats(scoped.column(c))[valid][order] for c in ("n", "sw", "sw2", "value"))
-    top, bottom = (
-        pc.fill_null(scoped.column(c), False).to_numpy(zero_copy_only=False)[valid][order] for c in ("top", "bottom")
-    )
+    top, bottom = (_flags(scoped.column(c))[valid][order] for c in ("top", "bottom"))
     s1, s3 = (_floats(scoped.column(c))[valid][order] for c in ("s1", "s3"))
     scope, question = scope[order][starts], question[order][starts]
 
@@ -976,8 +974,7 @@ def _single_stats(
         parts.append(
             _stats_table(
                 "scope",
-                wave,
-                wave_type,
+                cells.wave,
                 scope[kept],
                 question[kept],
                 {
@@ -1007,8 +1004,7 @@ def _single_stats(
         parts.append(
             _stats_table(
                 "bench",
-                wave,
-                wave_type,
+                cells.wave,
                 bench[kept],
                 bq[kept],
                 {
@@ -1086,7 +1082,6 @@ def _simple_variances(
     groups = int(max(question.max(initial=0), _ints(stats.column("question")).max(initial=0))) + 1
     centre = np.zeros(groups)
     centre[question] = _floats(k.column("centre"))
-    wave = pc.min(cells.marks.column("wave")).as_py() if cells.marks.num_rows else None
     parts = []
     for side, pairs in (("scope", inputs["scopes"]), ("bench", inputs["bench"])):
         domain, q, u = domain_sums(key, question, terms, pairs, groups)
@@ -1119,7 +1114,7 @@ def _simple_variances(
             pa.table(
                 {
                     "side": pa.array([side] * rows, pa.string()),
-                    "wave": pa.array([wave] * rows, cells.marks.schema.field("wave").type),
+                    "wave": pa.array([cells.wave.as_py()] * rows, cells.wave.type),
                     "scope": pa.array(domain[keep].astype(np.int32)),
                     "question": pa.array(q[keep].astype(np.int32)),
                     "estimate": pa.array(["base"] * rows, pa.string()),
@@ -1236,7 +1231,7 @@ def _aggregate(
             for name in ("scoped", "key_n", "var", "stats"):
                 with contextlib.suppress(duckdb.Error):
                     con.unregister(f"_wt_m_{name}")
-            for name in ("marks", "marked", "mr_rolled", "stats", "var"):
+            for name in ("marks", "marked", "mr_rolled", "var"):
                 con.execute(f"DROP TABLE IF EXISTS _wt_m_{name}")
 
 
