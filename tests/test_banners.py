@@ -504,3 +504,78 @@ def test_book_is_attached_once_with_its_sha256_in_the_delivery_log(study, tmp_pa
     )
     code, out, _ = cli("--study", folder, "send", "--wave", "1")
     assert len(recorder.messages) == len(config.subscribers) and "data book changed" in out
+
+
+@pytest.mark.parametrize("path", ["numpy", "sql"])
+def test_banner_scan_cells_equal_a_pandas_groupby(path, monkeypatch):
+    """The banner scan (stats.banners.single_cells: numpy sums, with the SQL scan for answers it cannot lay
+    out densely and for designs with many keys) against pandas on the same rows: every core cell (key,
+    question, answer) and every banner cell (key of one banner's code) with its n, Σw and Σw². Answers:
+    labelled codes with system-missing, a negative and a zero code, fractions, a numeric with 80
+    distinct values, a question nobody answered."""
+    import duckdb
+
+    from wavetool.stats import banners as B
+
+    if path == "sql":
+        monkeypatch.setattr(B, "MAX_NUMBERS", 1)
+    rng = np.random.default_rng(3)
+    rows = 3000
+    frame = pd.DataFrame(
+        {
+            "_jurisdiction": rng.choice(["AA", "BB", "CC"], rows),
+            "_weight": rng.uniform(0.2, 3.0, rows),
+            "AGE": rng.choice([1.0, 2.0, 3.0, 9.0], rows),  # 9: refused, no banner column
+            "SEX": rng.choice([1.0, 2.0], rows),
+            "Q1": rng.choice([1.0, 2.0, 3.0, 4.0, 5.0, np.nan], rows),
+            "Q2": rng.choice([-1.0, 0.0, 7.0, np.nan], rows),
+            "Q3": rng.choice([0.5, 1.25, 2.0, np.nan], rows),
+            "Q4": rng.integers(0, 80, rows).astype(float) * 1.5,
+            "Q5": np.full(rows, np.nan),
+        }
+    )
+    con = duckdb.connect()
+    con.register("frame", frame)
+    con.execute("CREATE TABLE wave_1 AS SELECT * FROM frame")
+    plan = B.BannerPlan(
+        tuple(
+            B.Banner(
+                name,
+                None,
+                codes,
+                tuple(B.BannerColumn(str(int(c)), None, (c,), False, "ABC"[i]) for i, c in enumerate(codes)),
+            )
+            for name, codes in (("AGE", (1.0, 2.0, 3.0)), ("SEX", (1.0, 2.0)))
+        ),
+        "bonferroni",
+        4,
+    )
+    keys = B.number_respondents(con, plan, "wave_1", "_jurisdiction", plan.bk_sql({"AGE": "AGE", "SEX": "SEX"}), True)
+    questions = [(q, q) for q in ("Q1", "Q2", "Q3", "Q4", "Q5")]
+    core, refined = B.single_cells(con, plan, B.numbered("wave_1"), 1, questions, True, keys)
+
+    long = frame.melt(id_vars=["_jurisdiction", "_weight", "AGE", "SEX"], var_name="question", value_name="value")
+    long["w2"] = long["_weight"] ** 2
+
+    def expected(key: pd.Series, part: pd.DataFrame) -> pd.DataFrame:
+        grouped = part.assign(key=key).groupby(["question", "key", "value"], dropna=False)
+        return grouped.agg(n=("_weight", "size"), sw=("_weight", "sum"), sw2=("w2", "sum")).reset_index()
+
+    def compare(got, want: pd.DataFrame) -> None:
+        got = got.to_pandas().sort_values(["question", "key", "value"], na_position="first").reset_index(drop=True)
+        want = want.sort_values(["question", "key", "value"], na_position="first").reset_index(drop=True)
+        assert got[["question", "key"]].equals(want[["question", "key"]])
+        assert np.array_equal(got["value"].to_numpy(), want["value"].to_numpy(), equal_nan=True)
+        assert (got["n"].to_numpy() == want["n"].to_numpy()).all()
+        for column in ("sw", "sw2"):
+            assert np.allclose(got[column], want[column], rtol=1e-13, atol=0)
+
+    compare(core, expected(long["_jurisdiction"], long))
+    banner_parts = []
+    for b, name in enumerate(("AGE", "SEX")):
+        codes = plan.banners[b].codes
+        part = long[long[name].isin(codes)]
+        index = part[name].map({c: i + 1 for i, c in enumerate(codes)})
+        banner_parts.append(expected(part["_jurisdiction"] + f"{B.SEP}b{b}{B.SEP}" + index.astype(str), part))
+    compare(refined, pd.concat(banner_parts))
+    assert set(core.column("question").to_pylist()) == {"Q1", "Q2", "Q3", "Q4", "Q5"}  # Q5: system missing only

@@ -264,9 +264,164 @@ def single_cells(
     keys: list[str],
 ) -> tuple[pa.Table, pa.Table]:
     """The core cells and the refined (banner) cells of ``questions`` ((SQL, question id) pairs), in
-    CELL_SCHEMA, from one scan of ``source`` (with each respondent's cell number ``NUMBER``: see
-    number_respondents; ``keys``: the key of each key index): :func:`frequencies.single_cells_sql`
-    keyed by the cell number, two questions per first pass."""
+    CELL_SCHEMA, from ``source`` (with each respondent's cell number ``NUMBER``: see number_respondents;
+    ``keys``: the key of each key index).
+
+    The answers are read a few dozen questions at a time and summed in numpy (see _counted): a question's
+    cells are a small dense array of (cell number, answer), from which the core cells are the sums over
+    the banner codes and each banner's cells the sums over the other banners'. Measured on the banner
+    benchmark, that is half the time of a SQL GROUP BY on the cell number, whose hash tables hold 15 times
+    the plain scan's groups. A question with too many distinct answers for a dense array (a numeric
+    question), or a design with too many keys (PSUs), is left to the SQL scan (see _scanned)."""
+    span = plan.radix ** len(plan.banners)
+    if len(keys) * span > MAX_NUMBERS:
+        return _scanned(con, plan, source, wave, questions, weighted, keys)
+    counted = _Counted(plan, len(keys))
+    left: list[tuple[str, str]] = []
+    rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    step = max(1, CHUNK_VALUES // max(rows, 1))
+    for start in range(0, len(questions), step):
+        chunk = questions[start : start + step]
+        answers = ", ".join(f"CAST({expr} AS DOUBLE)" for expr, _ in chunk)
+        table = con.sql(f"SELECT {NUMBER}, _wt_w, _wt_w2, {answers} FROM {source}").to_arrow_table()
+        number = table.column(0).to_numpy().astype(np.int64)
+        # the import refuses a missing weight, so a NULL here only comes from no weight at all: it adds 0
+        w, w2 = (pc.fill_null(table.column(i), 0.0).to_numpy() for i in (1, 2))
+        for i, question in enumerate(chunk):
+            if not counted.add(start + i, table.column(3 + i), number, w, w2):
+                left.append(question)
+    core, refined = counted.tables(wave, pa.array([qid for _, qid in questions], pa.string()), keys)
+    if left:
+        sql_core, sql_refined = _scanned(con, plan, source, wave, left, weighted, keys)
+        core, refined = pa.concat_tables([core, sql_core]), pa.concat_tables([refined, sql_refined])
+    return core, refined
+
+
+MAX_NUMBERS = 1 << 12  # the most cell numbers (keys × banner codes) the numpy scan lays out densely
+MAX_ANSWERS = 64  # the most distinct answers of a question it lays out densely
+CHUNK_VALUES = 2_500_000  # answers read per query (rows × questions): 20 MB of doubles
+
+
+class _Counted:
+    """The numpy scan's sums (see single_cells): per question, n, Σw and Σw² by (cell number, answer)
+    bincounted in the respondents' order, then summed over the banner codes (core) and over the other
+    banners (refined), nonzero cells kept."""
+
+    def __init__(self, plan: BannerPlan, keys: int) -> None:
+        self.nb, self.radix, self.keys = len(plan.banners), plan.radix, keys
+        self.core: list[tuple[np.ndarray, ...]] = []
+        self.refined: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, question: int, column: pa.ChunkedArray, number: np.ndarray, w: np.ndarray, w2: np.ndarray) -> bool:
+        """Count one question's answers ``column`` (NULL: system missing); False if it has too many distinct ones."""
+        coded = _answer_codes(column)
+        if coded is None:
+            return False
+        code, values = coded
+        width = len(values) + 1  # code 0: no answer
+        cell = number * width + code
+        size = self.keys * self.radix**self.nb * width
+        digits = (self.keys, *([self.radix] * self.nb), width)  # a cell number's banner digits, highest first
+        sums = [np.bincount(cell, weights=x, minlength=size).reshape(digits) for x in (None, w, w2)]
+        answer = np.r_[np.nan, values]
+        self.core.append(_nonzero(question, [s.sum(axis=tuple(range(1, self.nb + 1))) for s in sums], answer, None))
+        for b in range(self.nb):
+            axis = self.nb - b  # banner b's digit is worth radix**b
+            others = tuple(a for a in range(1, self.nb + 1) if a != axis)
+            by_digit = [s.sum(axis=others) if others else s for s in sums]
+            self.refined.append(_nonzero(question, by_digit, answer, (b, self.nb)))
+        return True
+
+    def tables(self, wave: int, ids: pa.Array, keys: list[str]) -> tuple[pa.Table, pa.Table]:
+        names = pa.array(
+            [refined_key(key, b, d) for key in keys for b in range(self.nb) for d in range(self.radix)], pa.string()
+        )
+        return _cell_table(wave, ids, pa.array(keys, pa.string()), self.core), _cell_table(
+            wave, ids, names, self.refined
+        )
+
+
+def _answer_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each respondent's answer as a small code (0: NULL, k: ``values[k - 1]``), or None for more than
+    MAX_ANSWERS distinct answers. Whole-number answers (the usual codes) are coded by their offset from the
+    lowest: no sort, a few passes over the column."""
+    x = column.to_numpy(zero_copy_only=False)  # NULL as NaN
+    blank = np.isnan(x)
+    nulls = int(blank.sum())
+    if nulls == len(x):
+        return np.zeros(len(x), np.int64), np.zeros(0)
+    if nulls == column.null_count:  # no NaN answer: every NaN here is a NULL
+        low, high = np.fmin.reduce(x), np.fmax.reduce(x)
+        if np.isfinite(high) and np.isfinite(low) and high - low < MAX_ANSWERS:
+            offset = x - (low - 1)
+            offset[blank] = 0
+            code = offset.astype(np.int64)
+            if np.array_equal(code, offset):
+                return code, low + np.arange(int(high - low) + 1, dtype=np.float64)
+    missing = column.is_null().to_numpy(zero_copy_only=False)
+    values, inverse = np.unique(x[~missing], return_inverse=True)
+    if len(values) > MAX_ANSWERS:
+        return None
+    code = np.zeros(len(x), np.int64)
+    code[~missing] = inverse.ravel() + 1
+    return code, values
+
+
+def _nonzero(
+    question: int, sums: list[np.ndarray], answer: np.ndarray, banner: tuple[int, int] | None
+) -> tuple[np.ndarray, ...]:
+    """The cells of one question that anyone is in: (question, key index, answer, no answer, n, Σw, Σw²), the key
+    index being a refined key's (see _Counted.tables) when ``banner`` is (b, nb), its digit 0 (no valid
+    code) dropped."""
+    n = sums[0]
+    if banner is not None:
+        n = n.copy()
+        n[:, 0, :] = 0
+    at = np.nonzero(n)
+    if banner is None:
+        key = at[0]
+    else:
+        b, nb = banner
+        radix = n.shape[1]
+        key = (at[0] * nb + b) * radix + at[1]
+    return (
+        np.full(len(key), question, np.int64),
+        key,
+        answer[at[-1]],
+        at[-1] == 0,
+        *(s[at] for s in sums),
+    )
+
+
+def _cell_table(wave: int, ids: pa.Array, names: pa.Array, parts: list[tuple[np.ndarray, ...]]) -> pa.Table:
+    if not parts:
+        return CELL_SCHEMA.empty_table()
+    question, key, value, no_answer, n, sw, sw2 = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return pa.table(
+        {
+            "wave": pa.array(np.full(len(key), wave, np.int32)),
+            "question": ids.take(pa.array(question)),
+            "key": names.take(pa.array(key)),
+            "value": pa.array(value, mask=no_answer),
+            "n": pa.array(n.astype(np.int64)),
+            "sw": pa.array(sw.astype(np.float64)),
+            "sw2": pa.array(sw2.astype(np.float64)),
+        },
+        schema=CELL_SCHEMA,
+    )
+
+
+def _scanned(
+    con: duckdb.DuckDBPyConnection,
+    plan: BannerPlan,
+    source: str,
+    wave: int,
+    questions: list[tuple[str, str]],
+    weighted: bool,
+    keys: list[str],
+) -> tuple[pa.Table, pa.Table]:
+    """:func:`single_cells` in SQL: :func:`frequencies.single_cells_sql` keyed by the cell number, two
+    questions per first pass, split into core and refined cells (see _split)."""
     expressions = [e for e, _ in questions]
     fine = single_cells_sql(source, wave, expressions, weighted, NUMBER, block=BLOCK, weights=("_wt_w", "_wt_w2"))
     core, refined = _split(con, fine, plan, ("wave", "question", "value"), keys)
