@@ -300,17 +300,21 @@ def single_cells(
 MAX_NUMBERS = 1 << 12  # the most cell numbers (keys × banner codes) the numpy scan lays out densely
 MAX_ANSWERS = 64  # the most distinct answers of a question it lays out densely
 CHUNK_VALUES = 2_500_000  # answers read per query (rows × questions): 20 MB of doubles
+MAX_HELD = 4_000_000  # dense sums held before they are split into cells: 32 MB
 
 
 class _Counted:
     """The numpy scan's sums (see single_cells): per question, n, Σw and Σw² by (cell number, answer)
-    bincounted in the respondents' order, then summed over the banner codes (core) and over the other
-    banners (refined), nonzero cells kept."""
+    bincounted in the respondents' order; then, for the questions held so far with answers of one width at
+    once (a few calls on one stacked array rather than a dozen on each question's), summed over the banner
+    codes (core) and over the other banners (refined), nonzero cells kept."""
 
     def __init__(self, plan: BannerPlan, keys: int) -> None:
         self.nb, self.radix, self.keys = len(plan.banners), plan.radix, keys
         self.core: list[tuple[np.ndarray, ...]] = []
         self.refined: list[tuple[np.ndarray, ...]] = []
+        self.held: dict[int, list[tuple[int, np.ndarray, tuple[np.ndarray, ...]]]] = {}  # by answer width
+        self.size = 0  # sums held
 
     def add(self, question: int, column: pa.ChunkedArray, number: np.ndarray, w: np.ndarray, w2: np.ndarray) -> bool:
         """Count one question's answers ``column`` (NULL: system missing); False if it has too many distinct ones."""
@@ -321,18 +325,30 @@ class _Counted:
         width = len(values) + 1  # code 0: no answer
         cell = number * width + code
         size = self.keys * self.radix**self.nb * width
-        digits = (self.keys, *([self.radix] * self.nb), width)  # a cell number's banner digits, highest first
-        sums = [np.bincount(cell, weights=x, minlength=size).reshape(digits) for x in (None, w, w2)]
-        answer = np.r_[np.nan, values]
-        self.core.append(_nonzero(question, [s.sum(axis=tuple(range(1, self.nb + 1))) for s in sums], answer, None))
-        for b in range(self.nb):
-            axis = self.nb - b  # banner b's digit is worth radix**b
-            others = tuple(a for a in range(1, self.nb + 1) if a != axis)
-            by_digit = [s.sum(axis=others) if others else s for s in sums]
-            self.refined.append(_nonzero(question, by_digit, answer, (b, self.nb)))
+        sums = tuple(np.bincount(cell, weights=x, minlength=size) for x in (None, w, w2))
+        self.held.setdefault(width, []).append((question, np.r_[np.nan, values], sums))
+        self.size += 3 * size
+        if self.size > MAX_HELD:
+            self._flush()
         return True
 
+    def _flush(self) -> None:
+        nb = self.nb
+        for width, held in self.held.items():
+            questions = np.array([q for q, _, _ in held], np.int64)
+            answers = np.stack([a for _, a, _ in held])
+            digits = (len(held), self.keys, *([self.radix] * nb), width)  # a cell number's digits, highest first
+            sums = [np.stack([s[i] for _, _, s in held]).reshape(digits) for i in range(3)]
+            self.core.append(_nonzero(questions, answers, [s.sum(axis=tuple(range(2, nb + 2))) for s in sums], None))
+            for b in range(nb):
+                axis = nb + 1 - b  # banner b's digit is worth radix**b
+                others = tuple(a for a in range(2, nb + 2) if a != axis)
+                by_digit = [s.sum(axis=others) if others else s for s in sums]
+                self.refined.append(_nonzero(questions, answers, by_digit, (b, nb)))
+        self.held, self.size = {}, 0
+
     def tables(self, wave: int, ids: pa.Array, keys: list[str]) -> tuple[pa.Table, pa.Table]:
+        self._flush()
         names = pa.array(
             [refined_key(key, b, d) for key in keys for b in range(self.nb) for d in range(self.radix)], pa.string()
         )
@@ -368,29 +384,23 @@ def _answer_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | No
 
 
 def _nonzero(
-    question: int, sums: list[np.ndarray], answer: np.ndarray, banner: tuple[int, int] | None
+    questions: np.ndarray, answers: np.ndarray, sums: list[np.ndarray], banner: tuple[int, int] | None
 ) -> tuple[np.ndarray, ...]:
-    """The cells of one question that anyone is in: (question, key index, answer, no answer, n, Σw, Σw²), the key
-    index being a refined key's (see _Counted.tables) when ``banner`` is (b, nb), its digit 0 (no valid
-    code) dropped."""
+    """The cells that anyone is in, of sums by (question, key index[, digit], code): (question, key index,
+    answer, no answer, n, Σw, Σw²), ``answers[i, code]`` being the answer of code ``code`` of question
+    ``questions[i]``, and the key index a refined key's (see _Counted.tables) when ``banner`` is (b, nb),
+    its digit 0 (no valid code) dropped."""
     n = sums[0]
     if banner is not None:
         n = n.copy()
-        n[:, 0, :] = 0
+        n[:, :, 0, :] = 0
     at = np.nonzero(n)
     if banner is None:
-        key = at[0]
+        key = at[1]
     else:
         b, nb = banner
-        radix = n.shape[1]
-        key = (at[0] * nb + b) * radix + at[1]
-    return (
-        np.full(len(key), question, np.int64),
-        key,
-        answer[at[-1]],
-        at[-1] == 0,
-        *(s[at] for s in sums),
-    )
+        key = (at[1] * nb + b) * n.shape[2] + at[2]
+    return (questions[at[0]], key, answers[at[0], at[-1]], at[-1] == 0, *(s[at] for s in sums))
 
 
 def _cell_table(wave: int, ids: pa.Array, names: pa.Array, parts: list[tuple[np.ndarray, ...]]) -> pa.Table:
