@@ -626,3 +626,20 @@ def test_domain_sums_equal_a_plain_loop_over_each_domains_keys():
     assert sums["n"].dtype == np.float64
     empty = domain_sums(key[:0], group[:0], {"w": values["w"][:0]}, pairs, 9)
     assert len(empty[0]) == 0 and empty[2]["w"].dtype == np.float64
+
+
+def test_roll_up_stages_refuse_several_waves_at_once():
+    """aggregate and report sum and join one wave's cells at a time (the report's joins leave the wave out of
+    their keys): handed two waves, they refuse rather than mix them."""
+    import duckdb
+    import pyarrow as pa
+
+    from wavetool.stats.rollup import aggregate, report
+
+    two = pa.table({"wave": pa.array([1, 2], pa.int32())})
+    none = pa.table({"wave": pa.array([], pa.int32())})
+    con = duckdb.connect()
+    with pytest.raises(ValueError, match=r"one wave at a time, not waves \[1, 2\]"):
+        aggregate(con, {"cells": two, "mr": none})
+    with pytest.raises(ValueError, match=r"one wave at a time, not waves \[1, 2\]"):
+        report(con, {"targets": none, "classified": two, "mr_rolled": none}, z=1.96, min_base=30, test="z")
