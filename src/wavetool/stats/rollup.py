@@ -470,7 +470,7 @@ def _rows_select(m: Methods) -> str:
             {m.base("r.p", "r.var", "r.su_n_eff_raw")} AS ci_base
         FROM with_var r
     )
-    SELECT r.sidx, r.code, r.label, r.missing,
+    SELECT r.sidx, r.rank1, r.rank2, r.code, r.label, r.missing,
         CASE WHEN NOT r.su_suppressed THEN r.n_raw END AS n,
         CASE WHEN NOT r.su_suppressed THEN r.w_raw END AS weighted_n,
         CASE WHEN {show} THEN 100.0 * r.p END AS percent,
@@ -485,7 +485,6 @@ def _rows_select(m: Methods) -> str:
         r.quality = 'F' AS withheld,
         CASE WHEN r.quality = 'F' THEN {m.f_reason("code", "r.cv").replace("'code CV", "'percent CV")} END AS row_reason
     FROM flagged r
-    ORDER BY r.sidx, r.rank1, r.rank2
     """
 
 
@@ -1293,8 +1292,8 @@ def _report(
     with registered(con, inputs, (*AGGREGATES, *REPORT_INPUTS)):
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _wt_target_questions AS {_TARGET_QUESTIONS}")
-            # the summaries and the rows come out as Arrow in their order and are scanned from Arrow by the
-            # next queries: no temporary table to write, nor to sort again on the way out
+            # the summaries and the rows come out as Arrow, are sorted there (see _sorted) and are scanned from
+            # Arrow by the next queries: no temporary table to write
             summary = con.sql(
                 f"WITH {_aliases((*AGGREGATES, 'target_questions'))}, {_JOINED_CTE}, {_summary_select(m)} "
                 "SELECT * FROM summary",
@@ -1305,6 +1304,7 @@ def _report(
             con.register("_wt_summary", summary)
             rows_sql = f"WITH {_aliases((*AGGREGATES, 'summary'))}, {_rows_select(m)}"
             own = con.sql(rows_sql, params={"z": z} if "$z" in rows_sql else None).to_arrow_table()
+            own = _sorted(own, ("sidx", "rank1", "rank2")).drop_columns(["rank1", "rank2"])
             con.register("_wt_own_rows", own)
             audit = con.sql(
                 f"WITH {_aliases(('summary', 'own_rows'))} SELECT wave, scope, question, withheld, base_n, min_base, reason "
