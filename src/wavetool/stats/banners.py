@@ -267,15 +267,16 @@ def single_cells(
     CELL_SCHEMA, from ``source`` (with each respondent's cell number ``NUMBER``: see number_respondents;
     ``keys``: the key of each key index).
 
-    The answers are read a few dozen questions at a time and summed in numpy (see _counted): a question's
+    The answers are read a few dozen questions at a time and summed in numpy (see _Counted): a question's
     cells are a small dense array of (cell number, answer), from which the core cells are the sums over
-    the banner codes and each banner's cells the sums over the other banners'. Measured on the banner
-    benchmark, that is half the time of a SQL GROUP BY on the cell number, whose hash tables hold 15 times
-    the plain scan's groups. A question with too many distinct answers for a dense array (a numeric
-    question), or a design with too many keys (PSUs), is left to the SQL scan (see _scanned)."""
+    the banner codes and each banner's cells the sums over the other banners'. On one wave of the banner
+    benchmark that took about two thirds of the time of a SQL GROUP BY on the cell number (whose hash
+    tables hold 15 times the plain scan's groups) and its split. A question with more than MAX_ANSWERS
+    distinct answers (a numeric one), or a design with more than MAX_NUMBERS cell numbers (PSUs), is left
+    to the SQL scan (see _scanned)."""
     span = plan.radix ** len(plan.banners)
     if len(keys) * span > MAX_NUMBERS:
-        return _scanned(con, plan, source, wave, questions, weighted, keys)
+        return _scanned(con, plan, _fine_sql(source, wave, questions, weighted), questions, keys)
     counted = _Counted(plan, len(keys))
     left: list[tuple[str, str]] = []
     rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
@@ -292,7 +293,7 @@ def single_cells(
                 left.append(question)
     core, refined = counted.tables(wave, pa.array([qid for _, qid in questions], pa.string()), keys)
     if left:
-        sql_core, sql_refined = _scanned(con, plan, source, wave, left, weighted, keys)
+        sql_core, sql_refined = _scanned(con, plan, _fine_sql(source, wave, left, weighted), left, keys)
         core, refined = pa.concat_tables([core, sql_core]), pa.concat_tables([refined, sql_refined])
     return core, refined
 
@@ -422,18 +423,10 @@ def _cell_table(wave: int, ids: pa.Array, names: pa.Array, parts: list[tuple[np.
 
 
 def _scanned(
-    con: duckdb.DuckDBPyConnection,
-    plan: BannerPlan,
-    source: str,
-    wave: int,
-    questions: list[tuple[str, str]],
-    weighted: bool,
-    keys: list[str],
+    con: duckdb.DuckDBPyConnection, plan: BannerPlan, fine: str, questions: list[tuple[str, str]], keys: list[str]
 ) -> tuple[pa.Table, pa.Table]:
-    """:func:`single_cells` in SQL: :func:`frequencies.single_cells_sql` keyed by the cell number, two
-    questions per first pass, split into core and refined cells (see _split)."""
-    expressions = [e for e, _ in questions]
-    fine = single_cells_sql(source, wave, expressions, weighted, NUMBER, block=BLOCK, weights=("_wt_w", "_wt_w2"))
+    """:func:`single_cells` in SQL: ``fine``, the cells of ``questions`` keyed by the cell number (see
+    _fine_sql), split into core and refined cells (see _split)."""
     core, refined = _split(con, fine, plan, ("wave", "question", "value"), keys)
     ids = pa.array([qid for _, qid in questions], type=pa.string())
 
@@ -442,6 +435,12 @@ def _scanned(
         return cells.set_column(index, "question", ids.take(cells.column("question"))).select(CELL_SCHEMA.names)
 
     return named(core).cast(CELL_SCHEMA), named(refined).cast(CELL_SCHEMA)
+
+
+def _fine_sql(source: str, wave: int, questions: list[tuple[str, str]], weighted: bool) -> str:
+    """:func:`frequencies.single_cells_sql` of ``questions`` keyed by the cell number, two per first pass."""
+    expressions = [e for e, _ in questions]
+    return single_cells_sql(source, wave, expressions, weighted, NUMBER, block=BLOCK, weights=("_wt_w", "_wt_w2"))
 
 
 def mr_cells(con: duckdb.DuckDBPyConnection, plan: BannerPlan, sql: str, keys: list[str]) -> tuple[pa.Table, pa.Table]:
