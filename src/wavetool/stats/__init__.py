@@ -67,8 +67,8 @@ __all__ = [
 def _use_system_memory_pool() -> None:
     """Arrow's buffers from the C library's allocator, unless ARROW_DEFAULT_MEMORY_POOL chooses one.
     pyarrow's default, mimalloc, hands the tables' large freed buffers back to the kernel almost at once,
-    so the next ones of the same size fault their pages in again: in the benchmark study's banner tables
-    that was 2.7 s of system time in 8.5 s, and 40 % of the report stage (measured, one thread)."""
+    so the next ones of the same size fault their pages in again: in the benchmark study's banner tables,
+    serial, 2.0-2.6 s of system time in 7.7-8.9 s, and half of the report stage's time."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
 

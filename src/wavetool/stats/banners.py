@@ -414,9 +414,9 @@ def _cell_table(wave: int, ids: pa.Array, names: pa.Array, parts: list[tuple[np.
             "question": ids.take(pa.array(question)),
             "key": names.take(pa.array(key)),
             "value": pa.array(value, mask=no_answer),
-            "n": pa.array(n.astype(np.int64)),
-            "sw": pa.array(sw.astype(np.float64)),
-            "sw2": pa.array(sw2.astype(np.float64)),
+            "n": pa.array(n),  # bincount's: int64 counts, float64 sums
+            "sw": pa.array(sw),
+            "sw2": pa.array(sw2),
         },
         schema=CELL_SCHEMA,
     )

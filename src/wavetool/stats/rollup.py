@@ -1134,6 +1134,14 @@ def _simple_variances(
     return pa.concat_tables(parts)
 
 
+def _one_wave(inputs: dict[str, pa.Table], names: tuple[str, ...], stage: str) -> None:
+    """A ValueError unless the tables ``names`` of ``inputs`` hold one wave at most: a stage sums one wave's
+    cells (and the report joins them with no wave in the keys)."""
+    waves = {w for name in names for w in pc.unique(inputs[name].column("wave")).to_pylist()}
+    if len(waves) > 1:
+        raise ValueError(f"{stage} one wave at a time, not waves {sorted(waves)}")
+
+
 def aggregate(
     con: duckdb.DuckDBPyConnection, inputs: dict[str, pa.Table], *, variance: str = "linearized"
 ) -> dict[str, pa.Table]:
@@ -1142,9 +1150,7 @@ def aggregate(
 
     Returns the ``AGGREGATES`` tables, which :func:`report` takes: only the scope
     side of the roll-ups (the benchmarks live on in ``stats``)."""
-    waves = {w for name in ("cells", "mr") for w in pc.unique(inputs[name].column("wave")).to_pylist()}
-    if len(waves) > 1:
-        raise ValueError(f"aggregate sums one wave at a time, not waves {sorted(waves)}")
+    _one_wave(inputs, ("cells", "mr"), "aggregate sums")
     simple = variance != "kish" and is_simple_design(inputs["keys"], (inputs["scopes"], inputs["bench"]))
     ids = _Ids(
         scope=_columns(inputs, "scope", ("scopes", "bench")),
@@ -1246,17 +1252,14 @@ def report(
     methods: Methods | None = None,
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """The second stage, for one wave (a ValueError for cells or targets of several): (rows, summaries,
-    audit) as Arrow tables, sorted by scope, question and code, from the wave's :func:`aggregate` tables (``stats`` also holding the previous wave's) and
-    ``REPORT_INPUTS``; ``methods`` as in ``[tables]`` (default: Kish, Wald, no adjustment, no flags).
+    audit) as Arrow tables, sorted by scope, question and code, from the wave's :func:`aggregate` tables
+    (``stats`` also holding the previous wave's) and ``REPORT_INPUTS``; ``methods`` as in ``[tables]``
+    (default: Kish, Wald, no adjustment, no flags).
 
     The target questions and the summaries are computed once, and the rows and the audit then read them.
     The string ids are integer codes while the SQL runs (see _Ids); the scopes keep their names, and the
     part of a banner column's id that names its scope (``parent``), beside."""
-    waves = {
-        w for name in ("targets", "classified", "mr_rolled") for w in pc.unique(inputs[name].column("wave")).to_pylist()
-    }
-    if len(waves) > 1:
-        raise ValueError(f"report tabulates one wave at a time, not waves {sorted(waves)}")
+    _one_wave(inputs, ("targets", "classified", "mr_rolled"), "report tabulates")
     ids = _Ids(
         scope=_columns(inputs, "scope", ("scopes", "targets", "stats")),
         question=_columns(inputs, "question", ("questions", "stats")),
