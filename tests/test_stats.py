@@ -311,3 +311,23 @@ def test_unreviewed_wave_is_refused(tmp_path):
         con.execute("UPDATE waves SET review_status = 'unreviewed', drift = '[]' WHERE wave = 1")
     with pytest.raises(DriftGateError):
         tabulate(load_config(root), 2)  # wave 2's previous wave is wave 1
+
+
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_wave_whose_scan_fails_stops_the_tables_with_its_error(edge_study, monkeypatch, failing):
+    """Wave 2's tables scan waves 1 and 2 on two threads, each wave's roll-up waiting for its scan (and
+    wave 2's tables for wave 1's roll-up): a failed scan's error reaches the caller, and nothing waits for
+    it forever."""
+    import wavetool.stats as stats
+
+    root, _ = edge_study
+    scan = stats._collect_wave
+
+    def failing_scan(con, config, wave, *args):
+        if wave == failing:
+            raise InputMissingError(f"wave {wave} went away")
+        return scan(con, config, wave, *args)
+
+    monkeypatch.setattr(stats, "_collect_wave", failing_scan)
+    with pytest.raises(InputMissingError, match=f"wave {failing} went away"):
+        tabulate(load_config(root), 2, scopes=["all", "AA"])

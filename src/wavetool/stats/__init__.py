@@ -11,9 +11,10 @@ with the same scope in the previous wave.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -396,22 +397,39 @@ class _Request:
 
 
 def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: list[int]) -> list[_Wave]:
-    """Scan and aggregate each wave, then (for a target wave) compute its tables, two waves (one per core)
-    at a time: each wave is a few queries on its own cursor, and DuckDB runs each on one thread here
-    (see _one_thread_per_query), so waves side by side use the machine. A wave's tables wait for the
-    previous wave's statistics; that wave was started first, so the wait is short and never circular.
-    Returned in wave order."""
+    """Scan and aggregate each wave, then (for a target wave) compute its tables, on two threads (one per
+    core): each stage is a few queries on its own cursor, and DuckDB runs each on one thread here (see
+    _one_thread_per_query), so stages side by side use the machine. Returned in wave order.
+
+    The stages are queued so that a wave's scan runs beside another wave's roll-up (see _stage_order):
+    the scan's sums hold Python's lock for much of their time and the roll-up's queries do not, so two
+    scans side by side wait for each other (two waves' scans at once ran 1.3 times as fast as one after
+    the other). A stage waits only for stages queued before it
+    (its wave's scan; for the tables, the previous wave's roll-up), which a thread has already taken,
+    so the waits are short and never circular."""
     config = request.config
     parts: dict[int, _Wave] = {}
+    scanned = {wave: threading.Event() for wave in waves}
     aggregated = {wave: threading.Event() for wave in waves}
 
-    def work(wave: int) -> _Wave:
+    def scan(wave: int) -> None:
+        cursor = con.cursor()
+        try:
+            parts[wave] = _collect_wave(
+                cursor, config, wave, request.subscribers, request.wanted, request.weighted, request.banners
+            )
+        finally:
+            cursor.close()
+            scanned[wave].set()
+
+    def finish(wave: int) -> None:
+        scanned[wave].wait()
+        part = parts.get(wave)
         cursor = con.cursor()
         try:
             try:
-                part = _collect_wave(
-                    cursor, config, wave, request.subscribers, request.wanted, request.weighted, request.banners
-                )
+                if part is None:  # its scan failed, and says why
+                    return
                 part.aggregates = aggregate(
                     cursor, part.aggregate_inputs(config, request.scopes), variance=config.tables.variance
                 )
@@ -419,39 +437,71 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
                     part.banner_aggregates = aggregate(
                         cursor, _banner_inputs(part, config, request), variance=config.tables.variance
                     )
-                parts[wave] = part
             finally:
                 aggregated[wave].set()
             if wave in request.targets:
-                if wave - 1 in aggregated:
-                    aggregated[wave - 1].wait()
-                inputs = _report_inputs(part, parts.get(wave - 1), request.scopes)
-                if request.banners is not None:  # one report of the scopes and their banner columns
-                    inputs = _joined_inputs(inputs, _banner_report_inputs(part, parts.get(wave - 1), request))
-                tables = report(
-                    cursor,
-                    inputs,
-                    z=z_critical(config.tables.confidence),
-                    min_base=config.tables.min_base,
-                    test=test_name(config.tables.confidence, config.tables),
-                    methods=_methods(config),
-                )
-                if request.banners is None:
-                    part.tables = tables
-                else:
-                    part.tables, columns = _split(tables, request.scopes)
-                    part.banner_tables = banner_columns(
-                        request.banners, request.scopes, columns, config.tables.confidence
-                    )
+                _wave_tables(cursor, request, part, _previous(parts, aggregated, wave))
         finally:
             cursor.close()
-        return part
 
+    stages = _stage_order(waves, scan, finish)
     workers = max(1, min(len(waves), os.cpu_count() or 1))
     if workers == 1:
-        return [work(wave) for wave in waves]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(work, waves))
+        for stage in stages:
+            stage()
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(stage) for stage in stages]:
+                future.result()
+    return [parts[wave] for wave in waves]
+
+
+def _stage_order(
+    waves: list[int], scan: Callable[[int], None], finish: Callable[[int], None]
+) -> list[Callable[[], None]]:
+    """The stages in queue order: each wave's scan one wave ahead of the roll-ups (scan 1, scan 2,
+    finish 1, scan 3, finish 2, ..., finish n), so that after the first two scans each scan has a
+    roll-up beside it."""
+    order: list[Callable[[], None]] = []
+    for i, wave in enumerate(waves):
+        order.append(functools.partial(scan, wave))
+        if i >= 1:
+            order.append(functools.partial(finish, waves[i - 1]))
+    if waves:
+        order.append(functools.partial(finish, waves[-1]))
+    return order
+
+
+def _previous(parts: dict[int, _Wave], aggregated: dict[int, threading.Event], wave: int) -> _Wave | None:
+    """The previous wave, once rolled up (None when it is not scanned, or its scan or roll-up failed: that
+    stage's error is the one raised)."""
+    if wave - 1 not in aggregated:
+        return None
+    aggregated[wave - 1].wait()
+    previous = parts.get(wave - 1)
+    return previous if previous is not None and previous.aggregates else None
+
+
+def _wave_tables(cursor: duckdb.DuckDBPyConnection, request: _Request, part: _Wave, previous: _Wave | None) -> None:
+    """A target wave's tables (and, with banners, its banner columns' tables) from its roll-ups and the
+    previous wave's."""
+    config = request.config
+    inputs = _report_inputs(part, previous, request.scopes)
+    if request.banners is not None:  # one report of the scopes and their banner columns
+        inputs = _joined_inputs(inputs, _banner_report_inputs(part, previous, request))
+    tables = report(
+        cursor,
+        inputs,
+        z=z_critical(config.tables.confidence),
+        min_base=config.tables.min_base,
+        test=test_name(config.tables.confidence, config.tables),
+        methods=_methods(config),
+    )
+    if request.banners is None:
+        part.tables = tables
+    else:
+        part.tables, columns = _split(tables, request.scopes)
+        part.banner_tables = banner_columns(request.banners, request.scopes, columns, config.tables.confidence)
 
 
 def _methods(config: StudyConfig) -> Methods:
