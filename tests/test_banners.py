@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from mailhelpers import pdf_bytes, set_delivery, smtp_block, smtp_server, write_reports  # noqa: F401
@@ -185,6 +187,36 @@ def banner_pairs(banner: str) -> list[tuple[str, str]]:
         for y in names[i + 1 :]
         if not set(codes[x]) & set(codes[y])
     ]
+
+
+def test_one_roll_up_of_scopes_and_banner_columns_equals_two(study, monkeypatch):
+    """Without nets, a wave's scopes and banner columns are rolled up together (one aggregate: see
+    stats._aggregated). The tables equal those of two roll-ups, one of each: the Total rows exactly, the
+    banner columns' estimates to the last bits (their questions' centres are the scopes'), every count,
+    letter and flag exactly."""
+    import wavetool.stats as stats
+
+    config = load_config(study)
+    config = dataclasses.replace(config, banners=dataclasses.replace(config.banners, nets={}))
+    joined = []
+    both = stats._both
+    monkeypatch.setattr(stats, "_both", lambda *a: joined.append(1) or both(*a))
+    one = tabulate(config, WAVE, scopes=["quebec", "all"], banners=BANNERS)
+    assert joined, "the scopes and banner columns were rolled up apart"
+    monkeypatch.setattr(stats, "_same_design", lambda main, columns: False)
+    two = tabulate(config, WAVE, scopes=["quebec", "all"], banners=BANNERS)
+    for name in ("rows_table", "summaries_table", "suppressed_table"):
+        a, b = getattr(one, name), getattr(two, name)
+        assert a.schema == b.schema and a.num_rows == b.num_rows > 0
+        total_a, total_b = (t.filter(pc.equal(t.column("banner"), "")) for t in (a, b))
+        assert total_a.equals(total_b), name
+        for column in a.column_names:
+            x, y = a.column(column), b.column(column)
+            if pa.types.is_floating(x.type):
+                xs, ys = (np.asarray(v.to_numpy(zero_copy_only=False), dtype=float) for v in (x, y))
+                assert np.allclose(xs, ys, rtol=1e-12, atol=0, equal_nan=True), (name, column)
+            else:
+                assert x.equals(y), (name, column)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,7 +50,7 @@ from .drivers import compute as _compute_drivers
 from .frequencies import CELL_SCHEMA, MR_SCHEMA, fetch_cells, fetch_single_cells, mr_cells_sql
 from .output import ROW_KEYS_FIRST, Tables
 from .questions import Question, custom_question_list, mr_sets, single_questions
-from .rollup import Methods, aggregate, report
+from .rollup import Methods, aggregate, is_simple_design, report
 from .significance import confidence_label, methods_meta, register_functions, test_name, z_critical
 
 __all__ = [
@@ -276,10 +277,9 @@ class _Wave:
         self.aggregates: dict[str, pa.Table] = {}
         self.metadata: dict[str, pa.Table] = {}
         self.tables: tuple[pa.Table, pa.Table, pa.Table] | None = None  # (rows, summaries, audit) of a target
-        # banner columns (see stats.banners): refined cells, their roll-ups and tables
+        # banner columns (see stats.banners): refined cells and tables (their roll-ups are in aggregates)
         self.banner_cells: list[pa.Table] = []
         self.banner_mr: list[pa.Table] = []
-        self.banner_aggregates: dict[str, pa.Table] = {}
         self.banner_tables: tuple[pa.Table, pa.Table, pa.Table] | None = None
 
     def aggregate_inputs(self, config: StudyConfig, scopes: list[str]) -> dict[str, pa.Table]:
@@ -344,14 +344,18 @@ class _Wave:
         }
 
 
-def _report_inputs(part: _Wave, previous: _Wave | None, scopes: list[str]) -> dict[str, pa.Table]:
+def _report_inputs(part: _Wave, previous: _Wave | None, request: _Request) -> dict[str, pa.Table]:
     """The inputs of :func:`rollup.report` for one wave: its aggregates and question metadata, and the
-    statistics of the previous wave (for the wave-on-wave tests)."""
+    statistics of the previous wave (for the wave-on-wave tests). With banners, one report of the scopes
+    and their banner columns (see _aggregated): the report works row by row (no sum spans two scopes), so
+    each table comes out as from its own report, and the fixed cost of a report is paid once. The banner
+    columns' positions follow the scopes'."""
+    ids = request.scopes + ([d.id for d in request.banners.domains(request.scopes)] if request.banners else [])
     inputs = {**part.aggregates, **{name: part.metadata[name] for name in ("questions", "codes", "items")}}
     if previous is not None:
         inputs["stats"] = pa.concat_tables([part.aggregates["stats"], previous.aggregates["stats"]])
-    inputs["scopes"] = _table(["scope", "spos"], [(s, i) for i, s in enumerate(scopes)], [pa.string(), pa.int32()])
-    inputs["targets"] = _table(["wave", "scope"], [(part.wave, s) for s in scopes], [pa.int32(), pa.string()])
+    inputs["scopes"] = _table(["scope", "spos"], [(s, i) for i, s in enumerate(ids)], [pa.string(), pa.int32()])
+    inputs["targets"] = _table(["wave", "scope"], [(part.wave, s) for s in ids], [pa.int32(), pa.string()])
     return inputs
 
 
@@ -430,13 +434,7 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
             try:
                 if part is None:  # its scan failed, and says why
                     return
-                part.aggregates = aggregate(
-                    cursor, part.aggregate_inputs(config, request.scopes), variance=config.tables.variance
-                )
-                if request.banners is not None:
-                    part.banner_aggregates = aggregate(
-                        cursor, _banner_inputs(part, config, request), variance=config.tables.variance
-                    )
+                part.aggregates = _aggregated(cursor, part, request)
             finally:
                 aggregated[wave].set()
             if wave in request.targets:
@@ -486,12 +484,9 @@ def _wave_tables(cursor: duckdb.DuckDBPyConnection, request: _Request, part: _Wa
     """A target wave's tables (and, with banners, its banner columns' tables) from its roll-ups and the
     previous wave's."""
     config = request.config
-    inputs = _report_inputs(part, previous, request.scopes)
-    if request.banners is not None:  # one report of the scopes and their banner columns
-        inputs = _joined_inputs(inputs, _banner_report_inputs(part, previous, request))
     tables = report(
         cursor,
-        inputs,
+        _report_inputs(part, previous, request),
         z=z_critical(config.tables.confidence),
         min_base=config.tables.min_base,
         test=test_name(config.tables.confidence, config.tables),
@@ -628,29 +623,45 @@ def _banner_inputs(part: _Wave, config: StudyConfig, request: _Request) -> dict[
     }
 
 
-def _banner_report_inputs(part: _Wave, previous: _Wave | None, request: _Request) -> dict[str, pa.Table]:
-    """:func:`_report_inputs` for the banner columns (the previous wave's same columns for its tests)."""
-    plan = request.banners
-    assert plan is not None
-    ids = [d.id for d in plan.domains(request.scopes)]
-    inputs = {**part.banner_aggregates, **{name: part.metadata[name] for name in ("questions", "codes", "items")}}
-    if previous is not None and previous.banner_aggregates:
-        inputs["stats"] = pa.concat_tables([part.banner_aggregates["stats"], previous.banner_aggregates["stats"]])
-    inputs["scopes"] = _table(["scope", "spos"], [(s, i) for i, s in enumerate(ids)], [pa.string(), pa.int32()])
-    inputs["targets"] = _table(["wave", "scope"], [(part.wave, s) for s in ids], [pa.int32(), pa.string()])
-    return inputs
+def _aggregated(cursor: duckdb.DuckDBPyConnection, part: _Wave, request: _Request) -> dict[str, pa.Table]:
+    """The wave's roll-ups (:func:`rollup.aggregate`) of its scopes and, with banners, of their banner
+    columns too, as one set of tables (which the report takes together: see _report_inputs). Where both
+    are of the same design (see rollup.is_simple_design), one roll-up of both: its fixed cost, a third of
+    a banner column's roll-up in the banner benchmark, is paid once, and no sum spans the two (the banner
+    columns' keys are keys of their own)."""
+    config = request.config
+    variance = config.tables.variance
+    main = part.aggregate_inputs(config, request.scopes)
+    if request.banners is None:
+        return aggregate(cursor, main, variance=variance)
+    columns = _banner_inputs(part, config, request)
+    if _same_design(main, columns):
+        return aggregate(cursor, _both(main, columns), variance=variance)
+    scopes, banner = aggregate(cursor, main, variance=variance), aggregate(cursor, columns, variance=variance)
+    return {
+        name: table if name == "unlabelled" else pa.concat_tables([table, banner[name]])
+        for name, table in scopes.items()
+    }
 
 
-def _joined_inputs(main: dict[str, pa.Table], columns: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """The report inputs of the scopes and of their banner columns as one: the report works row by row
-    (no sum spans two scopes), so each table comes out as from its own report, and the fixed cost of a
-    report is paid once. The banner columns' positions follow the scopes'."""
-    joined = {name: main[name] for name in ("questions", "codes", "items", "unlabelled")}
-    for name in ("classified", "mr_rolled", "mr_responses", "stats", "targets"):
-        joined[name] = pa.concat_tables([main[name], columns[name]])
-    offset = pc.add(columns["scopes"].column("spos"), main["scopes"].num_rows).cast(pa.int32())
-    shifted = columns["scopes"].set_column(columns["scopes"].schema.get_field_index("spos"), "spos", offset)
-    joined["scopes"] = pa.concat_tables([main["scopes"], shifted])
+def _same_design(main: dict[str, pa.Table], columns: dict[str, pa.Table]) -> bool:
+    return is_simple_design(main["keys"], (main["scopes"], main["bench"])) == is_simple_design(
+        columns["keys"], (columns["scopes"], columns["bench"])
+    )
+
+
+def _both(main: dict[str, pa.Table], columns: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """The roll-up inputs of the scopes and of their banner columns as one: cells, keys, scopes and
+    benchmarks appended (the scopes' first, so their ids' codes and sums' order are as in a roll-up of
+    their own), the banner columns' keys as part 1 (see rollup: the questions' centres stay the scopes')."""
+    joined = dict(main)
+    for name in ("cells", "mr", "scopes", "bench"):
+        joined[name] = pa.concat_tables([main[name], columns[name].cast(main[name].schema)])
+    parts = [
+        table.append_column("part", pa.array(np.full(table.num_rows, part, np.int8)))
+        for part, table in enumerate((main["keys"], columns["keys"].cast(main["keys"].schema)))
+    ]
+    joined["keys"] = pa.concat_tables(parts)
     return joined
 
 

@@ -24,7 +24,10 @@ columns: jurisdiction + SEP + banner code; a strata or cluster column) and, by s
 Inputs (registered as views named ``_wt_<name>`` while a stage runs):
 
 - ``cells`` / ``mr``: see :mod:`wavetool.stats.frequencies`.
-- ``keys`` (key, jurisdiction, owner, stratum, psu) and ``strata`` (stratum, n_h): see above.
+- ``keys`` (key, jurisdiction, owner, stratum, psu[, part]) and ``strata`` (stratum, n_h): see above. The
+  optional ``part`` lets one stage roll up the scopes' own keys (part 0) and finer keys of the same
+  respondents (the banner columns' keys, part 1) together: the questions' centres (see
+  _key_question_sums) are then taken over part 0 alone, so its statistics are those of its own roll-up.
 - ``questions`` (wave, question, name, kind, label, owner, qpos, is_scale): ``question`` is the internal id
   (``<subscriber>:<name>`` for a custom question, so it never merges with a core question of that name).
 - ``codes`` (wave, question, value, label, missing): labelled codes; ``missing`` = declared user-missing.
@@ -795,8 +798,9 @@ class _Cells:
 
 def _key_question_sums(cells: _Cells, keys: pa.Table, *, core_centre: bool) -> pa.Table:
     """Each key's sufficient statistics per question, over its valid answers, sorted by (key, question):
-    centre (the question's mean over the wave; with ``core_centre`` over the core keys only, and only the
-    questions they answered: custom answers have no benchmark), n, w = Σw, w2 = Σw², top_w, top_w2, bottom_w
+    centre (the question's mean over the wave, over its keys of part 0 when ``keys`` has parts; with
+    ``core_centre`` over the core keys only, and only the questions they answered: custom answers have no
+    benchmark), n, w = Σw, w2 = Σw², top_w, top_w2, bottom_w
     (the boxes' Σw and Σw²), and, d being x − centre, wd = Σw·d, wdd = Σw·d², w2d = Σw²·d, w2dd = Σw²·d².
     The centre, close to any domain's mean, keeps the one-pass variances exact to many digits."""
     rows = np.flatnonzero(cells.valid_code[cells.qv])
@@ -806,12 +810,16 @@ def _key_question_sums(cells: _Cells, keys: pa.Table, *, core_centre: bool) -> p
     value = _floats(cells.marks.column("value"))[qv]
     top, bottom = (_flags(cells.marks.column(c))[qv] for c in ("top", "bottom"))
     groups = int(question.max(initial=-1)) + 1
-    counted = np.ones(len(rows), dtype=bool)
+    listed = _ints(keys.column("key"))
+    size = int(max(key.max(initial=0), listed.max(initial=0))) + 1
     if core_centre:
-        owned = pc.is_valid(keys.column("owner")).to_numpy(zero_copy_only=False)
-        core_keys = np.zeros(int(max(key.max(initial=0), _ints(keys.column("key")).max(initial=0))) + 1, dtype=bool)
-        core_keys[_ints(keys.column("key"))[~owned]] = True
-        counted = core_keys[key]
+        centring = np.zeros(size, dtype=bool)
+        centring[listed[~pc.is_valid(keys.column("owner")).to_numpy(zero_copy_only=False)]] = True
+    else:
+        centring = np.ones(size, dtype=bool)
+    if "part" in keys.column_names:  # finer keys beside the scopes' own (see the module docstring): not centred on
+        centring[listed[_ints(keys.column("part")) != 0]] = False
+    counted = centring[key]
     weight = np.bincount(question, weights=np.where(counted, sw, 0.0), minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         centre = np.where(
