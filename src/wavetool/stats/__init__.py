@@ -408,9 +408,9 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
     The stages are queued so that a wave's scan runs beside another wave's roll-up (see _stage_order):
     the scan's sums hold Python's lock for much of their time and the roll-up's queries do not, so two
     scans side by side wait for each other (two waves' scans at once ran 1.3 times as fast as one after
-    the other). A stage waits only for stages queued before it
-    (its wave's scan; for the tables, the previous wave's roll-up), which a thread has already taken,
-    so the waits are short and never circular."""
+    the other). A stage waits only for stages queued before it (its wave's scan; for the tables, the
+    previous wave's roll-up), which a thread has already taken, so the waits are short and never
+    circular. One wave ahead holds at most one more wave's cells than before."""
     config = request.config
     parts: dict[int, _Wave] = {}
     scanned = {wave: threading.Event() for wave in waves}
