@@ -410,7 +410,7 @@ def _tables_by_wave(con: duckdb.DuckDBPyConnection, request: _Request, waves: li
     scans side by side wait for each other (two waves' scans at once ran 1.3 times as fast as one after
     the other). A stage waits only for stages queued before it (its wave's scan; for the tables, the
     previous wave's roll-up), which a thread has already taken, so the waits are short and never
-    circular. One wave ahead holds at most one more wave's cells than before."""
+    circular."""
     config = request.config
     parts: dict[int, _Wave] = {}
     scanned = {wave: threading.Event() for wave in waves}
