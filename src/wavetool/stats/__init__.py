@@ -656,10 +656,10 @@ def _both(main: dict[str, pa.Table], columns: dict[str, pa.Table]) -> dict[str, 
     their own), the banner columns' keys as part 1 (see rollup: the questions' centres stay the scopes')."""
     joined = dict(main)
     for name in ("cells", "mr", "scopes", "bench"):
-        joined[name] = pa.concat_tables([main[name], columns[name].cast(main[name].schema)])
+        joined[name] = pa.concat_tables([main[name], columns[name]])
     parts = [
         table.append_column("part", pa.array(np.full(table.num_rows, part, np.int8)))
-        for part, table in enumerate((main["keys"], columns["keys"].cast(main["keys"].schema)))
+        for part, table in enumerate((main["keys"], columns["keys"]))
     ]
     joined["keys"] = pa.concat_tables(parts)
     return joined

@@ -800,8 +800,8 @@ def _key_question_sums(cells: _Cells, keys: pa.Table, *, core_centre: bool) -> p
     """Each key's sufficient statistics per question, over its valid answers, sorted by (key, question):
     centre (the question's mean over the wave, over its keys of part 0 when ``keys`` has parts; with
     ``core_centre`` over the core keys only, and only the questions they answered: custom answers have no
-    benchmark), n, w = Σw, w2 = Σw², top_w, top_w2, bottom_w
-    (the boxes' Σw and Σw²), and, d being x − centre, wd = Σw·d, wdd = Σw·d², w2d = Σw²·d, w2dd = Σw²·d².
+    benchmark), n, w = Σw, w2 = Σw², top_w, top_w2, bottom_w (the boxes' Σw and Σw²), and, d being
+    x − centre, wd = Σw·d, wdd = Σw·d², w2d = Σw²·d, w2dd = Σw²·d².
     The centre, close to any domain's mean, keeps the one-pass variances exact to many digits."""
     rows = np.flatnonzero(cells.valid_code[cells.qv])
     qv, key = cells.qv[rows], cells.key[rows]
