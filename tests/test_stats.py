@@ -331,3 +331,23 @@ def test_a_wave_whose_scan_fails_stops_the_tables_with_its_error(edge_study, mon
     monkeypatch.setattr(stats, "_collect_wave", failing_scan)
     with pytest.raises(InputMissingError, match=f"wave {failing} went away"):
         tabulate(load_config(root), 2, scopes=["all", "AA"])
+
+
+@pytest.mark.parametrize(("chosen", "backend"), [(None, "jemalloc"), ("system", "system")])
+def test_arrow_buffers_come_from_a_pool_that_keeps_freed_pages(chosen, backend):
+    """Importing the tables' engine makes Arrow allocate from jemalloc with a decay (freed pages kept for the
+    next buffers), unless ARROW_DEFAULT_MEMORY_POOL names a pool."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    if backend == "jemalloc" and "jemalloc" not in pa.supported_memory_backends():
+        pytest.skip("this pyarrow has no jemalloc")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = "import wavetool.stats, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == backend
