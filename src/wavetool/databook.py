@@ -246,7 +246,6 @@ class _Book:
             "note": f(italic=True, font_color="#444444"),
             "link": f(font_color="#0563C1", underline=1),
             "text": f(text_wrap=True),
-            "blank": f(),
         }
 
     # --- writing ----------------------------------------------------------------------------------
@@ -429,12 +428,13 @@ class _Book:
         withheld: list[bool] | None = None,
     ) -> int:
         ws.write_string(r, 0, label, fmt["label_b"] if kind in ("count", "pct_b") else fmt["label"])
+        # a cell with nothing to show is not written at all: an empty cell looks the same, and skipping them
+        # (a fifth of a 400-question book's cells) is a tenth of the time the book takes
         for j, value in enumerate(values, start=1):
             flag = quality[j - 1] if quality else ""
             if cols[j - 1].get("benchmark") and value is None:
-                ws.write_blank(r, j, None, fmt["blank"])
-            elif value is None or flag == "F" or (withheld and withheld[j - 1] and kind != "count"):
-                ws.write_blank(r, j, None, fmt["blank"])
+                continue
+            if value is None or flag == "F" or (withheld and withheld[j - 1] and kind != "count"):
                 if kind != "count" or value is None:
                     notes["withheld"] = True
             else:
@@ -449,7 +449,6 @@ class _Book:
         if len(self.columns) <= 2:
             return r
         ws.set_row(r, 11)
-        ws.write_blank(r, 0, None, fmt["blank"])
         for j, text in enumerate(letters, start=1):
             if text:
                 ws.write_string(r, j, text, fmt["sig"])
