@@ -333,6 +333,25 @@ def test_a_wave_whose_scan_fails_stops_the_tables_with_its_error(edge_study, mon
         tabulate(load_config(root), 2, scopes=["all", "AA"])
 
 
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_wave_whose_roll_up_fails_stops_the_tables_with_its_error(edge_study, monkeypatch, failing):
+    """Wave 2's tables wait for wave 1's roll-up, on the other thread: a failed roll-up's error reaches the
+    caller, and nothing waits for it forever."""
+    import wavetool.stats as stats
+
+    root, _ = edge_study
+    roll_up = stats._aggregated
+
+    def failing_roll_up(cursor, part, request):
+        if part.wave == failing:
+            raise InputMissingError(f"wave {part.wave} could not be rolled up")
+        return roll_up(cursor, part, request)
+
+    monkeypatch.setattr(stats, "_aggregated", failing_roll_up)
+    with pytest.raises(InputMissingError, match=f"wave {failing} could not be rolled up"):
+        tabulate(load_config(root), 2, scopes=["all", "AA"])
+
+
 @pytest.mark.parametrize(("chosen", "backend"), [(None, "jemalloc"), ("system", "system")])
 def test_arrow_buffers_come_from_a_pool_that_keeps_freed_pages(chosen, backend):
     """Importing the tables' engine makes Arrow allocate from jemalloc with a decay (freed pages kept for the
