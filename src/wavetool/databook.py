@@ -428,8 +428,8 @@ class _Book:
         withheld: list[bool] | None = None,
     ) -> int:
         ws.write_string(r, 0, label, fmt["label_b"] if kind in ("count", "pct_b") else fmt["label"])
-        # a cell with nothing to show is not written at all: an empty cell looks the same, and skipping them
-        # (a fifth of a 400-question book's cells) is a tenth of the time the book takes
+        # a cell with nothing to show is not written at all: an empty cell looks the same, and these are a
+        # fifth of a 400-question book's cells (writing it without them: 0.775 -> 0.633 s)
         for j, value in enumerate(values, start=1):
             flag = quality[j - 1] if quality else ""
             if cols[j - 1].get("benchmark") and value is None:
