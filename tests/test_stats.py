@@ -10,9 +10,13 @@ weights (weighted = unweighted) and --unweighted.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from edgestudy import CONFIG, MIN_BASE, MISSING, Z95, make_wave, write_sav
@@ -354,14 +358,8 @@ def test_a_wave_whose_roll_up_fails_stops_the_tables_with_its_error(edge_study, 
 
 @pytest.mark.parametrize(("chosen", "backend"), [(None, "jemalloc"), ("system", "system")])
 def test_arrow_buffers_come_from_a_pool_that_keeps_freed_pages(chosen, backend):
-    """Importing the tables' engine makes Arrow allocate from jemalloc with a decay (freed pages kept for the
-    next buffers), unless ARROW_DEFAULT_MEMORY_POOL names a pool."""
-    import os
-    import subprocess
-    import sys
-
-    import pyarrow as pa
-
+    """Importing the tables' engine makes Arrow allocate from jemalloc (with the decay it sets, which pyarrow
+    cannot read back), unless ARROW_DEFAULT_MEMORY_POOL names a pool."""
     if backend == "jemalloc" and "jemalloc" not in pa.supported_memory_backends():
         pytest.skip("this pyarrow has no jemalloc")
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}

@@ -73,10 +73,11 @@ def _use_retaining_memory_pool() -> None:
     """Arrow's buffers from jemalloc, keeping freed pages for ARROW_DECAY_MS, unless ARROW_DEFAULT_MEMORY_POOL
     chooses a pool (the C library's allocator where pyarrow has no jemalloc). Every stage frees tables and
     allocates ones of the same sizes: pyarrow's default, mimalloc, and jemalloc at its default decay of 0
-    hand freed pages back to the kernel at once, and the C library's allocator did so for the banner run's
-    threads, so each new buffer faulted its pages in again. Alternating processes over the banner
-    benchmark, this halved the page faults (about 300,000 to 140,000 a run), cut system time from 1.0-1.3 s
-    to 0.4-0.8 s, and the banner tables' median wall time by 8 % against the C library's allocator."""
+    hand freed pages back to the kernel at once, so each new buffer faults its pages in again; with the C
+    library's allocator the banner run's two workers took three times the page faults of one. Alternating
+    processes over the banner benchmark, the kept pages halved the faults (about 300,000 to 140,000 a run),
+    cut system time from 1.0-1.3 s to 0.4-0.8 s, and the banner tables' median wall time by 8 % against the
+    C library's allocator."""
     if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
         return
     try:
